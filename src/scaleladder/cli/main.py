@@ -1,0 +1,249 @@
+"""The ``scaleladder`` command: a thin face over the public API (typer + rich).
+
+    scaleladder ladders
+    scaleladder run silicon-fracture [--set key=value ...] [--executor tcp://host:port] [--store DIR]
+    scaleladder budget <run>
+    scaleladder show <artifact>
+    scaleladder report <run> [--html out.html] [--png-dir DIR]
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="scaleladder: multiscale materials modelling with units, provenance and error budgets.")
+console = Console()
+err_console = Console(stderr=True)
+
+STORE_OPT = typer.Option(".scaleladder", "--store", help="store directory (SQLite index + blobs)")
+
+
+def _fail(exc: Exception) -> None:
+    err_console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def ladders() -> None:
+    """List the ready ladders with one line each."""
+    from ..ladders import available_ladders
+
+    table = Table(title="ladders", show_header=True)
+    table.add_column("name", style="bold")
+    table.add_column("what it does")
+    for name, desc in available_ladders().items():
+        table.add_row(name, desc)
+    console.print(table)
+
+
+@app.command()
+def settings(ladder: str = typer.Argument(..., help="ladder name")) -> None:
+    """List a ladder's settings (the keys --set accepts), their defaults and meaning."""
+    from ..core.errors import ScaleLadderError
+    from ..ladders import get_ladder
+
+    try:
+        spec = get_ladder(ladder)
+    except ScaleLadderError as exc:
+        _fail(exc)
+    table = Table(title=f"{ladder} settings")
+    for col in ("key", "default", "type", "meaning"):
+        table.add_column(col)
+    for s in spec.settings:
+        table.add_row(s.name, repr(s.default), s.type.__name__, s.help)
+    console.print(table)
+
+
+@app.command()
+def run(
+    ladder: str = typer.Argument(..., help="ladder name (see: scaleladder ladders)"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="override a setting: key=value"),
+    executor: str = typer.Option("local", "--executor",
+                                 help="local | process | tcp://scheduler:8786 (Dask distributed)"),
+    store: Path = STORE_OPT,
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+) -> None:
+    """Run a ladder into the store (re-runs reuse every finished stage) and print its summary."""
+    from ..core.errors import ScaleLadderError
+    from ..core.pipeline import Runner
+    from ..core.store import Store
+    from ..ladders import get_ladder, parse_set_options
+
+    t0 = time.perf_counter()
+    try:
+        spec = get_ladder(ladder)
+        settings_ = spec.resolve(strings=parse_set_options(set_))
+        targets = spec.build(settings_)
+        st = Store(store)
+        runner = Runner(st, executor=executor, progress=not quiet)
+        results = runner.run(targets)
+        run_id = st.add_run(ladder, settings_, {k: n.key for k, n in targets.items()})
+    except ScaleLadderError as exc:
+        _fail(exc)
+    elapsed = time.perf_counter() - t0
+    if spec.summarize is not None:
+        _print_sections(spec.summarize(settings_, results))
+    stats = getattr(runner, "stats", None) or {}
+    console.print(f"run [bold]{run_id}[/] of {ladder}: {elapsed:.1f} s wall; "
+                  f"{stats.get('computed', '?')} stages computed, {stats.get('reused', '?')} reused "
+                  f"from {store}")
+    console.print(f"next: scaleladder budget {run_id} | scaleladder report {run_id} --html report.html")
+
+
+def _print_sections(sections) -> None:
+    for title, rows in sections:
+        table = Table(title=title, title_justify="left", show_header=True)
+        table.add_column("quantity", style="bold")
+        table.add_column("value", justify="right")
+        table.add_column("unit")
+        table.add_column("note", style="dim")
+        for row in rows:
+            table.add_row(*[str(x) for x in row])
+        console.print(table)
+
+
+def _load_run(store: Path, ref: str):
+    from ..core.store import Store
+
+    st = Store(store)
+    info = st.get_run(ref)
+    return st, info
+
+
+@app.command()
+def budget(run_ref: str = typer.Argument("latest", metavar="RUN", help="run id, ladder name or 'latest'"),
+           store: Path = STORE_OPT) -> None:
+    """The error budget of a run: each source's share and the weakest handoff."""
+    from ..core.errors import ScaleLadderError
+    from ..ladders import get_ladder
+
+    try:
+        st, info = _load_run(store, run_ref)
+        get_ladder(info["ladder"])  # validates the ladder still exists
+        from importlib import import_module
+
+        ladder_mod = import_module(f"scaleladder.ladders.{info['ladder'].replace('-', '_')}")
+        handoffs = getattr(ladder_mod, "SOURCE_HANDOFFS", {})
+        results = {k: st.get(v) for k, v in info["targets"].items()}
+    except ScaleLadderError as exc:
+        _fail(exc)
+    from ..uq import Estimate
+
+    qois = []
+    for name, value in results.items():
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, Estimate) and v.ndim == 0 and v.sources:
+                    qois.append((f"{name}.{k}", v))
+    if not qois:
+        console.print("no quantity with an error budget in this run")
+        raise typer.Exit(1)
+    for label, est in qois:
+        table = Table(title=f"{label} = {float(est.value):.4g} ± {float(est.std):.2g} {est.unit}",
+                      title_justify="left")
+        table.add_column("source", style="bold")
+        table.add_column("σ", justify="right")
+        table.add_column("share", justify="right")
+        table.add_column("bar")
+        table.add_column("handoff", style="dim")
+        shares = est.budget()
+        for src in sorted(shares, key=shares.get, reverse=True):
+            bar = "█" * int(round(40 * shares[src]))
+            table.add_row(src, f"{est.variances[src] ** 0.5:.3g} {est.unit}", f"{100 * shares[src]:.1f} %",
+                          bar, handoffs.get(src, ""))
+        console.print(table)
+        weakest = max(shares, key=shares.get)
+        console.print(f"weakest handoff for {label}: [bold]{weakest}[/] — {handoffs.get(weakest, '')}\n")
+
+
+@app.command()
+def show(artifact: str = typer.Argument(..., help="key (or unique prefix), or RUN:target e.g. latest:elastic"),
+         store: Path = STORE_OPT) -> None:
+    """An artifact: its value with units, and the chain of stages and parameters that produced it."""
+    from ..core.errors import ScaleLadderError
+
+    try:
+        from ..core.store import Store
+
+        st = Store(store)
+        if ":" in artifact:
+            ref, target = artifact.split(":", 1)
+            info = st.get_run(ref)
+            if target not in info["targets"]:
+                from ..core.errors import InputError
+
+                raise InputError("target", target, "one of " + ", ".join(info["targets"]))
+            key = info["targets"][target]
+        else:
+            key = st.find(artifact)
+        value = st.get(key)
+        chain = st.provenance(key)
+    except ScaleLadderError as exc:
+        _fail(exc)
+    console.rule(f"[bold]{key[:16]}[/]")
+    console.print(_describe(value))
+    table = Table(title="provenance (this artifact first, then its inputs)", title_justify="left")
+    for col in ("key", "stage", "version", "parameters", "elapsed"):
+        table.add_column(col)
+    for rec in chain:
+        params = {k: v for k, v in (rec.get("params") or {}).items() if k not in ("structure",)}
+        ptxt = ", ".join(f"{k}={_short(v)}" for k, v in params.items())
+        table.add_row(rec["key"][:12], rec["stage"], str(rec["version"]), ptxt[:120],
+                      f"{rec.get('elapsed_s', 0):.2f} s")
+    console.print(table)
+
+
+def _short(v) -> str:
+    s = repr(v)
+    return s if len(s) < 40 else s[:37] + "..."
+
+
+def _describe(value) -> str:
+    import numpy as np
+
+    from ..uq import Estimate
+
+    if isinstance(value, dict):
+        lines = []
+        for k, v in value.items():
+            if isinstance(v, (dict, list)) or (isinstance(v, np.ndarray) and v.size > 9):
+                lines.append(f"{k}: <{type(v).__name__}{getattr(v, 'shape', '')}>")
+            else:
+                lines.append(f"{k}: {v!r}" if not isinstance(v, Estimate) else f"{k}: {v}")
+        return "\n".join(lines)
+    return repr(value)
+
+
+@app.command()
+def report(run_ref: str = typer.Argument("latest", metavar="RUN"),
+           html: Optional[Path] = typer.Option(None, "--html", help="write one self-contained HTML file"),
+           png_dir: Optional[Path] = typer.Option(None, "--png-dir", help="write the plots as PNG files"),
+           store: Path = STORE_OPT) -> None:
+    """A readable summary with plots: E-V fit, fit parity, stress field, budget bars."""
+    from ..core.errors import ScaleLadderError
+    from ..report import build_report
+
+    if html is None and png_dir is None:
+        html = Path("report.html")
+    try:
+        st, info = _load_run(store, run_ref)
+        results = {k: st.get(v) for k, v in info["targets"].items()}
+        out = build_report(info, results, html=html, png_dir=png_dir)
+    except ScaleLadderError as exc:
+        _fail(exc)
+    for path in out:
+        console.print(f"wrote {path}")
+
+
+def main() -> None:  # pragma: no cover - entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,498 @@
+"""The flagship ladder: silicon, from electrons to a cracked plate.
+
+Stages (each cached in the store, each a plain module-level function so that process pools and Dask
+workers can run it):
+
+1. electronic: periodic DFT (PySCF, GTH pseudopotentials, k-points) on an E-V series, strained and
+   rattled cells and held-out configurations, for the main functional and for a second functional
+   with its matching pseudopotential; one stage per configuration so a crash loses only the one in
+   progress.  -> ``ReferenceDataset``, ``EquationOfState`` (a0, B0).
+2. atomistic: Stillinger-Weber fitted to each dataset with a Laplace ensemble (``FittedPotential``);
+   relaxed-ion elastic constants (``ElasticTensor``) and the relaxed (111) shuffle surface energy
+   (``SurfaceEnergy``), both propagated over the ensemble.
+3. combination: the functional's share (second functional's chain), the potential's transferability
+   (held-out errors) and the fit ensemble become named sources of one Estimate per quantity.
+4. continuum: anisotropic plane-strain FE plate with a centre crack on (111), front [1-10]; energy
+   release rate by the domain J-integral; critical stress where G = 2γ, propagated over every source,
+   mesh refinement as the fourth source; the closed form (Griffith with the Sih-Paris-Irwin factor and
+   the finite-width correction) beside it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..core import validate as V
+from ..core.pipeline import stage
+from ..core.units import EV_PER_A2_IN_J_PER_M2
+from ..uq import Estimate, propagate
+from .base import LadderSpec, Setting
+
+# --------------------------------------------------------------------------- source names
+XC = "xc functional"
+FIT = "fit ensemble"
+TRANSFER = "transferability"
+MESH = "mesh"
+
+#: which handoff each source of the critical stress's budget belongs to
+SOURCE_HANDOFFS = {
+    XC: "electronic -> atomistic (ReferenceDataset: DFT functional)",
+    FIT: "atomistic fit (FittedPotential: parameter uncertainty)",
+    TRANSFER: "atomistic -> continuum (ElasticTensor, SurfaceEnergy: potential transferability)",
+    MESH: "continuum discretisation (finite-element mesh)",
+}
+
+
+# --------------------------------------------------------------------------- stages: electronic
+def _atoms_from_structure(s: dict):
+    from ase import Atoms
+
+    return Atoms(numbers=s["numbers"], positions=s["positions"], cell=s["cell"], pbc=s["pbc"])
+
+
+@stage("electronic.configuration", version="1")
+def dft_configuration(structure: dict, calc: dict) -> dict:
+    """One DFT single point (energy, forces, stress) of one configuration."""
+    from ..electronic import compute_configuration
+
+    atoms = _atoms_from_structure(structure)
+    atoms.info["label"] = structure["name"]
+    return compute_configuration(atoms, calc)
+
+
+@stage("electronic.isolated_atom", version="1")
+def dft_isolated_atom(symbol: str, calc: dict) -> float:
+    """Energy of the free atom (eV) consistent with the periodic calculation, for cohesive energies."""
+    from ..electronic import isolated_atom_energy
+
+    return float(isolated_atom_energy(symbol, xc=calc["xc"], basis=calc["basis"],
+                                      pseudo=calc["pseudo"]))
+
+
+@stage("electronic.dataset", version="1")
+def dft_dataset(method: dict, labels: list, names: list, atom_energy: float, **configs) -> Any:
+    """Gather single points into a ``ReferenceDataset`` (energies eV, forces eV/Å, stress eV/Å³)."""
+    from ..handoffs import Configuration, ReferenceDataset
+
+    confs = []
+    for i, (label, name) in enumerate(zip(labels, names)):
+        r = configs[f"c{i:03d}"]
+        confs.append(Configuration(numbers=np.asarray(r["numbers"]), positions=np.asarray(r["positions"]),
+                                   cell=np.asarray(r["cell"]), pbc=np.asarray(r["pbc"]),
+                                   energy=float(r["energy"]), forces=np.asarray(r["forces"]),
+                                   stress=np.asarray(r["stress"]), label=label, name=name))
+    meth = dict(method)
+    meth["atom_energy_eV"] = float(atom_energy)
+    return ReferenceDataset(configurations=tuple(confs), method=meth)
+
+
+@stage("electronic.equation_of_state", version="1")
+def dft_equation_of_state(dataset: Any) -> Any:
+    """Birch-Murnaghan fit of the E-V series -> ``EquationOfState`` (a0 in Å, B0 in GPa)."""
+    from ..handoffs import EquationOfState
+
+    ev = dataset.select("ev")
+    v = np.asarray(ev.volumes_per_atom)
+    e = np.array([c.energy / len(c.numbers) for c in ev.configurations])
+    return EquationOfState.fit(v, e, structure="diamond", method=dict(dataset.method))
+
+
+# --------------------------------------------------------------------------- stages: atomistic
+@stage("atomistic.fit", version="1")
+def fit_stillinger_weber(dataset: Any, n_ensemble: int, seed: int) -> Any:
+    """Stillinger-Weber fitted to the dataset with a Laplace ensemble -> ``FittedPotential``."""
+    from ..atomistic import fit_potential
+
+    return fit_potential(dataset, form="StillingerWeber", heldout_labels=("heldout",),
+                         n_ensemble=n_ensemble, seed=seed)
+
+
+def _sw_bulk(params: dict):
+    """Relaxed diamond Si for a parameter set: (atoms with calculator, lattice constant Å)."""
+    from ase.build import bulk
+
+    from ..atomistic import StillingerWeber
+    from ..atomistic.properties import relax_lattice_constant
+
+    calc = StillingerWeber(params)
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+    atoms.calc = calc
+    a0 = relax_lattice_constant(atoms, calc)
+    atoms = bulk("Si", "diamond", a=a0, cubic=True)
+    atoms.calc = calc
+    return atoms, a0
+
+
+def _params_for(fp: Any, vector: np.ndarray) -> dict:
+    p = dict(fp.parameters)
+    for name, val in zip(fp.fitted, np.atleast_1d(vector)):
+        p[name] = float(val)
+    return p
+
+
+@stage("atomistic.elastic_constants", version="1")
+def sw_elastic_constants(potential: Any, strain_step: float, ensemble: bool) -> Any:
+    """Relaxed-ion C (GPa) of diamond Si from the fitted potential, over its ensemble if asked."""
+    from ..atomistic import elastic_constants
+    from ..handoffs import ElasticTensor
+
+    def voigt(vector):
+        atoms, _ = _sw_bulk(_params_for(potential, vector))
+        return np.asarray(elastic_constants(atoms, atoms.calc, relax_ions=True,
+                                            strain_step=strain_step).voigt.value)
+
+    pe = potential.parameter_estimate()
+    est = propagate(voigt, pe, unit="GPa") if ensemble else Estimate(voigt(pe.value), unit="GPa")
+    return ElasticTensor.from_voigt(est, unit="GPa", relaxed_ions=True, structure="diamond Si",
+                                    provenance={"potential": potential.form, "strain_step": strain_step})
+
+
+@stage("atomistic.surface_energy", version="1")
+def sw_surface_energy(potential: Any, layers: int, ensemble: bool) -> Any:
+    """Relaxed (111) shuffle-plane surface energy (J/m²) from the fitted potential."""
+    from ..atomistic import surface_energy
+    from ..handoffs import SurfaceEnergy
+
+    def gamma(vector):
+        atoms, _ = _sw_bulk(_params_for(potential, vector))
+        return float(surface_energy(atoms, atoms.calc, miller=(1, 1, 1), layers=layers,
+                                    relax=True).value.value)
+
+    pe = potential.parameter_estimate()
+    est = propagate(gamma, pe, unit="J/m^2") if ensemble else Estimate(gamma(pe.value), unit="J/m^2")
+    return SurfaceEnergy(miller=(1, 1, 1), value=est, relaxed=True, structure="diamond Si",
+                         provenance={"potential": potential.form, "layers": layers})
+
+
+@stage("atomistic.lattice_constant", version="1")
+def sw_lattice_constant(potential: Any) -> float:
+    """Zero-pressure lattice constant (Å) of the nominal fitted potential."""
+    return float(_sw_bulk(dict(potential.parameters))[1])
+
+
+# --------------------------------------------------------------------------- stage: combination
+@stage("ladder.combine_sources", version="1")
+def combine_sources(c_main: Any, c_alt: Any, g_main: Any, g_alt: Any, potential: Any,
+                    a0: float) -> dict:
+    """Attach the functional and transferability sources to C and γ.
+
+    * functional: the two samples are the main and second functional's chains (nominal values);
+    * transferability: C scaled by (1 ± r) with r the held-out relative stress RMSE of the potential;
+      γ shifted by ± δE/A_s with δE the held-out energy RMSE per atom and A_s the (111) area per
+      surface atom (each surface atom sits in an environment the potential was not trained on).
+    Samples share their index across C and γ (correlated, as they come from one potential).
+    """
+    from ..handoffs import ElasticTensor, SurfaceEnergy
+
+    cm, ca = c_main.voigt, c_alt.voigt
+    gm, ga = g_main.value, g_alt.value
+    held = potential.errors["heldout"]
+    r = float(held["stress_rel_rmse"])
+    de = float(held["energy_rmse"])  # eV/atom
+    area_per_surface_atom = a0 ** 2 * math.sqrt(3.0) / 4.0  # Å^2, (111) shuffle plane
+    dgamma = de / area_per_surface_atom * EV_PER_A2_IN_J_PER_M2
+
+    c = cm.with_source(XC, np.stack([cm.value, ca.value]))
+    c = c.with_source(TRANSFER, np.stack([cm.value * (1 + r), cm.value * (1 - r)]))
+    g = gm.with_source(XC, np.array([gm.value, ga.value]))
+    g = g.with_source(TRANSFER, np.array([gm.value + dgamma, gm.value - dgamma]))
+    return {
+        "elastic": ElasticTensor.from_voigt(c, unit="GPa", relaxed_ions=True, structure="diamond Si",
+                                            provenance=dict(c_main.provenance)),
+        "surface": SurfaceEnergy(miller=(1, 1, 1), value=g, relaxed=True, structure="diamond Si",
+                                 provenance=dict(g_main.provenance)),
+        "transferability": {"stress_rel_rmse": r, "energy_rmse_eV_per_atom": de,
+                            "dgamma_J_per_m2": dgamma},
+    }
+
+
+# --------------------------------------------------------------------------- stage: continuum
+@stage("continuum.critical_stress", version="1")
+def fe_critical_stress(combined: dict, a: float, width_ratio: float, height_ratio: float,
+                       levels: tuple) -> dict:
+    """σ_c of the centre-cracked (111) plate from the FE J-integral with every source propagated."""
+    from ..continuum import (CentreCrackedPlate, crack_frame_111, finite_width_factor,
+                             plane_strain_stiffness, sih_paris_irwin_factor)
+
+    C = combined["elastic"]
+    gamma = combined["surface"].value.to("J/m^2")
+    R = crack_frame_111()
+    W = a * width_ratio
+    H = W * height_ratio
+    c_gpa = C.voigt.to("GPa")
+
+    def stiffness(voigt_gpa):
+        return plane_strain_stiffness(np.asarray(voigt_gpa) * 1e9, R)
+
+    finest = int(levels[-1])
+    plate = CentreCrackedPlate(stiffness(c_gpa.value), a=a, W=W, H=H)
+    g_cache: dict = {}
+
+    def g_per_unit_stress(voigt_gpa, level=finest):
+        key = (level, np.asarray(voigt_gpa).tobytes())
+        if key not in g_cache:
+            g_cache[key] = plate.energy_release_rate_for([stiffness(voigt_gpa)], refine=level)[0]
+        return g_cache[key]
+
+    def sigma_c(voigt_gpa, gam):
+        return math.sqrt(2.0 * gam / g_per_unit_stress(voigt_gpa)) / 1e6  # MPa
+
+    # every source of C and γ, through the FE model at the finest mesh
+    sig = propagate(sigma_c, c_gpa, gamma, unit="MPa")
+    # mesh: the same nominal inputs on each refinement; Richardson extrapolation gives the error
+    g_levels = [g_per_unit_stress(c_gpa.value, int(lv)) for lv in levels]
+    conv = _richardson(levels, g_levels)
+    s_fine = math.sqrt(2 * gamma.value / g_levels[-1]) / 1e6
+    s_extr = math.sqrt(2 * gamma.value / conv["extrapolated"]) / 1e6
+    sig = sig.with_source(MESH, np.array([s_fine, s_extr]))
+
+    # closed form: Griffith with the Sih-Paris-Irwin factor and Tada's finite-width correction
+    F = finite_width_factor(a / W)
+
+    def sigma_closed(voigt_gpa, gam):
+        f = sih_paris_irwin_factor(stiffness(voigt_gpa))
+        return math.sqrt(2.0 * gam / (f * math.pi * a * F ** 2)) / 1e6
+
+    closed = propagate(sigma_closed, c_gpa, gamma, unit="MPa")
+    g_closed = sih_paris_irwin_factor(stiffness(c_gpa.value)) * math.pi * a * F ** 2
+    res = plate.solve(remote_stress=1.0, refine=finest)
+    return {
+        "sigma_c": sig, "sigma_c_closed_form": closed,
+        "G_per_unit_stress_fe": g_levels[-1], "G_per_unit_stress_closed": g_closed,
+        "fe_vs_closed_rel": g_levels[-1] / g_closed - 1.0,
+        "mesh": {"levels": list(levels), "G": g_levels, **conv},
+        "geometry": {"a_m": a, "W_m": W, "H_m": H, "finite_width_factor": F,
+                     "crack": "(111) plane, front [1-10], propagation [11-2]"},
+        "field": res.field_arrays() if hasattr(res, "field_arrays") else {},
+    }
+
+
+def _richardson(levels, values) -> dict:
+    """Observed convergence rate and Richardson extrapolation from three successive refinements."""
+    v = np.asarray(values, dtype=float)
+    out = {"observed_rate": float("nan"), "extrapolated": float(v[-1]), "error_estimate": 0.0}
+    if len(v) >= 3:
+        d1, d2 = v[-2] - v[-3], v[-1] - v[-2]
+        if d1 != 0 and d2 != 0 and d2 / d1 > 0:
+            ratio = d1 / d2
+            rate = math.log(abs(ratio), 2.0)  # refinement halves h
+            out["observed_rate"] = rate
+            out["extrapolated"] = float(v[-1] + d2 / (ratio - 1.0)) if ratio != 1 else float(v[-1])
+        else:
+            out["extrapolated"] = float(v[-1] + d2)
+    elif len(v) == 2:
+        out["extrapolated"] = float(v[-1] + (v[-1] - v[-2]))
+    out["error_estimate"] = abs(out["extrapolated"] - v[-1])
+    return out
+
+
+# --------------------------------------------------------------------------- the DAG
+def _calc_params(settings: dict, which: str) -> dict:
+    alt = which == "alt"
+    return {
+        "xc": settings["electronic.xc_alt" if alt else "electronic.xc"],
+        "pseudo": settings["electronic.pseudo_alt" if alt else "electronic.pseudo"],
+        "basis": settings["electronic.basis"],
+        "kpts": (settings["electronic.kmesh"],) * 3,
+        "ke_cutoff": settings["electronic.ke_cutoff"],
+        "conv_tol": settings["electronic.conv_tol"],
+        "max_cycle": settings["electronic.max_cycle"],
+    }
+
+
+def _structures(settings: dict) -> list[tuple[str, str, dict]]:
+    """(label, name, structure) for every DFT configuration, deterministic."""
+    from ..electronic.datasets import (silicon_ev_set, silicon_heldout_set, silicon_rattle_set,
+                                       silicon_strain_set)
+
+    a0 = settings["electronic.a0_guess"]
+    sets = [
+        silicon_ev_set(a0_guess=a0, n=settings["electronic.n_ev"], span=settings["electronic.ev_span"]),
+        silicon_strain_set(a0, strain_step=settings["electronic.strain_step"]),
+        silicon_rattle_set(a0, n=settings["electronic.n_rattle"],
+                           amplitude=settings["electronic.rattle_amplitude"], seed=settings["seed"]),
+        silicon_heldout_set(a0, seed=settings["seed"] + 1),
+    ]
+    out = []
+    for atoms_list in sets:
+        for atoms in atoms_list:
+            out.append((atoms.info["label"], atoms.info["name"], {
+                "numbers": atoms.numbers.copy(), "positions": atoms.positions.copy(),
+                "cell": np.asarray(atoms.cell), "pbc": atoms.pbc.copy(), "name": atoms.info["name"]}))
+    return out
+
+
+def build(settings: dict) -> dict:
+    """The stage DAG of the flagship for validated ``settings``."""
+    structures = _structures(settings)
+    chains = {}
+    for which in ("main", "alt"):
+        calc = _calc_params(settings, which)
+        configs = {f"c{i:03d}": dft_configuration.bind(structure=s, calc=calc).labelled(
+            f"DFT {calc['xc']} {name}") for i, (_, name, s) in enumerate(structures)}
+        atom = dft_isolated_atom.bind(symbol="Si", calc=calc).labelled(f"DFT {calc['xc']} free atom")
+        method = {"code": "pyscf", **calc}
+        ds = dft_dataset.bind(method=method, labels=[s[0] for s in structures],
+                              names=[s[1] for s in structures], atom_energy=atom, **configs)
+        eos = dft_equation_of_state.bind(dataset=ds)
+        fit = fit_stillinger_weber.bind(dataset=ds, n_ensemble=settings["atomistic.n_ensemble"],
+                                        seed=settings["seed"]).labelled(f"fit SW to {calc['xc']}")
+        ens = which == "main"
+        el = sw_elastic_constants.bind(potential=fit, strain_step=settings["atomistic.strain_step"],
+                                       ensemble=ens).labelled(f"elastic constants ({calc['xc']})")
+        su = sw_surface_energy.bind(potential=fit, layers=settings["atomistic.slab_layers"],
+                                    ensemble=ens).labelled(f"(111) surface energy ({calc['xc']})")
+        a0 = sw_lattice_constant.bind(potential=fit)
+        chains[which] = {"dataset": ds, "eos": eos, "fit": fit, "elastic": el, "surface": su, "a0": a0}
+    comb = combine_sources.bind(c_main=chains["main"]["elastic"], c_alt=chains["alt"]["elastic"],
+                                g_main=chains["main"]["surface"], g_alt=chains["alt"]["surface"],
+                                potential=chains["main"]["fit"], a0=chains["main"]["a0"])
+    levels = tuple(range(settings["continuum.finest_level"] - settings["continuum.n_levels"] + 1,
+                         settings["continuum.finest_level"] + 1))
+    fe = fe_critical_stress.bind(combined=comb, a=settings["continuum.crack_half_length"],
+                                 width_ratio=settings["continuum.width_ratio"],
+                                 height_ratio=settings["continuum.height_ratio"],
+                                 levels=levels).labelled("FE plate: J-integral, critical stress")
+    return {
+        "dataset": chains["main"]["dataset"], "dataset_alt": chains["alt"]["dataset"],
+        "eos": chains["main"]["eos"], "eos_alt": chains["alt"]["eos"],
+        "potential": chains["main"]["fit"], "potential_alt": chains["alt"]["fit"],
+        "elastic": chains["main"]["elastic"], "surface": chains["main"]["surface"],
+        "elastic_alt": chains["alt"]["elastic"], "surface_alt": chains["alt"]["surface"],
+        "a0_potential": chains["main"]["a0"], "combined": comb, "fracture": fe,
+    }
+
+
+def _kmesh_validator(name, value):
+    return V.positive_int(name, value)
+
+
+def _ratio_gt1(name, value):
+    v = V.positive(name, value)
+    if v <= 1.0:
+        from ..core.errors import InputError
+        raise InputError(name, value, "a ratio > 1")
+    return v
+
+
+SETTINGS = (
+    Setting("electronic.xc", "PBE", "main exchange-correlation functional (libxc name)", str),
+    Setting("electronic.pseudo", "gth-pbe", "GTH pseudopotential matching electronic.xc", str),
+    Setting("electronic.xc_alt", "LDA,VWN", "second functional, for the functional's share of the budget", str),
+    Setting("electronic.pseudo_alt", "gth-pade", "GTH pseudopotential matching electronic.xc_alt", str),
+    Setting("electronic.basis", "gth-dzvp", "Gaussian basis (GTH-adapted)", str),
+    Setting("electronic.kmesh", 4, "Monkhorst-Pack k-points per direction (n x n x n)", int, _kmesh_validator),
+    Setting("electronic.ke_cutoff", 25.0, "plane-wave cutoff of the density (Hartree)", float, V.positive),
+    Setting("electronic.conv_tol", 1e-8, "SCF energy convergence (Hartree)", float, V.positive),
+    Setting("electronic.max_cycle", 60, "SCF iterations before a ConvergenceError", int, V.positive_int),
+    Setting("electronic.a0_guess", 5.47, "lattice constant the configurations are built around (Å)", float, V.positive),
+    Setting("electronic.n_ev", 7, "points of the E-V series", int, lambda n, v: V.positive_int(n, v, 5)),
+    Setting("electronic.ev_span", 0.06, "relative volume span of the E-V series (±)", float,
+            lambda n, v: V.in_range(n, v, 1e-3, 0.3)),
+    Setting("electronic.strain_step", 0.01, "strain of the strained cells", float,
+            lambda n, v: V.in_range(n, abs(V.nonzero(n, v)), 1e-4, 0.1)),
+    Setting("electronic.n_rattle", 4, "rattled cells", int, lambda n, v: V.positive_int(n, v, 0)),
+    Setting("electronic.rattle_amplitude", 0.05, "rattle amplitude (Å, std of displacements)", float, V.positive),
+    Setting("atomistic.n_ensemble", 16, "parameter sets in the fit ensemble", int, lambda n, v: V.positive_int(n, v, 2)),
+    Setting("atomistic.strain_step", 0.005, "strain step of the stress-strain elastic constants", float,
+            lambda n, v: V.in_range(n, abs(V.nonzero(n, v)), 1e-5, 0.05)),
+    Setting("atomistic.slab_layers", 12, "(111) double layers in the surface slab", int,
+            lambda n, v: V.positive_int(n, v, 4)),
+    Setting("continuum.crack_half_length", 1e-3, "half crack length a (m)", float, V.positive),
+    Setting("continuum.width_ratio", 5.0, "plate half-width / a", float, _ratio_gt1),
+    Setting("continuum.height_ratio", 3.0, "plate half-height / half-width", float, V.positive),
+    Setting("continuum.finest_level", 3, "finest mesh refinement level", int, V.positive_int),
+    Setting("continuum.n_levels", 3, "refinement levels for the mesh source (>= 3 for a rate)", int,
+            lambda n, v: V.positive_int(n, v, 2)),
+    Setting("seed", 0, "random seed (rattles, ensemble)", int, lambda n, v: V.positive_int(n, v, 0)),
+)
+
+LADDER = LadderSpec(
+    name="silicon-fracture",
+    description="Si: PySCF DFT -> fitted Stillinger-Weber (C_ij, γ111) -> FE cracked plate σ_c with its error budget",
+    settings=SETTINGS,
+    build=build,
+)
+
+__all__ = ["LADDER", "SOURCE_HANDOFFS", "build"]
+
+
+# --------------------------------------------------------------------------- summary
+EXPERIMENT = {"a0": 5.431, "C11": 166.0, "C12": 64.0, "C44": 80.0}
+
+
+def _fmt(est, digits=4) -> str:
+    v = float(est.value)
+    s = float(est.std) if est.sources else 0.0
+    return f"{v:.{digits}g} ± {s:.2g}" if s else f"{v:.{digits}g}"
+
+
+def summarize(settings: dict, results: dict) -> list[tuple[str, list[tuple[str, str, str, str]]]]:
+    """Sections of (quantity, value, unit, note) rows for the end-of-run table."""
+    eos, eos_alt = results["eos"], results["eos_alt"]
+    fp = results["potential"]
+    comb = results["combined"]
+    fr = results["fracture"]
+    C = comb["elastic"]
+    xc, xc2 = settings["electronic.xc"], settings["electronic.xc_alt"]
+    sections = []
+    a0 = eos.a0
+    rows = [
+        ("a0 " + xc, f"{float(a0.value):.4f}", "Å",
+         f"{100 * (float(a0.value) / EXPERIMENT['a0'] - 1):+.2f} % vs exp 5.431"),
+        ("a0 " + xc2, f"{float(eos_alt.a0.value):.4f}", "Å",
+         f"{100 * (float(eos_alt.a0.value) / EXPERIMENT['a0'] - 1):+.2f} % vs exp 5.431"),
+        ("B0 " + xc, f"{float(eos.bulk_modulus.value):.1f}", "GPa", "exp 97.8"),
+        ("B0 " + xc2, f"{float(eos_alt.bulk_modulus.value):.1f}", "GPa", "exp 97.8"),
+        ("configurations", str(len(results["dataset"])), "", "per functional (E-V, strain, rattle, held-out)"),
+    ]
+    sections.append(("Electronic: PySCF periodic DFT, " + settings["electronic.basis"]
+                     + f", {settings['electronic.kmesh']}³ k", rows))
+    pe = fp.parameter_estimate()
+    rows = []
+    for i, name in enumerate(fp.fitted):
+        rows.append((name, _fmt(pe[i], 5), fp.units.get(name, "") if hasattr(fp, "units") else "",
+                     "fitted (Laplace ensemble of %d)" % len(fp.ensemble)))
+    for split in ("train", "heldout"):
+        err = fp.errors[split]
+        rows.append((f"{split} RMSE", f"E {err['energy_rmse'] * 1000:.1f} meV/atom, "
+                     f"F {err['force_rmse']:.3f} eV/Å, σ {err['stress_rmse']:.2f} GPa", "",
+                     f"relative stress error {100 * err['stress_rel_rmse']:.1f} %"))
+    rows.append(("a0 (potential)", f"{results['a0_potential']:.4f}", "Å", ""))
+    sections.append((f"Atomistic: Stillinger-Weber fitted to {xc}", rows))
+    rows = []
+    for name, idx in (("C11", (0, 0)), ("C12", (0, 1)), ("C44", (3, 3))):
+        e = C.voigt[idx]
+        dev = 100 * (float(e.value) / EXPERIMENT[name] - 1)
+        rows.append((name + " (relaxed ions)", _fmt(e), "GPa", f"{dev:+.1f} % vs exp {EXPERIMENT[name]:g}"))
+    g = comb["surface"].value
+    rows.append(("γ(111) shuffle, relaxed", _fmt(g), "J/m²", "exp (cleavage) ≈ 1.14–1.24"))
+    sections.append(("Atomistic properties (all sources)", rows))
+    sig, closed = fr["sigma_c"], fr["sigma_c_closed_form"]
+    geo = fr["geometry"]
+    mesh = fr["mesh"]
+    rows = [
+        ("σ_c (FE J-integral)", _fmt(sig), "MPa", f"2a = {2e3 * geo['a_m']:g} mm, 2W = {2e3 * geo['W_m']:g} mm"),
+        ("σ_c closed form", _fmt(closed), "MPa", "Griffith + Sih-Paris-Irwin + finite width"),
+        ("G_FE / G_closed − 1", f"{100 * fr['fe_vs_closed_rel']:+.2f}", "%", "same C, same γ"),
+        ("mesh convergence rate", f"{mesh['observed_rate']:.2f}", "", "observed order in h of G"),
+    ]
+    sections.append(("Continuum: centre-cracked plate, " + geo["crack"], rows))
+    rows = []
+    budget = sig.budget()
+    var = sig.variances
+    weakest = max(budget, key=budget.get)
+    for src in sorted(budget, key=budget.get, reverse=True):
+        rows.append((src, f"{100 * budget[src]:.1f} %", "", f"σ = {var[src] ** 0.5:.3g} MPa; "
+                     + SOURCE_HANDOFFS.get(src, "")))
+    rows.append(("weakest handoff", weakest, "", SOURCE_HANDOFFS.get(weakest, "")))
+    sections.append(("Error budget of σ_c (variance shares)", rows))
+    return sections
+
+
+LADDER = LadderSpec(
+    name=LADDER.name, description=LADDER.description, settings=LADDER.settings, build=build,
+    summarize=summarize,
+)
