@@ -64,7 +64,7 @@ def encode(obj: Any) -> tuple[Any, dict[str, np.ndarray]]:
             if o.dtype == object:
                 raise StoreError("object arrays cannot be stored (no pickle): convert to a list")
             key = f"a{len(arrays)}"
-            arrays[key] = np.ascontiguousarray(o)
+            arrays[key] = np.ascontiguousarray(o).reshape(o.shape)  # keeps 0-d arrays 0-d
             return {"__ndarray__": key}
         if isinstance(o, dict):
             if all(isinstance(k, str) for k in o):

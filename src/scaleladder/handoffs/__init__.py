@@ -1,1 +1,14 @@
-"""scaleladder.handoffs."""
+"""scaleladder.handoffs: typed, frozen, unit-carrying artifacts that cross rungs.
+
+Every artifact is a frozen dataclass validated when built (``InputError``/``StabilityError``
+naming the field, the value and the expectation) and registered with
+:mod:`scaleladder.core.codec` (plain JSON plus NumPy arrays, read back identically).
+"""
+from .dataset import Configuration, ReferenceDataset
+from .elastic import ElasticTensor
+from .eos import EquationOfState
+from .potential import FittedPotential
+from .surface import SurfaceEnergy
+
+__all__ = ["Configuration", "ReferenceDataset", "EquationOfState", "FittedPotential",
+           "ElasticTensor", "SurfaceEnergy"]

@@ -330,20 +330,20 @@ def build(settings: dict) -> dict:
     chains = {}
     for which in ("main", "alt"):
         calc = _calc_params(settings, which)
-        configs = {f"c{i:03d}": dft_configuration.bind(structure=s, calc=calc).labelled(
+        configs = {f"c{i:03d}": dft_configuration.bind(structure=s, calc=calc).with_label(
             f"DFT {calc['xc']} {name}") for i, (_, name, s) in enumerate(structures)}
-        atom = dft_isolated_atom.bind(symbol="Si", calc=calc).labelled(f"DFT {calc['xc']} free atom")
+        atom = dft_isolated_atom.bind(symbol="Si", calc=calc).with_label(f"DFT {calc['xc']} free atom")
         method = {"code": "pyscf", **calc}
         ds = dft_dataset.bind(method=method, labels=[s[0] for s in structures],
                               names=[s[1] for s in structures], atom_energy=atom, **configs)
         eos = dft_equation_of_state.bind(dataset=ds)
         fit = fit_stillinger_weber.bind(dataset=ds, n_ensemble=settings["atomistic.n_ensemble"],
-                                        seed=settings["seed"]).labelled(f"fit SW to {calc['xc']}")
+                                        seed=settings["seed"]).with_label(f"fit SW to {calc['xc']}")
         ens = which == "main"
         el = sw_elastic_constants.bind(potential=fit, strain_step=settings["atomistic.strain_step"],
-                                       ensemble=ens).labelled(f"elastic constants ({calc['xc']})")
+                                       ensemble=ens).with_label(f"elastic constants ({calc['xc']})")
         su = sw_surface_energy.bind(potential=fit, layers=settings["atomistic.slab_layers"],
-                                    ensemble=ens).labelled(f"(111) surface energy ({calc['xc']})")
+                                    ensemble=ens).with_label(f"(111) surface energy ({calc['xc']})")
         a0 = sw_lattice_constant.bind(potential=fit)
         chains[which] = {"dataset": ds, "eos": eos, "fit": fit, "elastic": el, "surface": su, "a0": a0}
     comb = combine_sources.bind(c_main=chains["main"]["elastic"], c_alt=chains["alt"]["elastic"],
@@ -354,7 +354,7 @@ def build(settings: dict) -> dict:
     fe = fe_critical_stress.bind(combined=comb, a=settings["continuum.crack_half_length"],
                                  width_ratio=settings["continuum.width_ratio"],
                                  height_ratio=settings["continuum.height_ratio"],
-                                 levels=levels).labelled("FE plate: J-integral, critical stress")
+                                 levels=levels).with_label("FE plate: J-integral, critical stress")
     return {
         "dataset": chains["main"]["dataset"], "dataset_alt": chains["alt"]["dataset"],
         "eos": chains["main"]["eos"], "eos_alt": chains["alt"]["eos"],

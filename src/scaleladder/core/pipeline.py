@@ -1,0 +1,686 @@
+"""Stages, DAGs of stages and the runner that computes them into a :class:`~.store.Store`.
+
+A *stage* is a plain module-level function declared with :func:`stage`::
+
+    @stage("fit", version="2")
+    def fit(dataset, form="StillingerWeber", n_members=8):
+        ...
+
+``fit.bind(dataset=dft_node, n_members=16)`` returns a :class:`Node`: the stage, its plain
+parameters and its dependencies (other nodes, or lists/tuples of nodes).  A node's
+:attr:`Node.key` is the sha256 of the stage name, its version, the canonical JSON of its parameters
+and the keys of its dependencies by argument name, so a node's result is content-addressed:
+changing a parameter or a version changes its key and the keys of everything downstream, and nothing
+else.  Nodes are immutable and can only depend on nodes that exist already, so a graph of nodes is
+acyclic by construction.
+
+:class:`Runner` computes a dict of target nodes: it collects the DAG, loads what the store already
+holds, submits the rest to an executor as their dependencies complete (independent nodes run
+concurrently), and the driver writes each result to the store as soon as it arrives.  Workers only
+compute.  A stage may call :func:`report_progress` to move the progress bar while it runs.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextvars
+import hashlib
+import importlib
+import math
+import time
+import warnings
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from . import codec
+from .errors import InputError, MissingExtraError, ScaleLadderError, StoreError
+from .store import Store
+
+__all__ = ["stage", "Stage", "Node", "Runner", "RunStats", "report_progress"]
+
+_KEY_SCHEMA = "scaleladder.node/1"
+_STAGES: dict[str, tuple[str, str]] = {}  # stage name -> (module, qualname) of its function
+
+
+# ----------------------------------------------------------------------------------------------
+# progress hook
+# ----------------------------------------------------------------------------------------------
+_PROGRESS_HOOK: contextvars.ContextVar[Callable[[float, str], None] | None] = \
+    contextvars.ContextVar("scaleladder_progress_hook", default=None)
+
+
+def report_progress(fraction: float, message: str = "") -> None:
+    """Report how far the running stage has got (for the runner's progress bar).
+
+    Parameters
+    ----------
+    fraction : float
+        Fraction of the stage done, clipped to [0, 1]; a non-finite value is ignored.
+    message : str, optional
+        Short text shown next to the stage label.
+
+    Notes
+    -----
+    A no-op unless the stage runs in-process (``executor="local"``) under a :class:`Runner` with
+    ``progress=True``; stages may therefore call it unconditionally.
+    """
+    hook = _PROGRESS_HOOK.get()
+    if hook is None:
+        return
+    try:
+        f = float(fraction)
+    except (TypeError, ValueError):
+        return
+    if not math.isfinite(f):
+        return
+    hook(min(max(f, 0.0), 1.0), str(message))
+
+
+# ----------------------------------------------------------------------------------------------
+# Stage and Node
+# ----------------------------------------------------------------------------------------------
+def _stage_by_ref(module: str, qualname: str, name: str, version: str) -> "Stage":
+    """Unpickling helper: find a stage by the import path of its function."""
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    if not isinstance(obj, Stage) or obj.name != name or obj.version != version:
+        raise StoreError(f"{module}.{qualname} is not the stage {name!r} version {version!r} "
+                         "(the worker imports different code than the driver)")
+    return obj
+
+
+class Stage:
+    """A function declared as a pipeline stage (see :func:`stage`).
+
+    Calling a ``Stage`` calls the plain function; :meth:`bind` makes a :class:`Node`.
+
+    Attributes
+    ----------
+    fn : callable
+        The plain function.
+    name : str
+        Stage name (part of every key).
+    version : str
+        Stage version (part of every key): bump it when the function's results change.
+    """
+
+    def __init__(self, fn: Callable[..., Any], name: str, version: str = "1"):
+        import inspect
+
+        if not callable(fn):
+            raise InputError("fn", fn, "a function")
+        if not isinstance(name, str) or not name.strip():
+            raise InputError("name", name, "a non-empty stage name")
+        if not isinstance(version, (str, int)) or isinstance(version, bool):
+            raise InputError("version", version, "a version string such as '1' or '2.1'")
+        self.fn = fn
+        self.name = name
+        self.version = str(version)
+        self.signature = inspect.signature(fn)
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", name)
+        self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
+        self.__module__ = getattr(fn, "__module__", __name__)
+        self.__wrapped__ = fn
+        ref = (self.__module__.rsplit(".", 1)[-1], self.__qualname__)
+        old = _STAGES.get(name)
+        if old is not None and old != ref:
+            warnings.warn(f"stage name {name!r} is used by two functions ({'.'.join(old)} and "
+                          f"{'.'.join(ref)}): their results would share keys; give each stage a "
+                          "unique name", UserWarning, stacklevel=3)
+        _STAGES[name] = ref
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Stage {self.name!r} v{self.version} ({self.__module__}.{self.__qualname__})>"
+
+    def __reduce__(self):
+        if "<locals>" in self.__qualname__:
+            raise StoreError(f"stage {self.name!r} is defined inside a function "
+                             f"({self.__qualname__}) and cannot be sent to another process: "
+                             "define it at module level or run with executor='local'")
+        return (_stage_by_ref, (self.__module__, self.__qualname__, self.name, self.version))
+
+    def importable(self) -> bool:
+        """True if a worker process can import this stage by its module and qualified name."""
+        if "<locals>" in self.__qualname__:
+            return False
+        try:
+            return _stage_by_ref(self.__module__, self.__qualname__, self.name, self.version) is self
+        except Exception:
+            return False
+
+    def bind(self, **kwargs: Any) -> "Node":
+        """Bind arguments and return a :class:`Node`.
+
+        Parameters
+        ----------
+        **kwargs
+            Arguments of the stage function: plain parameters (anything
+            :func:`scaleladder.core.codec.canonical_json` accepts), or :class:`Node` s
+            (dependencies: the function receives their computed values), or lists/tuples whose
+            items are all nodes (the function receives a list/tuple of values).
+
+        Raises
+        ------
+        InputError
+            An argument the function does not take, a required one missing, a parameter that
+            cannot be hashed canonically, or a container mixing nodes and plain values.
+        """
+        try:
+            self.signature.bind(**kwargs)
+        except TypeError as e:
+            raise InputError(f"{self.name}.bind", sorted(kwargs), f"arguments matching "
+                             f"{self.name}{self.signature}", hint=str(e)) from None
+        params: dict[str, Any] = {}
+        deps: dict[str, Node | tuple[Node, ...] | list[Node]] = {}
+        for arg, value in kwargs.items():
+            if isinstance(value, Node):
+                deps[arg] = value
+            elif isinstance(value, (list, tuple)) and value and any(isinstance(v, Node) for v in value):
+                if not all(isinstance(v, Node) for v in value):
+                    raise InputError(f"{self.name}.{arg}", value, "either only Nodes or no Nodes",
+                                     hint="a dependency group must be a list/tuple of Nodes; pass "
+                                          "plain values as separate parameters")
+                deps[arg] = type(value)(value)
+            else:
+                params[arg] = value
+        return Node(self, params, deps)
+
+
+def stage(name: str, version: str = "1") -> Callable[[Callable[..., Any]], Stage]:
+    """Decorator declaring a module-level function as a pipeline :class:`Stage`.
+
+    Parameters
+    ----------
+    name : str
+        Stage name, unique in the project (it enters every key).
+    version : str, default "1"
+        Bump it whenever the function's results change: keys change and results are recomputed.
+
+    Examples
+    --------
+    >>> @stage("square", version="1")
+    ... def square(x):
+    ...     return x * x
+    >>> square(3)
+    9
+    >>> square.bind(x=3).key[:8]                       # doctest: +SKIP
+    '5d0e2a1c'
+    """
+    if callable(name) and not isinstance(name, str):
+        raise InputError("stage", name, "a stage name: use @stage('name'), not bare @stage")
+
+    def deco(fn: Callable[..., Any]) -> Stage:
+        return Stage(fn, name, version)
+
+    return deco
+
+
+class Node:
+    """One application of a stage to parameters and dependencies: a vertex of the DAG.
+
+    Immutable.  Build nodes with :meth:`Stage.bind`; give them a human label for progress
+    displays with :meth:`with_label`.
+
+    Attributes
+    ----------
+    stage : Stage
+    params : dict
+        Plain parameters (argument name -> value).
+    deps : dict
+        Argument name -> :class:`Node` (or list/tuple of nodes).
+    label : str
+        Human label (default: the stage name).
+    key : str
+        sha256 hex digest of stage name, version, canonical params and dependency keys.
+    """
+
+    __slots__ = ("stage", "params", "deps", "label", "key", "_params_json")
+
+    def __init__(self, stage: Stage, params: Mapping[str, Any], deps: Mapping[str, Any],
+                 label: str | None = None):
+        if not isinstance(stage, Stage):
+            raise InputError("stage", stage, "a Stage (declare the function with @stage)")
+        params = dict(params)
+        deps = dict(deps)
+        for arg, v in params.items():
+            try:
+                codec.canonical_json(v)
+            except ScaleLadderError as e:
+                raise InputError(f"{stage.name}.{arg}", v, "a plain parameter (numbers, strings, "
+                                 "lists, tuples, dicts, NumPy arrays, registered types) or a Node",
+                                 hint=str(e)) from None
+        dep_keys: dict[str, Any] = {}
+        for arg, d in deps.items():
+            if isinstance(d, Node):
+                dep_keys[arg] = d.key
+            elif isinstance(d, (list, tuple)) and all(isinstance(x, Node) for x in d):
+                dep_keys[arg] = [x.key for x in d]
+            else:
+                raise InputError(f"{stage.name}.{arg}", d, "a Node or a list/tuple of Nodes")
+        payload = {"schema": _KEY_SCHEMA, "stage": stage.name, "version": stage.version,
+                   "params": params, "deps": dep_keys}
+        key = hashlib.sha256(codec.canonical_json(payload).encode()).hexdigest()
+        if label is not None and not isinstance(label, str):
+            raise InputError("label", label, "a string")
+        set_ = object.__setattr__
+        set_(self, "stage", stage)
+        set_(self, "params", params)
+        set_(self, "deps", deps)
+        set_(self, "label", label or stage.name)
+        set_(self, "key", key)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Node is immutable: bind a new one")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Node is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Node) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:
+        return f"<Node {self.label!r} stage={self.stage.name!r} key={self.key[:12]}>"
+
+    def with_label(self, label: str) -> "Node":
+        """The same node (same key) with a human ``label`` for progress displays."""
+        return Node(self.stage, self.params, self.deps, label=label)
+
+    def dependencies(self) -> list["Node"]:
+        """Direct dependencies, flattened, in argument order."""
+        out: list[Node] = []
+        for d in self.deps.values():
+            out.extend(d if isinstance(d, (list, tuple)) else [d])
+        return out
+
+    def input_keys(self) -> dict[str, str]:
+        """Argument name -> dependency key (groups as ``name[i]``), as stored in the record."""
+        out: dict[str, str] = {}
+        for arg, d in self.deps.items():
+            if isinstance(d, Node):
+                out[arg] = d.key
+            else:
+                for i, x in enumerate(d):
+                    out[f"{arg}[{i}]"] = x.key
+        return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Runner
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class RunStats:
+    """What the last :meth:`Runner.run` did.
+
+    Attributes
+    ----------
+    computed, reused : int
+        Nodes computed in this run / loaded from the store.
+    nodes : list of dict
+        One entry per node visited, in completion order: ``key``, ``label``, ``stage``,
+        ``status`` ("computed" or "reused") and ``elapsed_s`` (compute time; for reused nodes the
+        time recorded when they were computed).
+    targets : dict
+        Target name -> key (ready for :meth:`Store.add_run`).
+    wall_s : float
+        Wall-clock seconds of the run.
+    """
+
+    computed: int = 0
+    reused: int = 0
+    nodes: list[dict] = field(default_factory=list)
+    targets: dict[str, str] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    def by_stage(self) -> dict[str, float]:
+        """Stage name -> total compute seconds of the nodes computed in this run."""
+        out: dict[str, float] = {}
+        for n in self.nodes:
+            if n["status"] == "computed":
+                out[n["stage"]] = out.get(n["stage"], 0.0) + n["elapsed_s"]
+        return out
+
+
+def _execute(stg: Stage, kwargs: dict[str, Any]) -> tuple[Any, float]:
+    """Worker side: call the stage, return (value, elapsed seconds)."""
+    t0 = time.perf_counter()
+    value = stg.fn(**kwargs)
+    return value, time.perf_counter() - t0
+
+
+class _InlineExecutor(cf.Executor):
+    """Runs each submitted call at once, in the calling thread."""
+
+    def __init__(self, hook: Callable[[float, str], None] | None = None):
+        self.hook = hook
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+        fut: cf.Future = cf.Future()
+        token = _PROGRESS_HOOK.set(self.hook)
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as e:  # noqa: BLE001 - handed to the caller via the future
+            if not isinstance(e, Exception):
+                raise
+            fut.set_exception(e)
+        finally:
+            _PROGRESS_HOOK.reset(token)
+        return fut
+
+
+_EXECUTOR_EXPECTED = ("None or 'local', 'process', 'tcp://host:port' or 'dask://host:port', a "
+                      "concurrent.futures.Executor, or a distributed.Client")
+
+
+class Runner:
+    """Compute DAGs of :class:`Node` s into a :class:`~.store.Store`.
+
+    Parameters
+    ----------
+    store : Store
+        Where results are looked up and written (by this driver process only).
+    executor : None, str, concurrent.futures.Executor or distributed.Client, optional
+        ``None`` or ``"local"``: in-process, one node at a time.  ``"process"``: a
+        ``ProcessPoolExecutor(max_workers=2)`` (spawn start method) owned by each run.
+        ``"tcp://host:port"`` / ``"dask://host:port"``: a Dask ``distributed.Client`` connected
+        for each run (needs the ``dask`` extra).  An ``Executor`` or a ``Client`` (its
+        ``get_executor()``) is used as given and not shut down.
+    progress : bool, default True
+        Show a rich progress bar (on stderr): stages done / total, with the running stage's label.
+
+    Attributes
+    ----------
+    stats : RunStats
+        What the last run computed and reused.
+    """
+
+    def __init__(self, store: Store, executor: Any = None, progress: bool = True):
+        if not isinstance(store, Store):
+            raise InputError("store", store, "a scaleladder.core.store.Store")
+        self.store = store
+        self.executor = self._check_executor(executor)
+        self.progress = bool(progress)
+        self.stats = RunStats()
+
+    @staticmethod
+    def _check_executor(executor: Any) -> Any:
+        if executor is None or isinstance(executor, cf.Executor):
+            return executor
+        if isinstance(executor, str):
+            if executor in ("local", "process") or executor.startswith(("tcp://", "dask://")):
+                return executor
+            raise InputError("executor", executor, _EXECUTOR_EXPECTED)
+        if callable(getattr(executor, "get_executor", None)):
+            return executor
+        raise InputError("executor", executor, _EXECUTOR_EXPECTED)
+
+    # -- executor lifetime -----------------------------------------------------------------------
+    def _open_executor(self, hook) -> tuple[cf.Executor, Callable[[], None], bool]:
+        """Return (executor, close, inline)."""
+        ex = self.executor
+        if ex is None or ex == "local":
+            return _InlineExecutor(hook), lambda: None, True
+        if ex == "process":
+            import multiprocessing
+
+            pool = cf.ProcessPoolExecutor(max_workers=2,
+                                          mp_context=multiprocessing.get_context("spawn"))
+            return pool, lambda: pool.shutdown(wait=True, cancel_futures=True), False
+        if isinstance(ex, str):
+            try:
+                import distributed
+            except ImportError:
+                raise MissingExtraError(package="distributed", extra="dask",
+                                        purpose=f"executor={ex!r}") from None
+            address = "tcp://" + ex[len("dask://"):] if ex.startswith("dask://") else ex
+            client = distributed.Client(address)
+            return client.get_executor(), client.close, False
+        if isinstance(ex, cf.Executor):
+            return ex, lambda: None, False
+        return ex.get_executor(), lambda: None, False
+
+    # -- graph -----------------------------------------------------------------------------------
+    @staticmethod
+    def _targets(targets: Any) -> dict[str, Node]:
+        if isinstance(targets, Node):
+            raise InputError("targets", targets, "a dict of name -> Node",
+                             hint="wrap a single node: runner.run({'result': node})")
+        items = list(targets.items()) if isinstance(targets, Mapping) else list(targets)
+        out: dict[str, Node] = {}
+        for item in items:
+            if not (isinstance(item, tuple) and len(item) == 2):
+                raise InputError("targets", targets, "a dict (or pairs) of name -> Node")
+            name, node = item
+            if not isinstance(name, str) or not name:
+                raise InputError("target name", name, "a non-empty string")
+            if not isinstance(node, Node):
+                raise InputError(f"targets[{name!r}]", node, "a Node (from Stage.bind)")
+            if name in out:
+                raise InputError("target name", name, "unique target names",
+                                 hint="the same name is given twice; one node may appear under "
+                                      "two different names")
+            out[name] = node
+        if not out:
+            raise InputError("targets", targets, "at least one target node")
+        return out
+
+    # -- run -------------------------------------------------------------------------------------
+    def run(self, targets: Mapping[str, Node] | Iterable[tuple[str, Node]]) -> dict[str, Any]:
+        """Compute ``targets`` (name -> node) and return name -> value.
+
+        Nodes the store holds are loaded, not run (and what lies upstream of them is not
+        visited); the others run as soon as their dependencies are available.  Each result is
+        written to the store by this (driver) process as soon as it arrives, so a failure or a
+        crash keeps everything finished so far.  Values handed downstream and returned are the
+        stored form (decoded from the bytes written), so a rerun that loads from the store sees
+        exactly what a fresh computation saw.
+
+        Raises
+        ------
+        Exception
+            The original exception of the first stage that failed, with a note naming the stage
+            label and key; stages still running when it failed are waited for and stored.
+        """
+        tmap = self._targets(targets)
+        t_start = time.perf_counter()
+        self.stats = stats = RunStats(targets={n: node.key for n, node in tmap.items()})
+        store = self.store
+
+        # 1. visit the DAG from the targets, stopping at what the store holds
+        nodes: dict[str, Node] = {}
+        status: dict[str, str] = {}
+        order: list[str] = []  # topological (dependencies first)
+        stack: list[tuple[Node, bool]] = [(n, False) for n in reversed(list(tmap.values()))]
+        while stack:
+            node, expanded = stack.pop()
+            k = node.key
+            if expanded:
+                order.append(k)
+                continue
+            if k in status:
+                continue
+            nodes[k] = node
+            if store.has(k):
+                status[k] = "reused"
+                order.append(k)
+                continue
+            status[k] = "compute"
+            stack.append((node, True))
+            for d in reversed(node.dependencies()):
+                if d.key not in status:
+                    stack.append((d, False))
+        to_compute = [k for k in order if status[k] == "compute"]
+        local = self.executor is None or (isinstance(self.executor, str) and self.executor == "local")
+        if not local and not isinstance(self.executor, cf.ThreadPoolExecutor):
+            for k in to_compute:
+                if not nodes[k].stage.importable():
+                    st = nodes[k].stage
+                    raise InputError("stage", st.name, "a module-level function importable by "
+                                     "worker processes", hint=f"{st.__module__}.{st.__qualname__} "
+                                     "cannot be imported by that path; move it to module level or "
+                                     "use executor='local'")
+
+        # 2. which values are needed: targets and inputs of nodes to compute
+        needed = {n.key for n in tmap.values()}
+        for k in to_compute:
+            needed.update(d.key for d in nodes[k].dependencies())
+        values: dict[str, Any] = {}
+        n_total = len(order)
+
+        progress = _Progress(n_total) if self.progress else None
+        try:
+            if progress is not None:
+                progress.start()
+            for k in order:
+                if status[k] == "reused":
+                    rec = store.record(k)
+                    if k in needed:
+                        values[k] = store.get(k)
+                    stats.reused += 1
+                    stats.nodes.append({"key": k, "label": nodes[k].label, "stage": rec["stage"],
+                                        "status": "reused", "elapsed_s": rec["elapsed_s"]})
+                    if progress is not None:
+                        progress.advance()
+            if to_compute:
+                self._compute(nodes, to_compute, values, needed, stats, progress)
+        finally:
+            if progress is not None:
+                progress.stop()
+            stats.wall_s = time.perf_counter() - t_start
+        return {name: values[node.key] for name, node in tmap.items()}
+
+    def _compute(self, nodes: dict[str, Node], to_compute: list[str], values: dict[str, Any],
+                 needed: set[str], stats: RunStats, progress: "_Progress | None") -> None:
+        store = self.store
+        waiting = {k: {d.key for d in nodes[k].dependencies()} - values.keys() for k in to_compute}
+        dependents: dict[str, list[str]] = {}
+        for k in to_compute:
+            for d in waiting[k]:
+                dependents.setdefault(d, []).append(k)
+        ready = deque(k for k in to_compute if not waiting[k])
+        for k in ready:
+            del waiting[k]
+        position = {k: i for i, k in enumerate(to_compute)}
+        running: dict[cf.Future, str] = {}
+        errors: list[BaseException] = []
+
+        hook = progress.stage_hook if progress is not None else None
+        executor, close, inline = self._open_executor(hook)
+        clean_exit = False
+        try:
+            while ready or running:
+                while ready and not errors and not (inline and running):
+                    k = ready.popleft()
+                    node = nodes[k]
+                    kwargs = dict(node.params)
+                    for arg, d in node.deps.items():
+                        kwargs[arg] = (values[d.key] if isinstance(d, Node)
+                                       else type(d)(values[x.key] for x in d))
+                    if progress is not None:
+                        progress.started(k, node.label)
+                    running[executor.submit(_execute, node.stage, kwargs)] = k
+                if not running:
+                    break
+                done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
+                for fut in sorted(done, key=lambda f: position[running[f]]):
+                    k = running.pop(fut)
+                    node = nodes[k]
+                    if progress is not None:
+                        progress.finished(k)
+                    try:
+                        value, elapsed = fut.result()
+                        files = codec.to_files(value)
+                        store._put_files(k, files, stage=node.stage.name,
+                                         version=node.stage.version, params=node.params,
+                                         inputs=node.input_keys(), elapsed_s=elapsed)
+                    except Exception as e:  # noqa: BLE001 - re-raised below, with a note
+                        e.add_note(f"in stage {node.label} ({k[:12]})")
+                        errors.append(e)
+                        continue
+                    stats.computed += 1
+                    stats.nodes.append({"key": k, "label": node.label, "stage": node.stage.name,
+                                        "status": "computed", "elapsed_s": elapsed})
+                    if k in needed:
+                        values[k] = codec.from_files(files)
+                    if progress is not None:
+                        progress.advance()
+                    for dep in dependents.get(k, ()):
+                        w = waiting.get(dep)
+                        if w is None:
+                            continue
+                        w.discard(k)
+                        if not w:
+                            del waiting[dep]
+                            ready.append(dep)
+            clean_exit = True
+        finally:
+            if not clean_exit:  # KeyboardInterrupt or similar: do not wait for queued work
+                for fut in running:
+                    fut.cancel()
+            close()
+        if errors:
+            first = errors[0]
+            if len(errors) > 1:
+                first.add_note(f"{len(errors) - 1} more stage(s) failed too: "
+                               + "; ".join(str(getattr(e, '__notes__', [''])[-1]) for e in errors[1:]))
+            raise first
+
+
+class _Progress:
+    """One rich task bar: stages done / total, described by the running stages' labels."""
+
+    def __init__(self, total: int):
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
+                                   TextColumn, TimeElapsedColumn)
+
+        self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=Console(stderr=True), transient=False)
+        self.task = self.bar.add_task("stages", total=total)
+        self.done = 0
+        self.running: dict[str, str] = {}
+        self.sub = 0.0
+        self.message = ""
+
+    def start(self) -> None:
+        self.bar.start()
+
+    def stop(self) -> None:
+        self._describe()
+        self.bar.stop()
+
+    def _describe(self) -> None:
+        labels = list(self.running.values())
+        if not labels:
+            desc = "done" if self.done >= (self.bar.tasks[0].total or 0) else "waiting"
+        else:
+            desc = ", ".join(labels[:3]) + (f" +{len(labels) - 3}" if len(labels) > 3 else "")
+            if self.message and len(labels) == 1:
+                desc += f": {self.message}"
+        self.bar.update(self.task, description=desc, completed=self.done + self.sub)
+
+    def started(self, key: str, label: str) -> None:
+        self.running[key] = label
+        self.sub, self.message = 0.0, ""
+        self._describe()
+
+    def finished(self, key: str) -> None:
+        self.running.pop(key, None)
+        self.sub, self.message = 0.0, ""
+        self._describe()
+
+    def advance(self) -> None:
+        self.done += 1
+        self._describe()
+
+    def stage_hook(self, fraction: float, message: str) -> None:
+        self.sub, self.message = fraction, message
+        self._describe()

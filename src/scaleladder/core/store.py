@@ -1,0 +1,601 @@
+"""Content-addressed artifact store: one SQLite index plus a blob folder.
+
+Layout under ``root`` (default ``.scaleladder`` in the working directory)::
+
+    root/index.sqlite                 the index (WAL mode): artifacts and runs tables
+    root/blobs/<key[:2]>/<key>/       meta.json + arrays.npz of one artifact (core.codec.to_files)
+    root/tmp/                         staging area for atomic writes
+
+A write goes to a fresh directory under ``root/tmp``, every file is fsynced, the directory is moved
+into place with :func:`os.replace` and only then is the index row inserted (one SQLite write
+transaction, which also serialises concurrent writers across processes).  A crash therefore leaves
+either nothing indexed or a complete entry: a blob directory without an index row is an orphan that
+reads ignore and the next write of that key overwrites; an index row whose blob is missing or whose
+files no longer match the recorded sha256 is reported as :class:`StoreCorruptionError` by
+:meth:`Store.get` (and repaired by the next :meth:`Store.put` of that key).
+
+No pickle is used anywhere: artifacts are encoded by :mod:`scaleladder.core.codec`, parameters and
+run settings are stored as JSON (arrays inline, base64).
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from . import codec
+from .errors import InputError, StoreCorruptionError, StoreError
+
+__all__ = ["Store"]
+
+_KEY_RE = re.compile(r"^[0-9A-Za-z_-]{2,128}$")
+_PREFIX_RE = re.compile(r"^[0-9A-Za-z_-]{1,128}$")
+_BUSY_TIMEOUT_S = 60.0
+_TMP_MAX_AGE_S = 24 * 3600.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS artifacts (
+    key       TEXT PRIMARY KEY,
+    stage     TEXT NOT NULL,
+    version   TEXT NOT NULL,
+    params    TEXT NOT NULL,
+    inputs    TEXT NOT NULL,
+    created   TEXT NOT NULL,
+    elapsed_s REAL NOT NULL,
+    files     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS artifacts_stage ON artifacts(stage);
+CREATE TABLE IF NOT EXISTS runs (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id    TEXT NOT NULL UNIQUE,
+    ladder    TEXT NOT NULL,
+    name      TEXT,
+    settings  TEXT NOT NULL,
+    targets   TEXT NOT NULL,
+    created   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_ladder ON runs(ladder);
+"""
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+def _now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _dump_plain(obj: Any) -> str:
+    """JSON text of a plain encodable object (params, settings); arrays inline as base64."""
+    tree, arrays = codec.encode(obj)
+    packed = {k: {"descr": np.lib.format.dtype_to_descr(v.dtype), "shape": list(v.shape),
+                  "b64": base64.b64encode(np.ascontiguousarray(v).tobytes()).decode("ascii")}
+              for k, v in arrays.items()}
+    return json.dumps({"tree": tree, "arrays": packed}, sort_keys=True, ensure_ascii=False)
+
+
+def _load_plain(text: str) -> Any:
+    payload = json.loads(text)
+    arrays = {}
+    for k, a in payload["arrays"].items():
+        dtype = np.lib.format.descr_to_dtype(a["descr"])
+        arrays[k] = np.frombuffer(base64.b64decode(a["b64"]), dtype=dtype).reshape(a["shape"]).copy()
+    return codec.decode(payload["tree"], arrays)
+
+
+def _fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename inside it is durable (no-op where unsupported)."""
+    flags = getattr(os, "O_DIRECTORY", None)
+    if flags is None:  # pragma: no cover - Windows
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | flags)
+    except OSError:  # pragma: no cover
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _check_key(key: Any) -> str:
+    if not isinstance(key, str) or not _KEY_RE.match(key):
+        raise InputError("key", key, "2-128 characters from [0-9A-Za-z_-] (a sha256 hex digest, "
+                         "as pipeline nodes produce)")
+    return key
+
+
+# ----------------------------------------------------------------------------------------------
+# Store
+# ----------------------------------------------------------------------------------------------
+class Store:
+    """Content-addressed store of artifacts with provenance, plus a table of runs.
+
+    Parameters
+    ----------
+    root : str or os.PathLike, default ".scaleladder"
+        Folder holding ``index.sqlite``, ``blobs/`` and ``tmp/``; created if missing.
+
+    Notes
+    -----
+    Safe for several threads and several processes writing at once: each thread of each process
+    opens its own SQLite connection (WAL journal, busy timeout of 60 s) and every write of an
+    artifact is one ``BEGIN IMMEDIATE`` transaction around the final rename and the index insert.
+    A ``Store`` pickles as its root path only, so it can be handed to another process.
+
+    Examples
+    --------
+    >>> store = Store(tmp_path / "store")                                      # doctest: +SKIP
+    >>> store.put("ab12cd34", {"x": 1.0}, stage="demo", version="1", params={}, inputs={},
+    ...           elapsed_s=0.1)                                               # doctest: +SKIP
+    'ab12cd34'
+    >>> store.get("ab12cd34")                                                  # doctest: +SKIP
+    {'x': 1.0}
+    """
+
+    def __init__(self, root: str | os.PathLike = ".scaleladder"):
+        self.root = Path(root).expanduser().absolute()
+        self.blobs = self.root / "blobs"
+        self.tmp = self.root / "tmp"
+        self.index_path = self.root / "index.sqlite"
+        try:
+            self.blobs.mkdir(parents=True, exist_ok=True)
+            self.tmp.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create the store folder {self.root}: {e}") from e
+        self._local = threading.local()
+        self._init_schema()
+        self._clean_tmp()
+
+    # -- pickling / lifetime -------------------------------------------------------------------
+    def __reduce__(self):
+        return (Store, (str(self.root),))
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close this thread's SQLite connection (reopened on the next use)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            conn.close()
+        self._local.conn = None
+
+    # -- connection ------------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            try:
+                conn = sqlite3.connect(self.index_path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+            except sqlite3.Error as e:
+                raise StoreError(f"cannot open the store index {self.index_path}: {e}") from e
+            conn.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
+            self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+            self._local.pid = os.getpid()
+        return conn
+
+    @staticmethod
+    def _retry(fn, attempts: int = 50):
+        """Call ``fn`` retrying on 'database is locked' (pragmas that ignore the busy handler)."""
+        for i in range(attempts):
+            try:
+                return fn()
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e) or i == attempts - 1:
+                    raise
+                time.sleep(0.05 + 0.01 * i)
+
+    class _Tx:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error)."""
+
+        def __init__(self, conn: sqlite3.Connection):
+            self.conn = conn
+
+        def __enter__(self) -> sqlite3.Connection:
+            Store._retry(lambda: self.conn.execute("BEGIN IMMEDIATE"))
+            return self.conn
+
+        def __exit__(self, exc_type, exc, tb) -> None:
+            if exc_type is None:
+                self.conn.execute("COMMIT")
+            else:
+                self.conn.execute("ROLLBACK")
+
+    def _tx(self) -> "Store._Tx":
+        return Store._Tx(self._conn())
+
+    def _init_schema(self) -> None:
+        try:
+            with self._tx() as c:
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+        except sqlite3.DatabaseError as e:
+            raise StoreCorruptionError(f"the store index {self.index_path} is not a readable "
+                                       f"SQLite database: {e}") from e
+
+    def _clean_tmp(self) -> None:
+        """Remove staging debris older than a day (a crashed writer's leftovers)."""
+        cutoff = time.time() - _TMP_MAX_AGE_S
+        try:
+            entries = list(self.tmp.iterdir())
+        except OSError:  # pragma: no cover
+            return
+        for p in entries:
+            try:
+                if p.stat().st_mtime < cutoff:
+                    shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink()
+            except OSError:  # pragma: no cover
+                pass
+
+    # -- paths -----------------------------------------------------------------------------------
+    def blob_dir(self, key: str) -> Path:
+        """Folder that holds (or would hold) the files of ``key``."""
+        _check_key(key)
+        return self.blobs / key[:2] / key
+
+    # -- artifacts -------------------------------------------------------------------------------
+    def put(self, key: str, obj: Any, *, stage: str, version: str, params: dict,
+            inputs: dict[str, str], elapsed_s: float) -> str:
+        """Store ``obj`` under ``key`` with its provenance; return ``key``.
+
+        Parameters
+        ----------
+        key : str
+            Content address (normally :attr:`scaleladder.core.pipeline.Node.key`).
+        obj : Any
+            Anything :func:`scaleladder.core.codec.encode` accepts.
+        stage, version : str
+            Name and version of the stage that produced ``obj``.
+        params : dict
+            Plain parameters of the stage (encodable by the codec).
+        inputs : dict[str, str]
+            Argument name -> key of each input artifact.
+        elapsed_s : float
+            Seconds the computation took.
+
+        Returns
+        -------
+        str
+            ``key``.
+
+        Notes
+        -----
+        Idempotent: if ``key`` is already stored with an intact blob, nothing changes (the first
+        write wins).  If its row exists but the blob is missing or corrupt, the blob is rewritten
+        and the row replaced.
+        """
+        files = codec.to_files(obj)
+        return self._put_files(key, files, stage=stage, version=version, params=params,
+                               inputs=inputs, elapsed_s=elapsed_s)
+
+    def _put_files(self, key: str, files: dict[str, bytes], *, stage: str, version: str,
+                   params: dict, inputs: dict[str, str], elapsed_s: float) -> str:
+        _check_key(key)
+        if not isinstance(stage, str) or not stage:
+            raise InputError("stage", stage, "a non-empty string")
+        version = str(version)
+        if not isinstance(params, dict):
+            raise InputError("params", params, "a dict of plain parameters")
+        if not isinstance(inputs, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                   for k, v in inputs.items()):
+            raise InputError("inputs", inputs, "a dict mapping argument names to artifact keys")
+        try:
+            elapsed = float(elapsed_s)
+        except (TypeError, ValueError):
+            raise InputError("elapsed_s", elapsed_s, "a number of seconds") from None
+        params_json = _dump_plain(params)
+        hashes = {name: _sha256(data) for name, data in files.items()}
+
+        # 1. stage the files outside the lock, fsynced
+        staging = self.tmp / f"{key}.{os.getpid()}.{uuid.uuid4().hex[:12]}"
+        staging.mkdir(parents=True)
+        try:
+            for name, data in files.items():
+                with open(staging / name, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            _fsync_dir(staging)
+            target = self.blob_dir(key)
+            target.parent.mkdir(parents=True, exist_ok=True)
+
+            # 2. under the write lock: rename into place, then index
+            with self._tx() as c:
+                row = c.execute("SELECT files FROM artifacts WHERE key=?", (key,)).fetchone()
+                if row is not None and self._blob_intact(key, json.loads(row[0])):
+                    return key  # already stored (another writer or an earlier run)
+                if target.exists():  # orphan of a crashed writer, or a corrupt blob
+                    trash = self.tmp / f"trash.{key}.{uuid.uuid4().hex[:12]}"
+                    os.replace(target, trash)
+                    shutil.rmtree(trash, ignore_errors=True)
+                os.replace(staging, target)
+                _fsync_dir(target.parent)
+                verb = "INSERT OR IGNORE" if row is None else "INSERT OR REPLACE"
+                c.execute(f"{verb} INTO artifacts (key, stage, version, params, inputs, created, "
+                          "elapsed_s, files) VALUES (?,?,?,?,?,?,?,?)",
+                          (key, stage, version, params_json, json.dumps(inputs), _now_iso(),
+                           elapsed, json.dumps(hashes, sort_keys=True)))
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return key
+
+    def _blob_intact(self, key: str, hashes: dict[str, str]) -> bool:
+        d = self.blob_dir(key)
+        for name, h in hashes.items():
+            try:
+                if _sha256((d / name).read_bytes()) != h:
+                    return False
+            except OSError:
+                return False
+        return True
+
+    def _row(self, key: str) -> tuple | None:
+        return self._conn().execute(
+            "SELECT key, stage, version, params, inputs, created, elapsed_s, files "
+            "FROM artifacts WHERE key=?", (key,)).fetchone()
+
+    def _require_row(self, key: str) -> tuple:
+        _check_key(key)
+        row = self._row(key)
+        if row is None:
+            n = self._conn().execute("SELECT COUNT(*) FROM artifacts").fetchone()[0]
+            raise InputError("key", key, "the key of a stored artifact",
+                             hint=f"the store {self.root} holds {n} artifacts; "
+                                  "use Store.find(prefix) or Store.keys() to look them up")
+        return row
+
+    def get(self, key: str) -> Any:
+        """Load the artifact stored under ``key``, verifying the sha256 of each of its files.
+
+        Raises
+        ------
+        InputError
+            ``key`` is not in the index.
+        StoreCorruptionError
+            A file of the blob is missing or its content does not match the recorded hash.
+        """
+        row = self._require_row(key)
+        hashes = json.loads(row[7])
+        d = self.blob_dir(key)
+        files: dict[str, bytes] = {}
+        for name, h in hashes.items():
+            path = d / name
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                raise StoreCorruptionError(
+                    f"artifact {key}: file {name} is missing ({path}); rerun the stage that "
+                    "produced it (the next put of this key repairs the entry)") from None
+            except OSError as e:
+                raise StoreCorruptionError(f"artifact {key}: file {name} cannot be read "
+                                           f"({path}): {e}") from e
+            got = _sha256(data)
+            if got != h:
+                raise StoreCorruptionError(
+                    f"artifact {key}: file {name} does not match its recorded sha256 "
+                    f"(recorded {h[:16]}..., on disk {got[:16]}...; {path}); rerun the stage "
+                    "that produced it (the next put of this key repairs the entry)")
+            files[name] = data
+        return codec.from_files(files)
+
+    def has(self, key: str) -> bool:
+        """True if ``key`` has an index row and its blob folder exists (hashes not checked)."""
+        _check_key(key)
+        if self._conn().execute("SELECT 1 FROM artifacts WHERE key=?", (key,)).fetchone() is None:
+            return False
+        return self.blob_dir(key).is_dir()
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and bool(_KEY_RE.match(key)) and self.has(key)
+
+    def record(self, key: str) -> dict:
+        """Provenance record of one artifact.
+
+        Returns
+        -------
+        dict
+            ``key``, ``stage``, ``version``, ``params`` (decoded), ``inputs`` (argument name ->
+            key), ``created`` (ISO 8601, UTC), ``elapsed_s``, ``files`` (file name -> sha256).
+        """
+        row = self._require_row(key)
+        return {"key": row[0], "stage": row[1], "version": row[2], "params": _load_plain(row[3]),
+                "inputs": json.loads(row[4]), "created": row[5], "elapsed_s": row[6],
+                "files": json.loads(row[7])}
+
+    def provenance(self, key: str) -> list[dict]:
+        """The record of ``key`` and of every input, transitively (depth-first, each once).
+
+        An input whose key is not in the index appears as ``{"key": k, "missing": True}``.
+        """
+        out: list[dict] = []
+        seen: set[str] = set()
+
+        def visit(k: str) -> None:
+            if k in seen:
+                return
+            seen.add(k)
+            if self._row(k) is None:
+                out.append({"key": k, "missing": True})
+                return
+            rec = self.record(k)
+            out.append(rec)
+            for dep in rec["inputs"].values():
+                visit(dep)
+
+        self._require_row(key)
+        visit(key)
+        return out
+
+    def find(self, prefix: str) -> str:
+        """The unique stored key starting with ``prefix``.
+
+        Raises
+        ------
+        InputError
+            No key or several keys start with ``prefix`` (the candidates are listed).
+        """
+        if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):
+            raise InputError("prefix", prefix, "a key or the start of one ([0-9A-Za-z_-])")
+        rows = self._conn().execute("SELECT key, stage FROM artifacts WHERE key GLOB ? ORDER BY key "
+                                    "LIMIT 11", (prefix + "*",)).fetchall()
+        if len(rows) == 1:
+            return rows[0][0]
+        if not rows:
+            n = self._conn().execute("SELECT COUNT(*) FROM artifacts").fetchone()[0]
+            raise InputError("key", prefix, "the start of a stored artifact's key",
+                             hint=f"no match among the {n} artifacts in {self.root}")
+        cands = ", ".join(f"{k[:16]} ({s})" for k, s in rows[:10]) + (", ..." if len(rows) > 10 else "")
+        raise InputError("key", prefix, "a prefix matching exactly one artifact",
+                         hint=f"ambiguous: {cands}; give more characters")
+
+    def keys(self, stage: str | None = None) -> list[str]:
+        """Stored keys in insertion order, optionally only those of one ``stage``."""
+        if stage is None:
+            rows = self._conn().execute("SELECT key FROM artifacts ORDER BY rowid").fetchall()
+        else:
+            rows = self._conn().execute("SELECT key FROM artifacts WHERE stage=? ORDER BY rowid",
+                                        (stage,)).fetchall()
+        return [r[0] for r in rows]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return self._conn().execute("SELECT COUNT(*) FROM artifacts").fetchone()[0]
+
+    # -- runs ------------------------------------------------------------------------------------
+    def add_run(self, ladder: str, settings: dict, targets: dict[str, str], *,
+                name: str | None = None) -> str:
+        """Record a run of ``ladder``; return its id (``YYYYmmdd-HHMMSS-xxxxxx``).
+
+        Parameters
+        ----------
+        ladder : str
+            Name of the ladder that was run.
+        settings : dict
+            The settings it ran with (encodable by the codec).
+        targets : dict[str, str]
+            Target name -> key of the stored artifact; every key must be in the store.
+        name : str, optional
+            A human name for the run (``get_run`` accepts it as a reference).
+        """
+        if not isinstance(ladder, str) or not ladder:
+            raise InputError("ladder", ladder, "a non-empty string")
+        if not isinstance(settings, dict):
+            raise InputError("settings", settings, "a dict")
+        if not isinstance(targets, dict) or not all(isinstance(k, str) for k in targets):
+            raise InputError("targets", targets, "a dict mapping target names to artifact keys")
+        for tname, k in targets.items():
+            if not (isinstance(k, str) and _KEY_RE.match(k) and self._row(k) is not None):
+                raise InputError(f"targets[{tname!r}]", k, "the key of a stored artifact")
+        if name is not None and not isinstance(name, str):
+            raise InputError("name", name, "a string or None")
+        settings_json = _dump_plain(settings)
+        targets_json = json.dumps(targets)
+        for _ in range(10):
+            now = _dt.datetime.now(_dt.timezone.utc)
+            h = _sha256(f"{ladder}|{settings_json}|{targets_json}|{time.time_ns()}|"
+                        f"{uuid.uuid4().hex}".encode())
+            run_id = f"{now:%Y%m%d-%H%M%S}-{h[:6]}"
+            try:
+                with self._tx() as c:
+                    c.execute("INSERT INTO runs (run_id, ladder, name, settings, targets, created) "
+                              "VALUES (?,?,?,?,?,?)", (run_id, ladder, name, settings_json,
+                                                       targets_json, now.isoformat(timespec="milliseconds")))
+                return run_id
+            except sqlite3.IntegrityError:  # pragma: no cover - id collision, retry
+                continue
+        raise StoreError("could not allocate a unique run id")  # pragma: no cover
+
+    @staticmethod
+    def _run_dict(row: tuple) -> dict:
+        return {"run_id": row[0], "ladder": row[1], "name": row[2],
+                "settings": _load_plain(row[3]), "targets": json.loads(row[4]), "created": row[5]}
+
+    _RUN_COLS = "run_id, ladder, name, settings, targets, created"
+
+    def get_run(self, ref: str) -> dict:
+        """Look up a run.
+
+        Parameters
+        ----------
+        ref : str
+            A run id, a unique prefix of one, ``"latest"``, a ladder name (its latest run) or a
+            run name (its latest run).
+
+        Returns
+        -------
+        dict
+            ``run_id``, ``ladder``, ``name``, ``settings``, ``targets``, ``created``.
+
+        Raises
+        ------
+        InputError
+            ``ref`` matches no run or several (the known runs are listed).
+        """
+        c = self._conn()
+        cols = self._RUN_COLS
+        if not isinstance(ref, str) or not ref:
+            raise InputError("run", ref, "a run id (or unique prefix), 'latest' or a ladder name",
+                             hint=self._known_runs_hint())
+        queries = [("SELECT {} FROM runs WHERE run_id=?", ref)]
+        if ref == "latest":
+            queries.insert(0, ("SELECT {} FROM runs ORDER BY seq DESC LIMIT 1", None))
+        queries += [("SELECT {} FROM runs WHERE ladder=? ORDER BY seq DESC LIMIT 1", ref),
+                    ("SELECT {} FROM runs WHERE name=? ORDER BY seq DESC LIMIT 1", ref)]
+        for sql, arg in queries:
+            row = c.execute(sql.format(cols), () if arg is None else (arg,)).fetchone()
+            if row is not None:
+                return self._run_dict(row)
+        if _PREFIX_RE.match(ref):
+            rows = c.execute(f"SELECT {cols} FROM runs WHERE run_id GLOB ? ORDER BY seq",
+                             (ref + "*",)).fetchall()
+            if len(rows) == 1:
+                return self._run_dict(rows[0])
+            if len(rows) > 1:
+                raise InputError("run", ref, "a run id prefix matching exactly one run",
+                                 hint="ambiguous: " + ", ".join(r[0] for r in rows[:10]))
+        raise InputError("run", ref, "a run id (or unique prefix), 'latest' or a ladder name",
+                         hint=self._known_runs_hint())
+
+    def _known_runs_hint(self) -> str:
+        rows = self._conn().execute("SELECT run_id, ladder FROM runs ORDER BY seq DESC LIMIT 11"
+                                    ).fetchall()
+        if not rows:
+            return f"no runs are recorded in {self.root}"
+        listed = ", ".join(f"{r} ({lad})" for r, lad in rows[:10])
+        more = ", ..." if len(rows) > 10 else ""
+        return f"known runs, newest first: {listed}{more}"
+
+    def list_runs(self) -> list[dict]:
+        """All recorded runs, oldest first (dicts as returned by :meth:`get_run`)."""
+        rows = self._conn().execute(f"SELECT {self._RUN_COLS} FROM runs ORDER BY seq").fetchall()
+        return [self._run_dict(r) for r in rows]
