@@ -1,0 +1,1030 @@
+"""Stillinger-Weber potential: numba kernels behind ASE's ``Calculator`` protocol.
+
+The Stillinger & Weber (1985) form, single species::
+
+    E = sum_{i<j} phi2(r_ij) + sum_i sum_{j<k, j,k != i} phi3(r_ij, r_ik, theta_jik)
+
+    phi2(r)  = A eps [B (sigma/r)^p - (sigma/r)^q] exp(sigma / (r - a sigma))
+    phi3     = lambda eps (cos theta_jik - costheta0)^2
+               exp(gamma sigma / (r_ij - a sigma)) exp(gamma sigma / (r_ik - a sigma))
+
+both terms vanishing (with all derivatives) at the cutoff ``r_c = a sigma``.  Units are ASE's:
+eV, Å; stress in eV/Å³, Voigt order ``xx, yy, zz, yz, xz, xy``, ASE sign (``stress = (1/V) dE/dε``,
+positive under tension).
+
+Layout
+------
+* :data:`SW_PARAMETER_NAMES` -- the parameter names, in the order of the flat ``params_array`` the
+  low-level function takes: ``epsilon, sigma, a, lambda, gamma, A, B, p, q, costheta0``.
+  The key ``"lambda"`` is canonical; ``"lambda_"`` is accepted as an alias on input.
+* :data:`SW_SILICON` -- the original silicon parameters (Stillinger & Weber, PRB 31, 5262 (1985)).
+* :func:`sw_energy_forces_stress` -- plain-array entry point for fast repeated evaluation (fitting),
+  with a small cache of neighbour lists keyed on positions, cell and pbc.
+* :class:`StillingerWeber` -- the ASE calculator (``energy``, ``free_energy``, ``energies``,
+  ``forces``, ``stress``).
+
+The neighbour list is built in numba: periodic images are generated explicitly (as many as the
+cutoff needs along each periodic direction, so cells thinner than twice the cutoff, e.g. the 2-atom
+primitive diamond cell, work), then a linked-cell (bin) search finds all neighbours of the real atoms.
+General triclinic cells and any mix of periodic and open boundaries are handled.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from collections import OrderedDict
+from typing import Any, Mapping
+
+import numpy as np
+from ase.calculators.calculator import Calculator, Parameters, all_changes
+from ase.data import atomic_numbers, chemical_symbols
+from numba import get_num_threads, njit, prange
+
+from ..core import validate
+from ..core.errors import InputError, PropertyNotImplementedError
+
+__all__ = ["StillingerWeber", "SW_SILICON", "SW_PARAMETER_NAMES", "sw_energy_forces_stress",
+           "validate_sw_parameters"]
+
+#: Parameter names, in the order of the flat ``params_array`` used by the kernels.
+SW_PARAMETER_NAMES: tuple[str, ...] = (
+    "epsilon", "sigma", "a", "lambda", "gamma", "A", "B", "p", "q", "costheta0")
+
+#: Original Stillinger-Weber silicon parameters (epsilon in eV, sigma in Å, the rest dimensionless).
+SW_SILICON: dict[str, float] = {
+    "epsilon": 2.1683,
+    "sigma": 2.0951,
+    "a": 1.80,
+    "lambda": 21.0,
+    "gamma": 1.20,
+    "A": 7.049556277,
+    "B": 0.6022245584,
+    "p": 4.0,
+    "q": 0.0,
+    "costheta0": -1.0 / 3.0,
+}
+
+_ALIASES = {"lambda_": "lambda", "lam": "lambda"}
+
+# exp(x) for x below this is < 1e-304: the term (and its derivative) is taken as exactly zero,
+# which avoids 0 * inf = NaN when r sits a hair below the cutoff.
+_EXP_FLOOR = -700.0
+
+
+# --------------------------------------------------------------------------------------------
+# parameters
+# --------------------------------------------------------------------------------------------
+
+def validate_sw_parameters(parameters: Mapping[str, Any], field: str = "parameters") -> dict:
+    """Check a Stillinger-Weber parameter dictionary and return it in canonical form.
+
+    Parameters
+    ----------
+    parameters : mapping
+        All of :data:`SW_PARAMETER_NAMES` (``"lambda_"`` accepted for ``"lambda"``).
+    field : str
+        Name used in error messages.
+
+    Returns
+    -------
+    dict
+        Canonical names -> float.
+
+    Raises
+    ------
+    InputError
+        On a missing or unknown name, or a value that is not finite or out of range
+        (``epsilon, sigma, a, gamma`` > 0; ``lambda, A, B`` >= 0; ``costheta0`` in [-1, 1]).
+    """
+    if not isinstance(parameters, Mapping):
+        raise InputError(field, parameters, "a dict of Stillinger-Weber parameters "
+                         f"({', '.join(SW_PARAMETER_NAMES)})")
+    canon: dict[str, Any] = {}
+    for key, value in parameters.items():
+        name = _ALIASES.get(key, key)
+        if name not in SW_PARAMETER_NAMES:
+            raise InputError(f"{field}[{key!r}]", value, "one of the Stillinger-Weber parameter "
+                             f"names {', '.join(SW_PARAMETER_NAMES)}", hint="unknown parameter name")
+        if name in canon:
+            raise InputError(f"{field}[{key!r}]", value, "each parameter given once",
+                             hint="'lambda' and 'lambda_' both given")
+        canon[name] = value
+    missing = [n for n in SW_PARAMETER_NAMES if n not in canon]
+    if missing:
+        raise InputError(f"{field}", sorted(parameters), "all Stillinger-Weber parameter names",
+                         hint="missing: " + ", ".join(missing))
+    out: dict[str, float] = {}
+    for name in SW_PARAMETER_NAMES:
+        f = f"{field}[{name!r}]"
+        v = canon[name]
+        if name in ("epsilon", "sigma", "a", "gamma"):
+            out[name] = validate.positive(f, v)
+        elif name in ("lambda", "A", "B"):
+            out[name] = validate.nonnegative(f, v)
+        elif name == "costheta0":
+            out[name] = validate.in_range(f, v, -1.0, 1.0)
+        else:
+            out[name] = validate.finite(f, v)
+    return out
+
+
+def _params_array(params: Mapping[str, float]) -> np.ndarray:
+    return np.array([params[n] for n in SW_PARAMETER_NAMES], dtype=np.float64)
+
+
+def _check_params_array(params_array: Any) -> np.ndarray:
+    arr = np.ascontiguousarray(params_array, dtype=np.float64)
+    if arr.shape != (len(SW_PARAMETER_NAMES),):
+        raise InputError("params_array", f"array of shape {arr.shape}",
+                         f"shape ({len(SW_PARAMETER_NAMES)},) in the order {SW_PARAMETER_NAMES}")
+    if not np.all(np.isfinite(arr)) or np.any(arr[[0, 1, 2, 4]] <= 0) or \
+            np.any(arr[[3, 5, 6]] < 0) or abs(arr[9]) > 1.0:
+        # produce the error that names the field
+        validate_sw_parameters(dict(zip(SW_PARAMETER_NAMES, arr.tolist())), field="params_array")
+    return arr
+
+
+# --------------------------------------------------------------------------------------------
+# numba kernels: periodic images, linked cells, neighbour list
+# --------------------------------------------------------------------------------------------
+
+@njit(cache=True, fastmath=False)
+def _make_images(pos, cell, inv, pbc, nimg, pad):
+    """Wrap atoms into the cell along periodic directions and append periodic images.
+
+    Returns ``(P, orig)``: the first ``n`` rows of ``P`` are the (wrapped) real atoms, the rest are
+    images whose fractional coordinate along each periodic direction lies in
+    ``[-pad_k, 1 + pad_k]``; ``orig`` maps every row to its real atom.
+    """
+    n = pos.shape[0]
+    s = np.empty((n, 3))
+    wrapped = np.empty((n, 3))
+    for i in range(n):
+        for k in range(3):
+            s[i, k] = pos[i, 0] * inv[0, k] + pos[i, 1] * inv[1, k] + pos[i, 2] * inv[2, k]
+        for c in range(3):
+            wrapped[i, c] = pos[i, c]
+        for k in range(3):
+            if pbc[k]:
+                f = math.floor(s[i, k])
+                if f != 0.0:
+                    s[i, k] -= f
+                    for c in range(3):
+                        wrapped[i, c] -= f * cell[k, c]
+    # count images
+    count = 0
+    for i in range(n):
+        for a in range(-nimg[0], nimg[0] + 1):
+            fa = s[i, 0] + a
+            if pbc[0] and (fa < -pad[0] or fa > 1.0 + pad[0]):
+                continue
+            for b in range(-nimg[1], nimg[1] + 1):
+                fb = s[i, 1] + b
+                if pbc[1] and (fb < -pad[1] or fb > 1.0 + pad[1]):
+                    continue
+                for c in range(-nimg[2], nimg[2] + 1):
+                    fc = s[i, 2] + c
+                    if pbc[2] and (fc < -pad[2] or fc > 1.0 + pad[2]):
+                        continue
+                    if a == 0 and b == 0 and c == 0:
+                        continue
+                    count += 1
+    P = np.empty((n + count, 3))
+    orig = np.empty(n + count, dtype=np.int64)
+    for i in range(n):
+        for c in range(3):
+            P[i, c] = wrapped[i, c]
+        orig[i] = i
+    m = n
+    for i in range(n):
+        for a in range(-nimg[0], nimg[0] + 1):
+            fa = s[i, 0] + a
+            if pbc[0] and (fa < -pad[0] or fa > 1.0 + pad[0]):
+                continue
+            for b in range(-nimg[1], nimg[1] + 1):
+                fb = s[i, 1] + b
+                if pbc[1] and (fb < -pad[1] or fb > 1.0 + pad[1]):
+                    continue
+                for c in range(-nimg[2], nimg[2] + 1):
+                    fc = s[i, 2] + c
+                    if pbc[2] and (fc < -pad[2] or fc > 1.0 + pad[2]):
+                        continue
+                    if a == 0 and b == 0 and c == 0:
+                        continue
+                    for d in range(3):
+                        P[m, d] = wrapped[i, d] + a * cell[0, d] + b * cell[1, d] + c * cell[2, d]
+                    orig[m] = i
+                    m += 1
+    return P, orig
+
+
+@njit(cache=True, fastmath=False)
+def _bin_atoms(P, rc):
+    """Linked cells on the bounding box of ``P``: bins at least ``rc`` wide.
+
+    Returns ``(nb, bin_start, Ps, src)``: ``Ps`` holds the rows of ``P`` sorted by bin, ``src``
+    their row in ``P``; the atoms of bin ``b = (ix * nb[1] + iy) * nb[2] + iz`` are rows
+    ``bin_start[b]:bin_start[b + 1]`` of ``Ps``, so bins adjacent along z are contiguous.
+    """
+    ntot = P.shape[0]
+    lo = np.empty(3)
+    hi = np.empty(3)
+    for k in range(3):
+        lo[k] = P[0, k]
+        hi[k] = P[0, k]
+    for i in range(ntot):
+        for k in range(3):
+            v = P[i, k]
+            if v < lo[k]:
+                lo[k] = v
+            if v > hi[k]:
+                hi[k] = v
+    nb = np.empty(3, dtype=np.int64)
+    width = np.empty(3)
+    for k in range(3):
+        nb[k] = max(1, int((hi[k] - lo[k]) / rc))
+    # cap the number of bins (an open cluster with far-flung atoms must not allocate a huge grid)
+    limit = max(64, 4 * ntot)
+    while nb[0] * nb[1] * nb[2] > limit:
+        for k in range(3):
+            nb[k] = max(1, nb[k] // 2)
+    for k in range(3):
+        width[k] = max((hi[k] - lo[k]) / nb[k], rc)
+    nbins = nb[0] * nb[1] * nb[2]
+    which = np.empty(ntot, dtype=np.int64)
+    bin_start = np.zeros(nbins + 1, dtype=np.int64)
+    for i in range(ntot):
+        ix = min(int((P[i, 0] - lo[0]) / width[0]), nb[0] - 1)
+        iy = min(int((P[i, 1] - lo[1]) / width[1]), nb[1] - 1)
+        iz = min(int((P[i, 2] - lo[2]) / width[2]), nb[2] - 1)
+        b = (ix * nb[1] + iy) * nb[2] + iz
+        which[i] = b
+        bin_start[b + 1] += 1
+    for b in range(nbins):
+        bin_start[b + 1] += bin_start[b]
+    fill = bin_start[:-1].copy()
+    Ps = np.empty((ntot, 3))
+    src = np.empty(ntot, dtype=np.int64)
+    for i in range(ntot):
+        b = which[i]
+        t = fill[b]
+        Ps[t, 0] = P[i, 0]
+        Ps[t, 1] = P[i, 1]
+        Ps[t, 2] = P[i, 2]
+        src[t] = i
+        fill[b] += 1
+    return nb, bin_start, Ps, src
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _stencil_size(b, nb, bin_start):
+    """Number of atoms in the 27 bins around bin ``b`` (an upper bound on any neighbour count)."""
+    bz = b % nb[2]
+    by = (b // nb[2]) % nb[1]
+    bx = b // (nb[1] * nb[2])
+    z0 = max(bz - 1, 0)
+    z1 = min(bz + 2, nb[2])
+    tot = 0
+    for x in range(max(bx - 1, 0), min(bx + 2, nb[0])):
+        for y in range(max(by - 1, 0), min(by + 2, nb[1])):
+            base = (x * nb[1] + y) * nb[2]
+            tot += bin_start[base + z1] - bin_start[base + z0]
+    return tot
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _scan_bin(b, n, nb, bin_start, Ps, src, orig, rc2, write, m0, p0, order, offsets,
+              out_j, out_d):
+    """Neighbours (within ``sqrt(rc2)``) of the real atoms in bin ``b``.
+
+    Counts, and when ``write`` stores them from pair slot ``p0`` and atom slot ``m0`` on
+    (``order[m]`` = atom, ``offsets[m + 1]`` = end of its segment).  Returns
+    ``(pairs, real_atoms)``, or ``(-1, atom)`` if two atoms (or an atom and its image) coincide.
+    """
+    bz = b % nb[2]
+    by = (b // nb[2]) % nb[1]
+    bx = b // (nb[1] * nb[2])
+    z0 = max(bz - 1, 0)
+    z1 = min(bz + 2, nb[2])
+    x0 = max(bx - 1, 0)
+    x1 = min(bx + 2, nb[0])
+    y0 = max(by - 1, 0)
+    y1 = min(by + 2, nb[1])
+    cnt = 0
+    nreal = 0
+    for t in range(bin_start[b], bin_start[b + 1]):
+        i = src[t]
+        if i >= n:
+            continue
+        xi = Ps[t, 0]
+        yi = Ps[t, 1]
+        zi = Ps[t, 2]
+        for x in range(x0, x1):
+            for y in range(y0, y1):
+                base = (x * nb[1] + y) * nb[2]
+                for u in range(bin_start[base + z0], bin_start[base + z1]):
+                    if u == t:
+                        continue
+                    dx = Ps[u, 0] - xi
+                    dy = Ps[u, 1] - yi
+                    dz = Ps[u, 2] - zi
+                    r2 = dx * dx + dy * dy + dz * dz
+                    if r2 < rc2:
+                        if r2 < 1e-16:
+                            return -1, i
+                        if write:
+                            s = p0 + cnt
+                            out_j[s] = orig[src[u]]
+                            out_d[s, 0] = dx
+                            out_d[s, 1] = dy
+                            out_d[s, 2] = dz
+                        cnt += 1
+        if write:
+            order[m0 + nreal] = i
+            offsets[m0 + nreal + 1] = p0 + cnt
+        nreal += 1
+    return cnt, nreal
+
+
+@njit(cache=True, fastmath=False)
+def _neighbours_serial(P, orig, n, rc):
+    """Full neighbour list of the ``n`` real atoms, one pass over the bins.
+
+    Returns ``(order, offsets, nbr_j, nbr_d, status)``: the neighbours of atom ``order[m]`` are
+    ``nbr_j[offsets[m]:offsets[m + 1]]`` (real-atom indices) at bond vectors ``nbr_d[...]``
+    (``r_j - r_i``); atoms come in bin order, for memory locality.  ``status`` is 0, or
+    ``1 + atom`` for an atom that coincides with another.
+    """
+    nb, bin_start, Ps, src = _bin_atoms(P, rc)
+    rc2 = rc * rc
+    nbins = nb[0] * nb[1] * nb[2]
+    cap = max(1024, 16 * n)
+    nbr_j = np.empty(cap, dtype=np.int64)
+    nbr_d = np.empty((cap, 3))
+    order = np.empty(n, dtype=np.int64)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    m = 0
+    p = 0
+    for b in range(nbins):
+        nin = bin_start[b + 1] - bin_start[b]
+        if nin == 0:
+            continue
+        need = p + nin * _stencil_size(b, nb, bin_start)
+        if need > cap:
+            cap = max(2 * cap, need)
+            nj = np.empty(cap, dtype=np.int64)
+            nd = np.empty((cap, 3))
+            nj[:p] = nbr_j[:p]
+            nd[:p] = nbr_d[:p]
+            nbr_j = nj
+            nbr_d = nd
+        c, r = _scan_bin(b, n, nb, bin_start, Ps, src, orig, rc2, True, m, p, order, offsets,
+                         nbr_j, nbr_d)
+        if c < 0:
+            return order, offsets, nbr_j[:0], nbr_d[:0], r + 1
+        m += r
+        p += c
+    return order, offsets, nbr_j[:p], nbr_d[:p], 0
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _neighbours_parallel(P, orig, n, rc):
+    """Threaded variant of :func:`_neighbours_serial` (count pass, then fill pass; same output)."""
+    nb, bin_start, Ps, src = _bin_atoms(P, rc)
+    rc2 = rc * rc
+    nbins = nb[0] * nb[1] * nb[2]
+    dummy_j = np.empty(0, dtype=np.int64)
+    dummy_d = np.empty((0, 3))
+    dummy_o = np.empty(0, dtype=np.int64)
+    npairs = np.zeros(nbins, dtype=np.int64)
+    nreal = np.zeros(nbins, dtype=np.int64)
+    for b in prange(nbins):
+        c, r = _scan_bin(b, n, nb, bin_start, Ps, src, orig, rc2, False, 0, 0, dummy_o, dummy_o,
+                         dummy_j, dummy_d)
+        npairs[b] = c
+        nreal[b] = r
+    pstart = np.zeros(nbins + 1, dtype=np.int64)
+    mstart = np.zeros(nbins + 1, dtype=np.int64)
+    order = np.empty(n, dtype=np.int64)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    for b in range(nbins):
+        if npairs[b] < 0:
+            return order, offsets, dummy_j, dummy_d, nreal[b] + 1
+        pstart[b + 1] = pstart[b] + npairs[b]
+        mstart[b + 1] = mstart[b] + nreal[b]
+    nbr_j = np.empty(pstart[nbins], dtype=np.int64)
+    nbr_d = np.empty((pstart[nbins], 3))
+    for b in prange(nbins):
+        _scan_bin(b, n, nb, bin_start, Ps, src, orig, rc2, True, mstart[b], pstart[b], order,
+                  offsets, nbr_j, nbr_d)
+    return order, offsets, nbr_j, nbr_d, 0
+
+
+# --------------------------------------------------------------------------------------------
+# numba kernels: energy, forces, virial
+# --------------------------------------------------------------------------------------------
+
+@njit(cache=True, fastmath=False, inline="always")
+def _small_int(e):
+    """``e`` as an int when it is a whole number in [0, 16], else -1."""
+    if e >= 0.0 and e <= 16.0 and math.floor(e) == e:
+        return int(e)
+    return -1
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _pow(x, e, ie):
+    """``x ** e``, by repeated multiplication when ``ie = _small_int(e) >= 0`` (exact for p=4, q=0)."""
+    if ie < 0:
+        return x ** e
+    r = 1.0
+    for _ in range(ie):
+        r *= x
+    return r
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _sw_atom(i, s0, s1, nbr_j, nbr_d, prm, F, vir, energies, sj, sd, sr, se, sg):
+    """Pair terms (half to ``i``, full gather force on ``i``) and three-body terms centred on ``i``.
+
+    ``vir`` accumulates ``sum (dE/dd)_a d_b`` over the bond vectors ``d`` (Voigt order), so that
+    stress = vir / V.
+    """
+    eps = prm[0]
+    sig = prm[1]
+    rc = prm[2] * sig
+    lam_eps = prm[3] * eps
+    gsig = prm[4] * sig
+    A_eps = prm[5] * eps
+    B = prm[6]
+    p = prm[7]
+    q = prm[8]
+    ip = _small_int(p)
+    iq = _small_int(q)
+    c0 = prm[9]
+    rc2 = rc * rc
+    ei = 0.0
+    fx = 0.0
+    fy = 0.0
+    fz = 0.0
+    v0 = 0.0
+    v1 = 0.0
+    v2 = 0.0
+    v3 = 0.0
+    v4 = 0.0
+    v5 = 0.0
+    m = 0
+    for t in range(s0, s1):
+        dx = nbr_d[t, 0]
+        dy = nbr_d[t, 1]
+        dz = nbr_d[t, 2]
+        r2 = dx * dx + dy * dy + dz * dz
+        if r2 >= rc2:
+            continue
+        r = math.sqrt(r2)
+        inv = 1.0 / (r - rc)
+        x2 = sig * inv
+        if x2 > _EXP_FLOOR:
+            ex = math.exp(x2)
+            s = sig / r
+            sp = _pow(s, p, ip)
+            sq = _pow(s, q, iq)
+            phi = A_eps * (B * sp - sq) * ex
+            dphi = A_eps * (q * sq - p * B * sp) / r * ex - phi * x2 * inv
+            ei += 0.5 * phi
+            coef = dphi / r
+            fx += coef * dx
+            fy += coef * dy
+            fz += coef * dz
+            hc = 0.5 * coef
+            v0 += hc * dx * dx
+            v1 += hc * dy * dy
+            v2 += hc * dz * dz
+            v3 += hc * dy * dz
+            v4 += hc * dx * dz
+            v5 += hc * dx * dy
+        x3 = gsig * inv
+        if x3 > _EXP_FLOOR:
+            sj[m] = nbr_j[t]
+            sd[m, 0] = dx
+            sd[m, 1] = dy
+            sd[m, 2] = dz
+            sr[m] = r
+            se[m] = math.exp(x3)
+            sg[m] = -x3 * inv / r   # (d ln e / dr) / r
+            m += 1
+    for j in range(m - 1):
+        djx = sd[j, 0]
+        djy = sd[j, 1]
+        djz = sd[j, 2]
+        rj = sr[j]
+        ej = se[j] * lam_eps
+        gj_ = sg[j]
+        jj = sj[j]
+        gjx = 0.0
+        gjy = 0.0
+        gjz = 0.0
+        for k in range(j + 1, m):
+            dkx = sd[k, 0]
+            dky = sd[k, 1]
+            dkz = sd[k, 2]
+            rk = sr[k]
+            inv_rr = 1.0 / (rj * rk)
+            cos = (djx * dkx + djy * dky + djz * dkz) * inv_rr
+            dc = cos - c0
+            e2 = ej * se[k]
+            h = e2 * dc * dc
+            ei += h
+            t1 = 2.0 * e2 * dc
+            cx = t1 * inv_rr
+            cj = -t1 * cos / (rj * rj) + h * gj_
+            ck = -t1 * cos / (rk * rk) + h * sg[k]
+            # dh/d(d_j) and dh/d(d_k)
+            ajx = cj * djx + cx * dkx
+            ajy = cj * djy + cx * dky
+            ajz = cj * djz + cx * dkz
+            akx = ck * dkx + cx * djx
+            aky = ck * dky + cx * djy
+            akz = ck * dkz + cx * djz
+            gjx += ajx
+            gjy += ajy
+            gjz += ajz
+            kk = sj[k]
+            F[kk, 0] -= akx
+            F[kk, 1] -= aky
+            F[kk, 2] -= akz
+            fx += akx
+            fy += aky
+            fz += akz
+            v0 += akx * dkx
+            v1 += aky * dky
+            v2 += akz * dkz
+            v3 += 0.5 * (aky * dkz + akz * dky)
+            v4 += 0.5 * (akx * dkz + akz * dkx)
+            v5 += 0.5 * (akx * dky + aky * dkx)
+        F[jj, 0] -= gjx
+        F[jj, 1] -= gjy
+        F[jj, 2] -= gjz
+        fx += gjx
+        fy += gjy
+        fz += gjz
+        v0 += gjx * djx
+        v1 += gjy * djy
+        v2 += gjz * djz
+        v3 += 0.5 * (gjy * djz + gjz * djy)
+        v4 += 0.5 * (gjx * djz + gjz * djx)
+        v5 += 0.5 * (gjx * djy + gjy * djx)
+    F[i, 0] += fx
+    F[i, 1] += fy
+    F[i, 2] += fz
+    energies[i] = ei
+    vir[0] += v0
+    vir[1] += v1
+    vir[2] += v2
+    vir[3] += v3
+    vir[4] += v4
+    vir[5] += v5
+
+
+@njit(cache=True, fastmath=False)
+def _max_count(offsets):
+    mx = 0
+    for i in range(offsets.size - 1):
+        c = offsets[i + 1] - offsets[i]
+        if c > mx:
+            mx = c
+    return mx
+
+
+@njit(cache=True, fastmath=False)
+def _sw_serial(order, offsets, nbr_j, nbr_d, prm):
+    """Energies per atom, forces and virial (Voigt) from a full neighbour list, one thread."""
+    n = offsets.size - 1
+    mx = _max_count(offsets)
+    F = np.zeros((n, 3))
+    energies = np.empty(n)
+    vir = np.zeros(6)
+    sj = np.empty(mx, dtype=np.int64)
+    sd = np.empty((mx, 3))
+    sr = np.empty(mx)
+    se = np.empty(mx)
+    sg = np.empty(mx)
+    for m in range(n):
+        _sw_atom(order[m], offsets[m], offsets[m + 1], nbr_j, nbr_d, prm, F, vir, energies,
+                 sj, sd, sr, se, sg)
+    return energies, F, vir
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _sw_parallel(order, offsets, nbr_j, nbr_d, prm, nchunk):
+    """Threaded variant of :func:`_sw_serial`: one force/virial buffer per chunk, then reduced."""
+    n = offsets.size - 1
+    mx = _max_count(offsets)
+    Ft = np.zeros((nchunk, n, 3))
+    Vt = np.zeros((nchunk, 6))
+    energies = np.empty(n)
+    for c in prange(nchunk):
+        lo = (c * n) // nchunk
+        hi = ((c + 1) * n) // nchunk
+        sj = np.empty(mx, dtype=np.int64)
+        sd = np.empty((mx, 3))
+        sr = np.empty(mx)
+        se = np.empty(mx)
+        sg = np.empty(mx)
+        Fc = Ft[c]
+        Vc = Vt[c]
+        for m in range(lo, hi):
+            _sw_atom(order[m], offsets[m], offsets[m + 1], nbr_j, nbr_d, prm, Fc, Vc, energies,
+                     sj, sd, sr, se, sg)
+    F = np.zeros((n, 3))
+    for i in prange(n):
+        for c in range(nchunk):
+            F[i, 0] += Ft[c, i, 0]
+            F[i, 1] += Ft[c, i, 1]
+            F[i, 2] += Ft[c, i, 2]
+    vir = np.zeros(6)
+    for c in range(nchunk):
+        for k in range(6):
+            vir[k] += Vt[c, k]
+    return energies, F, vir
+
+
+# --------------------------------------------------------------------------------------------
+# Python-level driver
+# --------------------------------------------------------------------------------------------
+
+def _complete_cell(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
+    """The cell with open-boundary directions replaced by unit vectors normal to the periodic ones.
+
+    Only the periodic vectors matter for images; the completed cell is invertible whenever the
+    periodic vectors are linearly independent.
+    """
+    per = [cell[k] for k in range(3) if pbc[k]]
+    basis: list[np.ndarray] = []
+    for v in per:   # Gram-Schmidt of the periodic vectors, to find the orthogonal complement
+        w = v - sum(np.dot(v, b) * b for b in basis)
+        nw = np.linalg.norm(w)
+        if nw > 0:
+            basis.append(w / nw)
+    comp: list[np.ndarray] = []
+    for e in np.eye(3):
+        w = e - sum(np.dot(e, b) * b for b in basis + comp)
+        nw = np.linalg.norm(w)
+        if nw > 1e-8:
+            comp.append(w / nw)
+    full = np.array(cell, dtype=np.float64, copy=True)
+    ci = 0
+    for k in range(3):
+        if not pbc[k]:
+            full[k] = comp[ci] if ci < len(comp) else np.eye(3)[k]
+            ci += 1
+    return full
+
+
+def _neighbour_list(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, rc: float,
+                    parallel: bool):
+    """Full neighbour list ``(order, offsets, nbr_j, nbr_d)`` of all atoms within ``rc``."""
+    full = _complete_cell(cell, pbc)
+    for k in range(3):
+        if pbc[k] and not np.linalg.norm(cell[k]) > 0:
+            raise InputError(f"cell[{k}]", cell[k].tolist(), "a non-zero cell vector along a "
+                             "periodic direction")
+    det = abs(np.linalg.det(full))
+    scale = np.prod([max(np.linalg.norm(full[k]), 1e-300) for k in range(3)])
+    if not det > 1e-10 * scale:
+        raise InputError("cell", cell.tolist(), "linearly independent cell vectors along the "
+                         "periodic directions")
+    inv = np.linalg.inv(full)
+    spacing = 1.0 / np.linalg.norm(inv, axis=0)    # distance between lattice planes
+    pad = np.where(pbc, rc / spacing, 0.0)
+    nimg = np.where(pbc, np.ceil(pad).astype(np.int64), 0).astype(np.int64)
+    if np.prod(2 * nimg + 1) * len(positions) > 2e8:
+        raise InputError("cell", cell.tolist(), "lattice-plane spacings not much smaller than "
+                         f"the cutoff {rc:.3f} Å", hint=f"plane spacings {spacing.tolist()} Å "
+                         "would need too many periodic images")
+    P, orig = _make_images(positions, full, inv, pbc.astype(np.bool_), nimg, pad)
+    nb_fn = _neighbours_parallel if parallel else _neighbours_serial
+    order, offsets, nbr_j, nbr_d, status = nb_fn(P, orig, len(positions), rc)
+    if status:
+        i = status - 1
+        raise InputError("positions", f"atom {i} at {positions[i].tolist()}",
+                         "atoms at distinct positions (no two atoms, nor an atom and a periodic "
+                         "image of itself, closer than 1e-8 Å)")
+    return order, offsets, nbr_j, nbr_d
+
+
+class _NeighbourCache:
+    """LRU cache of neighbour lists keyed by a hash of positions, cell and pbc.
+
+    An entry built for cutoff ``rc_built`` serves any request with ``rc <= rc_built`` (the kernel
+    skips pairs beyond its own cutoff).  Bounded by total stored bytes.
+    """
+
+    def __init__(self, max_bytes: int = 256 * 2**20, max_entries: int = 4096):
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries
+        self._d: OrderedDict = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(positions, cell, pbc) -> bytes:
+        h = hashlib.blake2b(digest_size=16)
+        h.update(np.ascontiguousarray(positions).tobytes())
+        h.update(np.ascontiguousarray(cell).tobytes())
+        h.update(np.asarray(pbc, dtype=np.bool_).tobytes())
+        return h.digest()
+
+    def get(self, key, rc):
+        with self._lock:
+            ent = self._d.get(key)
+            if ent is None or ent[0] < rc:
+                return None
+            self._d.move_to_end(key)
+            return ent[1]
+
+    def put(self, key, rc, nl):
+        # the kernels return views of over-allocated buffers: keep tight copies only
+        nl = tuple(a.copy() if a.base is not None else a for a in nl)
+        size = sum(a.nbytes for a in nl)
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._d.pop(key, None)
+            if old is not None:
+                self._bytes -= sum(a.nbytes for a in old[1])
+            self._d[key] = (rc, nl)
+            self._bytes += size
+            while self._bytes > self.max_bytes or len(self._d) > self.max_entries:
+                _, (_, onl) = self._d.popitem(last=False)
+                self._bytes -= sum(a.nbytes for a in onl)
+
+    def clear(self):
+        with self._lock:
+            self._d.clear()
+            self._bytes = 0
+
+
+_NL_CACHE = _NeighbourCache()
+# cached lists are built with a slightly larger cutoff, so that a fit that moves sigma or a a
+# little keeps reusing them
+_CACHE_RC_MARGIN = 1.15
+
+
+def _check_species(numbers, species_z: int, n: int, species: str) -> None:
+    if numbers is None:
+        return
+    nums = np.asarray(numbers)
+    if nums.shape != (n,):
+        raise InputError("numbers", f"array of shape {nums.shape}", f"shape ({n},)")
+    bad = nums != species_z
+    if np.any(bad):
+        z = int(nums[np.argmax(bad)])
+        sym = chemical_symbols[z] if 0 <= z < len(chemical_symbols) else str(z)
+        raise InputError("atoms.symbols", sym, f"only {species!r} (this Stillinger-Weber "
+                         "potential is single-species)")
+
+
+def sw_energy_forces_stress(numbers, positions, cell, pbc, params_array, *, parallel=False,
+                            use_cache=True, species="Si"):
+    """Stillinger-Weber energy, per-atom energies, forces and stress from plain arrays.
+
+    Parameters
+    ----------
+    numbers : array of int, shape (n,), or None
+        Atomic numbers, all equal to ``species``; ``None`` skips the check.
+    positions : array, shape (n, 3)
+        Cartesian positions, Å.
+    cell : array, shape (3, 3)
+        Cell vectors as rows, Å (rows along open directions may be zero).
+    pbc : bool or three bools
+        Periodic directions.
+    params_array : array, shape (10,)
+        Parameters in the order of :data:`SW_PARAMETER_NAMES`:
+        ``epsilon (eV), sigma (Å), a, lambda, gamma, A, B, p, q, costheta0``.
+    parallel : bool
+        Use the threaded (numba ``prange``) kernels.
+    use_cache : bool
+        Reuse a neighbour list built earlier for the same positions, cell and pbc (and a cutoff at
+        least as large); a list is built with 15 % margin on the cutoff so that small parameter
+        changes keep reusing it.
+    species : str
+        Chemical symbol the potential describes.
+
+    Returns
+    -------
+    energy : float
+        Total energy, eV.
+    energies : ndarray, shape (n,)
+        Per-atom energies, eV (half of each pair term, all three-body terms centred on the atom);
+        they sum to ``energy``.
+    forces : ndarray, shape (n, 3)
+        eV/Å.
+    stress : ndarray, shape (6,), or None
+        Voigt ``xx, yy, zz, yz, xz, xy`` in eV/Å³, ASE sign (``(1/V) dE/dε``, positive under
+        tension); ``None`` when the cell has zero volume (an open cluster without a cell).
+    """
+    prm = _check_params_array(params_array)
+    pos = validate.finite_array("positions", positions, (None, 3))
+    pos = np.ascontiguousarray(pos, dtype=np.float64)
+    n = len(pos)
+    cel = np.ascontiguousarray(validate.finite_array("cell", cell, (3, 3)), dtype=np.float64)
+    pb = np.asarray(pbc, dtype=bool)
+    if pb.shape == ():
+        pb = np.array([bool(pb)] * 3)
+    if pb.shape != (3,):
+        raise InputError("pbc", pbc, "a bool or three bools")
+    if species not in atomic_numbers:
+        raise InputError("species", species, "a chemical symbol")
+    _check_species(numbers, atomic_numbers[species], n, species)
+    rc = float(prm[2] * prm[1])
+    if n == 0:
+        vol = abs(np.linalg.det(cel))
+        return 0.0, np.zeros(0), np.zeros((0, 3)), (np.zeros(6) if vol > 0 else None)
+    nl = None
+    if use_cache:
+        key = _NeighbourCache.key(pos, cel, pb)
+        nl = _NL_CACHE.get(key, rc)
+        if nl is None:
+            nl = _neighbour_list(pos, cel, pb, rc * _CACHE_RC_MARGIN, parallel)
+            _NL_CACHE.put(key, rc * _CACHE_RC_MARGIN, nl)
+            nl = _NL_CACHE.get(key, rc) or nl
+    else:
+        nl = _neighbour_list(pos, cel, pb, rc, parallel)
+    if parallel:
+        nchunk = max(1, min(get_num_threads(), n))
+        energies, forces, vir = _sw_parallel(*nl, prm, nchunk)
+    else:
+        energies, forces, vir = _sw_serial(*nl, prm)
+    energy = float(np.sum(energies))
+    vol = abs(np.linalg.det(cel))
+    stress = vir / vol if vol > 1e-12 else None
+    return energy, energies, forces, stress
+
+
+def clear_neighbour_cache() -> None:
+    """Empty the neighbour-list cache of :func:`sw_energy_forces_stress`."""
+    _NL_CACHE.clear()
+
+
+# --------------------------------------------------------------------------------------------
+# ASE calculator
+# --------------------------------------------------------------------------------------------
+
+_FORM_NAMES = {"stillingerweber", "stillinger-weber", "stillinger_weber", "sw"}
+
+
+class StillingerWeber(Calculator):
+    """Stillinger-Weber potential as an ASE calculator (numba kernels).
+
+    Parameters
+    ----------
+    parameters : dict, optional
+        All of :data:`SW_PARAMETER_NAMES` (``epsilon`` eV, ``sigma`` Å, ``a, lambda, gamma, A, B,
+        p, q, costheta0`` dimensionless; ``"lambda_"`` accepted for ``"lambda"``).  Default
+        :data:`SW_SILICON`.
+    species : str
+        Chemical symbol of the single species described (default ``"Si"``).  Atoms of any other
+        element raise :class:`~scaleladder.core.errors.InputError`.
+    parallel : bool
+        Use the threaded numba kernels (threads: ``NUMBA_NUM_THREADS`` / ``numba.set_num_threads``).
+    **kwargs
+        Passed to :class:`ase.calculators.calculator.Calculator` (``label``, ``atoms``, ...).
+
+    Notes
+    -----
+    Properties: ``energy`` and ``free_energy`` (eV), ``energies`` (eV per atom: half of each
+    pair term plus the three-body terms centred on the atom), ``forces`` (eV/Å), ``stress``
+    (eV/Å³, Voigt ``xx, yy, zz, yz, xz, xy``, ASE sign: ``(1/V) dE/dε``, positive under tension).
+    Stress needs a cell of non-zero volume.  The neighbour list is rebuilt at every calculation.
+
+    Examples
+    --------
+    >>> from ase.build import bulk
+    >>> atoms = bulk("Si", "diamond", a=5.431)
+    >>> atoms.calc = StillingerWeber()
+    >>> round(atoms.get_potential_energy() / len(atoms), 4)
+    -4.3366
+    """
+
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+    nolabel = True
+
+    def __init__(self, parameters: Mapping[str, float] | None = None, species: str = "Si",
+                 parallel: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        sw = validate_sw_parameters(SW_SILICON if parameters is None else parameters)
+        if not isinstance(species, str) or species not in atomic_numbers:
+            raise InputError("species", species, "a chemical symbol such as 'Si'")
+        if not isinstance(parallel, (bool, np.bool_)):
+            raise InputError("parallel", parallel, "True or False")
+        self.parameters = Parameters(dict(sw, species=species, parallel=bool(parallel)))
+        self._prm = _params_array(sw)
+
+    # -- parameters ----------------------------------------------------------------------
+    @property
+    def sw_parameters(self) -> dict[str, float]:
+        """The Stillinger-Weber parameters (canonical names -> float)."""
+        return {n: float(self.parameters[n]) for n in SW_PARAMETER_NAMES}
+
+    @property
+    def params_array(self) -> np.ndarray:
+        """The parameters as a flat array in the order of :data:`SW_PARAMETER_NAMES`."""
+        return self._prm.copy()
+
+    @property
+    def cutoff(self) -> float:
+        """Cutoff radius ``a * sigma``, Å."""
+        return float(self._prm[2] * self._prm[1])
+
+    def set(self, **kwargs):
+        """Change parameters (validated); results are discarded if anything changed."""
+        kwargs = {_ALIASES.get(k, k): v for k, v in kwargs.items()}
+        unknown = [k for k in kwargs if k not in SW_PARAMETER_NAMES + ("species", "parallel")]
+        if unknown:
+            raise InputError(unknown[0], kwargs[unknown[0]], "a Stillinger-Weber parameter "
+                             f"({', '.join(SW_PARAMETER_NAMES)}), 'species' or 'parallel'")
+        if not hasattr(self, "_prm"):     # called from Calculator.__init__ with no kwargs
+            return super().set(**kwargs)
+        new = dict(self.sw_parameters)
+        new.update({k: v for k, v in kwargs.items() if k in SW_PARAMETER_NAMES})
+        sw = validate_sw_parameters(new)
+        if "species" in kwargs and (not isinstance(kwargs["species"], str)
+                                    or kwargs["species"] not in atomic_numbers):
+            raise InputError("species", kwargs["species"], "a chemical symbol such as 'Si'")
+        kwargs.update({k: sw[k] for k in SW_PARAMETER_NAMES if k in kwargs})
+        changed = super().set(**kwargs)
+        self._prm = _params_array(sw)
+        if changed:
+            self.reset()
+        return changed
+
+    @classmethod
+    def from_fitted(cls, fp: Any, member: int | None = None, **kwargs) -> "StillingerWeber":
+        """Calculator from a fitted potential (:class:`scaleladder.handoffs.FittedPotential`).
+
+        Parameters
+        ----------
+        fp : FittedPotential
+            Anything with ``form``, ``parameters`` (nominal, all names), ``fitted`` (names varied)
+            and ``ensemble`` (array ``(m, len(fitted))``); ``species`` is used when present.
+        member : int, optional
+            ``None``: the nominal parameters; ``i``: nominal with the fitted parameters replaced
+            by ensemble row ``i``.
+        **kwargs
+            Passed to the constructor (e.g. ``parallel=True``).
+        """
+        try:    # the handoff type is the documented input; duck typing keeps this loose
+            from ..handoffs import FittedPotential  # noqa: F401
+        except ImportError:
+            pass
+        for attr in ("form", "parameters", "fitted", "ensemble"):
+            if not hasattr(fp, attr):
+                raise InputError("fp", type(fp).__name__, "a FittedPotential (with form, "
+                                 "parameters, fitted, ensemble)", hint=f"missing {attr!r}")
+        form = str(fp.form).replace(" ", "").lower()
+        if form not in _FORM_NAMES:
+            raise InputError("fp.form", fp.form, "'StillingerWeber'")
+        params = dict(fp.parameters)
+        if member is not None:
+            ens = np.asarray(fp.ensemble, dtype=float)
+            fitted = tuple(fp.fitted)
+            if ens.ndim != 2 or ens.shape[1] != len(fitted):
+                raise InputError("fp.ensemble", f"array of shape {ens.shape}",
+                                 f"shape (m, {len(fitted)})")
+            if isinstance(member, bool) or not isinstance(member, (int, np.integer)) \
+                    or not -ens.shape[0] <= member < ens.shape[0]:
+                raise InputError("member", member, f"None or an integer in [0, {ens.shape[0]})")
+            canon_keys = {_ALIASES.get(k, k): k for k in params}
+            for name, value in zip(fitted, ens[int(member)]):
+                key = canon_keys.get(_ALIASES.get(name, name), name)
+                params[key] = float(value)
+        species = getattr(fp, "species", None)
+        if species is not None and "species" not in kwargs:
+            sp = tuple(species)
+            if len(sp) != 1:
+                raise InputError("fp.species", sp, "a single species")
+            kwargs["species"] = sp[0]
+        return cls(parameters=params, **kwargs)
+
+    # -- calculation -----------------------------------------------------------------------
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        """Compute energy, per-atom energies, forces and (for a cell of non-zero volume) stress."""
+        super().calculate(atoms, properties, system_changes)
+        a = self.atoms
+        species = self.parameters["species"]
+        energy, energies, forces, stress = sw_energy_forces_stress(
+            a.numbers, a.positions, np.asarray(a.cell), a.pbc, self._prm,
+            parallel=self.parameters["parallel"], use_cache=False, species=species)
+        self.results = {"energy": energy, "free_energy": energy, "energies": energies,
+                        "forces": forces}
+        if stress is not None:
+            self.results["stress"] = stress
+        elif "stress" in properties:
+            raise PropertyNotImplementedError(
+                "stress needs a cell of non-zero volume (this structure has none: an open "
+                "cluster); set atoms.cell to a box to get the virial stress over its volume")
+
+    def todict(self) -> dict:
+        return dict(self.parameters)
