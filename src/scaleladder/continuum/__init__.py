@@ -1,1 +1,25 @@
-"""scaleladder.continuum."""
+"""scaleladder.continuum: finite elements and fracture mechanics (SI units: Pa, m, J/m^2)."""
+from .fracture import (
+    CentreCrackedPlate,
+    CrackedPlateSolution,
+    compliance_energy_release_rate,
+    crack_frame_111,
+    critical_stress,
+    energy_release_rate,
+    finite_width_factor,
+    griffith_critical_stress,
+    griffith_finite_width,
+    isotropic_stiffness,
+    mesh_convergence,
+    plane_strain_stiffness,
+    plot_stress_field,
+    reduced_compliance,
+    sih_paris_irwin_factor,
+)
+
+__all__ = [
+    "CentreCrackedPlate", "CrackedPlateSolution", "compliance_energy_release_rate",
+    "crack_frame_111", "critical_stress", "energy_release_rate", "finite_width_factor",
+    "griffith_critical_stress", "griffith_finite_width", "isotropic_stiffness", "mesh_convergence",
+    "plane_strain_stiffness", "plot_stress_field", "reduced_compliance", "sih_paris_irwin_factor",
+]

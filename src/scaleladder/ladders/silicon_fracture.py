@@ -227,13 +227,14 @@ def fe_critical_stress(combined: dict, a: float, width_ratio: float, height_rati
         return plane_strain_stiffness(np.asarray(voigt_gpa) * 1e9, R)
 
     finest = int(levels[-1])
-    plate = CentreCrackedPlate(stiffness(c_gpa.value), a=a, W=W, H=H)
+    plate = CentreCrackedPlate(stiffness(c_gpa.value), a, W, H)
     g_cache: dict = {}
 
     def g_per_unit_stress(voigt_gpa, level=finest):
         key = (level, np.asarray(voigt_gpa).tobytes())
         if key not in g_cache:
-            g_cache[key] = plate.energy_release_rate_for([stiffness(voigt_gpa)], refine=level)[0]
+            g_tips = plate.energy_release_rate_for([stiffness(voigt_gpa)], refine=level)[0]
+            g_cache[key] = float(np.mean(g_tips))  # both tips agree (180° rotation symmetry)
         return g_cache[key]
 
     def sigma_c(voigt_gpa, gam):
@@ -265,8 +266,20 @@ def fe_critical_stress(combined: dict, a: float, width_ratio: float, height_rati
         "mesh": {"levels": list(levels), "G": g_levels, **conv},
         "geometry": {"a_m": a, "W_m": W, "H_m": H, "finite_width_factor": F,
                      "crack": "(111) plane, front [1-10], propagation [11-2]"},
-        "field": res.field_arrays() if hasattr(res, "field_arrays") else {},
+        "field": _field_window(res, a),
     }
+
+
+def _field_window(sol, a: float, window: float = 3.0) -> dict:
+    """Nodal stresses of the triangles within ``window``·a of the centre (for plots; SI, unit load)."""
+    nodes = np.asarray(sol.nodes)
+    tri = np.asarray(sol.triangles)
+    inside = np.all((np.abs(nodes[tri, 0]) <= window * a) & (np.abs(nodes[tri, 1]) <= window * a / 2), axis=1)
+    tri = tri[inside]
+    used, inverse = np.unique(tri, return_inverse=True)
+    stress = np.asarray(sol.stress)[used]
+    return {"nodes": nodes[used], "triangles": inverse.reshape(tri.shape),
+            "sxx": stress[:, 0], "syy": stress[:, 1], "sxy": stress[:, 2]}
 
 
 def _richardson(levels, values) -> dict:
@@ -349,8 +362,13 @@ def build(settings: dict) -> dict:
     comb = combine_sources.bind(c_main=chains["main"]["elastic"], c_alt=chains["alt"]["elastic"],
                                 g_main=chains["main"]["surface"], g_alt=chains["alt"]["surface"],
                                 potential=chains["main"]["fit"], a0=chains["main"]["a0"])
-    levels = tuple(range(settings["continuum.finest_level"] - settings["continuum.n_levels"] + 1,
-                         settings["continuum.finest_level"] + 1))
+    finest, n_levels = settings["continuum.finest_level"], settings["continuum.n_levels"]
+    if n_levels > finest + 1:
+        from ..core.errors import InputError
+
+        raise InputError("continuum.n_levels", n_levels,
+                         f"at most continuum.finest_level + 1 = {finest + 1} (levels start at 0)")
+    levels = tuple(range(finest - n_levels + 1, finest + 1))
     fe = fe_critical_stress.bind(combined=comb, a=settings["continuum.crack_half_length"],
                                  width_ratio=settings["continuum.width_ratio"],
                                  height_ratio=settings["continuum.height_ratio"],
@@ -403,7 +421,8 @@ SETTINGS = (
     Setting("continuum.crack_half_length", 1e-3, "half crack length a (m)", float, V.positive),
     Setting("continuum.width_ratio", 5.0, "plate half-width / a", float, _ratio_gt1),
     Setting("continuum.height_ratio", 3.0, "plate half-height / half-width", float, V.positive),
-    Setting("continuum.finest_level", 3, "finest mesh refinement level", int, V.positive_int),
+    Setting("continuum.finest_level", 2, "finest mesh refinement level (h = ρ/(4·2^level))", int,
+            lambda n, v: V.positive_int(n, v, 0)),
     Setting("continuum.n_levels", 3, "refinement levels for the mesh source (>= 3 for a rate)", int,
             lambda n, v: V.positive_int(n, v, 2)),
     Setting("seed", 0, "random seed (rattles, ensemble)", int, lambda n, v: V.positive_int(n, v, 0)),
