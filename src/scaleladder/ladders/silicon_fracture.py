@@ -58,8 +58,8 @@ def dft_configuration(structure: dict, calc: dict) -> dict:
     from ..electronic import compute_configuration
 
     atoms = _atoms_from_structure(structure)
-    atoms.info["label"] = structure["name"]
-    return compute_configuration(atoms, calc)
+    atoms.info["name"] = structure["name"]
+    return compute_configuration(atoms, calc, properties=tuple(structure["properties"]))
 
 
 @stage("electronic.isolated_atom", version="1")
@@ -81,8 +81,10 @@ def dft_dataset(method: dict, labels: list, names: list, atom_energy: float, **c
         r = configs[f"c{i:03d}"]
         confs.append(Configuration(numbers=np.asarray(r["numbers"]), positions=np.asarray(r["positions"]),
                                    cell=np.asarray(r["cell"]), pbc=np.asarray(r["pbc"]),
-                                   energy=float(r["energy"]), forces=np.asarray(r["forces"]),
-                                   stress=np.asarray(r["stress"]), label=label, name=name))
+                                   energy=float(r["energy"]),
+                                   forces=None if r["forces"] is None else np.asarray(r["forces"]),
+                                   stress=None if r["stress"] is None else np.asarray(r["stress"]),
+                                   label=label, name=name))
     meth = dict(method)
     meth["atom_energy_eV"] = float(atom_energy)
     return ReferenceDataset(configurations=tuple(confs), method=meth)
@@ -303,45 +305,53 @@ def _richardson(levels, values) -> dict:
 
 # --------------------------------------------------------------------------- the DAG
 def _calc_params(settings: dict, which: str) -> dict:
+    """PySCFCalculator parameters of one functional (plain lists: they hash canonically)."""
+    from ..electronic import fcc_cubic_kpts
+
     alt = which == "alt"
     return {
         "xc": settings["electronic.xc_alt" if alt else "electronic.xc"],
         "pseudo": settings["electronic.pseudo_alt" if alt else "electronic.pseudo"],
         "basis": settings["electronic.basis"],
-        "kpts": (settings["electronic.kmesh"],) * 3,
+        "kpts_scaled": fcc_cubic_kpts(settings["electronic.kmesh"]).tolist(),
         "ke_cutoff": settings["electronic.ke_cutoff"],
         "conv_tol": settings["electronic.conv_tol"],
         "max_cycle": settings["electronic.max_cycle"],
+        "symmetry": True,
     }
 
 
-def _structures(settings: dict) -> list[tuple[str, str, dict]]:
-    """(label, name, structure) for every DFT configuration, deterministic."""
-    from ..electronic.datasets import (silicon_ev_set, silicon_heldout_set, silicon_rattle_set,
-                                       silicon_strain_set)
+def _structures(settings: dict, which: str) -> list[tuple[str, str, dict]]:
+    """(label, name, structure) for every DFT configuration of one functional, deterministic.
 
-    a0 = settings["electronic.a0_guess"]
-    sets = [
-        silicon_ev_set(a0_guess=a0, n=settings["electronic.n_ev"], span=settings["electronic.ev_span"]),
-        silicon_strain_set(a0, strain_step=settings["electronic.strain_step"]),
-        silicon_rattle_set(a0, n=settings["electronic.n_rattle"],
-                           amplitude=settings["electronic.rattle_amplitude"], seed=settings["seed"]),
-        silicon_heldout_set(a0, seed=settings["seed"] + 1),
-    ]
+    The second functional gets the E-V and strain sets only (what its share of the budget needs:
+    its own equilibrium, elastic and cohesive response); rattled and held-out cells, the costly
+    ones with forces, belong to the main functional.
+    """
+    from ..electronic import silicon_configurations
+
+    alt = which == "alt"
+    atoms_list = silicon_configurations(
+        settings["electronic.a0_guess_alt" if alt else "electronic.a0_guess"],
+        n_ev=settings["electronic.n_ev"], ev_span=settings["electronic.ev_span"],
+        strain_step=settings["electronic.strain_step"],
+        n_rattle=0 if alt else settings["electronic.n_rattle"],
+        rattle_amplitude=settings["electronic.rattle_amplitude"],
+        n_heldout=0 if alt else settings["electronic.n_heldout"], seed=settings["seed"])
     out = []
-    for atoms_list in sets:
-        for atoms in atoms_list:
-            out.append((atoms.info["label"], atoms.info["name"], {
-                "numbers": atoms.numbers.copy(), "positions": atoms.positions.copy(),
-                "cell": np.asarray(atoms.cell), "pbc": atoms.pbc.copy(), "name": atoms.info["name"]}))
+    for atoms in atoms_list:
+        out.append((atoms.info["label"], atoms.info["name"], {
+            "numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
+            "cell": np.asarray(atoms.cell).tolist(), "pbc": atoms.pbc.tolist(),
+            "name": atoms.info["name"], "properties": list(atoms.info["properties"])}))
     return out
 
 
 def build(settings: dict) -> dict:
     """The stage DAG of the flagship for validated ``settings``."""
-    structures = _structures(settings)
     chains = {}
     for which in ("main", "alt"):
+        structures = _structures(settings, which)
         calc = _calc_params(settings, which)
         configs = {f"c{i:03d}": dft_configuration.bind(structure=s, calc=calc).with_label(
             f"DFT {calc['xc']} {name}") for i, (_, name, s) in enumerate(structures)}
@@ -398,21 +408,27 @@ def _ratio_gt1(name, value):
 SETTINGS = (
     Setting("electronic.xc", "PBE", "main exchange-correlation functional (libxc name)", str),
     Setting("electronic.pseudo", "gth-pbe", "GTH pseudopotential matching electronic.xc", str),
-    Setting("electronic.xc_alt", "LDA,VWN", "second functional, for the functional's share of the budget", str),
+    Setting("electronic.xc_alt", "LDA", "second functional, for the functional's share of the budget", str),
     Setting("electronic.pseudo_alt", "gth-pade", "GTH pseudopotential matching electronic.xc_alt", str),
     Setting("electronic.basis", "gth-dzvp", "Gaussian basis (GTH-adapted)", str),
-    Setting("electronic.kmesh", 4, "Monkhorst-Pack k-points per direction (n x n x n)", int, _kmesh_validator),
-    Setting("electronic.ke_cutoff", 25.0, "plane-wave cutoff of the density (Hartree)", float, V.positive),
+    Setting("electronic.kmesh", 2, "k-mesh: shifted n×n×n mesh of the cubic cell folded into the primitive "
+            "zone (4n³ points; n=2 ≈ Γ-centred 4×4×4 quality, keeps cubic symmetry)", int, _kmesh_validator),
+    Setting("electronic.ke_cutoff", 20.0, "plane-wave cutoff of the density (Hartree)", float, V.positive),
     Setting("electronic.conv_tol", 1e-8, "SCF energy convergence (Hartree)", float, V.positive),
     Setting("electronic.max_cycle", 60, "SCF iterations before a ConvergenceError", int, V.positive_int),
-    Setting("electronic.a0_guess", 5.47, "lattice constant the configurations are built around (Å)", float, V.positive),
+    Setting("electronic.a0_guess", 5.516, "lattice constant the main functional's configurations are built around (Å)",
+            float, V.positive),
+    Setting("electronic.a0_guess_alt", 5.44, "lattice constant the second functional's configurations are built around (Å)",
+            float, V.positive),
     Setting("electronic.n_ev", 7, "points of the E-V series", int, lambda n, v: V.positive_int(n, v, 5)),
     Setting("electronic.ev_span", 0.06, "relative volume span of the E-V series (±)", float,
             lambda n, v: V.in_range(n, v, 1e-3, 0.3)),
     Setting("electronic.strain_step", 0.01, "strain of the strained cells", float,
             lambda n, v: V.in_range(n, abs(V.nonzero(n, v)), 1e-4, 0.1)),
-    Setting("electronic.n_rattle", 4, "rattled cells", int, lambda n, v: V.positive_int(n, v, 0)),
-    Setting("electronic.rattle_amplitude", 0.05, "rattle amplitude (Å, std of displacements)", float, V.positive),
+    Setting("electronic.n_rattle", 2, "rattled cells (energy, forces, stress)", int, lambda n, v: V.positive_int(n, v, 0)),
+    Setting("electronic.rattle_amplitude", 0.08, "rattle amplitude (Å, std of displacements)", float, V.positive),
+    Setting("electronic.n_heldout", 1, "held-out cells (3 % strain + 0.12 Å rattle) for transferability", int,
+            lambda n, v: V.positive_int(n, v, 1)),
     Setting("atomistic.n_ensemble", 16, "parameter sets in the fit ensemble", int, lambda n, v: V.positive_int(n, v, 2)),
     Setting("atomistic.strain_step", 0.005, "strain step of the stress-strain elastic constants", float,
             lambda n, v: V.in_range(n, abs(V.nonzero(n, v)), 1e-5, 0.05)),
@@ -467,8 +483,10 @@ def summarize(settings: dict, results: dict) -> list[tuple[str, list[tuple[str, 
         ("B0 " + xc2, f"{float(eos_alt.bulk_modulus.value):.1f}", "GPa", "exp 97.8"),
         ("configurations", str(len(results["dataset"])), "", "per functional (E-V, strain, rattle, held-out)"),
     ]
+    n = settings["electronic.kmesh"]
     sections.append(("Electronic: PySCF periodic DFT, " + settings["electronic.basis"]
-                     + f", {settings['electronic.kmesh']}³ k", rows))
+                     + f", {4 * n ** 3} k-points (cubic {n}×{n}×{n} shifted, folded), "
+                     + f"{settings['electronic.ke_cutoff']:g} Ha", rows))
     pe = fp.parameter_estimate()
     rows = []
     for i, name in enumerate(fp.fitted):
