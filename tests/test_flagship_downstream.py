@@ -116,3 +116,72 @@ def test_sigma_c_is_griffith(chain):
     gam = comb["surface"].value.value
     assert (fe["sigma_c"].value * 1e6) ** 2 * fe["G_per_unit_stress_fe"] == pytest.approx(2 * gam, rel=1e-10)
     assert math.isfinite(fe["sigma_c"].std) and fe["sigma_c"].std > 0
+
+
+def test_cli_budget_show_report_on_a_stored_run(chain, tmp_path):
+    """budget / show / report work on a run in a store (here the synthetic chain, stored by hand)."""
+    import hashlib
+
+    from typer.testing import CliRunner
+
+    from scaleladder.cli.main import app
+    from scaleladder.core.store import Store
+    from scaleladder.handoffs import EquationOfState
+
+    ds_main, _ = _synthetic_dataset(1.03, 1.05, "main")
+    ds_alt, _ = _synthetic_dataset(0.98, 1.00, "alt")
+
+    def eos(ds):
+        ev = ds.select("ev")
+        return EquationOfState.fit(ev.volumes_per_atom, ev.energies_per_atom, structure="diamond")
+
+    results = {"dataset": ds_main, "dataset_alt": ds_alt, "eos": eos(ds_main), "eos_alt": eos(ds_alt),
+               "potential": chain["fit_main"], "potential_alt": chain["fit_alt"],
+               "elastic": chain["el_main"], "surface": chain["su_main"], "a0_potential": chain["a0"],
+               "combined": chain["comb"], "fracture": chain["fe"]}
+    store = Store(tmp_path / "store")
+    targets = {}
+    for name, value in results.items():
+        key = hashlib.sha256(name.encode()).hexdigest()
+        store.put(key, value, stage=f"test.{name}", version="1", params={}, inputs={}, elapsed_s=0.0)
+        targets[name] = key
+    spec = sf.LADDER
+    run_id = store.add_run("silicon-fracture", spec.resolve(), targets)
+    runner = CliRunner()
+    res = runner.invoke(app, ["budget", run_id, "--store", str(tmp_path / "store")])
+    assert res.exit_code == 0, res.output
+    assert "weakest handoff" in res.output and "sigma_c" in res.output
+    res = runner.invoke(app, ["show", "latest:elastic", "--store", str(tmp_path / "store")])
+    assert res.exit_code == 0, res.output
+    assert "GPa" in res.output and "test.elastic" in res.output
+    html = tmp_path / "r.html"
+    res = runner.invoke(app, ["report", "latest", "--html", str(html), "--png-dir", str(tmp_path / "png"),
+                              "--store", str(tmp_path / "store")])
+    assert res.exit_code == 0, res.output
+    text = html.read_text()
+    assert "data:image/png;base64" in text and "Error budget" in text
+    assert {p.name for p in (tmp_path / "png").iterdir()} >= {"equation_of_state.png", "fit_parity.png",
+                                                               "stress_field.png", "budget.png"}
+    res = runner.invoke(app, ["budget", "nonexistent-run", "--store", str(tmp_path / "store")])
+    assert res.exit_code == 2 and run_id in res.output
+
+
+def test_inconsistent_data_give_a_clear_fit_error():
+    """Every configuration carrying the SAME energy and stress (a classic bookkeeping slip: one
+    calculator shared by all Atoms) cannot be fitted; the error says so instead of crashing inside
+    the potential."""
+    from scaleladder.atomistic import fit_potential
+    from scaleladder.core.errors import ConvergenceError
+
+    params = dict(SW_SILICON, epsilon=SW_SILICON["epsilon"] * 1.03, **{"lambda": SW_SILICON["lambda"] * 1.05})
+    calc = StillingerWeber(params)
+    atoms_list = (silicon_ev_set(5.43, n=7, span=0.06) + silicon_strain_set(5.43, strain_step=0.01)
+                  + silicon_rattle_set(5.43, n=3, amplitude=0.05, seed=0) + silicon_heldout_set(5.43, seed=1))
+    for at in atoms_list:
+        at.calc = calc
+        at.get_potential_energy(), at.get_forces(), at.get_stress()
+    ds = ReferenceDataset.from_atoms(atoms_list, method={"atom_energy_eV": 0.0},
+                                     labels=[a.info["label"] for a in atoms_list],
+                                     names=[a.info["name"] for a in atoms_list])
+    with pytest.raises(ConvergenceError, match="bound|determine"):
+        fit_potential(ds, n_ensemble=4, heldout_labels=("heldout",))

@@ -176,14 +176,21 @@ class _SWProblem:
         return out
 
 
-def _jacobian_central(fun, x, h=1e-5):
-    """Central-difference Jacobian (relative step h for x of order one)."""
+def _jacobian_central(fun, x, h=1e-5, lower=None):
+    """Finite-difference Jacobian (relative step h for x of order one).
+
+    Central differences, or a one-sided forward difference for a parameter whose backward step
+    would cross its ``lower`` bound (where the potential is undefined).
+    """
     r0 = fun(x)
     J = np.empty((r0.size, x.size))
     for i in range(x.size):
         step = h * max(1.0, abs(x[i]))
         xp, xm = x.copy(), x.copy()
         xp[i] += step
+        if lower is not None and x[i] - step < lower[i]:
+            J[:, i] = (fun(xp) - r0) / step
+            continue
         xm[i] -= step
         J[:, i] = (fun(xp) - fun(xm)) / (2 * step)
     return J
@@ -447,9 +454,17 @@ def fit_potential(dataset, form: str = "StillingerWeber", fit: Sequence[str] = S
                                           "fewer parameters")
     xhat = sol.x
     t_fit = time.perf_counter() - t_fit
+    at_bound = [n for n, active in zip(list(fit) + ["offset"] * fit_offset, sol.active_mask) if active]
+    if at_bound:
+        raise ConvergenceError(f"the fit ended on the bound of {', '.join(at_bound)} (where the "
+                               "potential degenerates)",
+                               configuration=f"{len(train)} training configurations",
+                               settings={"fit": fit, "weights": weights},
+                               suggestion="check that the dataset's energies, forces and stresses are "
+                                          "consistent (units, reference energy), or fit fewer parameters")
 
     # ---- Laplace covariance (always computed: it gives the standard errors in provenance)
-    J = _jacobian_central(lambda x: resid(x, mult_train), xhat)
+    J = _jacobian_central(lambda x: resid(x, mult_train), xhat, lower=lower)
     r = resid(xhat, mult_train)
     dof = max(r.size - xhat.size, 1)
     s2 = float(r @ r) / dof
