@@ -83,3 +83,19 @@ def test_import_is_light():
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_functional_and_pseudopotential_must_match():
+    spec = get_ladder("silicon-fracture")
+    with pytest.raises(InputError, match="electronic.pseudo='gth-pade'.*gth-pbe"):
+        spec.resolve(strings={"electronic.pseudo": "gth-pade"})
+    with pytest.raises(InputError, match="electronic.xc_alt"):
+        spec.resolve(strings={"electronic.xc_alt": "PBE", "electronic.pseudo_alt": "gth-pbe"})
+    s = spec.resolve(strings={"electronic.xc_alt": "BLYP", "electronic.pseudo_alt": "gth-blyp"})
+    assert s["electronic.pseudo_alt"] == "gth-blyp"
+
+
+def test_negative_strain_step_is_rejected_not_flipped():
+    spec = get_ladder("silicon-fracture")
+    with pytest.raises(InputError, match="electronic.strain_step=-0.01"):
+        spec.resolve(strings={"electronic.strain_step": "-0.01"})

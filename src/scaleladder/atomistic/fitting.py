@@ -494,6 +494,19 @@ def fit_potential(dataset, form: str = "StillingerWeber", fit: Sequence[str] = S
         L = Vt.T * (math.sqrt(s2) / sv)               # cov_x = L L^T
         z = rng.standard_normal((n_ensemble, xhat.size))
         xs = xhat + z @ L.T
+        # truncate the Gaussian at the parameters' validity bounds (a member with σ < 0 is no
+        # potential): redraw the offending members, and record how many were redrawn
+        n_redrawn = 0
+        for _ in range(1000):
+            bad = np.any(xs < lower, axis=1)
+            if not bad.any():
+                break
+            n_redrawn += int(bad.sum())
+            xs[bad] = xhat + rng.standard_normal((int(bad.sum()), xhat.size)) @ L.T
+        else:
+            raise ConvergenceError("the Laplace posterior puts most of its mass outside the valid "
+                                   "parameter range", configuration=f"{len(train)} training configurations",
+                                   settings={"fit": fit}, suggestion="add data or fit fewer parameters")
         ens = xs[:, :k] * prob.xscale
         ensemble_method = "laplace"
         n_refits = 0
@@ -508,6 +521,7 @@ def fit_potential(dataset, form: str = "StillingerWeber", fit: Sequence[str] = S
             ens[m] = sb.x[:k] * prob.xscale
         ensemble_method = "bootstrap"
         n_refits = n_ensemble
+        n_redrawn = 0
 
     # ---- errors and domain
     e_train = prob.errors(xhat, train)
@@ -552,7 +566,7 @@ def fit_potential(dataset, form: str = "StillingerWeber", fit: Sequence[str] = S
             "Laplace: one Jacobian instead of n_ensemble refits; the model is nearly linear "
             "over the posterior width, and s^2 carries the actual misfit" if method == "laplace"
             else "bootstrap over training configurations, refits started at the optimum"),
-        "n_refits": n_refits, "seed": int(seed),
+        "n_refits": n_refits, "ensemble_members_redrawn": n_redrawn, "seed": int(seed),
         "dataset_method": dict(getattr(dataset, "method", {}) or {}),
         "fit_seconds": t_fit,
         "total_seconds": time.perf_counter() - t_start,

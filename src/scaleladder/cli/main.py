@@ -89,10 +89,9 @@ def run(
     elapsed = time.perf_counter() - t0
     if spec.summarize is not None:
         _print_sections(spec.summarize(settings_, results))
-    stats = getattr(runner, "stats", None) or {}
+    stats = runner.stats
     console.print(f"run [bold]{run_id}[/] of {ladder}: {elapsed:.1f} s wall; "
-                  f"{stats.get('computed', '?')} stages computed, {stats.get('reused', '?')} reused "
-                  f"from {store}")
+                  f"{stats.computed} stages computed, {stats.reused} reused from {store}")
     console.print(f"next: scaleladder budget {run_id} | scaleladder report {run_id} --html report.html")
 
 
@@ -137,10 +136,16 @@ def budget(run_ref: str = typer.Argument("latest", metavar="RUN", help="run id, 
 
     qois = []
     for name, value in results.items():
-        if isinstance(value, dict):
-            for k, v in value.items():
-                if isinstance(v, Estimate) and v.ndim == 0 and v.sources:
-                    qois.append((f"{name}.{k}", v))
+        items = value.items() if isinstance(value, dict) else [("", value)]
+        for k, v in items:
+            label = f"{name}.{k}" if k else name
+            for sub, est in _estimates_of(v):
+                if est.ndim == 0 and len(est.sources) >= 2:
+                    qois.append((label + sub, est))
+    # one table per quantity, the final result first
+    qois.sort(key=lambda q: (not q[0].startswith("fracture"), q[0]))
+    seen = set()
+    qois = [q for q in qois if not (q[0] in seen or seen.add(q[0]))]
     if not qois:
         console.print("no quantity with an error budget in this run")
         raise typer.Exit(1)
@@ -160,6 +165,22 @@ def budget(run_ref: str = typer.Argument("latest", metavar="RUN", help="run id, 
         console.print(table)
         weakest = max(shares, key=shares.get)
         console.print(f"weakest handoff for {label}: [bold]{weakest}[/] — {handoffs.get(weakest, '')}\n")
+
+
+def _estimates_of(value):
+    """(suffix, scalar Estimate) pairs found in a value: Estimates, an ElasticTensor's cubic
+    constants, a SurfaceEnergy's value."""
+    from ..uq import Estimate
+
+    if isinstance(value, Estimate):
+        return [("", value)]
+    voigt = getattr(value, "voigt", None)
+    if isinstance(voigt, Estimate):
+        return [(".C11", voigt[0, 0]), (".C12", voigt[0, 1]), (".C44", voigt[3, 3])]
+    inner = getattr(value, "value", None)
+    if isinstance(inner, Estimate) and hasattr(value, "miller"):
+        return [(".gamma", inner)]
+    return []
 
 
 @app.command()

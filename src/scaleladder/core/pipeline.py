@@ -507,7 +507,7 @@ class Runner:
             if k in status:
                 continue
             nodes[k] = node
-            if store.has(k):
+            if store.has(k) and store.verify(k):
                 status[k] = "reused"
                 order.append(k)
                 continue

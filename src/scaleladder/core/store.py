@@ -406,6 +406,12 @@ class Store:
             files[name] = data
         return codec.from_files(files)
 
+    def verify(self, key: str) -> bool:
+        """True if ``key`` is stored and every file of its blob matches its recorded sha256."""
+        _check_key(key)
+        row = self._row(key)
+        return row is not None and self._blob_intact(key, json.loads(row[7]))
+
     def has(self, key: str) -> bool:
         """True if ``key`` has an index row and its blob folder exists (hashes not checked)."""
         _check_key(key)

@@ -67,6 +67,8 @@ class LadderSpec:
     settings: tuple[Setting, ...]
     build: Callable[[dict[str, Any]], dict]
     summarize: Callable[[dict[str, Any], dict[str, Any]], dict] | None = None
+    #: cross-field validation of resolved settings (raises InputError); runs in :meth:`resolve`
+    check: Callable[[dict[str, Any]], None] | None = None
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -89,6 +91,8 @@ class LadderSpec:
             out[key] = self.setting(key).parse(text)
         for s in self.settings:
             out[s.name] = s.check(out[s.name])
+        if self.check is not None:
+            self.check(out)
         return out
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..core import validate as V
+from ..core.errors import InputError
 from ..core.pipeline import stage
 from ..core.units import EV_PER_A2_IN_J_PER_M2
 from ..uq import Estimate, propagate
@@ -43,6 +44,14 @@ SOURCE_HANDOFFS = {
     TRANSFER: "atomistic -> continuum (ElasticTensor, SurfaceEnergy: potential transferability)",
     MESH: "continuum discretisation (finite-element mesh)",
 }
+
+
+def _pm(value, sigma):
+    """Two samples value ± σ/√2: their sample standard deviation (ddof=1, the Estimate's convention)
+    is exactly σ.  Used for sources known as a one-sigma error rather than as alternatives."""
+    value = np.asarray(value, dtype=float)
+    d = np.asarray(sigma, dtype=float) / math.sqrt(2.0)
+    return np.stack([value + d, value - d])
 
 
 # --------------------------------------------------------------------------- stages: electronic
@@ -180,11 +189,15 @@ def combine_sources(c_main: Any, c_alt: Any, g_main: Any, g_alt: Any, potential:
                     a0: float) -> dict:
     """Attach the functional and transferability sources to C and γ.
 
-    * functional: the two samples are the main and second functional's chains (nominal values);
-    * transferability: C scaled by (1 ± r) with r the held-out relative stress RMSE of the potential;
-      γ shifted by ± δE/A_s with δE the held-out energy RMSE per atom and A_s the (111) area per
-      surface atom (each surface atom sits in an environment the potential was not trained on).
-    Samples share their index across C and γ (correlated, as they come from one potential).
+    * functional: the two samples are the main and second functional's chains (nominal values), so
+      this source's standard deviation is |Δ|/√2 (the two functionals as two draws of the model);
+    * transferability (a one-sigma model-form error, as samples value ± σ/√2): σ_C = r·C with r the
+      held-out relative stress RMSE of the potential; σ_γ = δE/A_s with δE the held-out energy RMSE
+      per atom and A_s the (111) area per surface atom (each surface atom sits in an environment the
+      potential was not trained on).  This maps bulk held-out errors onto a surface property: an
+      assumption, stated in the report, not a DFT surface calculation.
+    Samples share their index across C and γ: the errors of one potential are taken as fully
+    correlated (the conservative choice for σ_c ∝ sqrt(γ·C)).
     """
     from ..handoffs import ElasticTensor, SurfaceEnergy
 
@@ -196,10 +209,17 @@ def combine_sources(c_main: Any, c_alt: Any, g_main: Any, g_alt: Any, potential:
     area_per_surface_atom = a0 ** 2 * math.sqrt(3.0) / 4.0  # Å^2, (111) shuffle plane
     dgamma = de / area_per_surface_atom * EV_PER_A2_IN_J_PER_M2
 
+    if not 0.0 <= r < 0.5:
+        raise InputError("potential.errors['heldout']['stress_rel_rmse']", r,
+                         "a relative error below 0.5 (the potential does not describe the held-out "
+                         "stresses at all: refit or change the functional form)")
+    if not 0.0 <= dgamma < 0.5 * gm.value:
+        raise InputError("potential.errors['heldout']['energy_rmse']", de,
+                         f"an error that moves γ by less than half its value ({gm.value:.3g} J/m²)")
     c = cm.with_source(XC, np.stack([cm.value, ca.value]))
-    c = c.with_source(TRANSFER, np.stack([cm.value * (1 + r), cm.value * (1 - r)]))
+    c = c.with_source(TRANSFER, _pm(cm.value, r * cm.value))
     g = gm.with_source(XC, np.array([gm.value, ga.value]))
-    g = g.with_source(TRANSFER, np.array([gm.value + dgamma, gm.value - dgamma]))
+    g = g.with_source(TRANSFER, _pm(gm.value, dgamma))
     return {
         "elastic": ElasticTensor.from_voigt(c, unit="GPa", relaxed_ions=True, structure="diamond Si",
                                             provenance=dict(c_main.provenance)),
@@ -248,8 +268,9 @@ def fe_critical_stress(combined: dict, a: float, width_ratio: float, height_rati
     g_levels = [g_per_unit_stress(c_gpa.value, int(lv)) for lv in levels]
     conv = _richardson(levels, g_levels)
     s_fine = math.sqrt(2 * gamma.value / g_levels[-1]) / 1e6
-    s_extr = math.sqrt(2 * gamma.value / conv["extrapolated"]) / 1e6
-    sig = sig.with_source(MESH, np.array([s_fine, s_extr]))
+    # σ ∝ G^(-1/2): a relative error e_G in G is e_G/2 in σ_c
+    e_sigma = 0.5 * s_fine * conv["error_estimate"] / g_levels[-1]
+    sig = sig.with_source(MESH, _pm(s_fine, e_sigma))
 
     # closed form: Griffith with the Sih-Paris-Irwin factor and Tada's finite-width correction
     F = finite_width_factor(a / W)
@@ -284,22 +305,34 @@ def _field_window(sol, a: float, window: float = 3.0) -> dict:
             "sxx": stress[:, 0], "syy": stress[:, 1], "sxy": stress[:, 2]}
 
 
-def _richardson(levels, values) -> dict:
-    """Observed convergence rate and Richardson extrapolation from three successive refinements."""
+def _richardson(levels, values, min_ratio: float = 1.2) -> dict:
+    """Observed convergence rate and Richardson extrapolation from successive refinements.
+
+    Each level halves h.  With three values v0, v1, v2 the ratio (v1 − v0)/(v2 − v1) = 2^p gives the
+    observed order p; the extrapolation v2 + (v2 − v1)/(2^p − 1) is used only when the sequence is
+    clearly converging (ratio above ``min_ratio``).  Otherwise (oscillating, stagnating or diverging
+    differences) no extrapolation is trusted and the error estimate is the last difference |v2 − v1|.
+    """
     v = np.asarray(values, dtype=float)
-    out = {"observed_rate": float("nan"), "extrapolated": float(v[-1]), "error_estimate": 0.0}
+    out = {"observed_rate": float("nan"), "extrapolated": float(v[-1]), "error_estimate": 0.0,
+           "extrapolation_trusted": False}
+    if len(v) < 2:
+        return out
+    d2 = v[-1] - v[-2]
+    out["error_estimate"] = abs(d2)
     if len(v) >= 3:
-        d1, d2 = v[-2] - v[-3], v[-1] - v[-2]
-        if d1 != 0 and d2 != 0 and d2 / d1 > 0:
+        d1 = v[-2] - v[-3]
+        if d2 == 0.0:
+            out["error_estimate"] = 0.0
+            out["extrapolation_trusted"] = True
+        elif d1 != 0.0 and d1 / d2 > min_ratio:
             ratio = d1 / d2
-            rate = math.log(abs(ratio), 2.0)  # refinement halves h
-            out["observed_rate"] = rate
-            out["extrapolated"] = float(v[-1] + d2 / (ratio - 1.0)) if ratio != 1 else float(v[-1])
-        else:
-            out["extrapolated"] = float(v[-1] + d2)
-    elif len(v) == 2:
-        out["extrapolated"] = float(v[-1] + (v[-1] - v[-2]))
-    out["error_estimate"] = abs(out["extrapolated"] - v[-1])
+            out["observed_rate"] = math.log2(ratio)
+            out["extrapolated"] = float(v[-1] + d2 / (ratio - 1.0))
+            out["error_estimate"] = abs(out["extrapolated"] - v[-1])
+            out["extrapolation_trusted"] = True
+        elif d1 != 0.0:
+            out["observed_rate"] = math.log2(abs(d1 / d2))
     return out
 
 
@@ -424,21 +457,21 @@ SETTINGS = (
     Setting("electronic.ev_span", 0.06, "relative volume span of the E-V series (±)", float,
             lambda n, v: V.in_range(n, v, 1e-3, 0.3)),
     Setting("electronic.strain_step", 0.01, "strain of the strained cells", float,
-            lambda n, v: V.in_range(n, abs(V.nonzero(n, v)), 1e-4, 0.1)),
+            lambda n, v: V.in_range(n, v, 1e-4, 0.1)),
     Setting("electronic.n_rattle", 2, "rattled cells (energy, forces, stress)", int, lambda n, v: V.positive_int(n, v, 0)),
     Setting("electronic.rattle_amplitude", 0.08, "rattle amplitude (Å, std of displacements)", float, V.positive),
     Setting("electronic.n_heldout", 1, "held-out cells (3 % strain + 0.12 Å rattle) for transferability", int,
             lambda n, v: V.positive_int(n, v, 1)),
     Setting("atomistic.n_ensemble", 16, "parameter sets in the fit ensemble", int, lambda n, v: V.positive_int(n, v, 2)),
     Setting("atomistic.strain_step", 0.005, "strain step of the stress-strain elastic constants", float,
-            lambda n, v: V.in_range(n, abs(V.nonzero(n, v)), 1e-5, 0.05)),
+            lambda n, v: V.in_range(n, v, 1e-5, 0.05)),
     Setting("atomistic.slab_layers", 12, "(111) double layers in the surface slab", int,
             lambda n, v: V.positive_int(n, v, 4)),
     Setting("continuum.crack_half_length", 1e-3, "half crack length a (m)", float, V.positive),
     Setting("continuum.width_ratio", 5.0, "plate half-width / a", float, _ratio_gt1),
     Setting("continuum.height_ratio", 3.0, "plate half-height / half-width", float, V.positive),
     Setting("continuum.finest_level", 2, "finest mesh refinement level (h = ρ/(4·2^level))", int,
-            lambda n, v: V.positive_int(n, v, 0)),
+            lambda n, v: int(V.in_range(n, V.positive_int(n, v, 0), 0, 5))),
     Setting("continuum.n_levels", 3, "refinement levels for the mesh source (>= 3 for a rate)", int,
             lambda n, v: V.positive_int(n, v, 2)),
     Setting("seed", 0, "random seed (rattles, ensemble)", int, lambda n, v: V.positive_int(n, v, 0)),
@@ -481,7 +514,8 @@ def summarize(settings: dict, results: dict) -> list[tuple[str, list[tuple[str, 
          f"{100 * (float(eos_alt.a0.value) / EXPERIMENT['a0'] - 1):+.2f} % vs exp 5.431"),
         ("B0 " + xc, f"{float(eos.bulk_modulus.value):.1f}", "GPa", "exp 97.8"),
         ("B0 " + xc2, f"{float(eos_alt.bulk_modulus.value):.1f}", "GPa", "exp 97.8"),
-        ("configurations", str(len(results["dataset"])), "", "per functional (E-V, strain, rattle, held-out)"),
+        ("configurations", f"{len(results['dataset'])} + {len(results['dataset_alt'])}", "",
+         f"{xc} (E-V, strain, rattle, held-out) + {xc2} (E-V, strain)"),
     ]
     n = settings["electronic.kmesh"]
     sections.append(("Electronic: PySCF periodic DFT, " + settings["electronic.basis"]
@@ -529,7 +563,26 @@ def summarize(settings: dict, results: dict) -> list[tuple[str, list[tuple[str, 
     return sections
 
 
+#: GTH pseudopotential families made for each functional (PySCF names)
+_PSEUDO_FOR_XC = {"pbe": "gth-pbe", "lda": "gth-pade", "blyp": "gth-blyp", "bp": "gth-bp",
+                  "hcth120": "gth-hcth120", "hcth407": "gth-hcth407", "pbesol": "gth-pbesol"}
+
+
+def check_settings(settings: dict) -> None:
+    """Cross-field checks: each functional with its matching pseudopotential; distinct functionals."""
+    for xc_key, pp_key in (("electronic.xc", "electronic.pseudo"),
+                           ("electronic.xc_alt", "electronic.pseudo_alt")):
+        xc = settings[xc_key].lower().replace(" ", "")
+        want = _PSEUDO_FOR_XC.get(xc.split(",")[0] if xc.startswith("lda") else xc)
+        if want is not None and settings[pp_key].lower() != want:
+            raise InputError(pp_key, settings[pp_key],
+                             f"the GTH pseudopotential made for {settings[xc_key]} ({want!r})")
+    if settings["electronic.xc"].lower() == settings["electronic.xc_alt"].lower():
+        raise InputError("electronic.xc_alt", settings["electronic.xc_alt"],
+                         "a functional different from electronic.xc (it measures the functional's share)")
+
+
 LADDER = LadderSpec(
     name=LADDER.name, description=LADDER.description, settings=LADDER.settings, build=build,
-    summarize=summarize,
+    summarize=summarize, check=check_settings,
 )
