@@ -30,8 +30,12 @@ def _synthetic_dataset(scale_eps: float, scale_lambda: float, xc: str, noise: bo
     params["lambda"] *= scale_lambda
     calc = StillingerWeber(params)
     atoms_list, labels, names = [], [], []
-    sets = [silicon_ev_set(5.43, n=7, span=0.06), silicon_strain_set(5.43, strain_step=0.01),
-            silicon_rattle_set(5.43, n=3, amplitude=0.05, seed=0), silicon_heldout_set(5.43, seed=1)]
+    biax = silicon_strain_set(5.43, strain_step=0.01, patterns=("biaxial_xy",))
+    for at in biax:
+        at.info["label"], at.info["name"] = "strain_heldout", "heldout_" + at.info["name"]
+    sets = [silicon_ev_set(5.43, n=7, span=0.06),
+            silicon_strain_set(5.43, strain_step=0.01, patterns=("uniaxial_xx", "shear_yz")),
+            biax, silicon_rattle_set(5.43, n=3, amplitude=0.05, seed=0), silicon_heldout_set(5.43, seed=1)]
     for s in sets:
         for at in s:
             at.calc = calc
@@ -60,8 +64,10 @@ def chain():
         out[f"el_{tag}"] = sf.sw_elastic_constants(fp, strain_step=0.005, ensemble=ens)
         out[f"su_{tag}"] = sf.sw_surface_energy(fp, layers=4, ensemble=ens)
     out["a0"] = sf.sw_lattice_constant(out["fit_main"])
+    out["ds_main"] = ds_main
+    out["transfer"] = sf.sw_transferability(out["fit_main"], ds_main)
     out["comb"] = sf.combine_sources(out["el_main"], out["el_alt"], out["su_main"], out["su_alt"],
-                                     out["fit_main"], out["a0"])
+                                     out["transfer"], out["a0"])
     out["fe"] = sf.fe_critical_stress(out["comb"], a=1e-3, width_ratio=5.0, height_ratio=3.0,
                                       levels=(0, 1, 2))
     return out
@@ -94,9 +100,13 @@ def test_elastic_constants_are_those_of_the_fitted_parameters(chain):
 
     got = chain["el_main"].voigt.value
     np.testing.assert_allclose(got, direct(dict(chain["fit_main"].parameters)), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(got[:3, :3], direct(chain["p_main"])[:3, :3], rtol=0.02)
     assert "fit ensemble" in chain["el_main"].voigt.sources
-    assert chain["el_main"].voigt.std[0, 0] > 0
+    sd = np.asarray(chain["el_main"].voigt.std)
+    assert sd[0, 0] > 0
+    # the truth lies within the fit ensemble's error bars (5 σ: 16 members estimate σ to ~20 %)
+    true = direct(chain["p_main"])
+    for idx in ((0, 0), (0, 1), (3, 3)):
+        assert abs(got[idx] - true[idx]) < 5 * sd[idx], (idx, got[idx], true[idx], sd[idx])
 
 
 def test_budget_sources_have_their_stated_sizes(chain):
@@ -107,14 +117,14 @@ def test_budget_sources_have_their_stated_sizes(chain):
     sig = chain["fe"]["sigma_c"]
     assert set(sig.sources) == {sf.XC, sf.FIT, sf.TRANSFER, sf.MESH}
     assert sig.unit == "MPa"
-    held = chain["fit_main"].errors["heldout"]
+    tr = chain["transfer"]
     C = chain["comb"]["elastic"].voigt
-    r = held["stress_rel_rmse"]
+    r = tr["elastic"]["stress_rel_rmse"]
     np.testing.assert_allclose(np.sqrt(C.variances[sf.TRANSFER]), r * np.abs(C.value), rtol=1e-10, atol=1e-12)
     g = chain["comb"]["surface"].value
     area = chain["a0"] ** 2 * np.sqrt(3) / 4
     assert np.sqrt(g.variances[sf.TRANSFER]) == pytest.approx(
-        held["energy_rmse"] / area * EV_PER_A2_IN_J_PER_M2, rel=1e-10)
+        tr["distorted"]["energy_rmse"] / area * EV_PER_A2_IN_J_PER_M2, rel=1e-10)
     mesh = chain["fe"]["mesh"]
     assert np.sqrt(sig.variances[sf.MESH]) == pytest.approx(
         0.5 * sig.value * mesh["error_estimate"] / mesh["G"][-1], rel=1e-10)
@@ -189,6 +199,7 @@ def test_cli_budget_show_report_on_a_stored_run(chain, tmp_path):
     results = {"dataset": ds_main, "dataset_alt": ds_alt, "eos": eos(ds_main), "eos_alt": eos(ds_alt),
                "potential": chain["fit_main"], "potential_alt": chain["fit_alt"],
                "elastic": chain["el_main"], "surface": chain["su_main"], "a0_potential": chain["a0"],
+               "transferability": chain["transfer"],
                "combined": chain["comb"], "fracture": chain["fe"]}
     store = Store(tmp_path / "store")
     targets = {}
@@ -236,3 +247,16 @@ def test_inconsistent_data_give_a_clear_fit_error():
                                      names=[a.info["name"] for a in atoms_list])
     with pytest.raises(ConvergenceError, match="bound|determine"):
         fit_potential(ds, n_ensemble=4, heldout_labels=("heldout",))
+
+
+def test_transferability_groups_agree_with_the_fit_s_own_errors(chain):
+    """potential_errors (calculator path) reproduces the fit's held-out errors (fitting path) when
+    given the same configurations: two implementations of one quantity."""
+    from scaleladder.atomistic import potential_errors
+
+    fp = chain["fit_main"]
+    both = potential_errors(fp, chain["ds_main"], sf.HELDOUT_LABELS)
+    for key in ("energy_rmse", "force_rmse", "stress_rmse", "stress_rel_rmse"):
+        assert both[key] == pytest.approx(fp.errors["heldout"][key], rel=1e-8), key
+    # noise-level errors on held-out strains (the synthetic data are SW itself plus 0.05 GPa noise)
+    assert chain["transfer"]["elastic"]["stress_rmse"] < 0.2

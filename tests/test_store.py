@@ -317,3 +317,21 @@ def test_two_processes_write_concurrently(tmp_path):
     runs = s.list_runs()
     assert len(runs) == 2 * N_RUNS and len({r["run_id"] for r in runs}) == 2 * N_RUNS
     assert list((Path(root) / "tmp").iterdir()) == []
+
+
+def test_a_registered_type_decodes_in_a_fresh_process(tmp_path):
+    """The defining module is recorded with the type, so a process that never imported it can
+    read the artifact back (``scaleladder show`` on a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    from scaleladder.uq import Estimate
+
+    st = Store(tmp_path / "s")
+    key = "ab" * 32
+    st.put(key, {"e": Estimate(2.0, "GPa", {"fit": [1.0, 3.0]})}, stage="x", version="1", params={},
+           inputs={}, elapsed_s=0.0)
+    code = (f"from scaleladder.core.store import Store; v = Store({str(tmp_path / 's')!r}).get({key!r})['e'];"
+            "print(type(v).__name__, v.unit, v.std)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["Estimate", "GPa", str(2.0 ** 0.5)]

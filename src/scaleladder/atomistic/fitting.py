@@ -176,6 +176,50 @@ class _SWProblem:
         return out
 
 
+def potential_errors(potential, dataset, labels: Sequence[str], member: int | None = None) -> dict:
+    """Errors of a fitted potential on the configurations of ``dataset`` with the given labels.
+
+    Returns the same quantities as ``FittedPotential.errors``: ``energy_rmse`` (eV/atom, cohesive
+    energies referred to ``dataset.method["atom_energy_eV"]`` when present, otherwise to the
+    potential's fitted offset), ``force_rmse`` (eV/Å), ``stress_rmse`` (GPa), ``stress_rel_rmse``
+    (stress RMSE over the RMS of the reference stress components) and ``n_configurations``.  Used to
+    measure transferability on held-out groups separately (e.g. homogeneous strains vs distorted
+    cells).  A label with no configuration raises ``InputError`` listing the labels there are.
+    """
+    from ..core.units import EV_PER_A3_IN_GPA
+    from .stillinger_weber import StillingerWeber
+
+    labels = tuple(labels)
+    sub = dataset.select(*labels)
+    calc = StillingerWeber.from_fitted(potential, member=member)
+    e_atom = (dataset.method or {}).get("atom_energy_eV")
+    offset = 0.0 if e_atom is not None else float(potential.provenance.get("energy_offset_eV_per_atom", 0.0))
+    de, df, ds, sref = [], [], [], []
+    for i, conf in enumerate(sub.configurations):
+        atoms = sub.to_atoms(i)
+        n = len(atoms)
+        atoms.calc = calc
+        e_ref = conf.energy / n - (e_atom if e_atom is not None else 0.0)
+        de.append(atoms.get_potential_energy() / n + offset - e_ref)
+        if conf.forces is not None:
+            df.append((atoms.get_forces() - conf.forces).ravel())
+        if conf.stress is not None:
+            ds.append((atoms.get_stress() - conf.stress) * EV_PER_A3_IN_GPA)
+            sref.append(np.asarray(conf.stress) * EV_PER_A3_IN_GPA)
+
+    def rms(parts):
+        return float(np.sqrt(np.mean(np.concatenate(parts) ** 2))) if parts else None
+
+    out = {"energy_rmse": float(np.sqrt(np.mean(np.square(de)))), "force_rmse": rms(df),
+           "stress_rmse": rms(ds), "stress_rel_rmse": None, "n_configurations": len(de),
+           "labels": list(labels)}
+    if ds:
+        ref = rms(sref)
+        if ref and ref > 0:
+            out["stress_rel_rmse"] = out["stress_rmse"] / ref
+    return out
+
+
 def _jacobian_central(fun, x, h=1e-5, lower=None):
     """Finite-difference Jacobian (relative step h for x of order one).
 

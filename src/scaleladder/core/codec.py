@@ -76,7 +76,7 @@ def encode(obj: Any) -> tuple[Any, dict[str, np.ndarray]]:
             return [enc(v) for v in o]
         name = getattr(type(o), "__codec_name__", None)
         if name is not None and _REGISTRY.get(name) is type(o):
-            return {"__type__": name, "state": enc(o.to_state())}
+            return {"__type__": name, "module": type(o).__module__, "state": enc(o.to_state())}
         raise StoreError(f"cannot encode object of type {type(o).__name__}: register it with "
                          "scaleladder.core.codec.register")
 
@@ -99,6 +99,15 @@ def decode(tree: Any, arrays: dict[str, np.ndarray]) -> Any:
             if "__float__" in t:
                 return float(t["__float__"])
             if "__type__" in t:
+                if t["__type__"] not in _REGISTRY and t.get("module"):
+                    # the defining module registers the type on import (recorded when encoded)
+                    import importlib
+
+                    try:
+                        importlib.import_module(t["module"])
+                    except ImportError as exc:
+                        raise StoreError(f"type {t['__type__']!r} is defined in {t['module']!r}, "
+                                         f"which cannot be imported: {exc}") from exc
                 cls = registered(t["__type__"])
                 return cls.from_state(dec(t["state"]))
             raise StoreError(f"malformed encoded tree node: {sorted(t)}")

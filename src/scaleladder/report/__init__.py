@@ -70,8 +70,10 @@ def plot_fit_parity(results: dict, axes=None):
     calc = StillingerWeber.from_fitted(fp)
     e_atom = ds.method.get("atom_energy_eV", 0.0)
     data = {"train": ([], [], [], [], [], []), "heldout": ([], [], [], [], [], [])}
+    from ..ladders.silicon_fracture import HELDOUT_LABELS
+
     for i, conf in enumerate(ds.configurations):
-        split = "heldout" if conf.label == "heldout" else "train"
+        split = "heldout" if conf.label in HELDOUT_LABELS else "train"
         atoms = ds.to_atoms(i)
         atoms.calc = calc
         n = len(atoms)
@@ -164,7 +166,7 @@ def plot_budget(results: dict, ax=None):
     ax.invert_yaxis()
     ax.set_xlabel("share of variance")
     ax.set_title("error budget")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax
 
 
