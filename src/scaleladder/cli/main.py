@@ -159,7 +159,7 @@ def budget(run_ref: str = typer.Argument("latest", metavar="RUN", help="run id, 
         table.add_column("handoff", style="dim")
         shares = est.budget()
         for src in sorted(shares, key=shares.get, reverse=True):
-            bar = "█" * int(round(40 * shares[src]))
+            bar = "█" * int(round(20 * shares[src]))
             table.add_row(src, f"{est.variances[src] ** 0.5:.3g} {est.unit}", f"{100 * shares[src]:.1f} %",
                           bar, handoffs.get(src, ""))
         console.print(table)
@@ -238,7 +238,20 @@ def _describe(value) -> str:
             else:
                 lines.append(f"{k}: {v!r}" if not isinstance(v, Estimate) else f"{k}: {v}")
         return "\n".join(lines)
-    return repr(value)
+    if hasattr(value, "configurations") and hasattr(value, "method"):  # a ReferenceDataset
+        from collections import Counter
+
+        counts = Counter(c.label for c in value.configurations)
+        meth = ", ".join(f"{k}={v!r}" for k, v in value.method.items() if k != "kpts_scaled")
+        return (f"{type(value).__name__}: {len(value)} configurations "
+                f"({', '.join(f'{n} {lab}' for lab, n in counts.items())}); energies eV, forces eV/Å, "
+                f"stress eV/Å³ (Voigt, ASE sign)\nmethod: {meth}")
+    if hasattr(value, "a0") and hasattr(value, "bulk_modulus"):  # an EquationOfState
+        return (f"{type(value).__name__} ({value.form}, {value.structure}, {len(value.volumes)} points): "
+                f"a0 = {value.a0}, B0 = {value.bulk_modulus}, E0 = {value.e0} per atom\n"
+                f"method: " + ", ".join(f"{k}={v!r}" for k, v in value.method.items() if k != "kpts_scaled"))
+    text = str(value)
+    return text if len(text) < 4000 else text[:4000] + " ..."
 
 
 @app.command()

@@ -88,10 +88,10 @@ def plot_fit_parity(results: dict, axes=None):
             d[5].extend(np.ravel(atoms.get_stress()) * EV_PER_A3_IN_GPA)
     titles = ("cohesive energy (eV/atom)", "force components (eV/Å)", "stress components (GPa)")
     for k, ax in enumerate(axes):
-        for split, style in (("train", "o"), ("heldout", "x")):
+        for split, style, color in (("train", "o", "C0"), ("heldout", "x", "C1")):
             x, y = data[split][2 * k], data[split][2 * k + 1]
             if len(x):
-                ax.plot(x, y, style, ms=4, alpha=0.7, label=split)
+                ax.plot(x, y, style, color=color, ms=4, alpha=0.7, label=split)
         lims = ax.get_xlim()
         ax.plot(lims, lims, "k-", lw=0.8)
         ax.set_xlabel("DFT")
