@@ -87,10 +87,12 @@ def test_import_is_light():
 
 def test_functional_and_pseudopotential_must_match():
     spec = get_ladder("silicon-fracture")
-    with pytest.raises(InputError, match="electronic.pseudo='gth-pade'.*gth-pbe"):
-        spec.resolve(strings={"electronic.pseudo": "gth-pade"})
+    with pytest.raises(InputError, match="electronic.pseudo='gth-pbe'.*gth-pade"):
+        spec.resolve(strings={"electronic.xc": "LDA", "electronic.pseudo": "gth-pbe"})
+    with pytest.raises(InputError, match="electronic.pseudo_alt='gth-pade'.*gth-pbe"):
+        spec.resolve(strings={"electronic.xc_alt": "PBE", "electronic.pseudo_alt": "gth-pade"})
     with pytest.raises(InputError, match="electronic.xc_alt"):
-        spec.resolve(strings={"electronic.xc_alt": "PBE", "electronic.pseudo_alt": "gth-pbe"})
+        spec.resolve(strings={"electronic.xc_alt": "LDA", "electronic.pseudo_alt": "gth-pade"})
     s = spec.resolve(strings={"electronic.xc_alt": "BLYP", "electronic.pseudo_alt": "gth-blyp"})
     assert s["electronic.pseudo_alt"] == "gth-blyp"
 
