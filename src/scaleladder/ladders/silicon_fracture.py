@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..core import validate as V
-from ..core.errors import InputError
+from ..core.errors import ConvergenceError, InputError
 from ..core.pipeline import stage
 from ..core.units import EV_PER_A2_IN_J_PER_M2
 from ..uq import Estimate, propagate
@@ -118,16 +118,22 @@ def dft_equation_of_state(dataset: Any) -> Any:
 
 # --------------------------------------------------------------------------- stages: atomistic
 @stage("atomistic.fit", version="1")
-def fit_stillinger_weber(dataset: Any, n_ensemble: int, seed: int) -> Any:
-    """Stillinger-Weber fitted to the dataset with a Laplace ensemble -> ``FittedPotential``."""
+def fit_stillinger_weber(dataset: Any, n_ensemble: int, seed: int,
+                         heldout_labels: tuple = HELDOUT_LABELS) -> Any:
+    """Stillinger-Weber fitted to the dataset with a Laplace ensemble -> ``FittedPotential``.
+
+    Configurations whose label is in ``heldout_labels`` are not trained on (their errors are the
+    potential's held-out errors); labels absent from the dataset are simply not there.
+    """
     from ..atomistic import fit_potential
 
-    return fit_potential(dataset, form="StillingerWeber", heldout_labels=HELDOUT_LABELS,
+    return fit_potential(dataset, form="StillingerWeber", heldout_labels=tuple(heldout_labels),
                          n_ensemble=n_ensemble, seed=seed)
 
 
 @stage("atomistic.transferability", version="1")
-def sw_transferability(potential: Any, dataset: Any) -> dict:
+def sw_transferability(potential: Any, dataset: Any,
+                       distorted_labels: tuple = HELDOUT_DISTORTED) -> dict:
     """The potential's errors on each held-out group of DFT configurations.
 
     ``elastic``: homogeneous strains it was not fitted to (relative stress error -> elastic
@@ -137,7 +143,7 @@ def sw_transferability(potential: Any, dataset: Any) -> dict:
     from ..atomistic import potential_errors
 
     return {"elastic": potential_errors(potential, dataset, HELDOUT_ELASTIC),
-            "distorted": potential_errors(potential, dataset, HELDOUT_DISTORTED)}
+            "distorted": potential_errors(potential, dataset, tuple(distorted_labels))}
 
 
 def _sw_bulk(params: dict):
@@ -148,9 +154,19 @@ def _sw_bulk(params: dict):
     from ..atomistic.properties import relax_lattice_constant
 
     calc = StillingerWeber(params)
-    atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+    # SW lengths scale with σ: the original parameters' 5.431 Å rescaled is the natural first guess
+    atoms = bulk("Si", "diamond", a=5.431 * params["sigma"] / 2.0951, cubic=True)
     atoms.calc = calc
-    a0 = relax_lattice_constant(atoms, calc)
+    try:
+        a0 = relax_lattice_constant(atoms, calc)
+    except ConvergenceError as exc:
+        raise ConvergenceError(
+            "the fitted Stillinger-Weber potential has no zero-pressure diamond lattice near its "
+            "training volumes", configuration=f"parameters {params}",
+            settings={"bracket": exc.settings},
+            suggestion="the fit cannot describe diamond Si: look at its training errors "
+                       "(scaleladder show <run>:potential); training on rattled cells "
+                       "(atomistic.train_on_rattled) is the usual cause") from exc
     atoms = bulk("Si", "diamond", a=a0, cubic=True)
     atoms.calc = calc
     return atoms, a0
@@ -424,8 +440,12 @@ def build(settings: dict) -> dict:
         ds = dft_dataset.bind(method=method, labels=[s[0] for s in structures],
                               names=[s[1] for s in structures], atom_energy=atom, **configs)
         eos = dft_equation_of_state.bind(dataset=ds)
+        train_rattled = settings["atomistic.train_on_rattled"]
+        heldout = tuple(lab for lab in HELDOUT_LABELS if not (train_rattled and lab == "rattle"))
+        distorted = tuple(lab for lab in HELDOUT_DISTORTED if lab in heldout)
         fit = fit_stillinger_weber.bind(dataset=ds, n_ensemble=settings["atomistic.n_ensemble"],
-                                        seed=settings["seed"]).with_label(f"fit SW to {calc['xc']}")
+                                        seed=settings["seed"], heldout_labels=heldout
+                                        ).with_label(f"fit SW to {calc['xc']}")
         ens = which == "main"
         el = sw_elastic_constants.bind(potential=fit, strain_step=settings["atomistic.strain_step"],
                                        ensemble=ens).with_label(f"elastic constants ({calc['xc']})")
@@ -433,7 +453,7 @@ def build(settings: dict) -> dict:
                                     ensemble=ens).with_label(f"(111) surface energy ({calc['xc']})")
         a0 = sw_lattice_constant.bind(potential=fit)
         if which == "main":
-            transfer = sw_transferability.bind(potential=fit, dataset=ds)
+            transfer = sw_transferability.bind(potential=fit, dataset=ds, distorted_labels=distorted)
         chains[which] = {"dataset": ds, "eos": eos, "fit": fit, "elastic": el, "surface": su, "a0": a0}
     comb = combine_sources.bind(c_main=chains["main"]["elastic"], c_alt=chains["alt"]["elastic"],
                                 g_main=chains["main"]["surface"], g_alt=chains["alt"]["surface"],
@@ -497,6 +517,8 @@ SETTINGS = (
     Setting("electronic.n_heldout", 1, "held-out cells (3 % strain + 0.12 Å rattle) for transferability", int,
             lambda n, v: V.positive_int(n, v, 1)),
     Setting("atomistic.n_ensemble", 16, "parameter sets in the fit ensemble", int, lambda n, v: V.positive_int(n, v, 2)),
+    Setting("atomistic.train_on_rattled", False, "also train on the rattled cells (forces); off by default: "
+            "SW then trades C12 for the optical-mode forces (README)", bool),
     Setting("atomistic.strain_step", 0.005, "strain step of the stress-strain elastic constants", float,
             lambda n, v: V.in_range(n, v, 1e-5, 0.05)),
     Setting("atomistic.slab_layers", 12, "(111) double layers in the surface slab", int,
