@@ -382,6 +382,8 @@ class Estimate:
         u = f" {self._unit}" if self._unit else ""
         if self.ndim == 0:
             v, s = float(self._value), self.std
+            if not self._sources:  # no source of uncertainty: say nothing rather than "± 0"
+                return f"{format(v, spec or '.6g')}{u}"
             if spec:
                 return f"{format(v, spec)} ± {format(s, spec)}{u}"
             return f"{_pm(v, s)}{u}"
