@@ -551,7 +551,7 @@ EXPERIMENT = {"a0": 5.431, "C11": 166.0, "C12": 64.0, "C44": 80.0}
 def _fmt(est, digits=4) -> str:
     v = float(est.value)
     s = float(est.std) if est.sources else 0.0
-    return f"{v:.{digits}g} ± {s:.2g}" if s else f"{v:.{digits}g}"
+    return f"{v:.{digits}g} ± {s:#.2g}" if s else f"{v:.{digits}g}"
 
 
 def summarize(settings: dict, results: dict) -> list[tuple[str, list[tuple[str, str, str, str]]]]:
