@@ -1,0 +1,697 @@
+"""Truncated pair potentials (Lennard-Jones, Morse): numba kernels behind ASE's ``Calculator``.
+
+Both are single-species, central pair potentials truncated at a cutoff ``rc``::
+
+    E = sum_{i<j, r_ij < rc} [phi(r_ij) - shift * phi(rc)]
+
+    Lennard-Jones  phi(r) = 4 epsilon [(sigma/r)^12 - (sigma/r)^6]
+    Morse          phi(r) = D0 [exp(-2 alpha (r - r0)) - 2 exp(-alpha (r - r0))]
+
+With ``shift=True`` the pair energy is shifted to zero at ``rc`` (LAMMPS ``pair_modify shift
+yes``; ASE's ``LennardJones(smooth=False)``); the forces are the same either way and jump to zero
+at ``rc``.  Units are ASE's: eV, Å; stress in eV/Å³, Voigt order ``xx, yy, zz, yz, xz, xy``, ASE
+sign (``stress = (1/V) dE/dε``, positive under tension).
+
+Layout
+------
+* :class:`LennardJones`, :class:`Morse` -- ASE calculators (``energy``, ``free_energy``,
+  ``energies``, ``forces``, ``stress``).
+* :func:`pair_energy_forces_stress` -- plain-array entry point shared by both.
+* :func:`lj_fcc_reference` -- lattice-sum fcc equilibrium (lattice constant, cohesive energy,
+  elastic constants) of the truncated Lennard-Jones potential, independent of the calculator.
+
+The neighbour list is the linked-cell list of :mod:`.stillinger_weber` (periodic images generated
+explicitly, so cells thinner than twice the cutoff work; triclinic cells; any mix of periodic and
+open boundaries).  One kernel walks the full list: each atom gathers its own force, half of each
+pair energy and half of each pair virial, so the threaded variant needs no atomics.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from ase.calculators.calculator import Calculator, Parameters, all_changes
+from ase.data import atomic_numbers, chemical_symbols
+from numba import njit, prange
+
+from ..core import validate
+from ..core.errors import ConvergenceError, InputError, PropertyNotImplementedError
+from .stillinger_weber import _complete_cell, _neighbour_list
+
+__all__ = ["LennardJones", "Morse", "lj_fcc_reference", "LJFccReference",
+           "pair_energy_forces_stress"]
+
+#: Kernel selector values.
+_LJ = 0
+_MORSE = 1
+
+#: Default smallest allowed interatomic distance, as a fraction of sigma (LJ) or r0 (Morse):
+#: closer pairs are treated as overlapping atoms (LJ: phi(0.25 sigma) ~ 7e7 epsilon).
+_MIN_DISTANCE_FRACTION = 0.25
+
+
+# --------------------------------------------------------------------------------------------
+# numba kernels
+# --------------------------------------------------------------------------------------------
+
+@njit(cache=True, fastmath=False, inline="always")
+def _phi_dphi_over_r(kind, r2, prm):
+    """Pair energy ``phi(r) - shift`` and ``phi'(r) / r`` at squared distance ``r2``.
+
+    ``prm`` is ``[epsilon, sigma, rc, shift_energy]`` (LJ) or ``[D0, alpha, r0, rc,
+    shift_energy]`` (Morse), see :func:`_kernel_parameters`.
+    """
+    if kind == _LJ:
+        eps4 = 4.0 * prm[0]
+        s2 = prm[1] * prm[1] / r2
+        s6 = s2 * s2 * s2
+        s12 = s6 * s6
+        phi = eps4 * (s12 - s6) - prm[3]
+        g = -6.0 * eps4 * (2.0 * s12 - s6) / r2
+        return phi, g
+    r = math.sqrt(r2)
+    ex = math.exp(-prm[1] * (r - prm[2]))
+    phi = prm[0] * ex * (ex - 2.0) - prm[4]
+    g = -2.0 * prm[0] * prm[1] * ex * (ex - 1.0) / r
+    return phi, g
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _pair_atom(kind, i, s0, s1, nbr_j, nbr_d, prm, rc2, F, V, energies, rmin2, rmin_j):
+    """All pairs of atom ``i``: its energy (half of each pair), its force (gathered) and its
+    half-pair virial ``V[i] = 1/2 sum phi'(r)/r d (x) d`` (Voigt), plus its closest neighbour."""
+    ei = 0.0
+    fx = 0.0
+    fy = 0.0
+    fz = 0.0
+    v0 = 0.0
+    v1 = 0.0
+    v2 = 0.0
+    v3 = 0.0
+    v4 = 0.0
+    v5 = 0.0
+    best = np.inf
+    bj = -1
+    for t in range(s0, s1):
+        dx = nbr_d[t, 0]
+        dy = nbr_d[t, 1]
+        dz = nbr_d[t, 2]
+        r2 = dx * dx + dy * dy + dz * dz
+        if r2 >= rc2:
+            continue
+        if r2 < best:
+            best = r2
+            bj = nbr_j[t]
+        phi, g = _phi_dphi_over_r(kind, r2, prm)
+        ei += phi
+        fx += g * dx
+        fy += g * dy
+        fz += g * dz
+        v0 += g * dx * dx
+        v1 += g * dy * dy
+        v2 += g * dz * dz
+        v3 += g * dy * dz
+        v4 += g * dx * dz
+        v5 += g * dx * dy
+    energies[i] = 0.5 * ei
+    F[i, 0] = fx
+    F[i, 1] = fy
+    F[i, 2] = fz
+    V[i, 0] = 0.5 * v0
+    V[i, 1] = 0.5 * v1
+    V[i, 2] = 0.5 * v2
+    V[i, 3] = 0.5 * v3
+    V[i, 4] = 0.5 * v4
+    V[i, 5] = 0.5 * v5
+    rmin2[i] = best
+    rmin_j[i] = bj
+
+
+@njit(cache=True, fastmath=False)
+def _pair_serial(order, offsets, nbr_j, nbr_d, kind, prm, rc):
+    """Per-atom energies, forces, per-atom virials and closest neighbours, one thread."""
+    n = offsets.size - 1
+    F = np.zeros((n, 3))
+    V = np.zeros((n, 6))
+    energies = np.zeros(n)
+    rmin2 = np.full(n, np.inf)
+    rmin_j = np.full(n, -1, dtype=np.int64)
+    rc2 = rc * rc
+    for m in range(n):
+        _pair_atom(kind, order[m], offsets[m], offsets[m + 1], nbr_j, nbr_d, prm, rc2, F, V,
+                   energies, rmin2, rmin_j)
+    return energies, F, V, rmin2, rmin_j
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _pair_parallel(order, offsets, nbr_j, nbr_d, kind, prm, rc):
+    """Threaded variant of :func:`_pair_serial` (every atom writes only its own rows)."""
+    n = offsets.size - 1
+    F = np.zeros((n, 3))
+    V = np.zeros((n, 6))
+    energies = np.zeros(n)
+    rmin2 = np.full(n, np.inf)
+    rmin_j = np.full(n, -1, dtype=np.int64)
+    rc2 = rc * rc
+    for m in prange(n):
+        _pair_atom(kind, order[m], offsets[m], offsets[m + 1], nbr_j, nbr_d, prm, rc2, F, V,
+                   energies, rmin2, rmin_j)
+    return energies, F, V, rmin2, rmin_j
+
+
+# --------------------------------------------------------------------------------------------
+# pair functions in plain numpy (reference lattice sums, shift values)
+# --------------------------------------------------------------------------------------------
+
+def _lj_phi(r, epsilon, sigma):
+    s6 = (sigma / r) ** 6
+    return 4.0 * epsilon * (s6 * s6 - s6)
+
+
+def _lj_derivatives(r, epsilon, sigma):
+    """``phi, phi', phi''`` of the (unshifted) Lennard-Jones potential."""
+    s6 = (sigma / r) ** 6
+    s12 = s6 * s6
+    phi = 4.0 * epsilon * (s12 - s6)
+    d1 = 4.0 * epsilon * (-12.0 * s12 + 6.0 * s6) / r
+    d2 = 4.0 * epsilon * (156.0 * s12 - 42.0 * s6) / (r * r)
+    return phi, d1, d2
+
+
+def _morse_phi(r, D0, alpha, r0):
+    ex = np.exp(-alpha * (r - r0))
+    return D0 * ex * (ex - 2.0)
+
+
+def _kernel_parameters(kind: int, p: dict) -> tuple[np.ndarray, float]:
+    """``(prm, rc)`` for the kernel from validated parameters."""
+    rc = p["rc"]
+    if kind == _LJ:
+        shift = _lj_phi(rc, p["epsilon"], p["sigma"]) if p["shift"] else 0.0
+        prm = np.array([p["epsilon"], p["sigma"], rc, shift])
+    else:
+        shift = _morse_phi(rc, p["D0"], p["alpha"], p["r0"]) if p["shift"] else 0.0
+        prm = np.array([p["D0"], p["alpha"], p["r0"], rc, float(shift)])
+    return prm, rc
+
+
+# --------------------------------------------------------------------------------------------
+# plain-array driver
+# --------------------------------------------------------------------------------------------
+
+def _coincident_partner(i: int, positions: np.ndarray, cell: np.ndarray,
+                        pbc: np.ndarray) -> int:
+    """An atom on atom ``i`` (within 1e-7 Å, modulo periodic translations); -1 if none."""
+    full = _complete_cell(cell, pbc)
+    inv = np.linalg.inv(full)
+    d = positions - positions[i]
+    s = d @ inv
+    s[:, pbc] -= np.round(s[:, pbc])
+    dist = np.linalg.norm(s @ full, axis=1)
+    dist[i] = np.inf
+    j = int(np.argmin(dist)) if len(dist) > 1 else -1
+    return j if j >= 0 and dist[j] < 1e-7 else -1
+
+
+def _overlap_error(i: int, j: int, r: float, rmin: float, what: str) -> InputError:
+    pair = f"atoms {i} and {j}" if i != j else f"atom {i} and its own periodic image"
+    return InputError("positions", f"{pair} at distance {r:.3g} Å",
+                      f"interatomic distances >= {rmin:.3g} Å ({what})",
+                      hint="overlapping atoms; check the structure (duplicated atoms, wrong "
+                           "units or a collapsed cell)")
+
+
+def pair_energy_forces_stress(kind: str, params: dict, numbers, positions, cell, pbc, *,
+                              species: str | None = None, min_distance: float = 0.0,
+                              parallel: bool = False):
+    """Pair-potential energy, per-atom energies, forces and stress from plain arrays.
+
+    Parameters
+    ----------
+    kind : {"lj", "morse"}
+        Which pair function.
+    params : dict
+        Validated parameters (as held by :class:`LennardJones` / :class:`Morse` ``.parameters``):
+        ``epsilon, sigma`` (LJ) or ``D0, alpha, r0`` (Morse), plus ``rc`` (Å) and ``shift``.
+    numbers : array of int, shape (n,), or None
+        Atomic numbers (checked against ``species`` when that is given).
+    positions : array, shape (n, 3)
+        Cartesian positions, Å.
+    cell : array, shape (3, 3)
+        Cell vectors as rows, Å (rows along open directions may be zero).
+    pbc : bool or three bools
+        Periodic directions.
+    species : str, optional
+        The chemical symbol every atom must have; ``None`` accepts any element.
+    min_distance : float
+        Smallest allowed interatomic distance, Å; closer pairs raise ``InputError``.
+    parallel : bool
+        Use the threaded (numba ``prange``) kernels.
+
+    Returns
+    -------
+    energy : float
+        eV.
+    energies : ndarray, shape (n,)
+        eV per atom (half of each pair); they sum to ``energy``.
+    forces : ndarray, shape (n, 3)
+        eV/Å.
+    stress : ndarray, shape (6,), or None
+        Voigt ``xx, yy, zz, yz, xz, xy``, eV/Å³, ASE sign; ``None`` when the cell has zero
+        volume (an open cluster without a box).
+
+    Raises
+    ------
+    InputError
+        On malformed arrays, atoms of the wrong species, or two atoms closer than
+        ``max(min_distance, 1e-8 Å)`` (the error names the pair).
+    """
+    kind_id = {"lj": _LJ, "morse": _MORSE}.get(kind)
+    if kind_id is None:
+        raise InputError("kind", kind, "'lj' or 'morse'")
+    pos = np.ascontiguousarray(validate.finite_array("positions", positions, (None, 3)),
+                               dtype=np.float64)
+    n = len(pos)
+    cel = np.ascontiguousarray(validate.finite_array("cell", cell, (3, 3)), dtype=np.float64)
+    pb = np.asarray(pbc, dtype=bool)
+    if pb.shape == ():
+        pb = np.array([bool(pb)] * 3)
+    if pb.shape != (3,):
+        raise InputError("pbc", pbc, "a bool or three bools")
+    if species is not None and numbers is not None:
+        nums = np.asarray(numbers)
+        if nums.shape != (n,):
+            raise InputError("numbers", f"array of shape {nums.shape}", f"shape ({n},)")
+        bad = nums != atomic_numbers[species]
+        if np.any(bad):
+            k = int(np.argmax(bad))
+            z = int(nums[k])
+            sym = chemical_symbols[z] if 0 <= z < len(chemical_symbols) else str(z)
+            raise InputError(f"atoms.symbols[{k}]", sym, f"only {species!r} (this calculator "
+                             "was made for that single species; species=None accepts any)")
+    vol = abs(np.linalg.det(cel))
+    if n == 0:
+        return 0.0, np.zeros(0), np.zeros((0, 3)), (np.zeros(6) if vol > 1e-12 else None)
+    prm, rc = _kernel_parameters(kind_id, params)
+    try:
+        nl = _neighbour_list(pos, cel, pb, rc, parallel)
+    except InputError as exc:
+        if exc.field != "positions" or not str(exc.value).startswith("atom "):
+            raise
+        i = int(str(exc.value).split()[1])
+        j = _coincident_partner(i, pos, cel, pb)
+        raise _overlap_error(i, j if j >= 0 else i, 0.0, max(min_distance, 1e-8),
+                             "no two atoms closer than 1e-8 Å") from exc
+    kernel = _pair_parallel if parallel else _pair_serial
+    energies, forces, V, rmin2, rmin_j = kernel(*nl, kind_id, prm, rc)
+    if min_distance > 0.0:
+        i = int(np.argmin(rmin2))
+        if rmin2[i] < min_distance * min_distance:
+            raise _overlap_error(i, int(rmin_j[i]), math.sqrt(rmin2[i]), min_distance,
+                                 "min_distance")
+    energy = float(np.sum(energies))
+    stress = V.sum(axis=0) / vol if vol > 1e-12 else None
+    return energy, energies, forces, stress
+
+
+# --------------------------------------------------------------------------------------------
+# ASE calculators
+# --------------------------------------------------------------------------------------------
+
+def _check_bool(field: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(field, value, "True or False")
+    return bool(value)
+
+
+def _check_species(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in atomic_numbers or value == "X":
+        raise InputError("species", value, "None (any element) or a chemical symbol such as 'Ar'")
+    return value
+
+
+class _PairCalculator(Calculator):
+    """Shared machinery of :class:`LennardJones` and :class:`Morse`."""
+
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+    nolabel = True
+    _kind = ""
+    _names: tuple[str, ...] = ()
+
+    def __init__(self, **kwargs):
+        own = {k: kwargs.pop(k) for k in list(kwargs) if k in self._names + (
+            "rc", "shift", "species", "min_distance", "parallel")}
+        super().__init__(**kwargs)
+        self.parameters = Parameters(self._validated(own))
+
+    # subclasses: own parameters -> validated dict (with rc filled in)
+    def _validated(self, p: dict) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _validated_common(self, p: dict, out: dict, length: float) -> dict:
+        out["shift"] = _check_bool("shift", p.get("shift", True))
+        out["species"] = _check_species(p.get("species"))
+        out["parallel"] = _check_bool("parallel", p.get("parallel", False))
+        md = p.get("min_distance")
+        out["min_distance"] = (_MIN_DISTANCE_FRACTION * length if md is None
+                               else validate.nonnegative("min_distance", md))
+        return out
+
+    @property
+    def cutoff(self) -> float:
+        """Cutoff radius ``rc``, Å."""
+        return float(self.parameters["rc"])
+
+    def set(self, **kwargs):
+        """Change parameters (validated); results are discarded if anything changed."""
+        current = getattr(self, "parameters", None)
+        if not current or "rc" not in current:     # called from Calculator.__init__
+            return super().set(**kwargs)
+        allowed = self._names + ("rc", "shift", "species", "min_distance", "parallel")
+        unknown = [k for k in kwargs if k not in allowed]
+        if unknown:
+            raise InputError(unknown[0], kwargs[unknown[0]], "one of " + ", ".join(allowed))
+        new = dict(self.parameters)
+        new.update(kwargs)
+        p = self._validated(new)
+        changed = {k: v for k, v in p.items() if self.parameters.get(k) != v}
+        self.parameters = Parameters(p)
+        if changed:
+            self.reset()
+        return changed
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        """Compute energy, per-atom energies, forces and (for a cell of non-zero volume) stress."""
+        super().calculate(atoms, properties, system_changes)
+        a = self.atoms
+        p = self.parameters
+        energy, energies, forces, stress = pair_energy_forces_stress(
+            self._kind, p, a.numbers, a.positions, np.asarray(a.cell), a.pbc,
+            species=p["species"], min_distance=p["min_distance"], parallel=p["parallel"])
+        self.results = {"energy": energy, "free_energy": energy, "energies": energies,
+                        "forces": forces}
+        if stress is not None:
+            self.results["stress"] = stress
+        elif "stress" in properties:
+            raise PropertyNotImplementedError(
+                "stress needs a cell of non-zero volume (this structure has none: an open "
+                "cluster); set atoms.cell to a box to get the virial stress over its volume")
+
+    def todict(self) -> dict:
+        return dict(self.parameters)
+
+
+class LennardJones(_PairCalculator):
+    """Truncated (optionally shifted) Lennard-Jones potential as an ASE calculator (numba).
+
+    ``phi(r) = 4 epsilon [(sigma/r)^12 - (sigma/r)^6] - shift * phi(rc)`` for ``r < rc``.
+
+    Parameters
+    ----------
+    epsilon : float
+        Well depth, eV (> 0).
+    sigma : float
+        Length scale, Å (> 0); the pair minimum is at ``2^(1/6) sigma``.
+    rc : float, optional
+        Cutoff, Å (>= sigma); default ``3 sigma`` (ASE's default).
+    shift : bool
+        Shift the pair energy to zero at ``rc`` (default; LAMMPS ``pair_modify shift yes``, ASE
+        ``LennardJones(smooth=False)``).  Forces and stress do not depend on it.
+    species : str, optional
+        Chemical symbol every atom must have; ``None`` (default) accepts any element.
+    min_distance : float, optional
+        Pairs closer than this (Å) raise ``InputError`` naming the pair; default
+        ``0.25 sigma`` (``phi ~ 7e7 epsilon`` there), ``0`` checks only for coincident atoms
+        (1e-8 Å).
+    parallel : bool
+        Use the threaded numba kernels (threads: ``numba.set_num_threads``).
+    **kwargs
+        Passed to :class:`ase.calculators.calculator.Calculator`.
+
+    Notes
+    -----
+    Properties: ``energy``, ``free_energy`` (eV), ``energies`` (eV per atom, half of each pair),
+    ``forces`` (eV/Å), ``stress`` (eV/Å³, Voigt ``xx, yy, zz, yz, xz, xy``, ASE sign).  Stress
+    needs a cell of non-zero volume; for an open cluster it raises
+    :class:`~scaleladder.core.errors.PropertyNotImplementedError`.
+
+    Examples
+    --------
+    >>> from ase.build import bulk
+    >>> atoms = bulk("Ar", "fcc", a=5.26)
+    >>> atoms.calc = LennardJones(epsilon=0.0104, sigma=3.40, rc=8.5)
+    >>> round(atoms.get_potential_energy(), 4)
+    -0.0776
+    """
+
+    _kind = "lj"
+    _names = ("epsilon", "sigma")
+
+    def __init__(self, epsilon: float, sigma: float, rc: float | None = None, shift: bool = True,
+                 species: str | None = None, min_distance: float | None = None,
+                 parallel: bool = False, **kwargs):
+        super().__init__(epsilon=epsilon, sigma=sigma, rc=rc, shift=shift, species=species,
+                         min_distance=min_distance, parallel=parallel, **kwargs)
+
+    def _validated(self, p: dict) -> dict:
+        eps = validate.positive("epsilon", p.get("epsilon"))
+        sig = validate.positive("sigma", p.get("sigma"))
+        rc = 3.0 * sig if p.get("rc") is None else validate.positive("rc", p.get("rc"))
+        if rc < sig:
+            raise InputError("rc", p.get("rc"), f"a cutoff >= sigma = {sig!r} Å",
+                             hint="the Lennard-Jones attraction starts beyond sigma")
+        return self._validated_common(p, {"epsilon": eps, "sigma": sig, "rc": rc}, sig)
+
+
+class Morse(_PairCalculator):
+    """Truncated (optionally shifted) Morse potential as an ASE calculator (numba).
+
+    ``phi(r) = D0 [exp(-2 alpha (r - r0)) - 2 exp(-alpha (r - r0))] - shift * phi(rc)`` for
+    ``r < rc``; the pair minimum is ``-D0`` at ``r0``, with curvature ``2 D0 alpha^2``.
+
+    Parameters
+    ----------
+    D0 : float
+        Well depth, eV (> 0).
+    alpha : float
+        Inverse width, 1/Å (> 0).  (ASE's ``MorsePotential`` uses ``rho0 = alpha * r0``.)
+    r0 : float
+        Equilibrium pair distance, Å (> 0).
+    rc : float, optional
+        Cutoff, Å (> r0); default ``r0 + 8 / alpha`` (pair tail ``~ 2 exp(-8) D0``).
+    shift : bool
+        Shift the pair energy to zero at ``rc`` (default; LAMMPS ``pair_modify shift yes``).
+    species : str, optional
+        Chemical symbol every atom must have; ``None`` (default) accepts any element.
+    min_distance : float, optional
+        Pairs closer than this (Å) raise ``InputError`` naming the pair; default ``0.25 r0``,
+        ``0`` checks only for coincident atoms (1e-8 Å).
+    parallel : bool
+        Use the threaded numba kernels.
+    **kwargs
+        Passed to :class:`ase.calculators.calculator.Calculator`.
+
+    Notes
+    -----
+    Same properties and conventions as :class:`LennardJones`.
+    """
+
+    _kind = "morse"
+    _names = ("D0", "alpha", "r0")
+
+    def __init__(self, D0: float, alpha: float, r0: float, rc: float | None = None,
+                 shift: bool = True, species: str | None = None,
+                 min_distance: float | None = None, parallel: bool = False, **kwargs):
+        super().__init__(D0=D0, alpha=alpha, r0=r0, rc=rc, shift=shift, species=species,
+                         min_distance=min_distance, parallel=parallel, **kwargs)
+
+    def _validated(self, p: dict) -> dict:
+        D0 = validate.positive("D0", p.get("D0"))
+        alpha = validate.positive("alpha", p.get("alpha"))
+        r0 = validate.positive("r0", p.get("r0"))
+        rc = r0 + 8.0 / alpha if p.get("rc") is None else validate.positive("rc", p.get("rc"))
+        if rc <= r0:
+            raise InputError("rc", p.get("rc"), f"a cutoff > r0 = {r0!r} Å",
+                             hint="the Morse minimum must lie inside the cutoff")
+        return self._validated_common(p, {"D0": D0, "alpha": alpha, "r0": r0, "rc": rc}, r0)
+
+
+# --------------------------------------------------------------------------------------------
+# lattice-sum reference for the fcc Lennard-Jones crystal
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LJFccReference:
+    """Static (0 K, clamped lattice) fcc Lennard-Jones crystal from lattice sums.
+
+    Attributes
+    ----------
+    a0 : float
+        Zero-pressure cubic lattice constant, Å.
+    energy_per_atom : float
+        Energy per atom at ``a0``, eV (negative; the same truncation and shift as the calculator).
+    C11, C12, C44 : float
+        Elastic constants at ``a0``, eV/Å³ (``C12 == C44``: Cauchy relation of a central pair
+        potential in a Bravais lattice at zero stress).
+    epsilon, sigma, rc : float
+        The potential (eV, Å, Å).
+    shift : bool
+        Whether the pair energy was shifted to zero at ``rc``.
+    n_neighbours : int
+        Number of lattice sites within ``rc`` of an atom at ``a0``.
+    """
+
+    a0: float
+    energy_per_atom: float
+    C11: float
+    C12: float
+    C44: float
+    epsilon: float
+    sigma: float
+    rc: float
+    shift: bool
+    n_neighbours: int
+
+    @property
+    def cohesive_energy(self) -> float:
+        """Cohesive energy ``-energy_per_atom``, eV/atom (positive for a bound crystal)."""
+        return -self.energy_per_atom
+
+    @property
+    def bulk_modulus(self) -> float:
+        """``(C11 + 2 C12) / 3``, eV/Å³."""
+        return (self.C11 + 2.0 * self.C12) / 3.0
+
+    @property
+    def nearest_neighbour_distance(self) -> float:
+        """``a0 / sqrt(2)``, Å."""
+        return self.a0 / math.sqrt(2.0)
+
+    @property
+    def voigt(self) -> np.ndarray:
+        """The 6x6 cubic elastic matrix, eV/Å³ (Voigt order ``xx, yy, zz, yz, xz, xy``)."""
+        C = np.zeros((6, 6))
+        C[:3, :3] = self.C12
+        np.fill_diagonal(C[:3, :3], self.C11)
+        C[3, 3] = C[4, 4] = C[5, 5] = self.C44
+        return C
+
+
+def _fcc_vectors(nmax: int) -> np.ndarray:
+    """fcc lattice vectors in units of ``a/2``: integer triples with even sum, origin excluded."""
+    g = np.arange(-nmax, nmax + 1)
+    ijk = np.stack(np.meshgrid(g, g, g, indexing="ij"), axis=-1).reshape(-1, 3)
+    keep = (ijk.sum(axis=1) % 2 == 0) & np.any(ijk != 0, axis=1)
+    return ijk[keep].astype(np.float64)
+
+
+def lj_fcc_reference(epsilon: float, sigma: float, rc: float,
+                     shift: bool = True) -> LJFccReference:
+    """Zero-pressure fcc lattice constant, energy and elastic constants of truncated LJ.
+
+    Independent of the calculator (no neighbour list, no numba): the sums run over the fcc
+    lattice vectors ``R`` with ``|R| < rc``, the convention of :class:`LennardJones` with the
+    same ``rc`` and ``shift``.
+
+    * Energy per atom ``E(a) = 1/2 sum_R [phi(R) - shift * phi(rc)]``.
+    * ``a0``: the root of the virial ``sum_R phi'(R) R = 0`` (zero pressure), found by scanning
+      outwards from ``a = 0.9 sqrt(2) 2^(1/6) sigma`` for the first sign change from compressed to
+      tensile (a true root, not a jump where a shell crosses ``rc``), then Brent's method.
+    * Elastic constants (Lagrangian strain ``eta``; at zero stress these are the stress-strain
+      coefficients; no internal relaxation in a Bravais lattice)::
+
+          C_ijkl = 1/(2 V0) sum_R [phi''(R) - phi'(R)/R] R_i R_j R_k R_l / R^2,   V0 = a0^3 / 4
+
+      so ``C11 = C_xxxx`` and ``C12 = C_xxyy = C44 = C_xyxy`` (Cauchy relation).
+
+    Parameters
+    ----------
+    epsilon : float
+        eV (> 0).
+    sigma : float
+        Å (> 0).
+    rc : float
+        Cutoff, Å (>= sigma).
+    shift : bool
+        Shift the pair energy to zero at ``rc`` (affects only the energy).
+
+    Returns
+    -------
+    LJFccReference
+
+    Raises
+    ------
+    InputError
+        On non-positive parameters or ``rc < sigma``.
+    ConvergenceError
+        When the truncated potential has no zero-pressure fcc lattice (``rc`` too short to
+        include the attraction).
+
+    Notes
+    -----
+    For ``rc -> infinity`` the sums converge to the classic Lennard-Jones & Ingham values
+    ``A12 = 12.13188``, ``A6 = 14.45392``: nearest-neighbour distance ``(2 A12/A6)^(1/6) sigma =
+    1.09017 sigma`` (``a0 = 1.54174 sigma``), energy ``-A6^2 / (2 A12) epsilon = -8.6102 epsilon``
+    per atom; the tail beyond ``rc`` decays as ``rc^-3``.
+    """
+    from scipy.optimize import brentq
+
+    eps = validate.positive("epsilon", epsilon)
+    sig = validate.positive("sigma", sigma)
+    rcut = validate.positive("rc", rc)
+    if rcut < sig:
+        raise InputError("rc", rc, f"a cutoff >= sigma = {sig!r} Å")
+    shift = _check_bool("shift", shift)
+    a_lo = 0.9 * math.sqrt(2.0) * 2.0 ** (1.0 / 6.0) * sig
+    a_hi = math.sqrt(2.0) * rcut        # beyond: not even nearest neighbours interact
+    nmax = int(math.ceil(2.0 * rcut / min(a_lo, a_hi))) + 1
+    U = _fcc_vectors(nmax)               # units of a/2
+    u = np.linalg.norm(U, axis=1)
+
+    def inside(a):
+        return 0.5 * a * u < rcut
+
+    def virial(a):
+        m = inside(a)
+        R = 0.5 * a * u[m]
+        _, d1, _ = _lj_derivatives(R, eps, sig)
+        return float(np.sum(d1 * R))
+
+    if a_hi <= a_lo:
+        raise ConvergenceError("no zero-pressure fcc Lennard-Jones lattice",
+                               configuration=f"fcc, rc={rcut!r} Å, sigma={sig!r} Å",
+                               suggestion="use rc of at least about 1.2 sigma")
+    grid = np.linspace(a_lo, a_hi * (1.0 - 1e-12), 4001)
+    vals = np.array([virial(a) for a in grid])
+    a0 = None
+    for k in range(len(grid) - 1):
+        if vals[k] < 0.0 <= vals[k + 1]:
+            root = brentq(virial, grid[k], grid[k + 1], xtol=1e-15 * grid[k], rtol=1e-15,
+                          maxiter=200)
+            scale = float(np.sum(np.abs(_lj_derivatives(0.5 * root * u[inside(root)], eps,
+                                                        sig)[1] * 0.5 * root * u[inside(root)])))
+            if abs(virial(root)) <= 1e-9 * max(scale, 1e-300):
+                a0 = root
+                break
+    if a0 is None:
+        raise ConvergenceError("no zero-pressure fcc Lennard-Jones lattice below the cutoff",
+                               configuration=f"fcc, rc={rcut!r} Å, sigma={sig!r} Å",
+                               settings={"a_range": (a_lo, a_hi)},
+                               suggestion="use a longer cutoff (rc >= 1.2 sigma)")
+    m = inside(a0)
+    Rv = 0.5 * a0 * U[m]
+    R = 0.5 * a0 * u[m]
+    phi, d1, d2 = _lj_derivatives(R, eps, sig)
+    e_shift = _lj_phi(rcut, eps, sig) if shift else 0.0
+    energy = 0.5 * float(np.sum(phi - e_shift))
+    w = (d2 - d1 / R) / (R * R)
+    V0 = a0 ** 3 / 4.0
+    C11 = float(np.sum(w * Rv[:, 0] ** 4)) / (2.0 * V0)
+    C12 = float(np.sum(w * Rv[:, 0] ** 2 * Rv[:, 1] ** 2)) / (2.0 * V0)
+    return LJFccReference(a0=float(a0), energy_per_atom=energy, C11=C11, C12=C12, C44=C12,
+                          epsilon=eps, sigma=sig, rc=rcut, shift=shift,
+                          n_neighbours=int(np.count_nonzero(m)))
