@@ -5,3 +5,4 @@ from .fitting import fit_potential, potential_errors
 from .tersoff import Tersoff, TERSOFF_SI
 from .pair import LennardJones, Morse, lj_fcc_reference
 from .eam import EAM, read_funcfl, read_setfl, write_setfl
+from .defects import vacancy_formation_energy, migration_barrier, vacancy_migration_path

@@ -5,10 +5,11 @@ naming the field, the value and the expectation) and registered with
 :mod:`scaleladder.core.codec` (plain JSON plus NumPy arrays, read back identically).
 """
 from .dataset import Configuration, ReferenceDataset
+from .defects import MigrationBarrier, VacancyFormationEnergy
 from .elastic import ElasticTensor
 from .eos import EquationOfState
 from .potential import FittedPotential
 from .surface import SurfaceEnergy
 
 __all__ = ["Configuration", "ReferenceDataset", "EquationOfState", "FittedPotential",
-           "ElasticTensor", "SurfaceEnergy"]
+           "ElasticTensor", "SurfaceEnergy", "VacancyFormationEnergy", "MigrationBarrier"]
