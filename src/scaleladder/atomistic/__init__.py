@@ -1,7 +1,7 @@
 """scaleladder.atomistic."""
 from .stillinger_weber import StillingerWeber, SW_SILICON
 from .properties import elastic_constants, relax_lattice_constant, surface_energy
-from .fitting import fit_potential, potential_errors
+from .fitting import export_lammps, fit_potential, potential_errors
 from .tersoff import Tersoff, TERSOFF_SI
 from .pair import LennardJones, Morse, lj_fcc_reference
 from .eam import EAM, read_funcfl, read_setfl, write_setfl

@@ -620,3 +620,19 @@ def fit_potential(dataset, form: str = "StillingerWeber", fit: Sequence[str] = S
                            fitted=fit, ensemble=ens, ensemble_method=ensemble_method,
                            training_domain=domain, errors=errors, units=units,
                            provenance=provenance)
+
+
+def export_lammps(potential, path, member: int | None = None) -> str:
+    """Write a fitted potential (nominal, or ensemble member ``member``) as a LAMMPS potential file.
+
+    Stillinger-Weber -> a ``pair_style sw`` file; the LAMMPS run with ``pair_coeff * * FILE Si``
+    evaluates the same function as the fitted calculator.  Returns the path.
+    """
+    from .stillinger_weber import StillingerWeber, write_lammps_sw
+
+    if getattr(potential, "form", None) != "StillingerWeber":
+        raise InputError("potential.form", getattr(potential, "form", None),
+                         "'StillingerWeber' (the forms with a LAMMPS export)")
+    calc = StillingerWeber.from_fitted(potential, member=member)
+    species = tuple(getattr(potential, "species", ("Si",)))
+    return write_lammps_sw(calc.sw_parameters, path, element=species[0])

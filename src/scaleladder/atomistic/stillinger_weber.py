@@ -48,7 +48,7 @@ from ..core.errors import InputError, PropertyNotImplementedError
 from .neighbours import _complete_cell, _make_images, _neighbour_list  # noqa: F401
 
 __all__ = ["StillingerWeber", "SW_SILICON", "SW_PARAMETER_NAMES", "sw_energy_forces_stress",
-           "validate_sw_parameters"]
+           "validate_sw_parameters", "write_lammps_sw"]
 
 #: Parameter names, in the order of the flat ``params_array`` used by the kernels.
 SW_PARAMETER_NAMES: tuple[str, ...] = (
@@ -695,3 +695,39 @@ class StillingerWeber(Calculator):
 
     def todict(self) -> dict:
         return dict(self.parameters)
+
+
+def write_lammps_sw(parameters: Mapping[str, Any] | None, path, element: str = "Si",
+                    tol: float = 0.0) -> str:
+    """Write Stillinger-Weber parameters as a LAMMPS ``pair_style sw`` file; returns the path.
+
+    One ``element element element`` entry in LAMMPS's field order (epsilon sigma a lambda gamma
+    costheta0 A B p q tol), every number written with full precision so that LAMMPS evaluates the
+    same function as :class:`StillingerWeber` (tested against LAMMPS to round-off).  The file is
+    written atomically (a temporary file renamed into place).
+    """
+    import os
+    import tempfile
+
+    from ase.data import atomic_numbers
+
+    if element not in atomic_numbers:
+        raise InputError("element", element, "a chemical element symbol such as 'Si'")
+    p = validate_sw_parameters(dict(SW_SILICON) if parameters is None else parameters)
+    fields = [p[k] for k in ("epsilon", "sigma", "a", "lambda", "gamma", "costheta0", "A", "B",
+                             "p", "q")] + [validate.nonnegative("tol", tol)]
+    text = ("# Stillinger-Weber written by scaleladder\n"
+            "# element1 element2 element3 epsilon sigma a lambda gamma costheta0 A B p q tol\n"
+            f"{element} {element} {element} " + " ".join(repr(float(v)) for v in fields) + "\n")
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".sw.")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
