@@ -22,8 +22,11 @@ Layout
 
 The neighbour list is the linked-cell list of :mod:`.stillinger_weber` (periodic images generated
 explicitly, so cells thinner than twice the cutoff work; triclinic cells; any mix of periodic and
-open boundaries).  One kernel walks the full list: each atom gathers its own force, half of each
-pair energy and half of each pair virial, so the threaded variant needs no atomics.
+open boundaries).  The serial path (:func:`_pair_fused`) never stores a list: it reuses the
+images and bins of :mod:`.neighbours` and evaluates each pair of real atoms once (Newton's third
+law), pairs with a periodic image from the real end only.  The threaded path walks the full list:
+each atom gathers its own force, half of each pair energy and half of each pair virial, so it
+needs no atomics.
 """
 from __future__ import annotations
 
@@ -34,10 +37,11 @@ from typing import Any
 import numpy as np
 from ase.calculators.calculator import Calculator, Parameters, all_changes
 from ase.data import atomic_numbers, chemical_symbols
-from numba import njit, prange
+from numba import int64, njit, prange, uint64
 
 from ..core import validate
 from ..core.errors import ConvergenceError, InputError, PropertyNotImplementedError
+from .neighbours import _NDIV, _ZDIV, _grid, _images, _stencil, _z_slice
 from .stillinger_weber import _complete_cell, _neighbour_list
 
 __all__ = ["LennardJones", "Morse", "lj_fcc_reference", "LJFccReference",
@@ -161,6 +165,162 @@ def _pair_parallel(order, offsets, nbr_j, nbr_d, kind, prm, rc):
     return energies, F, V, rmin2, rmin_j
 
 
+@njit(cache=True, fastmath=False)
+def _pair_fused(P, orig, n, kind, prm, rc, ndiv, zdiv):
+    """Energies, forces, virial and closest neighbours without a stored neighbour list.
+
+    The real atoms and images ``P`` (from :func:`.neighbours._images`) are binned and sorted as
+    for the neighbour list (:func:`.neighbours._grid`); every real atom scans the same stencil
+    slices.  A pair of two real atoms is evaluated once, by the atom of the lower sorted
+    position, and applied to both (Newton's third law); a pair of a real atom and an image is
+    evaluated by the real atom only and applied to it alone (half energy, its force, half
+    virial), its mirror pair being seen from the other end.  The bond vectors are the same
+    expressions ``P[u] - P[i]`` as in the neighbour list.
+
+    Returns ``(energies, F, virial, rmin2, rmin_j, status)``: ``virial`` is the summed
+    ``sum_pairs phi'(r)/r d (x) d`` (Voigt), ``status`` 0 or ``1 + atom`` for the first atom (in
+    the neighbour list's order) that coincides with another atom or image (``r^2 < 1e-16``).
+    """
+    lo, w, nb, bin_start, xs, ys, zs, jsrt, rank, slack = _grid(P, orig, n, rc, ndiv, zdiv)
+    sdx, sdy, srz = _stencil(w, rc, slack)
+    ntot = xs.size
+    rc2 = rc * rc
+    iw2 = 1.0 / w[2]
+    img = np.empty(ntot, dtype=np.uint8)
+    for t in range(ntot):
+        img[t] = rank[t] < 0
+    fx = np.zeros(ntot)
+    fy = np.zeros(ntot)
+    fz = np.zeros(ntot)
+    es = np.zeros(ntot)
+    r2s = np.full(ntot, np.inf)
+    rjs = np.full(ntot, -1, dtype=np.int64)
+    vir = np.zeros(6)
+    ru0 = np.empty(sdx.size, dtype=np.int64)
+    ru1 = np.empty(sdx.size, dtype=np.int64)
+    cap = 1024
+    buf = np.empty(cap, dtype=np.int64)
+    v0 = 0.0
+    v1 = 0.0
+    v2 = 0.0
+    v3 = 0.0
+    v4 = 0.0
+    v5 = 0.0
+    status = 0
+    for col in range(nb[0] * nb[1]):
+        bx = col // nb[1]
+        by = col - bx * nb[1]
+        cbase = col * nb[2]
+        for t in range(bin_start[cbase], bin_start[cbase + nb[2]]):
+            if img[t]:
+                continue
+            xi = xs[t]
+            yi = ys[t]
+            zi = zs[t]
+            nr = 0
+            tot = 0
+            for s in range(sdx.size):
+                cx = bx + sdx[s]
+                cy = by + sdy[s]
+                if cx < 0 or cx >= nb[0] or cy < 0 or cy >= nb[1]:
+                    continue
+                u0, u1 = _z_slice((cx * nb[1] + cy) * nb[2], zi, srz[s], lo[2], iw2, nb[2],
+                                  bin_start)
+                ru0[nr] = u0
+                ru1[nr] = u1
+                tot += u1 - u0
+                nr += 1
+            if tot + 1 > cap:
+                cap = 2 * tot + 1
+                buf = np.empty(cap, dtype=np.int64)
+            # branch-free compaction: pairs within rc, real partners above t, all images
+            tself = uint64(t)
+            c = uint64(0)
+            for r in range(nr):
+                for k in range(uint64(ru0[r]), uint64(ru1[r])):
+                    dx = xs[k] - xi
+                    dy = ys[k] - yi
+                    dz = zs[k] - zi
+                    r2 = dx * dx + dy * dy + dz * dz
+                    buf[c] = k
+                    c += uint64((r2 < rc2) & ((k > tself) | (img[k] != 0)))
+            ei = 0.0
+            gx = 0.0
+            gy = 0.0
+            gz = 0.0
+            best = r2s[t]
+            bj = rjs[t]
+            ii = jsrt[t]
+            for q in range(int64(c)):
+                u = buf[q]
+                dx = xs[u] - xi
+                dy = ys[u] - yi
+                dz = zs[u] - zi
+                r2 = dx * dx + dy * dy + dz * dz
+                if r2 < 1e-16:
+                    if status == 0:
+                        status = ii + 1
+                    continue
+                phi, g = _phi_dphi_over_r(kind, r2, prm)
+                if r2 < best:
+                    best = r2
+                    bj = jsrt[u]
+                gdx = g * dx
+                gdy = g * dy
+                gdz = g * dz
+                ei += phi
+                gx += gdx
+                gy += gdy
+                gz += gdz
+                if img[u]:
+                    h = 0.5
+                else:
+                    h = 1.0
+                    es[u] += 0.5 * phi
+                    fx[u] -= gdx
+                    fy[u] -= gdy
+                    fz[u] -= gdz
+                    if r2 < r2s[u]:
+                        r2s[u] = r2
+                        rjs[u] = ii
+                v0 += h * gdx * dx
+                v1 += h * gdy * dy
+                v2 += h * gdz * dz
+                v3 += h * gdy * dz
+                v4 += h * gdx * dz
+                v5 += h * gdx * dy
+            if status != 0:
+                return (np.empty(0), np.empty((0, 3)), vir, np.empty(0),
+                        np.empty(0, dtype=np.int64), status)
+            es[t] += 0.5 * ei
+            fx[t] += gx
+            fy[t] += gy
+            fz[t] += gz
+            r2s[t] = best
+            rjs[t] = bj
+    vir[0] = v0
+    vir[1] = v1
+    vir[2] = v2
+    vir[3] = v3
+    vir[4] = v4
+    vir[5] = v5
+    energies = np.zeros(n)
+    F = np.zeros((n, 3))
+    rmin2 = np.full(n, np.inf)
+    rmin_j = np.full(n, -1, dtype=np.int64)
+    for t in range(ntot):
+        if img[t]:
+            continue
+        i = jsrt[t]
+        energies[i] = es[t]
+        F[i, 0] = fx[t]
+        F[i, 1] = fy[t]
+        F[i, 2] = fz[t]
+        rmin2[i] = r2s[t]
+        rmin_j[i] = rjs[t]
+    return energies, F, vir, rmin2, rmin_j, status
+
+
 # --------------------------------------------------------------------------------------------
 # pair functions in plain numpy (reference lattice sums, shift values)
 # --------------------------------------------------------------------------------------------
@@ -221,6 +381,12 @@ def _overlap_error(i: int, j: int, r: float, rmin: float, what: str) -> InputErr
                       f"interatomic distances >= {rmin:.3g} Å ({what})",
                       hint="overlapping atoms; check the structure (duplicated atoms, wrong "
                            "units or a collapsed cell)")
+
+
+def _coincidence_error(i: int, pos, cel, pb, min_distance: float) -> InputError:
+    j = _coincident_partner(i, pos, cel, pb)
+    return _overlap_error(i, j if j >= 0 else i, 0.0, max(min_distance, 1e-8),
+                          "no two atoms closer than 1e-8 Å")
 
 
 def pair_energy_forces_stress(kind: str, params: dict, numbers, positions, cell, pbc, *,
@@ -295,24 +461,34 @@ def pair_energy_forces_stress(kind: str, params: dict, numbers, positions, cell,
     if n == 0:
         return 0.0, np.zeros(0), np.zeros((0, 3)), (np.zeros(6) if vol > 1e-12 else None)
     prm, rc = _kernel_parameters(kind_id, params)
-    try:
-        nl = _neighbour_list(pos, cel, pb, rc, parallel)
-    except InputError as exc:
-        if exc.field != "positions" or not str(exc.value).startswith("atom "):
-            raise
-        i = int(str(exc.value).split()[1])
-        j = _coincident_partner(i, pos, cel, pb)
-        raise _overlap_error(i, j if j >= 0 else i, 0.0, max(min_distance, 1e-8),
-                             "no two atoms closer than 1e-8 Å") from exc
-    kernel = _pair_parallel if parallel else _pair_serial
-    energies, forces, V, rmin2, rmin_j = kernel(*nl, kind_id, prm, rc)
+    if parallel:
+        try:
+            nl = _neighbour_list(pos, cel, pb, rc, parallel)
+        except InputError as exc:
+            if exc.field != "positions" or not str(exc.value).startswith("atom "):
+                raise
+            raise _coincidence_error(int(str(exc.value).split()[1]), pos, cel, pb,
+                                     min_distance) from exc
+        energies, forces, V, rmin2, rmin_j = _pair_parallel(*nl, kind_id, prm, rc)
+        virial = V.sum(axis=0)
+    else:
+        # fused kernel: no neighbour list, each pair of real atoms evaluated once
+        P, orig = _images(pos, cel, pb, rc)
+        energies, forces, virial, rmin2, rmin_j, status = _pair_fused(
+            P, orig, n, kind_id, prm, float(rc), _NDIV, _ZDIV)
+        if status:
+            i = status - 1
+            exc = InputError("positions", f"atom {i} at {pos[i].tolist()}",
+                             "atoms at distinct positions (no two atoms, nor an atom and a "
+                             "periodic image of itself, closer than 1e-8 Å)")
+            raise _coincidence_error(i, pos, cel, pb, min_distance) from exc
     if min_distance > 0.0:
         i = int(np.argmin(rmin2))
         if rmin2[i] < min_distance * min_distance:
             raise _overlap_error(i, int(rmin_j[i]), math.sqrt(rmin2[i]), min_distance,
                                  "min_distance")
     energy = float(np.sum(energies))
-    stress = V.sum(axis=0) / vol if vol > 1e-12 else None
+    stress = virial / vol if vol > 1e-12 else None
     return energy, energies, forces, stress
 
 
