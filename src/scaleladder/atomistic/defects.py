@@ -352,6 +352,17 @@ def migration_barrier(initial, final, calc, n_images: int = 7, climb: bool = Tru
         e, f = float(w.get_potential_energy()), np.array(w.get_forces())
         w.calc = SinglePointCalculator(w, energy=e, forces=f)
         ends.append(w)
+    # two end states that relaxed into one configuration have no hop between them: a "barrier"
+    # of 0 would be a fake result
+    d = ends[1].get_positions() - ends[0].get_positions()
+    if bool(np.all(ends[0].pbc)):
+        from ase.geometry import find_mic
+
+        d, _ = find_mic(d, ends[0].cell, ends[0].pbc)
+    if float(np.abs(d).max()) < 0.05:
+        raise CalculationError(
+            "the initial and final states relaxed into the same configuration (largest "
+            f"displacement between them {float(np.abs(d).max()):.3g} Å): there is no hop to compute")
     images = [ends[0]]
     for _ in range(n_images):
         img = ends[0].copy()

@@ -4,7 +4,9 @@ from __future__ import annotations
 from ..core.errors import InputError
 from .base import LadderSpec, Setting, parse_set_options
 
-_LADDERS = {"silicon-fracture": "scaleladder.ladders.silicon_fracture"}
+_LADDERS = {"silicon-fracture": "scaleladder.ladders.silicon_fracture",
+            "elastic-constants": "scaleladder.ladders.elastic_constants",
+            "defects": "scaleladder.ladders.defects"}
 
 
 def available_ladders() -> dict[str, str]:
