@@ -74,7 +74,8 @@ from ase.data import chemical_symbols as _CHEMICAL_SYMBOLS
 from numba import njit, prange
 
 from ..core import validate
-from ..core.errors import InputError, PropertyNotImplementedError
+from ._calculator import store_results
+from ..core.errors import InputError
 from .stillinger_weber import _neighbour_list
 
 __all__ = ["EAM", "EAMTables", "read_funcfl", "read_setfl", "write_setfl", "read_eam",
@@ -884,11 +885,5 @@ class EAM(Calculator):
                                               s.cutsq)
             vir = vat.sum(axis=0)
         energy = float(np.sum(energies))
-        self.results = {"energy": energy, "free_energy": energy, "energies": energies,
-                        "forces": forces, "densities": rho}
-        if vol > 1e-12:
-            self.results["stress"] = vir / vol
-        elif "stress" in properties:
-            raise PropertyNotImplementedError(
-                "stress needs a cell of non-zero volume (this structure has none: an open "
-                "cluster); set atoms.cell to a box to get the virial stress over its volume")
+        store_results(self, energy, energies, forces, vir / vol if vol > 1e-12 else None,
+                      properties, densities=rho)

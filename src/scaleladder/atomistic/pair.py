@@ -40,7 +40,8 @@ from ase.data import atomic_numbers, chemical_symbols
 from numba import int64, njit, prange, uint64
 
 from ..core import validate
-from ..core.errors import ConvergenceError, InputError, PropertyNotImplementedError
+from ._calculator import store_results
+from ..core.errors import ConvergenceError, InputError
 from .neighbours import _NDIV, _ZDIV, _grid, _images, _stencil, _z_slice
 from .stillinger_weber import _complete_cell, _neighbour_list
 
@@ -568,14 +569,7 @@ class _PairCalculator(Calculator):
         energy, energies, forces, stress = pair_energy_forces_stress(
             self._kind, p, a.numbers, a.positions, np.asarray(a.cell), a.pbc,
             species=p["species"], min_distance=p["min_distance"], parallel=p["parallel"])
-        self.results = {"energy": energy, "free_energy": energy, "energies": energies,
-                        "forces": forces}
-        if stress is not None:
-            self.results["stress"] = stress
-        elif "stress" in properties:
-            raise PropertyNotImplementedError(
-                "stress needs a cell of non-zero volume (this structure has none: an open "
-                "cluster); set atoms.cell to a box to get the virial stress over its volume")
+        store_results(self, energy, energies, forces, stress, properties)
 
     def todict(self) -> dict:
         return dict(self.parameters)

@@ -43,7 +43,8 @@ from ase.data import atomic_numbers, chemical_symbols
 from numba import get_num_threads, njit, prange
 
 from ..core import validate
-from ..core.errors import InputError, PropertyNotImplementedError
+from ._calculator import store_results
+from ..core.errors import InputError
 # the neighbour-list builder lives in .neighbours; re-exported here for pair.py, tersoff.py, eam.py
 from .neighbours import _complete_cell, _make_images, _neighbour_list  # noqa: F401
 
@@ -684,14 +685,7 @@ class StillingerWeber(Calculator):
         energy, energies, forces, stress = sw_energy_forces_stress(
             a.numbers, a.positions, np.asarray(a.cell), a.pbc, self._prm,
             parallel=self.parameters["parallel"], use_cache=False, species=species)
-        self.results = {"energy": energy, "free_energy": energy, "energies": energies,
-                        "forces": forces}
-        if stress is not None:
-            self.results["stress"] = stress
-        elif "stress" in properties:
-            raise PropertyNotImplementedError(
-                "stress needs a cell of non-zero volume (this structure has none: an open "
-                "cluster); set atoms.cell to a box to get the virial stress over its volume")
+        store_results(self, energy, energies, forces, stress, properties)
 
     def todict(self) -> dict:
         return dict(self.parameters)

@@ -55,7 +55,8 @@ from ase.data import atomic_numbers, chemical_symbols
 from numba import get_num_threads, njit, prange
 
 from ..core import validate
-from ..core.errors import InputError, PropertyNotImplementedError
+from ._calculator import store_results
+from ..core.errors import InputError
 from .stillinger_weber import _neighbour_list
 
 __all__ = ["Tersoff", "TERSOFF_SI", "TERSOFF_SI_C", "TERSOFF_PARAMETER_NAMES",
@@ -743,14 +744,7 @@ class Tersoff(Calculator):
         energy, energies, forces, stress = tersoff_energy_forces_stress(
             a.numbers, a.positions, np.asarray(a.cell), a.pbc, self._prm,
             parallel=self.parameters["parallel"], species=self.parameters["species"])
-        self.results = {"energy": energy, "free_energy": energy, "energies": energies,
-                        "forces": forces}
-        if stress is not None:
-            self.results["stress"] = stress
-        elif "stress" in properties:
-            raise PropertyNotImplementedError(
-                "stress needs a periodic structure with a cell of non-zero volume; this one is "
-                "an open cluster (pbc all False or no cell), which has no bulk stress")
+        store_results(self, energy, energies, forces, stress, properties)
 
     def todict(self) -> dict:
         return dict(self.parameters)
