@@ -7,3 +7,4 @@ from .pair import LennardJones, Morse, lj_fcc_reference
 from .eam import EAM, read_funcfl, read_setfl, write_setfl
 from .defects import vacancy_formation_energy, migration_barrier, vacancy_migration_path
 from .md import run_md, resume_md, MDResult, block_average
+from .phonons import phonons
