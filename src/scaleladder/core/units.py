@@ -16,10 +16,13 @@ import numpy as np
 
 from .errors import UnitError
 
-# CODATA 2014, identical to ase.units (ase pins this set by default).
+# CODATA 2014, taken from ase.units itself (ASE pins this set by default) so that no number is
+# converted with two sets: Hartree and Bohr are derived there from the fundamental constants.
+from ase import units as _ase_units  # noqa: E402
+
 ELEMENTARY_CHARGE = 1.6021766208e-19  # C
-HARTREE_EV = 27.21138602  # eV
-BOHR_ANGSTROM = 0.52917721067  # Å
+HARTREE_EV = float(_ase_units.Hartree)  # eV (27.211386024...)
+BOHR_ANGSTROM = float(_ase_units.Bohr)  # Å (0.529177210...)
 AVOGADRO = 6.022140857e23
 BOLTZMANN_EV = 8.6173303e-5  # eV/K
 

@@ -29,7 +29,7 @@ import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
 from ..core import validate
-from ..core.errors import ConvergenceError, InputError
+from ..core.errors import ConvergenceError, InputError, PropertyNotImplementedError
 from ..core.units import BOHR_ANGSTROM, HARTREE_EV
 
 #: Hartree/Bohr -> eV/Å
@@ -102,6 +102,16 @@ def _check_params(p: dict) -> dict:
     for key in ("xc", "basis", "pseudo"):
         if not isinstance(out[key], str) or not out[key].strip():
             raise InputError(key, out[key], "a non-empty string")
+    if out["ecp"] is not None and (not isinstance(out["ecp"], str) or not out["ecp"].strip()):
+        raise InputError("ecp", out["ecp"], "None or a non-empty string (e.g. 'def2-svp')")
+    if isinstance(out["charge"], bool) or not isinstance(out["charge"], (int, np.integer)):
+        if isinstance(out["charge"], float) and out["charge"].is_integer():
+            out["charge"] = int(out["charge"])
+        else:
+            raise InputError("charge", out["charge"], "an integer (net charge in units of e)")
+    out["charge"] = int(out["charge"])
+    out["spin"] = (None if out["spin"] is None
+                   else validate.positive_int("spin", out["spin"], minimum=0))
     out["kpts"] = validate.kmesh("kpts", out["kpts"])
     if out["kpts_scaled"] is not None:
         ks = validate.finite_array("kpts_scaled", out["kpts_scaled"], (None, 3))
@@ -177,8 +187,30 @@ class PySCFCalculator(Calculator):
         match (a strain series does not start from scratch); otherwise PySCF's "minao" guess.
     max_memory : int, default 4000
         PySCF memory limit in MB.
+    charge : int, default 0
+        Net charge (molecules only; a periodic cell must be neutral).
+    spin : int or None, default None
+        Number of unpaired electrons 2S (molecules only).  None: 0 for an even electron count;
+        an odd electron count without ``spin`` raises :class:`InputError` naming ``spin``.
+        ``spin == 0`` runs RKS, ``spin > 0`` UKS.
+    ecp : str or None, default None
+        Effective core potential of a molecular calculation (e.g. "def2-svp" for heavy atoms).
     label : str, optional
         Name of the configuration, used in error messages (ASE's ``label``).
+
+    Molecules
+    ---------
+    When ``atoms.pbc`` is all False the calculator builds a molecular ``pyscf.gto.Mole``
+    (Å coordinates, any PySCF basis such as "def2-svp" or "6-31g*") and runs ``pyscf.dft.RKS``
+    (spin 0) or ``pyscf.dft.UKS`` (spin > 0), with ``.density_fit()`` when ``density_fit=True``.
+    Energy (eV) and forces (eV/Å, analytic nuclear gradient including the DFT-grid response, so
+    they are the exact derivative of the reported energy) are available; the stress raises
+    :class:`~scaleladder.core.errors.PropertyNotImplementedError` (there is no cell).  ``kpts``,
+    ``ke_cutoff``, ``smearing`` and ``symmetry`` do not apply.  ``pseudo`` (GTH) is applied only
+    with a GTH basis ("gth-...", which requires it); any other basis (e.g. "6-31g") is
+    all-electron, with ``ecp`` for effective core potentials.  Mixed periodicity (e.g. a slab with
+    ``pbc=(True, True, False)``) raises :class:`InputError`: only fully periodic or fully open
+    structures are supported.
 
     Notes
     -----
@@ -194,6 +226,7 @@ class PySCFCalculator(Calculator):
         xc="PBE", basis="gth-dzvp", pseudo="gth-pbe", kpts=(4, 4, 4), ke_cutoff=25.0,
         smearing=None, conv_tol=1e-8, gamma_centered=True, kpts_scaled=None, max_cycle=60,
         symmetry=True, density_fit=False, verbose=0, initial_guess="reuse", max_memory=4000,
+        charge=0, spin=None, ecp=None,
     )
 
     def __init__(self, label: str | None = None, atoms=None, **kwargs):
@@ -227,6 +260,10 @@ class PySCFCalculator(Calculator):
                                   "conv_tol", "max_cycle", "symmetry", "density_fit")}
 
     def _describe(self, atoms) -> str:
+        if not any(atoms.pbc):
+            name = self._config_label or atoms.info.get("name") or ""
+            head = f"{name} " if name else ""
+            return f"{head}{atoms.get_chemical_formula()} ({len(atoms)} atoms, molecule)"
         cell = np.asarray(atoms.cell)
         lengths = ", ".join(f"{x:.4f}" for x in atoms.cell.lengths())
         name = self._config_label or atoms.info.get("name") or ""
@@ -239,7 +276,13 @@ class PySCFCalculator(Calculator):
 
         if not all(atoms.pbc):
             raise InputError("atoms.pbc", tuple(bool(x) for x in atoms.pbc),
-                             "(True, True, True): PySCFCalculator is a periodic (3D) calculator")
+                             "(True, True, True) or (False, False, False)",
+                             "only fully periodic (3D) or fully open (molecular) structures are "
+                             "supported")
+        if p["charge"] != 0 or p["spin"] not in (None, 0):
+            raise InputError("charge/spin", (p["charge"], p["spin"]), "(0, None or 0) for a "
+                             "periodic cell", "the periodic calculation is neutral and "
+                             "spin-restricted (KRKS); charge and spin apply to molecules")
         cell = gto.Cell()
         cell.atom = [(s, tuple(r)) for s, r in zip(atoms.get_chemical_symbols(), atoms.positions)]
         cell.a = np.asarray(atoms.cell, dtype=float)
@@ -316,7 +359,7 @@ class PySCFCalculator(Calculator):
         Parameters
         ----------
         atoms : ase.Atoms
-            Periodic configuration (pbc all True).
+            Periodic configuration (pbc all True) or molecule (pbc all False).
         properties : sequence of str
             Any of "energy", "free_energy", "forces", "stress".
         system_changes : list of str
@@ -333,6 +376,9 @@ class PySCFCalculator(Calculator):
         Calculator.calculate(self, atoms, properties, system_changes)
         atoms = self.atoms
         p = _check_params({**self.default_parameters, **self.parameters})
+        if not any(atoms.pbc):
+            self._calculate_molecule(atoms, properties, p, t_start)
+            return
         settings = self._settings()
         want_grad = "forces" in properties or "stress" in properties
         if want_grad and p["density_fit"] and "stress" in properties:
@@ -398,6 +444,99 @@ class PySCFCalculator(Calculator):
         self.results["timings"] = timings
         self.results["elapsed_s"] = time.perf_counter() - t_start
 
+
+    # ------------------------------------------------------------------ molecules
+    def _molecule_settings(self, p: dict, pseudo: str | None) -> dict:
+        return {"xc": p["xc"], "basis": p["basis"], "pseudo": pseudo, "ecp": p["ecp"],
+                "charge": p["charge"], "spin": p["spin"], "conv_tol": p["conv_tol"],
+                "max_cycle": p["max_cycle"], "density_fit": p["density_fit"]}
+
+    def _build_mole(self, atoms, p: dict):
+        """The molecular ``pyscf.gto.Mole`` for ``atoms`` (Å); spin resolved from ``p``."""
+        from pyscf import gto
+
+        # GTH pseudopotentials only go with GTH basis sets; any other basis is all-electron
+        # (plus ``ecp`` if given).  ASE stores the defaults in self.parameters, so "was pseudo
+        # given explicitly" cannot be told apart from the periodic default "gth-pbe".
+        use_pseudo = p["basis"].strip().lower().startswith("gth")
+        pseudo = p["pseudo"] if use_pseudo else None
+        mol = gto.Mole()
+        mol.atom = [(s, tuple(r)) for s, r in zip(atoms.get_chemical_symbols(), atoms.positions)]
+        mol.unit = "Angstrom"
+        mol.basis = p["basis"]
+        if pseudo is not None:
+            mol.pseudo = pseudo
+        if p["ecp"] is not None:
+            mol.ecp = p["ecp"]
+        mol.charge = p["charge"]
+        mol.spin = None  # PySCF: the parity of the electron count; checked below
+        mol.verbose = p["verbose"]
+        mol.max_memory = p["max_memory"]
+        mol.build()
+        nelec = int(mol.nelectron)
+        if p["spin"] is None:
+            if nelec % 2:
+                raise InputError("spin", None, "the number of unpaired electrons 2S (e.g. 1 for a "
+                                 "doublet radical)",
+                                 f"{atoms.get_chemical_formula()} with charge {p['charge']} has "
+                                 f"an odd number of electrons ({nelec})")
+            spin = 0
+        else:
+            spin = p["spin"]
+            if (nelec - spin) % 2 or spin > nelec:
+                raise InputError("spin", spin, f"an integer 2S <= {nelec} with the parity of the "
+                                 f"electron count ({nelec})")
+        mol.spin = spin
+        mol.build()
+        return mol, pseudo
+
+    def _calculate_molecule(self, atoms, properties, p: dict, t_start: float) -> None:
+        """Molecular RKS/UKS energy and forces (no stress: there is no cell)."""
+        from pyscf import dft
+
+        if "stress" in properties:
+            raise PropertyNotImplementedError(
+                "stress is not defined for a molecule (atoms.pbc all False: no cell); "
+                "request energy and forces only")
+        mol, pseudo = self._build_mole(atoms, p)
+        settings = self._molecule_settings(p, pseudo)
+        settings["spin"] = mol.spin
+        mf = dft.RKS(mol) if mol.spin == 0 else dft.UKS(mol)
+        mf.xc = pyscf_xc(p["xc"])
+        mf.conv_tol = p["conv_tol"]
+        mf.max_cycle = p["max_cycle"]
+        mf.verbose = p["verbose"]
+        if p["density_fit"]:
+            mf = mf.density_fit()
+        key = ("molecule", mol.spin, mol.charge, p["basis"], pseudo, p["ecp"])
+        g = self._guess
+        dm0 = None
+        if (g is not None and p["initial_guess"] == "reuse" and g["kmesh"] == key
+                and g["natoms"] == len(atoms) and g["nao"] == mol.nao_nr()
+                and np.array_equal(g["numbers"], atoms.numbers)):
+            dm0 = g["dm"]
+        timings: dict[str, float] = {}
+        self._last_full_mf = None
+        cycles = self._run_scf(mf, dm0, atoms, p, settings)
+        timings["scf_s"] = time.perf_counter() - t_start
+        e = float(mf.e_tot)
+        self.results["energy"] = e * HARTREE_EV
+        self.results["free_energy"] = e * HARTREE_EV
+        if "forces" in properties:
+            t1 = time.perf_counter()
+            grad_method = mf.nuc_grad_method()
+            # the integration grid moves with the atoms; its response makes the forces the exact
+            # derivative of the reported energy (without it: errors ~1e-4 Ha/Bohr)
+            grad_method.grid_response = True
+            grad_method.verbose = p["verbose"]
+            grad = np.asarray(grad_method.kernel(), dtype=float)  # Hartree/Bohr, dE/dR
+            self.results["forces"] = -grad * FORCE_AU_TO_EV_PER_A
+            timings["forces_s"] = time.perf_counter() - t1
+        self._guess = {"natoms": len(atoms), "numbers": atoms.numbers.copy(),
+                       "nao": mol.nao_nr(), "kmesh": key, "dm": np.asarray(mf.make_rdm1())}
+        self.results["scf_cycles"] = cycles
+        self.results["timings"] = timings
+        self.results["elapsed_s"] = time.perf_counter() - t_start
 
 
 #: Ground-state spin (2S = number of unpaired electrons) of free atoms, for cohesive energies.
