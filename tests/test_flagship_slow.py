@@ -1,6 +1,6 @@
 """The whole flagship, cold, against the acceptance physics (slow: run with ``pytest -m slow``).
 
-Takes about 10 minutes on 2 cores (DFT dominates).  Asserts the issue's acceptance criteria:
+Takes about 6 minutes on 2 cores (DFT dominates).  Asserts the issue's acceptance criteria:
 DFT a0 within 2 % of 5.43 Å; fitted-potential C11, C12 within 15 % and C44 within 30 % of
 experiment; FE energy release rate within 2 % of the closed form; four budget sources; a re-run
 that reuses every stage.
