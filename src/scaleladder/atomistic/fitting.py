@@ -33,7 +33,7 @@ from ..core import validate
 from ..core.errors import ConvergenceError, InputError
 from ..core.units import EV_PER_A3_IN_GPA
 
-__all__ = ["fit_potential", "DEFAULT_SCALES", "SW_DEFAULT_FIT"]
+__all__ = ["fit_potential", "fitted_calculator", "DEFAULT_SCALES", "SW_DEFAULT_FIT"]
 
 #: Default fitted Stillinger-Weber parameters (see :func:`fit_potential` for why these).
 SW_DEFAULT_FIT: tuple[str, ...] = ("epsilon", "sigma", "lambda", "B")
@@ -174,6 +174,36 @@ class _SWProblem:
                 out["stress_rel_rmse"] = out["stress_rmse"] / ref_rms
         out["n_configurations"] = len(which)
         return out
+
+
+def fitted_calculator(potential, member: int | None = None, **kwargs):
+    """An ASE calculator evaluating a fitted potential, which remembers that potential.
+
+    Same numerics as ``StillingerWeber.from_fitted(potential, member, **kwargs)``; in addition the
+    calculator's attribute ``fitted_potential`` holds ``potential``, so that the property
+    functions (``elastic_constants``, ``surface_energy``, ...) check every configuration they
+    evaluate against its training domain and record the violations in their handoffs (see
+    :mod:`scaleladder.atomistic.domain`).
+
+    Parameters
+    ----------
+    potential : FittedPotential
+        Form ``"StillingerWeber"`` (the form with a calculator; others raise ``InputError``).
+    member : int, optional
+        ``None``: nominal parameters; ``i``: ensemble member ``i`` (same training domain).
+    **kwargs
+        Passed to the calculator's constructor (e.g. ``parallel=True``).
+
+    Returns
+    -------
+    StillingerWeber
+        With ``fitted_potential`` set.
+    """
+    from .domain import attach_fitted_potential
+    from .stillinger_weber import StillingerWeber
+
+    calc = StillingerWeber.from_fitted(potential, member=member, **kwargs)
+    return attach_fitted_potential(calc, potential)
 
 
 def potential_errors(potential, dataset, labels: Sequence[str], member: int | None = None) -> dict:

@@ -26,6 +26,7 @@ import numpy as np
 from ..core import validate
 from ..core.errors import CalculationError, ConvergenceError, InputError
 from ..core.units import EV_PER_A2_IN_J_PER_M2, EV_PER_A3_IN_GPA
+from .domain import DomainLog
 
 # Voigt index -> (i, j) of the symmetric strain matrix
 _VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
@@ -144,6 +145,14 @@ def relax_lattice_constant(atoms, calc, relax_ions: bool = False, bracket: float
     -------
     float
         a0 in Å; apply it with ``atoms.set_cell(atoms.cell * a0 / a, scale_atoms=True)``.
+
+    Warns
+    -----
+    DomainWarning
+        ``calc`` carries a fitted potential (``calc.fitted_potential``) and the cell at ``a0``
+        lies outside its training domain.  Only the result is checked: the bracket ends are
+        search probes (by default ±5 % in a, ±16 % in volume) whose only role is the sign of
+        the pressure.
     """
     from scipy.optimize import brentq
 
@@ -173,7 +182,13 @@ def relax_lattice_constant(atoms, calc, relax_ions: bool = False, bracket: float
                                configuration=atoms.get_chemical_formula(),
                                settings={"a_range_A": (lo, hi), "pressure_eV_A3": (plo, phi)},
                                suggestion="start from a closer lattice constant or widen bracket")
-    return float(brentq(pressure, lo, hi, xtol=tol, rtol=1e-14))
+    a0 = float(brentq(pressure, lo, hi, xtol=tol, rtol=1e-14))
+    log = DomainLog(calc)
+    if log.active:
+        pressure(a0)
+        log.check(work, f"cubic cell at a0={a0:.6f} Å")
+        log.finish("relax_lattice_constant")
+    return a0
 
 
 # ------------------------------------------------------------------------------ elastic tensor
@@ -215,7 +230,9 @@ def elastic_constants(atoms, calc, relax_ions: bool = True, strain_step: float =
     ElasticTensor
         Voigt 6x6 in GPa (symmetrised), ``relaxed_ions`` as requested; provenance holds the
         strains, the fit residual (GPa), the asymmetry before symmetrisation (GPa) and the
-        reference stress (GPa).
+        reference stress (GPa).  ``domain_warnings`` lists where the reference or a strained
+        cell (strain measured from the reference cell) lies outside the training domain of
+        ``calc.fitted_potential``, if the calculator carries one.
 
     Raises
     ------
@@ -226,6 +243,12 @@ def elastic_constants(atoms, calc, relax_ions: bool = True, strain_step: float =
         An internal relaxation that did not converge.
     StabilityError
         The fitted tensor is not Born-stable (raised by ``ElasticTensor.from_voigt``).
+
+    Warns
+    -----
+    DomainWarning
+        Once per call, if any evaluated configuration lies outside the training domain of a
+        fitted potential (see :mod:`scaleladder.atomistic.domain`).
     """
     from ..handoffs import ElasticTensor
 
@@ -247,6 +270,8 @@ def elastic_constants(atoms, calc, relax_ions: bool = True, strain_step: float =
     sigma0 = _stress_gpa(ref)
     cell0 = ref.cell.array.copy()
     pos0 = ref.positions.copy()
+    log = DomainLog(calc, reference_cell=cell0)
+    log.check(ref, "unstrained reference cell")
 
     amps = np.array([s * k * h for k in range(1, n_strains + 1) for s in (-1.0, 1.0)])
     C = np.zeros((6, 6))
@@ -264,6 +289,7 @@ def elastic_constants(atoms, calc, relax_ions: bool = True, strain_step: float =
             if relax_ions:
                 steps += relax_positions(work, fmax=fmax, what=f"Voigt strain e{j + 1}={e:+g}")
             stresses[m] = _stress_gpa(work)
+            log.check(work, f"Voigt strain e{j + 1}={e:+g}")
         X = np.column_stack([np.ones_like(amps), amps])
         coef, *_ = np.linalg.lstsq(X, stresses, rcond=None)
         C[:, j] = coef[1]
@@ -295,7 +321,8 @@ def elastic_constants(atoms, calc, relax_ions: bool = True, strain_step: float =
     return ElasticTensor.from_voigt(C_sym, unit="GPa", relaxed_ions=bool(relax_ions),
                                     temperature_K=float(temperature_K),
                                     structure=structure or ref.get_chemical_formula(),
-                                    provenance=provenance)
+                                    provenance=provenance,
+                                    domain_warnings=log.finish("elastic_constants"))
 
 
 # ------------------------------------------------------------------------------- surface energy
@@ -478,13 +505,25 @@ def surface_energy(bulk_atoms, calc, miller=(1, 1, 1), layers: int = 6, vacuum: 
     SurfaceEnergy
         ``value`` an Estimate in J/m², ``relaxed`` as requested; provenance holds both the
         unrelaxed and (if computed) relaxed values, the area, the atom count, the termination
-        and the dangling bonds per surface atom.
+        and the dangling bonds per surface atom.  ``domain_warnings`` lists where the bulk or
+        the (unrelaxed, relaxed) slab lies outside the training domain of
+        ``calc.fitted_potential``, if the calculator carries one.  The slab is checked as open
+        along its normal: its volume per atom counts the vacuum and is not compared with the
+        training range (nearest-neighbour distances are).  A training set of bulk cells has
+        no surfaces, which this check cannot see: a surface energy from such a potential is
+        always a transfer beyond its training data.
 
     Raises
     ------
     InputError
         Bad Miller indices ((0, 0, 0), non-integers), non-positive layers/vacuum/fmax, or a bulk
         that is not a periodic crystal.
+
+    Warns
+    -----
+    DomainWarning
+        Once per call, if the bulk or a slab lies outside the training domain of a fitted
+        potential.
     """
     from ..handoffs import SurfaceEnergy
     from ..uq import Estimate
@@ -498,6 +537,8 @@ def surface_energy(bulk_atoms, calc, miller=(1, 1, 1), layers: int = 6, vacuum: 
 
     bulk = _with_calc(bulk_atoms, calc)
     e_bulk = float(bulk.get_potential_energy()) / len(bulk)
+    log = DomainLog(calc)
+    log.check(bulk, "bulk")
     bulk_stress = float(np.abs(bulk.get_stress(voigt=True)).max() * EV_PER_A3_IN_GPA)
 
     slab = build_slab(bulk_atoms, hkl, layers=layers, vacuum=vacuum)
@@ -517,12 +558,14 @@ def surface_energy(bulk_atoms, calc, miller=(1, 1, 1), layers: int = 6, vacuum: 
     dangling = (float(missing[surf_atoms].mean()) if surf_atoms.any() else 0.0)
 
     e_unrel = float(slab.get_potential_energy())
+    log.check(_open_along_normal(slab), "unrelaxed slab")
     g_unrel = (e_unrel - n * e_bulk) / (2.0 * area) * EV_PER_A2_IN_J_PER_M2
     steps = 0
     g = g_unrel
     if relax:
         steps = relax_positions(slab, fmax=fmax, what=f"{hkl} slab, {n} atoms")
         e_rel = float(slab.get_potential_energy())
+        log.check(_open_along_normal(slab), "relaxed slab")
         g = (e_rel - n * e_bulk) / (2.0 * area) * EV_PER_A2_IN_J_PER_M2
     if not np.isfinite(g):
         raise CalculationError(f"non-finite surface energy for {hkl}: E_slab/E_bulk not finite")
@@ -546,7 +589,17 @@ def surface_energy(bulk_atoms, calc, miller=(1, 1, 1), layers: int = 6, vacuum: 
     }
     return SurfaceEnergy(miller=hkl, value=Estimate(float(g), unit="J/m^2"), relaxed=bool(relax),
                          structure=structure or bulk.get_chemical_formula(),
-                         provenance=provenance)
+                         provenance=provenance, domain_warnings=log.finish("surface_energy"))
+
+
+def _open_along_normal(slab):
+    """A copy of a slab (vacuum along its third cell vector) that is open along that vector.
+
+    For the domain check only: the volume per atom of a periodic slab counts the vacuum.
+    """
+    view = slab.copy()
+    view.pbc = (True, True, False)
+    return view
 
 
 __all__ = ["elastic_constants", "surface_energy", "relax_lattice_constant", "relax_positions",

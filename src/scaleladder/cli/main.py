@@ -146,8 +146,10 @@ def budget(run_ref: str = typer.Argument("latest", metavar="RUN", help="run id, 
     qois.sort(key=lambda q: (not q[0].startswith("fracture"), q[0]))
     seen = set()
     qois = [q for q in qois if not (q[0] in seen or seen.add(q[0]))]
+    outside = _domain_warnings_of(results)
     if not qois:
         console.print("no quantity with an error budget in this run")
+        _print_domain_warnings(outside)
         raise typer.Exit(1)
     for label, est in qois:
         table = Table(title=f"{label} = {float(est.value):.4g} ± {float(est.std):.2g} {est.unit}",
@@ -165,6 +167,34 @@ def budget(run_ref: str = typer.Argument("latest", metavar="RUN", help="run id, 
         console.print(table)
         weakest = max(shares, key=shares.get)
         console.print(f"weakest handoff for {label}: [bold]{weakest}[/] — {handoffs.get(weakest, '')}\n")
+    _print_domain_warnings(outside)
+
+
+def _domain_warnings_of(results: dict) -> list:
+    """(label, messages) of every artifact of a run (or its dict entries) with domain warnings."""
+    out = []
+    for name, value in results.items():
+        items = value.items() if isinstance(value, dict) else [("", value)]
+        for k, v in items:
+            msgs = tuple(getattr(v, "domain_warnings", ()) or ())
+            if msgs:
+                out.append((f"{name}.{k}" if k else name, msgs))
+    return out
+
+
+def _print_domain_warnings(pairs: list, limit: int = 10) -> None:
+    """One block "outside the training domain:", at most ``limit`` messages per artifact."""
+    from rich.markup import escape
+
+    if not pairs:
+        return
+    console.print("[bold yellow]outside the training domain:[/] (the potential extrapolates "
+                  "for these results)")
+    for label, msgs in pairs:
+        for m in msgs[:limit]:
+            console.print(f"  {escape(label)}: {escape(m)}")
+        if len(msgs) > limit:
+            console.print(f"  {escape(label)}: ... and {len(msgs) - limit} more")
 
 
 def _estimates_of(value):
@@ -209,6 +239,7 @@ def show(artifact: str = typer.Argument(..., help="key (or unique prefix), or RU
         _fail(exc)
     console.rule(f"[bold]{key[:16]}[/]")
     console.print(_describe(value))
+    _print_domain_warnings(_domain_warnings_of({"artifact": value}))
     table = Table(title="provenance (this artifact first, then its inputs)", title_justify="left")
     for col in ("key", "stage", "version", "parameters", "elapsed"):
         table.add_column(col)

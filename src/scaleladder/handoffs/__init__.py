@@ -9,9 +9,9 @@ from .defects import MigrationBarrier, VacancyFormationEnergy
 from .elastic import ElasticTensor
 from .eos import EquationOfState
 from .potential import FittedPotential
-from .phonons import PhononProperties
+from .phonons import HarmonicTSTPrefactor, PhononProperties, harmonic_rate
 from .surface import SurfaceEnergy
 
 __all__ = ["Configuration", "ReferenceDataset", "EquationOfState", "FittedPotential",
            "ElasticTensor", "SurfaceEnergy", "VacancyFormationEnergy", "MigrationBarrier",
-           "PhononProperties"]
+           "PhononProperties", "HarmonicTSTPrefactor", "harmonic_rate"]

@@ -15,6 +15,7 @@ from ..core.validate import finite_array, positive_int
 from ..uq import Estimate
 from ._common import (DataclassCodec, check_bool, check_str, estimate_in, ro_array, setf,
                       str_dict)
+from .potential import check_domain_warnings
 
 __all__ = ["VacancyFormationEnergy", "MigrationBarrier"]
 
@@ -45,6 +46,9 @@ class VacancyFormationEnergy(DataclassCodec):
         Number of atoms ``N`` of the perfect supercell (>= 2); the defective cell has ``N - 1``.
     provenance : dict
         Free-form record of how it was obtained.
+    domain_warnings : tuple of str, optional
+        Where the configurations lay outside the training domain of the fitted potential used
+        (``()``: none, or not a fitted potential).  Older records decode with ``()``.
 
     Raises
     ------
@@ -58,6 +62,7 @@ class VacancyFormationEnergy(DataclassCodec):
     structure: str = ""
     supercell_atoms: int = 2
     provenance: dict = field(default_factory=dict)
+    domain_warnings: tuple = ()
 
     def __post_init__(self) -> None:
         val = estimate_in("value", self.value, "eV", (), allow_plain=False)
@@ -73,6 +78,7 @@ class VacancyFormationEnergy(DataclassCodec):
         check_str("structure", self.structure)
         setf(self, "supercell_atoms", positive_int("supercell_atoms", self.supercell_atoms, 2))
         setf(self, "provenance", str_dict("provenance", self.provenance))
+        setf(self, "domain_warnings", check_domain_warnings("domain_warnings", self.domain_warnings))
 
     def __str__(self) -> str:
         kind = "relaxed" if self.relaxed else "unrelaxed"
@@ -103,6 +109,9 @@ class MigrationBarrier(DataclassCodec):
         How the path was found, e.g. ``"CI-NEB improvedtangent"``.
     provenance : dict
         Free-form record of how it was obtained.
+    domain_warnings : tuple of str, optional
+        Where the images of the band lay outside the training domain of the fitted potential
+        used (``()``: none, or not a fitted potential).  Older records decode with ``()``.
 
     Raises
     ------
@@ -120,6 +129,7 @@ class MigrationBarrier(DataclassCodec):
     saddle_index: int
     method: str = ""
     provenance: dict = field(default_factory=dict)
+    domain_warnings: tuple = ()
 
     def __post_init__(self) -> None:
         for name in ("value", "reverse"):
@@ -165,6 +175,7 @@ class MigrationBarrier(DataclassCodec):
         setf(self, "saddle_index", k)
         check_str("method", self.method)
         setf(self, "provenance", str_dict("provenance", self.provenance))
+        setf(self, "domain_warnings", check_domain_warnings("domain_warnings", self.domain_warnings))
 
     @property
     def forward(self) -> Estimate:

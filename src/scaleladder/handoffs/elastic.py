@@ -18,6 +18,7 @@ from ..core.errors import InputError, StabilityError
 from ..core.validate import finite, finite_array
 from ..uq import Estimate, propagate
 from ._common import DataclassCodec, check_bool, check_str, estimate_in, setf, str_dict
+from .potential import check_domain_warnings
 
 __all__ = ["ElasticTensor", "voigt_to_tensor", "tensor_to_voigt", "rotate_voigt"]
 
@@ -99,6 +100,10 @@ class ElasticTensor(DataclassCodec):
         Crystal structure / orientation note, e.g. ``"diamond"``.
     provenance : dict
         Free-form record of how it was obtained.
+    domain_warnings : tuple of str, optional
+        Where the configurations it was computed from lay outside the training domain of the
+        fitted potential used (``()``: none, or not a fitted potential).  Records written
+        before this field existed decode with ``()``.
 
     Raises
     ------
@@ -117,6 +122,7 @@ class ElasticTensor(DataclassCodec):
     temperature_K: float = 0.0
     structure: str = ""
     provenance: dict = field(default_factory=dict)
+    domain_warnings: tuple = ()
 
     def __post_init__(self) -> None:
         v = estimate_in("voigt", self.voigt, "GPa", (6, 6))
@@ -147,12 +153,14 @@ class ElasticTensor(DataclassCodec):
         setf(self, "temperature_K", t)
         check_str("structure", self.structure)
         setf(self, "provenance", str_dict("provenance", self.provenance))
+        setf(self, "domain_warnings", check_domain_warnings("domain_warnings", self.domain_warnings))
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def from_voigt(cls, matrix: Any, unit: str = "GPa", *, relaxed_ions: bool,
                    temperature_K: float = 0.0, structure: str = "",
-                   provenance: dict | None = None) -> "ElasticTensor":
+                   provenance: dict | None = None,
+                   domain_warnings: tuple = ()) -> "ElasticTensor":
         """Build from a 6x6 matrix or Estimate in ``unit`` (converted to GPa).
 
         If ``matrix`` is an Estimate its own unit is used (``unit`` must then be compatible).
@@ -167,7 +175,8 @@ class ElasticTensor(DataclassCodec):
         if not _units.same_dimension(est.unit, "GPa"):
             raise InputError("unit", est.unit, "a pressure unit (GPa, Pa, eV/Å^3, ...)")
         return cls(est.to("GPa"), relaxed_ions=relaxed_ions, temperature_K=temperature_K,
-                   structure=structure, provenance=dict(provenance or {}))
+                   structure=structure, provenance=dict(provenance or {}),
+                   domain_warnings=domain_warnings)
 
     @classmethod
     def from_cubic(cls, c11: Any, c12: Any, c44: Any, unit: str = "GPa", **meta: Any) -> "ElasticTensor":
@@ -267,7 +276,8 @@ class ElasticTensor(DataclassCodec):
             (r @ np.asarray(prov["rotated_by"])).tolist()
         return ElasticTensor(propagate(rotate_voigt, self.voigt, r, unit="GPa"),
                              relaxed_ions=self.relaxed_ions, temperature_K=self.temperature_K,
-                             structure=self.structure, provenance=prov)
+                             structure=self.structure, provenance=prov,
+                             domain_warnings=self.domain_warnings)
 
     def to_pa(self) -> np.ndarray:
         """Nominal Voigt stiffness in Pa (a new writable array)."""

@@ -1,4 +1,5 @@
-"""Harmonic phonons of a crystal: frequencies on a q-mesh, DOS and thermal properties.
+"""Harmonic phonons of a crystal (frequencies on a q-mesh, DOS, thermal properties) and harmonic
+transition-state-theory prefactors and rates.
 
 The artifact is frozen, validated when built (``InputError`` naming the field and the value) and
 codec-registered.  Units are explicit in the field names or in the Estimates: frequencies in THz
@@ -12,6 +13,7 @@ badly relaxed one); they are kept, counted in ``provenance["imaginary_modes"]`` 
 """
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -19,11 +21,13 @@ import numpy as np
 
 from ..core.codec import register
 from ..core.errors import DomainWarning, InputError
-from ..core.validate import finite_array, kmesh, nonnegative
-from ..uq import Estimate
+from ..core.units import BOLTZMANN_EV
+from ..core.validate import finite, finite_array, kmesh, nonnegative, positive
+from ..uq import Estimate, propagate
 from ._common import DataclassCodec, estimate_in, ro_array, setf, str_dict
+from .potential import check_domain_warnings
 
-__all__ = ["PhononProperties"]
+__all__ = ["PhononProperties", "HarmonicTSTPrefactor", "harmonic_rate"]
 
 #: Default tolerance (THz) below which a negative frequency counts as numerical noise.
 IMAGINARY_TOL_THZ = 0.05
@@ -174,3 +178,159 @@ class PhononProperties(DataclassCodec):
         return (f"PhononProperties({self.n_atoms} atoms, mesh {m}, "
                 f"{len(self.temperatures_K)} temperatures, "
                 f"max {self.max_frequency_THz:.3f} THz)")
+
+
+#: Unit string of a frequency in THz (cycles per picosecond; core.units has no "Hz").
+THZ = "1/ps"
+
+#: Relative tolerance of the check prefactor == prod(minimum) / prod(saddle).
+_PREFACTOR_RTOL = 1e-8
+
+
+@register("HarmonicTSTPrefactor")
+@dataclass(frozen=True, eq=False)
+class HarmonicTSTPrefactor(DataclassCodec):
+    """The harmonic transition-state-theory (Vineyard 1957) prefactor of one transition.
+
+    ``ν* = Π_{i=1}^{3N-z} ν_i(minimum) / Π_{i=1}^{3N-z-1} ν_i(saddle)``, with ``z`` the zero
+    modes removed (3 rigid translations of a periodic cell), so that the rate is
+    ``k = ν* exp(-E_b / k_B T)`` (:func:`harmonic_rate`).  Frequencies are ordinary (cycles per
+    second), not angular, in THz.
+
+    Parameters
+    ----------
+    prefactor : Estimate
+        Scalar ν*, unit convertible to THz (``"1/ps"``, stored so; ``"1/s"`` is converted).
+        Must equal the ratio of the products of the stored frequencies (relative 1e-8).
+    minimum_frequencies_THz : array_like, shape (3N - z,)
+        The real normal-mode frequencies at the minimum, zero modes removed, all > 0 (THz).
+    saddle_frequencies_THz : array_like, shape (3N - z - 1,)
+        The real normal-mode frequencies at the saddle, zero modes and the unstable mode
+        removed, all > 0 (THz).
+    imaginary_frequency_THz : float
+        Magnitude of the saddle's single imaginary frequency (THz, > 0): the curvature of the
+        barrier top, ``|ν| = sqrt(|λ|)/2π`` with ``λ < 0`` the eigenvalue of the mass-weighted
+        Hessian.
+    n_zero_modes : int
+        Zero modes removed (3 for a periodic cell: the rigid translations).
+    n_atoms : int
+        Atoms N of the (super)cell, the same at the minimum and the saddle.
+    provenance : dict
+        Free-form record of how it was obtained.
+    domain_warnings : tuple of str, optional
+        Where the minimum or the saddle lay outside the training domain of the fitted
+        potential used (``()``: none).
+
+    Raises
+    ------
+    InputError
+        Lengths that do not agree with ``3 n_atoms - n_zero_modes``, non-positive or
+        non-finite frequencies, a non-positive imaginary frequency, a prefactor whose unit is
+        not a frequency or that disagrees with the frequencies.
+    """
+
+    prefactor: Estimate
+    minimum_frequencies_THz: np.ndarray
+    saddle_frequencies_THz: np.ndarray
+    imaginary_frequency_THz: float
+    n_zero_modes: int
+    n_atoms: int
+    provenance: dict = field(default_factory=dict)
+    domain_warnings: tuple = ()
+
+    def __post_init__(self) -> None:
+        for name in ("n_atoms", "n_zero_modes"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (1 if name == "n_atoms" else 0):
+                raise InputError(name, v, "a positive integer" if name == "n_atoms"
+                                 else "a non-negative integer")
+            setf(self, name, int(v))
+        n_real = 3 * self.n_atoms - self.n_zero_modes
+        if n_real < 2:
+            raise InputError("n_zero_modes", self.n_zero_modes,
+                             f"at most 3 n_atoms - 2 = {3 * self.n_atoms - 2} zero modes")
+        fmin = finite_array("minimum_frequencies_THz", self.minimum_frequencies_THz, (n_real,))
+        fsad = finite_array("saddle_frequencies_THz", self.saddle_frequencies_THz, (n_real - 1,))
+        for name, f in (("minimum_frequencies_THz", fmin), ("saddle_frequencies_THz", fsad)):
+            if np.any(f <= 0):
+                raise InputError(name, f"min {f.min():.6g} THz", "real, non-zero frequencies "
+                                 "(THz > 0); zero and imaginary modes are removed before")
+        setf(self, "minimum_frequencies_THz", ro_array(np.sort(fmin)))
+        setf(self, "saddle_frequencies_THz", ro_array(np.sort(fsad)))
+        setf(self, "imaginary_frequency_THz",
+             positive("imaginary_frequency_THz", self.imaginary_frequency_THz))
+        pre = estimate_in("prefactor", self.prefactor, THZ, (), allow_plain=False)
+        expect = math.exp(float(np.log(fmin).sum() - np.log(fsad).sum()))
+        if not np.isfinite(pre.value) or abs(float(pre.value) - expect) > _PREFACTOR_RTOL * expect:
+            raise InputError("prefactor", str(pre), f"the Vineyard ratio of the stored "
+                             f"frequencies, {expect:.8g} THz")
+        setf(self, "prefactor", pre)
+        setf(self, "provenance", str_dict("provenance", self.provenance))
+        setf(self, "domain_warnings", check_domain_warnings("domain_warnings", self.domain_warnings))
+
+    @property
+    def prefactor_THz(self) -> float:
+        """Nominal ν* in THz."""
+        return float(self.prefactor.value)
+
+    @property
+    def log_prefactor_THz(self) -> float:
+        """``ln(ν* / 1 THz)``, from the frequencies (no overflow for any cell size)."""
+        return float(np.log(self.minimum_frequencies_THz).sum()
+                     - np.log(self.saddle_frequencies_THz).sum())
+
+    def rate(self, barrier: Estimate, temperature_K: float) -> Estimate:
+        """``ν* exp(-E_b / k_B T)`` in 1/s (see :func:`harmonic_rate`)."""
+        return harmonic_rate(self, barrier, temperature_K)
+
+    def __str__(self) -> str:
+        return (f"HarmonicTSTPrefactor({self.n_atoms} atoms, {self.n_zero_modes} zero modes "
+                f"removed): nu* = {self.prefactor} (THz), imaginary mode "
+                f"{self.imaginary_frequency_THz:.4g}i THz")
+
+
+def harmonic_rate(prefactor, barrier: Estimate, temperature_K: float) -> Estimate:
+    """Harmonic transition-state-theory rate ``k = ν* exp(-E_b / (k_B T))`` in 1/s.
+
+    Parameters
+    ----------
+    prefactor : HarmonicTSTPrefactor or Estimate
+        ν*; an Estimate must have a frequency unit (``"1/ps"`` = THz, ``"1/s"``, ...).
+    barrier : Estimate or MigrationBarrier
+        Scalar barrier ``E_saddle - E_minimum``, unit convertible to eV, >= 0 (a
+        ``MigrationBarrier`` gives its forward barrier).
+    temperature_K : float
+        Temperature (K), > 0.
+
+    Returns
+    -------
+    Estimate
+        Scalar rate in ``"1/s"`` (jumps per second), the uncertainty sources of ν* and of the
+        barrier propagated (shared sources stay correlated, see :func:`scaleladder.uq.propagate`).
+
+    Raises
+    ------
+    InputError
+        A plain number (units unknown), a unit that is not a frequency / an energy, a negative
+        barrier or a non-positive or non-finite temperature.
+    """
+    if isinstance(prefactor, HarmonicTSTPrefactor):
+        pre = prefactor.prefactor
+    else:
+        pre = prefactor
+    pre = estimate_in("prefactor", pre, "1/s", (), allow_plain=False)
+    if not pre.value > 0:
+        raise InputError("prefactor", str(pre), "a positive attempt frequency")
+    eb = barrier.value if isinstance(getattr(barrier, "value", None), Estimate) else barrier
+    eb = estimate_in("barrier", eb, "eV", (), allow_plain=False)
+    if eb.value < 0:
+        raise InputError("barrier", str(eb), "a barrier >= 0 eV")
+    t = finite("temperature_K", temperature_K)
+    if t <= 0:
+        raise InputError("temperature_K", temperature_K, "a temperature > 0 K")
+    kt = BOLTZMANN_EV * t
+
+    def rate(nu, e):
+        return nu * np.exp(-e / kt)
+
+    return propagate(rate, pre, eb, unit="1/s")

@@ -13,7 +13,7 @@ from ..core.validate import finite, finite_array
 from ..uq import Estimate
 from ._common import DataclassCodec, check_str, ro_array, setf, str_dict
 
-__all__ = ["FittedPotential"]
+__all__ = ["FittedPotential", "check_domain_warnings"]
 
 _ERROR_KEYS = ("energy_rmse", "force_rmse", "stress_rmse", "stress_rel_rmse")
 
@@ -25,6 +25,44 @@ def _range(field_name: str, value: Any, positive: bool = True) -> tuple[float, f
         raise InputError(field_name, [lo, hi],
                          "[min, max] with 0 < min <= max" if positive else "[min, max] with min <= max")
     return (lo, hi)
+
+
+def check_domain_warnings(field_name: str, value: Any) -> tuple[str, ...]:
+    """Validate the optional ``domain_warnings`` field of a property handoff.
+
+    The messages say where a configuration the property was computed from lay outside the
+    training domain of the fitted potential that computed it (see
+    :meth:`FittedPotential.check_domain`); ``()`` means none (or no fitted potential).
+
+    Parameters
+    ----------
+    field_name : str
+        Name of the field, for the error message.
+    value : None, str or sequence of str
+        ``None`` -> ``()``; a single string -> a one-element tuple.
+
+    Returns
+    -------
+    tuple of str
+
+    Raises
+    ------
+    InputError
+        Anything that is not a sequence of strings.
+    """
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = (value,)
+    try:
+        out = tuple(value)
+    except TypeError:
+        raise InputError(field_name, value, "a tuple of messages (str)") from None
+    for msg in out:
+        if not isinstance(msg, str):
+            raise InputError(field_name, value, "a tuple of messages (str)",
+                             hint=f"{msg!r} is a {type(msg).__name__}")
+    return out
 
 
 @register("FittedPotential")

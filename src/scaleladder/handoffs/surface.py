@@ -9,6 +9,7 @@ from ..core.codec import register
 from ..core.errors import InputError
 from ..uq import Estimate
 from ._common import DataclassCodec, check_bool, check_str, estimate_in, setf, str_dict
+from .potential import check_domain_warnings
 
 __all__ = ["SurfaceEnergy"]
 
@@ -31,6 +32,10 @@ class SurfaceEnergy(DataclassCodec):
         Bulk structure, e.g. ``"diamond"``.
     provenance : dict
         Free-form record of how it was obtained.
+    domain_warnings : tuple of str, optional
+        Where the bulk or slab configurations lay outside the training domain of the fitted
+        potential used (``()``: none, or not a fitted potential).  Records written before this
+        field existed decode with ``()``.
     """
 
     miller: tuple
@@ -38,6 +43,7 @@ class SurfaceEnergy(DataclassCodec):
     relaxed: bool = True
     structure: str = ""
     provenance: dict = field(default_factory=dict)
+    domain_warnings: tuple = ()
 
     def __post_init__(self) -> None:
         try:
@@ -60,6 +66,7 @@ class SurfaceEnergy(DataclassCodec):
         setf(self, "relaxed", bool(self.relaxed))
         check_str("structure", self.structure)
         setf(self, "provenance", str_dict("provenance", self.provenance))
+        setf(self, "domain_warnings", check_domain_warnings("domain_warnings", self.domain_warnings))
 
     @property
     def gamma(self) -> Estimate:
