@@ -15,6 +15,14 @@ silicon_configurations, FLAGSHIP_CALC_PARAMS
     The recommended flagship configuration list and PySCF settings per functional.
 compute_configuration
     Run one configuration in a fresh calculator and return plain data (one pipeline stage each).
+XTBCalculator
+    GFN1/GFN2/IPEA1-xTB tight binding through tblite (extra ``xtb``): molecules and 3D crystals.
+ev_series, strain_set, rattled, slabs, vacancies, md_snapshots
+    Configuration builders for any crystal (docs/datasets.md).
+deduplicate
+    Drop configurations equal up to permutation, lattice translation and (optionally) symmetry.
+generate_dataset, run_generation
+    Compute a configuration list into a ReferenceDataset as resumable pipeline stages.
 """
 from .datasets import (
     FLAGSHIP_CALC_PARAMS,
@@ -34,10 +42,25 @@ from .pyscf_calculator import (
     fcc_cubic_kpts,
     isolated_atom_energy,
 )
+from .xtb import XTBCalculator
+from .generate import (
+    deduplicate,
+    ev_series,
+    generate_dataset,
+    md_snapshots,
+    rattled,
+    run_generation,
+    slabs,
+    strain_set,
+    vacancies,
+)
 
 __all__ = [
     "PySCFCalculator", "isolated_atom_energy", "fcc_cubic_kpts", "ATOM_GROUND_STATE_SPIN",
     "silicon_ev_set", "silicon_strain_set", "silicon_rattle_set", "silicon_heldout_set",
     "silicon_configurations", "FLAGSHIP_CALC_PARAMS",
     "compute_configuration", "apply_strain", "voigt_strain_to_matrix", "STRAIN_PATTERNS",
+    "XTBCalculator",
+    "ev_series", "strain_set", "rattled", "slabs", "vacancies", "md_snapshots", "deduplicate",
+    "generate_dataset", "run_generation",
 ]
