@@ -1,17 +1,40 @@
 """Monitored molecular dynamics on ASE integrators, with checkpoint and resume.
 
 The integrators are ASE's (:class:`ase.md.verlet.VelocityVerlet` for NVE,
-:class:`ase.md.langevin.Langevin` for NVT); this module only drives them one step at a time and
-checks every step.  The state that a run needs to continue (positions, momenta, cell, step,
-time, the reference energy of the drift check and the random-number state) is plain data,
-:class:`MDState`, written atomically to a checkpoint (``.npz``, temp file + ``os.replace``)
-and read back by :func:`resume_md`.
+:class:`ase.md.langevin.Langevin` for NVT, :class:`ase.md.langevinbaoab.LangevinBAOAB` with a
+Langevin-Hoover barostat for NPT); this module only drives them one step at a time and checks
+every step.  The state that a run needs to continue (positions, momenta, cell, step, time, the
+reference energy of the drift check, the random-number state and, for NPT, the barostat's cell
+momentum) is plain data, :class:`MDState`, written atomically to a checkpoint (``.npz``, temp
+file + ``os.replace``) and read back by :func:`resume_md`.
+
+Why LangevinBAOAB for NPT
+-------------------------
+ASE 3.29 offers five constant-pressure integrators.  :class:`~ase.md.nptberendsen.NPTBerendsen`
+rescales the cell towards the target: it does not sample the isothermal-isobaric ensemble (the
+volume fluctuations are wrong), so it cannot give block-averaged errors or fluctuation
+properties.  :class:`ase.md.npt.NPT` (Melchionna's Nosé-Hoover/Parrinello-Rahman equations) is
+known to sample a slightly wrong volume distribution (Martyna, Tobias & Klein 1994) and needs an
+upper-triangular cell.  :class:`~ase.md.nose_hoover_chain.IsotropicMTKNPT` / ``MTKNPT`` sample the
+correct ensemble, but deterministic Nosé-Hoover chains are not ergodic for a nearly harmonic
+crystal at low temperature, and their chain variables are private attributes (a checkpoint would
+depend on ASE internals).  :class:`~ase.md.langevinbaoab.LangevinBAOAB` (Leimkuhler-Matthews
+BAOAB splitting for the particles, Quigley-Probert Langevin-Hoover for the cell, an MTK-type
+barostat on ``log V``) samples the NPT ensemble, is ergodic at any temperature through the
+Langevin noise, uses the same friction as the NVT thermostat here, and its whole state is the
+positions, momenta, cell, random-number state and the cell momentum ``p_eps`` (with the cell
+force of the last half step), which the checkpoint stores: an NPT resume reproduces the
+uninterrupted run.  Its barostat holds the mean stress *including* the kinetic (ideal-gas) term
+at the target, so the pressure recorded here includes it too.
 
 Checks at every step (the initial frame included)
 -------------------------------------------------
 * non-finite positions, momenta, potential energy or forces;
 * a force component norm above ``max_force`` (eV/Å);
 * NVE only: ``|E_tot(t) - E_tot(0)| / N`` above ``energy_drift_tol`` (eV/atom).
+* with ``record_stress`` (always for NPT): a non-finite stress;
+* NPT only: a non-finite cell, or a volume that left ``[V0 / max_volume_ratio,
+  V0 * max_volume_ratio]`` (``V0`` the volume at the start of the run).
 
 A failed check stops the run with :class:`~scaleladder.core.errors.CalculationError` naming the
 step, the quantity, its value and what to change.  The last frame that passed is kept: as the
@@ -20,7 +43,7 @@ exception's ``last_good`` attribute (an :class:`ase.Atoms` copy with positions a
 checkpoint.  Frames reach the trajectory only after they pass the checks.
 
 Units: time fs, energies eV (per atom in :class:`MDResult`), temperature K, forces eV/Å,
-friction 1/fs.
+friction 1/fs, pressure and stress GPa (ASE sign for stress: positive = tensile), volume Å³.
 """
 from __future__ import annotations
 
@@ -34,11 +57,13 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import CalculationError, InputError
+from ..core.units import EV_PER_A3_IN_GPA
 
-__all__ = ["MDState", "MDResult", "run_md", "resume_md", "block_average",
-           "read_checkpoint", "write_checkpoint"]
+__all__ = ["MDState", "MDResult", "run_md", "resume_md", "block_average", "blocking_curve",
+           "integrated_autocorrelation_time", "read_checkpoint", "write_checkpoint"]
 
-_ENSEMBLES = ("nve", "nvt")
+_ENSEMBLES = ("nve", "nvt", "npt")
+_CELL_FLUCTUATIONS = ("isotropic", "full")
 _CKPT_FORMAT = "scaleladder.md.checkpoint/1"
 
 
@@ -63,7 +88,11 @@ class MDState:
     e0_per_atom : float
         Total energy per atom of the initial frame (reference of the NVE drift check).
     rng_state : dict or None
-        ``numpy.random.Generator.bit_generator.state`` of the Langevin noise (NVT).
+        ``numpy.random.Generator.bit_generator.state`` of the Langevin noise (NVT, NPT).
+    barostat : dict or None
+        NPT only: ``p_eps`` (cell momentum: a float for isotropic, a 3x3 list for full cell
+        fluctuations), ``force_eps`` (cell force of the last half step), ``mass`` (barostat mass,
+        ASE units) and ``volume0_A3`` (volume at the start of the run, for the volume check).
     """
 
     numbers: np.ndarray
@@ -77,16 +106,19 @@ class MDState:
     settings: dict
     e0_per_atom: float
     rng_state: dict | None = None
+    barostat: dict | None = None
 
     @classmethod
-    def from_atoms(cls, atoms, *, step, time_fs, settings, e0_per_atom, rng_state=None):
+    def from_atoms(cls, atoms, *, step, time_fs, settings, e0_per_atom, rng_state=None,
+                   barostat=None):
         """Snapshot ``atoms`` (arrays copied)."""
         return cls(numbers=atoms.numbers.copy(), positions=atoms.positions.copy(),
                    momenta=atoms.get_momenta().copy(), cell=np.array(atoms.cell[:]),
                    pbc=np.array(atoms.pbc, dtype=bool), masses=atoms.get_masses().copy(),
                    step=int(step), time_fs=float(time_fs), settings=dict(settings),
                    e0_per_atom=float(e0_per_atom),
-                   rng_state=None if rng_state is None else json.loads(json.dumps(rng_state)))
+                   rng_state=None if rng_state is None else json.loads(json.dumps(rng_state)),
+                   barostat=None if barostat is None else json.loads(json.dumps(barostat)))
 
     def to_atoms(self):
         """An :class:`ase.Atoms` with this state's positions, momenta, cell, masses."""
@@ -105,7 +137,7 @@ def write_checkpoint(path: str | os.PathLike, state: MDState) -> Path:
     path = Path(path)
     meta = {"format": _CKPT_FORMAT, "step": state.step, "time_fs": state.time_fs,
             "settings": state.settings, "e0_per_atom": state.e0_per_atom,
-            "rng_state": state.rng_state}
+            "rng_state": state.rng_state, "barostat": state.barostat}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
@@ -141,7 +173,7 @@ def read_checkpoint(path: str | os.PathLike) -> MDState:
                          hint=f"found {meta.get('format')!r}")
     return MDState(**arrays, step=int(meta["step"]), time_fs=float(meta["time_fs"]),
                    settings=meta["settings"], e0_per_atom=float(meta["e0_per_atom"]),
-                   rng_state=meta["rng_state"])
+                   rng_state=meta["rng_state"], barostat=meta.get("barostat"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,6 +199,18 @@ class MDResult:
         Steps done in this call.
     checkpoint : str or None
         Path of the last checkpoint written.
+    volume_A3 : numpy.ndarray or None
+        Cell volume per frame, Å³ (the whole cell; constant unless NPT).
+    cell_A : numpy.ndarray or None
+        Cell vectors per frame, shape ``(n_frames, 3, 3)``, Å (rows are the cell vectors).
+    stress_GPa : numpy.ndarray or None
+        Instantaneous stress per frame, shape ``(n_frames, 6)``, GPa, Voigt ``xx, yy, zz, yz,
+        xz, xy``, ASE sign (positive = tensile), *including* the kinetic (ideal-gas) term
+        ``-sum_i p_i p_i^T / (m_i V)`` (ASE ``get_stress(include_ideal_gas=True)``); recorded
+        when ``record_stress`` (always for NPT), else ``None``.
+    pressure_GPa : numpy.ndarray or None
+        ``-trace(stress) / 3`` per frame, GPa (kinetic term included), when the stress is
+        recorded.
     """
 
     atoms: Any
@@ -179,6 +223,10 @@ class MDResult:
     timestep_fs: float
     steps: int
     checkpoint: str | None = None
+    volume_A3: np.ndarray | None = None
+    cell_A: np.ndarray | None = None
+    stress_GPa: np.ndarray | None = None
+    pressure_GPa: np.ndarray | None = None
 
     @property
     def drift(self) -> float:
@@ -228,6 +276,85 @@ def block_average(series, n_blocks: int = 10) -> tuple[float, float]:
     return float(blocks.mean()), float(blocks.std(ddof=1) / np.sqrt(n_blocks))
 
 
+def blocking_curve(series, min_blocks: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Standard error of the mean against block length (Flyvbjerg-Petersen blocking).
+
+    The block length doubles from 1 frame while at least ``min_blocks`` blocks remain; at each
+    length the error is :func:`block_average`'s.  For a correlated series the error grows with
+    the block length and levels off (a plateau) once blocks are longer than the correlation
+    time: the plateau value is the honest error, a still-rising curve means the run is too short.
+
+    Parameters
+    ----------
+    series : array-like, 1-D
+        At least ``2 * min_blocks`` values.
+    min_blocks : int
+        Fewest blocks used (>= 2).
+
+    Returns
+    -------
+    block_lengths : numpy.ndarray of int
+        Frames per block.
+    stderr : numpy.ndarray
+        Standard error of the mean at each block length (same unit as the series).
+    """
+    x = np.asarray(series, dtype=float)
+    min_blocks = _positive_int("min_blocks", min_blocks)
+    if min_blocks < 2:
+        raise InputError("min_blocks", min_blocks, "an integer >= 2")
+    if x.ndim != 1 or x.size < 2 * min_blocks:
+        raise InputError("series", f"shape {x.shape}",
+                         f"a 1-D series of at least 2 * min_blocks = {2 * min_blocks} values")
+    lengths, errs = [], []
+    m = 1
+    while x.size // m >= min_blocks:
+        lengths.append(m)
+        errs.append(block_average(x, x.size // m)[1])
+        m *= 2
+    return np.array(lengths, dtype=int), np.array(errs)
+
+
+def integrated_autocorrelation_time(series, window_factor: float = 5.0) -> float:
+    """Integrated autocorrelation time of a stationary series, in frames.
+
+    ``tau = 1/2 + sum_{k=1}^{W} rho(k)`` with the autocorrelation ``rho`` from an FFT and Sokal's
+    self-consistent window (the smallest ``W >= window_factor * tau(W)``).  The variance of a
+    mean over ``n`` frames is ``2 tau var(x) / n`` (``tau = 1/2`` for white noise), so a block of
+    ``m`` frames holds about ``m / (2 tau)`` independent samples; block means are decorrelated
+    when ``m`` is several times ``2 tau``.
+
+    Parameters
+    ----------
+    series : array-like, 1-D
+        At least 4 finite values.
+    window_factor : float
+        Sokal's ``c`` (5 is usual; larger is safer for slowly decaying correlations).
+
+    Returns
+    -------
+    float
+        ``tau`` in frames (``0.5`` for a constant or white series).
+    """
+    x = np.asarray(series, dtype=float)
+    if x.ndim != 1 or x.size < 4 or not np.all(np.isfinite(x)):
+        raise InputError("series", f"shape {x.shape}", "a finite 1-D series of at least 4 values")
+    window_factor = _positive_float("window_factor", window_factor)
+    d = x - x.mean()
+    n = d.size
+    nfft = 1 << int(np.ceil(np.log2(2 * n)))
+    f = np.fft.rfft(d, nfft)
+    acf = np.fft.irfft(f * np.conj(f), nfft)[:n]
+    if acf[0] <= 0.0:
+        return 0.5
+    rho = acf / acf[0]
+    tau = 0.5
+    for w in range(1, n):
+        tau += rho[w]
+        if w >= window_factor * tau:
+            break
+    return float(max(tau, 0.5))
+
+
 # --------------------------------------------------------------------------------------------
 # validation
 # --------------------------------------------------------------------------------------------
@@ -246,17 +373,43 @@ def _positive_int(name, value, allow_zero=False):
 
 
 def _validate_settings(ensemble, temperature_K, timestep_fs, friction, seed, energy_drift_tol,
-                       max_force, checkpoint_every, trajectory_every):
+                       max_force, checkpoint_every, trajectory_every, pressure_GPa=None,
+                       pressure_tau_fs=1000.0, cell_fluctuations="isotropic", record_stress=None,
+                       max_volume_ratio=2.0):
     if ensemble not in _ENSEMBLES:
-        raise InputError("ensemble", ensemble, f"one of {_ENSEMBLES}",
-                         hint="NPT is not implemented yet" if ensemble == "npt" else None)
+        raise InputError("ensemble", ensemble, f"one of {_ENSEMBLES}")
     if temperature_K is not None:
         temperature_K = _positive_float("temperature_K", temperature_K)
-    elif ensemble == "nvt":
-        raise InputError("temperature_K", None, "a temperature > 0 K for the NVT thermostat")
+    elif ensemble in ("nvt", "npt"):
+        raise InputError("temperature_K", None,
+                         f"a temperature > 0 K for the {ensemble.upper()} thermostat")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
                              or seed < 0):
         raise InputError("seed", seed, "a non-negative integer or None")
+    npt = {}
+    if ensemble == "npt":
+        p = 0.0 if pressure_GPa is None else pressure_GPa
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(p):
+            raise InputError("pressure_GPa", pressure_GPa, "a finite pressure in GPa")
+        if cell_fluctuations not in _CELL_FLUCTUATIONS:
+            raise InputError("cell_fluctuations", cell_fluctuations,
+                             f"one of {_CELL_FLUCTUATIONS}")
+        ratio = _positive_float("max_volume_ratio", max_volume_ratio)
+        if ratio <= 1.0:
+            raise InputError("max_volume_ratio", max_volume_ratio, "a number > 1")
+        if record_stress is False:
+            raise InputError("record_stress", record_stress, "True or None for NPT",
+                             hint="the barostat needs the stress at every step anyway")
+        npt = {"pressure_GPa": float(p),
+               "pressure_tau_fs": _positive_float("pressure_tau_fs", pressure_tau_fs),
+               "cell_fluctuations": cell_fluctuations, "max_volume_ratio": ratio}
+        record_stress = True
+    elif pressure_GPa is not None:
+        raise InputError("pressure_GPa", pressure_GPa, "None unless ensemble='npt'",
+                         hint=f"ensemble={ensemble!r} keeps the cell fixed")
+    if record_stress is not None and not isinstance(record_stress, (bool, np.bool_)):
+        raise InputError("record_stress", record_stress, "True, False or None")
     return {
         "ensemble": ensemble,
         "temperature_K": temperature_K,
@@ -267,16 +420,20 @@ def _validate_settings(ensemble, temperature_K, timestep_fs, friction, seed, ene
         "max_force": _positive_float("max_force", max_force),
         "checkpoint_every": _positive_int("checkpoint_every", checkpoint_every, allow_zero=True),
         "trajectory_every": _positive_int("trajectory_every", trajectory_every),
+        "record_stress": bool(record_stress),
+        **npt,
     }
 
 
 # --------------------------------------------------------------------------------------------
 # steps as functions
 # --------------------------------------------------------------------------------------------
-def _frame_problem(atoms, settings, e0_per_atom):
+def _frame_problem(atoms, settings, e0_per_atom, volume0=None):
     """Evaluate and check the current frame.
 
-    Returns ``(problem, observables)``; ``problem`` is ``None`` or ``(quantity, value, advice)``.
+    Returns ``(problem, observables)``; ``problem`` is ``None`` or ``(quantity, value, advice)``;
+    ``observables`` is ``(scalars, cell, stress)``: ``scalars`` = (epot/N, ekin/N, etot/N, T,
+    volume), ``cell`` 3x3 Å, ``stress`` Voigt GPa (kinetic term included) or ``None``.
     """
     n = len(atoms)
     dt = settings["timestep_fs"]
@@ -286,6 +443,20 @@ def _frame_problem(atoms, settings, e0_per_atom):
     p = atoms.get_momenta()
     if not np.all(np.isfinite(p)):
         return ("velocities", "non-finite", smaller), None
+    cell = np.array(atoms.cell[:], dtype=float)
+    volume = abs(float(np.linalg.det(cell)))
+    if settings["ensemble"] == "npt":
+        smaller_p = (f"{smaller}, use a longer pressure_tau_fs (now "
+                     f"{settings['pressure_tau_fs']:g}), or check the target pressure and "
+                     "temperature (melting, vaporising)")
+        if not np.all(np.isfinite(cell)) or volume <= 0.0:
+            return ("cell", "non-finite or degenerate", smaller_p), None
+        ratio = volume / volume0
+        r_max = settings["max_volume_ratio"]
+        if not (1.0 / r_max <= ratio <= r_max):
+            return ("volume ratio V/V0", ratio,
+                    f"{smaller_p}, or raise max_volume_ratio (now {r_max:g}) if such a volume "
+                    "change is physical"), None
     epot = float(atoms.get_potential_energy())
     forces = atoms.get_forces()
     if not np.isfinite(epot):
@@ -297,18 +468,54 @@ def _frame_problem(atoms, settings, e0_per_atom):
         return ("max force (eV/Å)", fmax,
                 f"check for overlapping atoms, {smaller}, or raise max_force "
                 f"(now {settings['max_force']:g}) if such forces are physical"), None
+    stress = None
+    if settings.get("record_stress", False):
+        stress = np.asarray(atoms.get_stress(voigt=True, include_ideal_gas=True),
+                            dtype=float) * EV_PER_A3_IN_GPA
+        if stress.shape != (6,) or not np.all(np.isfinite(stress)):
+            return ("stress", "non-finite", smaller + " or check for overlapping atoms"), None
     ekin = float(atoms.get_kinetic_energy())
-    obs = (epot / n, ekin / n, (epot + ekin) / n, float(atoms.get_temperature()))
+    obs = (epot / n, ekin / n, (epot + ekin) / n, float(atoms.get_temperature()), volume)
     if settings["ensemble"] == "nve" and e0_per_atom is not None:
         dE = abs(obs[2] - e0_per_atom)
         if dE > settings["energy_drift_tol"]:
             return ("total-energy change (eV/atom)", dE,
                     f"{smaller}, or raise energy_drift_tol (now "
                     f"{settings['energy_drift_tol']:g} eV/atom)"), None
-    return None, obs
+    return None, (obs, cell, stress)
 
 
-def _make_integrator(atoms, settings, rng):
+def _barostat_mass(atoms, settings):
+    """Barostat mass W (ASE units) that gives volume oscillations of period ``pressure_tau_fs``.
+
+    Linearising the Langevin-Hoover cell equations about equilibrium (``d ln V/dt = 3 p/W``,
+    ``dp/dt = 3 V (P - P_ext)``, ``dP = -B d ln V``) gives ``omega^2 = 9 V B / W`` for isotropic
+    fluctuations and ``3 V B / W`` for the full cell, so ``W = 9 V B (tau / 2 pi)^2`` (resp. 3).
+    ``B`` is the affine (unrelaxed) bulk modulus of the starting configuration from the virial
+    pressure at volume strains of ±0.3 %, floored at the ideal-gas value ``N k T / V`` (gases,
+    unstable starts).  ASE's own default mass is an empirical fit for aluminium, which would make
+    the volume of a soft crystal such as argon oscillate several times slower than asked.
+    """
+    from ase import units
+
+    work = atoms.copy()
+    work.calc = atoms.calc
+    cell = np.array(atoms.cell[:])
+    h = 1e-3
+    p = []
+    for s in (1.0 - h, 1.0 + h):
+        work.set_cell(cell * s, scale_atoms=True)
+        p.append(-float(np.trace(work.get_stress(voigt=False))) / 3.0)
+    volume = abs(float(np.linalg.det(cell)))
+    b_affine = -(p[1] - p[0]) / (3.0 * np.log((1.0 + h) / (1.0 - h)))
+    b_gas = len(atoms) * units.kB * settings["temperature_K"] / volume
+    b = b_affine if np.isfinite(b_affine) and b_affine > b_gas else b_gas
+    factor = 9.0 if settings["cell_fluctuations"] == "isotropic" else 3.0
+    tau = settings["pressure_tau_fs"] * units.fs
+    return float(factor * volume * b * (tau / (2.0 * np.pi)) ** 2)
+
+
+def _make_integrator(atoms, settings, rng, barostat=None):
     from ase import units
 
     dt = settings["timestep_fs"] * units.fs
@@ -316,10 +523,34 @@ def _make_integrator(atoms, settings, rng):
         from ase.md.verlet import VelocityVerlet
 
         return VelocityVerlet(atoms, timestep=dt)
+    if settings["ensemble"] == "npt":
+        from ase.md.langevinbaoab import LangevinBAOAB
+
+        mass = _barostat_mass(atoms, settings) if barostat is None else barostat["mass"]
+        dyn = LangevinBAOAB(atoms, timestep=dt, temperature_K=settings["temperature_K"],
+                            externalstress=-settings["pressure_GPa"] / EV_PER_A3_IN_GPA,
+                            hydrostatic=settings["cell_fluctuations"] == "isotropic",
+                            T_tau=1.0 / (settings["friction"] / units.fs),
+                            P_tau=settings["pressure_tau_fs"] * units.fs, P_mass=mass, rng=rng)
+        if barostat is not None:
+            dyn.p_eps = _from_jsonable(barostat["p_eps"])
+            dyn.force_eps = _from_jsonable(barostat["force_eps"])
+        return dyn
     from ase.md.langevin import Langevin
 
     return Langevin(atoms, timestep=dt, temperature_K=settings["temperature_K"],
                     friction=settings["friction"] / units.fs, fixcm=False, rng=rng)
+
+
+def _from_jsonable(x):
+    return float(x) if np.ndim(x) == 0 else np.array(x, dtype=float)
+
+
+def _barostat_state(dyn, volume0):
+    """The NPT integrator's state beyond positions, momenta, cell and rng (plain data)."""
+    return {"p_eps": np.asarray(dyn.p_eps, dtype=float).tolist(),
+            "force_eps": np.asarray(dyn.force_eps, dtype=float).tolist(),
+            "mass": float(dyn.barostat_mass), "volume0_A3": float(volume0)}
 
 
 def _snapshot(atoms):
@@ -332,24 +563,33 @@ def _snapshot(atoms):
 
 
 def _drive(atoms, calc, steps, settings, *, step0, time0, e0_per_atom, rng, trajectory,
-           checkpoint, append):
+           checkpoint, append, barostat=None):
     """Run ``steps`` monitored steps from ``atoms`` (already carrying momenta)."""
     from ase.io.trajectory import Trajectory
 
     atoms.calc = calc
     dt = settings["timestep_fs"]
+    npt = settings["ensemble"] == "npt"
+    volume0 = None
+    if npt:
+        volume0 = (barostat["volume0_A3"] if barostat is not None
+                   else abs(float(np.linalg.det(atoms.cell[:]))))
     traj = None
     if trajectory is not None:
         traj = Trajectory(str(trajectory), "a" if append else "w", atoms)
     rows = []
+    cells = []
+    stresses = []
     last_written = None
     last_good = None
     last_ckpt = None
+    dyn = None
 
     def state_of(a, step, t):
         return MDState.from_atoms(a, step=step, time_fs=t, settings=settings,
                                   e0_per_atom=e0_per_atom,
-                                  rng_state=None if rng is None else rng.bit_generator.state)
+                                  rng_state=None if rng is None else rng.bit_generator.state,
+                                  barostat=_barostat_state(dyn, volume0) if npt else None)
 
     def fail(step, problem, cause=None):
         quantity, value, advice = problem
@@ -378,7 +618,7 @@ def _drive(atoms, calc, steps, settings, *, step0, time0, e0_per_atom, rng, traj
                                 f"use a smaller timestep_fs (now {dt:g}) or check the "
                                 "structure"), exc)
             try:
-                problem, obs = _frame_problem(atoms, settings, e0_per_atom)
+                problem, obs = _frame_problem(atoms, settings, e0_per_atom, volume0)
             except (ArithmeticError, ValueError, FloatingPointError, MemoryError) as exc:
                 problem, obs = ("calculator", f"{type(exc).__name__}: {exc}",
                                 f"use a smaller timestep_fs (now {dt:g}) or check the "
@@ -391,13 +631,17 @@ def _drive(atoms, calc, steps, settings, *, step0, time0, e0_per_atom, rng, traj
                     write_checkpoint(checkpoint, last_good[2])
                     last_ckpt = str(checkpoint)
                 fail(step, problem)
+            scalars, cell, stress = obs
             if e0_per_atom is None:
-                e0_per_atom = obs[2]
+                e0_per_atom = scalars[2]
             if k == 0:
                 # integrator built after the first check: the rng state saved with the first
                 # frame is the one the first step will use
-                dyn = _make_integrator(atoms, settings, rng)
-            rows.append((t,) + obs)
+                dyn = _make_integrator(atoms, settings, rng, barostat)
+            rows.append((t,) + scalars)
+            cells.append(cell)
+            if stress is not None:
+                stresses.append(stress)
             good = _snapshot(atoms)
             last_good = (good, step, state_of(atoms, step, t))
             if traj is not None and not (append and k == 0) and \
@@ -415,10 +659,13 @@ def _drive(atoms, calc, steps, settings, *, step0, time0, e0_per_atom, rng, traj
 
     arr = np.array(rows, dtype=float)
     final = last_good[0]
+    stress_arr = np.array(stresses, dtype=float) if stresses else None
     return MDResult(atoms=final, time_fs=arr[:, 0], potential_energy=arr[:, 1],
                     kinetic_energy=arr[:, 2], total_energy=arr[:, 3], temperature_K=arr[:, 4],
                     ensemble=settings["ensemble"], timestep_fs=dt, steps=steps,
-                    checkpoint=last_ckpt)
+                    checkpoint=last_ckpt, volume_A3=arr[:, 5], cell_A=np.array(cells),
+                    stress_GPa=stress_arr,
+                    pressure_GPa=None if stress_arr is None else -stress_arr[:, :3].mean(axis=1))
 
 
 def _default_checkpoint(trajectory, checkpoint):
@@ -431,6 +678,9 @@ def _default_checkpoint(trajectory, checkpoint):
 
 def run_md(atoms, calc, *, steps: int, ensemble: str = "nve", temperature_K: float | None = None,
            timestep_fs: float = 1.0, friction: float = 0.01, seed: int | None = None,
+           pressure_GPa: float | None = None, pressure_tau_fs: float = 1000.0,
+           cell_fluctuations: str = "isotropic", record_stress: bool | None = None,
+           max_volume_ratio: float = 2.0,
            trajectory: str | os.PathLike | None = None, trajectory_every: int = 1,
            checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 100,
            energy_drift_tol: float = 0.05, max_force: float = 50.0) -> MDResult:
@@ -447,18 +697,41 @@ def run_md(atoms, calc, *, steps: int, ensemble: str = "nve", temperature_K: flo
         Energy model (any ASE calculator: StillingerWeber, Tersoff, EAM, ...).
     steps : int
         Number of steps (>= 1).
-    ensemble : {"nve", "nvt"}
+    ensemble : {"nve", "nvt", "npt"}
         ``"nve"``: :class:`ase.md.verlet.VelocityVerlet`; ``"nvt"``: :class:`ase.md.langevin.
-        Langevin` at ``temperature_K`` with ``friction`` (1/fs) and no centre-of-mass constraint.
+        Langevin` at ``temperature_K`` with ``friction`` (1/fs) and no centre-of-mass constraint;
+        ``"npt"``: :class:`ase.md.langevinbaoab.LangevinBAOAB` at ``temperature_K`` (particle
+        friction ``friction``) and ``pressure_GPa`` (Langevin-Hoover barostat, cell friction
+        ``1 / pressure_tau_fs``); see the module notes for why this integrator.  NPT needs a
+        fully periodic cell and a calculator with stress.
     temperature_K : float, optional
-        Thermostat target (required for NVT) and temperature of the initial velocities.
+        Thermostat target (required for NVT and NPT) and temperature of the initial velocities.
     timestep_fs : float
         Timestep, fs.
     friction : float
         Langevin friction, 1/fs (0.01/fs: relaxation time 100 fs).
     seed : int, optional
         Seeds the initial velocities and the Langevin noise (a ``numpy.random.Generator``
-        whose state is checkpointed, so NVT resumes reproduce the uninterrupted run).
+        whose state is checkpointed, so NVT and NPT resumes reproduce the uninterrupted run).
+    pressure_GPa : float, optional
+        NPT target pressure, GPa (default 0); the barostat holds the mean pressure *including*
+        the kinetic term at it.  Must be ``None`` for NVE and NVT.
+    pressure_tau_fs : float
+        NPT: period of the volume oscillations the barostat mass is chosen for (fs), and the
+        barostat's Langevin relaxation time.  The mass is ``W = 9 V B (tau / 2 pi)^2`` with the
+        affine bulk modulus ``B`` of the starting configuration (``3 V B ...`` for a full cell).
+        A few hundred timesteps is a good choice.
+    cell_fluctuations : {"isotropic", "full"}
+        NPT: scale the cell uniformly (shape kept: cubic crystals, liquids) or let all six cell
+        strains fluctuate (any crystal symmetry; the barostat then holds every stress component
+        at ``-pressure_GPa``).  The cell momentum is symmetric, so the cell does not rotate to
+        first order; successive updates leave a second-order rotation (~1e-4 rad per ps).
+    record_stress : bool, optional
+        Record the stress (kinetic term included) every frame in :attr:`MDResult.stress_GPa`
+        and :attr:`MDResult.pressure_GPa`.  Default: True for NPT (which needs it anyway),
+        False otherwise.
+    max_volume_ratio : float
+        NPT: stop with :class:`CalculationError` if the volume leaves ``[V0 / ratio, V0 * ratio]``.
     trajectory : path, optional
         ASE ``.traj`` file written incrementally, one frame per ``trajectory_every`` steps (the
         first and last frames always), each frame only after it passed the checks.  After a
@@ -466,7 +739,8 @@ def run_md(atoms, calc, *, steps: int, ensemble: str = "nve", temperature_K: flo
     checkpoint : path, optional
         Checkpoint file (default ``<trajectory>.ckpt.npz`` when ``trajectory`` is set, else no
         checkpoint).  Written atomically every ``checkpoint_every`` steps (0: only at the end),
-        at the end, and on failure (holding the last good frame).
+        at the end, and on failure (holding the last good frame).  For NPT it holds the cell, the
+        barostat momentum, its last cell force and its mass, so nothing is reset on resume.
     energy_drift_tol : float
         NVE: largest allowed ``|E_tot(t) - E_tot(0)|`` per atom, eV/atom.
     max_force : float
@@ -483,6 +757,16 @@ def run_md(atoms, calc, *, steps: int, ensemble: str = "nve", temperature_K: flo
     CalculationError
         A check failed.  Attributes: ``step``, ``quantity``, ``value``, ``last_good`` (ase.Atoms
         or None), ``last_good_step``, ``checkpoint``.
+
+    Examples
+    --------
+    Argon at 10 K and zero pressure (Lennard-Jones, 108 atoms)::
+
+        r = run_md(bulk("Ar", "fcc", a=5.27, cubic=True) * 3, LennardJones(0.0104, 3.40, 8.5),
+                   steps=2000, ensemble="npt", temperature_K=10.0, pressure_GPa=0.0,
+                   timestep_fs=5.0, pressure_tau_fs=1000.0, seed=1)
+        a = (r.volume_A3[500:] / 27) ** (1 / 3)          # lattice constant per frame, Å
+        p, dp = block_average(r.pressure_GPa[500:], 10)   # mean pressure and its error, GPa
     """
     from ase import Atoms
     from ase.md import velocitydistribution as vd
@@ -491,7 +775,16 @@ def run_md(atoms, calc, *, steps: int, ensemble: str = "nve", temperature_K: flo
         raise InputError("atoms", type(atoms).__name__, "a non-empty ase.Atoms")
     steps = _positive_int("steps", steps)
     settings = _validate_settings(ensemble, temperature_K, timestep_fs, friction, seed,
-                                  energy_drift_tol, max_force, checkpoint_every, trajectory_every)
+                                  energy_drift_tol, max_force, checkpoint_every, trajectory_every,
+                                  pressure_GPa=pressure_GPa, pressure_tau_fs=pressure_tau_fs,
+                                  cell_fluctuations=cell_fluctuations,
+                                  record_stress=record_stress, max_volume_ratio=max_volume_ratio)
+    if settings["ensemble"] == "npt":
+        volume = abs(float(np.linalg.det(atoms.cell[:])))
+        if not np.all(atoms.pbc) or volume <= 1e-8:
+            raise InputError("atoms", f"Atoms(pbc={np.asarray(atoms.pbc).tolist()}, "
+                             f"volume={volume:.4g} Å^3)",
+                             "a fully periodic cell of non-zero volume for NPT")
     work = _snapshot(atoms)
     rng = np.random.default_rng(settings["seed"])
     if settings["temperature_K"] is not None and not np.any(work.get_momenta()):
@@ -501,7 +794,7 @@ def run_md(atoms, calc, *, steps: int, ensemble: str = "nve", temperature_K: flo
             vd.MaxwellBoltzmannDistribution(work, temperature_K=settings["temperature_K"], rng=rng)
         vd.Stationary(work)
     return _drive(work, calc, steps, settings, step0=0, time0=0.0, e0_per_atom=None,
-                  rng=rng if settings["ensemble"] == "nvt" else None,
+                  rng=rng if settings["ensemble"] in ("nvt", "npt") else None,
                   trajectory=trajectory, checkpoint=_default_checkpoint(trajectory, checkpoint),
                   append=False)
 
@@ -526,16 +819,21 @@ def resume_md(checkpoint_path: str | os.PathLike, calc, steps: int, *,
     -------
     MDResult
         Its series start at the checkpointed frame (time counted from the original start).  The
-        NVE drift check keeps the original run's reference energy.
+        NVE drift check keeps the original run's reference energy; NPT keeps the barostat
+        momentum, its last cell force, its mass and the reference volume of the volume check,
+        so the continued run is the uninterrupted one.
     """
     steps = _positive_int("steps", steps)
     state = read_checkpoint(checkpoint_path)
     settings = dict(state.settings)
     rng = None
-    if settings["ensemble"] == "nvt":
+    if settings["ensemble"] in ("nvt", "npt"):
         rng = np.random.default_rng()
         rng.bit_generator.state = state.rng_state
+    if settings["ensemble"] == "npt" and state.barostat is None:
+        raise InputError("checkpoint_path", str(checkpoint_path),
+                         "an NPT checkpoint holding the barostat state")
     append = trajectory is not None and Path(trajectory).exists()
     return _drive(state.to_atoms(), calc, steps, settings, step0=state.step, time0=state.time_fs,
                   e0_per_atom=state.e0_per_atom, rng=rng, trajectory=trajectory,
-                  checkpoint=Path(checkpoint_path), append=append)
+                  checkpoint=Path(checkpoint_path), append=append, barostat=state.barostat)
