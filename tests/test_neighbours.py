@@ -112,32 +112,81 @@ def test_single_atom_sees_its_images_and_coincident_atoms_raise():
         neighbour_list(np.array([[0.0, 0, 0], [5.0, 0, 0]]), np.eye(3) * 5, True, 2.0)
 
 
+def within(nl_arrays, rc):
+    """Listed pairs closer than ``rc`` (the consumer's own cutoff test)."""
+    rows = [r for r in listed(nl_arrays) if r[2] ** 2 + r[3] ** 2 + r[4] ** 2 < rc * rc]
+    return rows
+
+
 def test_verlet_skin_reuse_matches_rebuild():
     at = bulk("Ar", "fcc", a=5.26, cubic=True) * (3, 3, 3)
     at.rattle(0.05, seed=1)
     rc, skin = 8.5, 0.6
     prm = dict(epsilon=0.0104, sigma=3.4, rc=rc, shift=True)
-    nl = NeighbourList(rc, skin=skin)
+    nl = NeighbourList(rc, skin=skin, half=True)
+    full = NeighbourList(rc, skin=skin)
     rng = np.random.default_rng(7)
     pos = at.positions.copy()
     cell = at.cell[:]
-    from scaleladder.atomistic.pair import _LJ, _kernel_parameters, _pair_serial
+    from scaleladder.atomistic.pair import _LJ, _kernel_parameters, _pair_half_serial
     kprm, krc = _kernel_parameters(_LJ, prm)
     reused = 0
     for step in range(12):
         pos = pos + rng.normal(scale=0.04, size=pos.shape)
         lst = nl.update(pos, cell, at.pbc)
         reused += not nl.rebuilt
-        e_skin, f_skin, v_skin = _pair_serial(*lst, _LJ, kprm, krc)[:3]
+        e_skin, f_skin, v_skin = _pair_half_serial(*lst, np.zeros_like(pos), _LJ, kprm, krc)[:3]
         e, _, f, s = pair_energy_forces_stress("lj", prm, None, pos, cell, at.pbc)
         assert abs(e_skin.sum() - e) < 1e-10 * abs(e)
         assert np.abs(f_skin - f).max() < 1e-10
-        assert np.allclose(v_skin.sum(axis=0) / at.get_volume(), s, rtol=0, atol=1e-12)
+        assert np.allclose(v_skin / at.get_volume(), s, rtol=0, atol=1e-12)
+        # the moved full list holds exactly the pairs of a fresh list within rc
+        assert_same(within(full.update(pos, cell, at.pbc), rc),
+                    listed(neighbour_list(pos, cell, at.pbc, rc)))
     assert reused >= 3 and nl.builds >= 2        # both paths exercised
+    assert full.builds == nl.builds
+    # displaced(): the same list, vectors moved by the consumer -- bitwise update()'s vectors
+    order, offsets, nbr_j, d0, delta = nl.displaced(pos, cell, at.pbc)
+    assert delta is None or not nl.rebuilt
+    moved = nl.update(pos, cell, at.pbc)[3]
+    if delta is not None:
+        i = np.repeat(order, np.diff(offsets))
+        assert np.array_equal(d0 + (delta[nbr_j] - delta[i]), moved)
     # a wrapped (jumping) atom triggers a rebuild
     pos[0] += cell[0]
     nl.update(pos, cell, at.pbc)
     assert nl.rebuilt
+
+
+def test_half_list_has_each_pair_once():
+    """Half list: every bond between two different atoms once, self-image bonds both ways."""
+    rng = np.random.default_rng(11)
+    for pbc, thin in (((True, True, True), True), ((True, False, True), False)):
+        pos, cell = random_case(rng, pbc, thin, n=6)
+        rc = 4.0
+        ref = brute_force(pos, cell, pbc, rc)
+        half = NeighbourList(rc, skin=0.0, half=True).update(pos, cell, pbc)
+        assert_same(listed(half), [r for r in ref if r[1] >= r[0]])
+        assert any(r[0] == r[1] for r in ref) or not thin     # self-images in the thin cell
+
+
+def test_larger_cutoff_request_and_displacement_rule():
+    at = bulk("Ar", "fcc", a=5.26, cubic=True) * 2
+    nl = NeighbourList(6.0, skin=1.0)
+    nl.update(at.positions, at.cell, at.pbc)
+    assert nl.radius == 7.0
+    # a shorter or equal cutoff with small moves: reused; 2 max|u| + rc <= radius
+    pos = at.positions.copy()
+    pos[3] += [0.24, 0.0, 0.0]
+    assert not nl.needs_rebuild(pos, at.cell, at.pbc, cutoff=6.5)
+    assert nl.needs_rebuild(pos, at.cell, at.pbc, cutoff=6.6)
+    assert not nl.needs_rebuild(pos, at.cell, at.pbc)
+    pos[3] += [0.27, 0.0, 0.0]               # 0.51 > skin / 2
+    assert nl.needs_rebuild(pos, at.cell, at.pbc)
+    nl.update(at.positions, at.cell, at.pbc, cutoff=7.5)     # beyond the radius: rebuilt
+    assert nl.rebuilt and nl.radius == 8.5
+    assert_same(within(nl.update(at.positions, at.cell, at.pbc, cutoff=7.5), 7.5),
+                listed(neighbour_list(at.positions, at.cell, at.pbc, 7.5)))
 
 
 def test_skin_zero_and_cell_change_rebuild():

@@ -483,3 +483,135 @@ def test_species():
     with pytest.raises(InputError, match="Ar"):
         energy(cu, lj(species="Ar"))
     assert np.isfinite(energy(cu, morse(species="Cu")))
+
+
+# --------------------------------------------------------------------------------------------
+# Verlet skin: molecular dynamics with a reused neighbour list
+# --------------------------------------------------------------------------------------------
+
+def md_against_rebuild(atoms, skinned, reference, steps=50, dt_fs=1.0, temperature_K=300.0,
+                       seed=0):
+    """NVE velocity Verlet driven by ``skinned[0]``; at every step each calculator of
+    ``skinned`` is compared with ``reference`` (skin 0: list rebuilt every call) on the same
+    positions.  Returns ``(worst relative energy, force and stress differences, builds of
+    skinned[0] during the run)``."""
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+
+    rng = np.random.default_rng(seed)
+    m = atoms.get_masses()[:, None]
+    p = rng.normal(size=(len(atoms), 3)) * np.sqrt(m * units.kB * temperature_K)
+    atoms.set_momenta(p - p.mean(axis=0) * m / m.mean())
+    atoms.calc = skinned[0]
+    worst = np.zeros(3)
+
+    def compare():
+        ref = atoms.copy()
+        ref.calc = reference
+        e0, f0, s0 = ref.get_potential_energy(), ref.get_forces(), ref.get_stress()
+        for k, calc in enumerate(skinned):
+            at = atoms if k == 0 else atoms.copy()
+            at.calc = calc
+            e, f, s = at.get_potential_energy(), at.get_forces(), at.get_stress()
+            worst[0] = max(worst[0], abs(e - e0) / abs(e0))
+            worst[1] = max(worst[1], np.abs(f - f0).max() / np.abs(f0).max())
+            worst[2] = max(worst[2], np.abs(s - s0).max() / np.abs(s0).max())
+
+    dyn = VelocityVerlet(atoms, dt_fs * units.fs)
+    dyn.attach(compare, interval=1)
+    b0 = skinned[0].neighbour_builds
+    dyn.run(steps)
+    return worst, skinned[0].neighbour_builds - b0
+
+
+def rebuild_rules(atoms, calc, fresh, skin):
+    """The list of ``calc`` is reused for moves below ``skin / 2`` and rebuilt after a larger
+    move, a cell change (strain) and a pbc change; results always equal those of ``fresh``
+    (skin 0)."""
+    atoms = atoms.copy()
+    atoms.calc = calc
+    history = []
+
+    def check():
+        e = atoms.get_potential_energy()
+        ref = atoms.copy()
+        ref.calc = fresh
+        assert e == pytest.approx(ref.get_potential_energy(), rel=1e-12)
+        assert np.abs(atoms.get_forces() - ref.get_forces()).max() < 1e-12 * np.abs(
+            ref.get_forces()).max()
+        history.append(calc.neighbour_builds)
+
+    check()
+    atoms.positions[5] += [0.4 * skin, 0.0, 0.0]          # below skin / 2: reused
+    check()
+    atoms.positions[5] += [0.2 * skin, 0.0, 0.0]          # 0.6 skin from the build: rebuilt
+    check()
+    atoms.positions += 0.01 * skin                         # rigid-ish small move: reused
+    check()
+    atoms.set_cell(atoms.cell[:] * 1.002, scale_atoms=True)  # strain (as NPT): rebuilt
+    check()
+    atoms.pbc = (True, True, False)                        # periodicity changed: rebuilt
+    check()
+    assert np.diff(history).tolist() == [0, 1, 0, 1, 1]
+
+
+@pytest.mark.parametrize("pot", ["lj", "morse"])
+def test_md_with_skin_matches_rebuild_every_step(pot):
+    """60 NVE steps: the skinned serial and threaded (half list) calculators and the threaded
+    fused kernel equal the serial fused kernel that bins afresh every call, to 1e-12 relative;
+    the skinned list is rebuilt only a few times."""
+    make = lj if pot == "lj" else morse
+    atoms = fcc108("Ar" if pot == "lj" else "Cu", a=5.30 if pot == "lj" else 3.615, rattle=0.02)
+    serial, threaded = make(skin=0.5), make(skin=0.5, parallel=True)
+    fused_threaded = make(skin=0.0, parallel=True)
+    worst, builds = md_against_rebuild(atoms, [serial, threaded, fused_threaded], make(skin=0.0),
+                                       steps=60,
+                                       dt_fs=2.0, temperature_K=60.0 if pot == "lj" else 300.0)
+    assert worst.max() < 1e-12, worst
+    assert 1 <= builds <= 20, builds
+    assert threaded.neighbour_builds == serial.neighbour_builds
+
+
+def test_skin_rebuild_rules_and_counter():
+    at = fcc108(rattle=0.05)
+    rebuild_rules(at, lj(skin=0.4), lj(skin=0.0), 0.4)
+    rebuild_rules(at, lj(skin=0.4, parallel=True), lj(skin=0.0), 0.4)
+    c = lj(skin=0.0)
+    a = at.copy()
+    a.calc = c
+    for k in range(3):                       # skin 0 (fused kernel): binned at every call
+        a.positions[0, 0] += 1e-3
+        a.get_forces()
+    assert c.neighbour_builds == 3
+    with pytest.raises(InputError, match="skin"):
+        lj(skin=-0.1)
+
+
+def test_threaded_fused_kernel_equals_serial():
+    """skin=0 with parallel=True: the fused kernel over column chunks (any chunk count) gives
+    the serial result to round-off, on a triclinic periodic cell, a thin cell and a cluster."""
+    from scaleladder.atomistic.pair import (_LJ, _NDIV, _ZDIV, _images, _kernel_parameters,
+                                            _pair_fused, _pair_fused_parallel)
+    thin = bulk("Ar", "fcc", a=5.30)             # primitive cell: planes closer than rc
+    thin.rattle(0.05, seed=8)
+    for atoms in (fcc108(shear=True), cluster(), thin):
+        periodic = bool(atoms.pbc.any())
+        e, en, f, s = results(atoms, lj(skin=0.0), stress=periodic)
+        ep, enp, fp, sp = results(atoms, lj(skin=0.0, parallel=True), stress=periodic)
+        assert ep == pytest.approx(e, rel=1e-12)
+        assert np.allclose(enp, en, rtol=0, atol=1e-14)
+        assert np.abs(fp - f).max() < 1e-12 * np.abs(f).max()
+        if s is not None:
+            assert np.allclose(sp, s, rtol=0, atol=1e-12 * np.abs(s).max())
+    prm, rc = _kernel_parameters(_LJ, dict(epsilon=EPS, sigma=SIG, rc=RC_LJ, shift=True))
+    at = fcc108(seed=9)
+    P, orig = _images(at.positions, at.cell[:], at.pbc, rc)
+    ref = _pair_fused(P, orig, len(at), _LJ, prm, rc, _NDIV, _ZDIV)
+    for nchunk in (1, 3, 7):
+        got = _pair_fused_parallel(P, orig, len(at), _LJ, prm, rc, _NDIV, _ZDIV, nchunk)
+        for x, y in zip(got[:5], ref[:5]):
+            assert np.allclose(x, y, rtol=1e-12, atol=1e-14)
+    bad = at.copy()
+    bad.positions[7] = bad.positions[3]
+    with pytest.raises(InputError, match="atoms 3 and 7|atoms 7 and 3"):
+        results(bad, lj(skin=0.0, parallel=True))

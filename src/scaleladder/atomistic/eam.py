@@ -56,8 +56,9 @@ calculator does the same for tables read from a funcfl file (``EAMTables.kind ==
 so that it agrees with ``pair_style eam``; a setfl file is used as is, as by
 ``pair_style eam/alloy``.
 
-Neighbours come from the linked-cell builder of :mod:`.stillinger_weber` (periodic images made
-explicitly, so any triclinic cell, thin cells and open boundaries work).  Two numba passes over a
+Neighbours come from the linked-cell builder of :mod:`.neighbours` (periodic images made
+explicitly, so any triclinic cell, thin cells and open boundaries work), kept between calls as a
+Verlet list with a skin.  Two numba passes over a
 full neighbour list: densities, then embedding derivatives, forces and virial; each atom writes
 only its own entries, so the threaded variant gives bitwise the same result as the serial one.
 """
@@ -76,7 +77,10 @@ from numba import njit, prange
 from ..core import validate
 from ._calculator import store_results
 from ..core.errors import InputError
-from .stillinger_weber import _neighbour_list
+from .neighbours import _CalculatorList
+
+#: Default Verlet skin of :class:`EAM`, Å (measured: ``benchmarks/bench_potentials.py``).
+DEFAULT_EAM_SKIN = 0.5
 
 __all__ = ["EAM", "EAMTables", "read_funcfl", "read_setfl", "write_setfl", "read_eam",
            "FUNCFL_ZZ_TO_RPHI"]
@@ -801,6 +805,11 @@ class EAM(Calculator):
         The tabulated potential (:func:`read_funcfl`, :func:`read_setfl`).
     parallel : bool
         Use the threaded kernels (numba threads); same results as serial.
+    skin : float
+        Verlet skin, Å (>= 0; default :data:`DEFAULT_EAM_SKIN`).  The calculator keeps a
+        neighbour list of radius ``cutoff + skin`` and rebuilds it only when an atom has moved
+        more than ``skin / 2`` or the cell, periodicity or number of atoms changed; ``0``
+        rebuilds it whenever a position changes.  ``neighbour_builds`` counts the builds.
     **kwargs
         Passed to :class:`ase.calculators.calculator.Calculator` (e.g. ``label``).
 
@@ -812,13 +821,18 @@ class EAM(Calculator):
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
-    def __init__(self, tables: EAMTables, *, parallel: bool = False, **kwargs):
+    def __init__(self, tables: EAMTables, *, parallel: bool = False,
+                 skin: float = DEFAULT_EAM_SKIN, **kwargs):
         if not isinstance(tables, EAMTables):
             raise InputError("tables", type(tables).__name__,
                              "an EAMTables (use EAM.from_file(path) to read a file)")
+        if not isinstance(parallel, (bool, np.bool_)):
+            raise InputError("parallel", parallel, "True or False")
         Calculator.__init__(self, **kwargs)
         self._tables = tables
         self._parallel = bool(parallel)
+        self._skin = validate.nonnegative("skin", skin)
+        self._lists = _CalculatorList()
         self._splines = _Splines(tables)
         self._index = {e: k for k, e in enumerate(tables.elements)}
 
@@ -834,7 +848,7 @@ class EAM(Calculator):
         kind : {"funcfl", "setfl"}, optional
             Format, when the extension does not say it.
         **kwargs
-            Passed to the constructor (``parallel=True``).
+            Passed to the constructor (``parallel=True``, ``skin=...``).
         """
         return cls(read_eam(path, kind=kind), **kwargs)
 
@@ -848,9 +862,20 @@ class EAM(Calculator):
         """Interaction cutoff, Å."""
         return self._tables.cutoff
 
+    @property
+    def skin(self) -> float:
+        """Verlet skin, Å."""
+        return self._skin
+
+    @property
+    def neighbour_builds(self) -> int:
+        """How many times this calculator has built its neighbour list."""
+        return self._lists.builds
+
     def todict(self) -> dict:
         return {"source": self._tables.source, "kind": self._tables.kind,
-                "elements": list(self._tables.elements), "parallel": self._parallel}
+                "elements": list(self._tables.elements), "parallel": self._parallel,
+                "skin": self._skin}
 
     def _species(self, symbols: Sequence[str]) -> np.ndarray:
         sp = np.empty(len(symbols), dtype=np.int64)
@@ -876,8 +901,8 @@ class EAM(Calculator):
         else:
             pos = np.ascontiguousarray(a.positions, dtype=np.float64)
             pbc = np.asarray(a.pbc, dtype=np.bool_)
-            order, offsets, nbr_j, nbr_d = _neighbour_list(pos, cell, pbc, self.cutoff,
-                                                           self._parallel)
+            nl = self._lists.get(self.cutoff, self._skin, self._parallel)
+            order, offsets, nbr_j, nbr_d = nl.update(pos, cell, pbc)
             s = self._splines
             kern = _eam_parallel if self._parallel else _eam_serial
             energies, forces, vat, rho = kern(order, offsets, nbr_j, nbr_d, sp, s.frho, s.rhor,

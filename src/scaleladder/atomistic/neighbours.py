@@ -31,7 +31,11 @@ Displacement vectors are computed as ``P[u] - P[i]`` from the same wrapped/image
 before the move to this module, so they are bitwise the same vectors; only the order of the
 atoms and of the neighbours inside a segment changed (results of the kernels agree to round-off).
 
-:class:`NeighbourList` adds a Verlet skin on top, for molecular dynamics.
+:class:`NeighbourList` adds a Verlet skin on top, for molecular dynamics: every calculator of
+:mod:`scaleladder.atomistic` keeps one between calls (its ``skin`` parameter; ``neighbour_builds``
+counts the builds), full for the many-body potentials, half (each bond once,
+:func:`_half_of_full`) for the pair potentials.  The per-atom stencil scan
+(:func:`_stencil_rows`) is shared with the fused pair kernel of :mod:`.pair`.
 """
 from __future__ import annotations
 
@@ -302,6 +306,30 @@ def _z_slice(base, zi, rz, lo2, iw2, nb2, bin_start):
 
 
 @njit(cache=True, fastmath=False, inline="always")
+def _stencil_rows(bx, by, zi, sdx, sdy, srz, lo2, iw2, nb, bin_start, ru0, ru1):
+    """The sorted-position rows an atom in column ``(bx, by)`` at height ``zi`` must scan.
+
+    Fills ``ru0[:nr]``, ``ru1[:nr]`` with one slice ``ru0[r]:ru1[r]`` per stencil column inside
+    the grid (trimmed to ``z`` in ``zi +- srz``, see :func:`_z_slice`; ``iw2``: inverse z bin
+    width) and returns ``(nr, tot)``, ``tot`` being the number of candidates in all of them.
+    Shared by the serial list builder and the fused pair kernel of :mod:`.pair`.
+    """
+    nr = 0
+    tot = 0
+    for s in range(sdx.size):
+        cx = bx + sdx[s]
+        cy = by + sdy[s]
+        if cx < 0 or cx >= nb[0] or cy < 0 or cy >= nb[1]:
+            continue
+        u0, u1 = _z_slice((cx * nb[1] + cy) * nb[2], zi, srz[s], lo2, iw2, nb[2], bin_start)
+        ru0[nr] = u0
+        ru1[nr] = u1
+        tot += u1 - u0
+        nr += 1
+    return nr, tot
+
+
+@njit(cache=True, fastmath=False, inline="always")
 def _count_atom(t, bx, by, xs, ys, zs, lo, w, nb, bin_start, sdx, sdy, srz, rc2):
     """Atoms within the cutoff of sorted atom ``t`` (itself included), and of those, how many
     sit on it (``r^2 < 1e-16``; 1 unless atoms coincide).  Branch-free inner loop."""
@@ -479,19 +507,8 @@ def _neighbours_serial(P, orig, n, rc, ndiv, zdiv):
             zi = zs[t]
             tself = uint64(t)
             # the row slices of this atom, then one growth check, then the branch-free scan
-            nr = 0
-            tot = 0
-            for s in range(sdx.size):
-                cx = bx + sdx[s]
-                cy = by + sdy[s]
-                if cx < 0 or cx >= nb[0] or cy < 0 or cy >= nb[1]:
-                    continue
-                u0, u1 = _z_slice((cx * nb[1] + cy) * nb[2], zi, srz[s], lo[2], iw2, nb[2],
-                                  bin_start)
-                ru0[nr] = u0
-                ru1[nr] = u1
-                tot += u1 - u0
-                nr += 1
+            nr, tot = _stencil_rows(bx, by, zi, sdx, sdy, srz, lo[2], iw2, nb, bin_start, ru0,
+                                    ru1)
             if c + tot >= cap:
                 cap = 2 * cap + tot
                 nbuf = np.empty(cap, dtype=np.int64)
@@ -718,19 +735,31 @@ def neighbour_list(positions, cell, pbc, cutoff: float, parallel: bool = False):
 # Verlet skin
 # --------------------------------------------------------------------------------------------
 
+@njit(cache=True, fastmath=False, inline="always")
+def _shift_atom(m, order, offsets, nbr_j, d0, delta, out):
+    i = order[m]
+    ax = delta[i, 0]
+    ay = delta[i, 1]
+    az = delta[i, 2]
+    for t in range(offsets[m], offsets[m + 1]):
+        j = nbr_j[t]
+        out[t, 0] = d0[t, 0] + (delta[j, 0] - ax)
+        out[t, 1] = d0[t, 1] + (delta[j, 1] - ay)
+        out[t, 2] = d0[t, 2] + (delta[j, 2] - az)
+
+
 @njit(cache=True, fastmath=False)
 def _shift_bonds(order, offsets, nbr_j, d0, delta, out):
     """``out = d0 + delta[j] - delta[i]`` for every listed bond ``i -> j``."""
     for m in range(order.size):
-        i = order[m]
-        ax = delta[i, 0]
-        ay = delta[i, 1]
-        az = delta[i, 2]
-        for t in range(offsets[m], offsets[m + 1]):
-            j = nbr_j[t]
-            out[t, 0] = d0[t, 0] + (delta[j, 0] - ax)
-            out[t, 1] = d0[t, 1] + (delta[j, 1] - ay)
-            out[t, 2] = d0[t, 2] + (delta[j, 2] - az)
+        _shift_atom(m, order, offsets, nbr_j, d0, delta, out)
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _shift_bonds_parallel(order, offsets, nbr_j, d0, delta, out):
+    """Threaded :func:`_shift_bonds` (same result)."""
+    for m in prange(order.size):
+        _shift_atom(m, order, offsets, nbr_j, d0, delta, out)
 
 
 @njit(cache=True, fastmath=False)
@@ -746,6 +775,39 @@ def _max_disp2(pos, ref):
     return mx
 
 
+@njit(cache=True, fastmath=False)
+def _half_of_full(order, offsets, nbr_j, nbr_d):
+    """Half list from a full one: bond ``i -> j`` kept when ``j > i`` or ``j == i``.
+
+    Every bond between two different atoms is kept once (from its lower-index end); bonds of an
+    atom to its own periodic images are kept in both directions (consumers weight them by 1/2).
+    Same CSR layout and atom order as the input.
+    """
+    n = order.size
+    keep = 0
+    for m in range(n):
+        i = order[m]
+        for t in range(offsets[m], offsets[m + 1]):
+            keep += nbr_j[t] >= i
+    h_off = np.empty(n + 1, dtype=np.int64)
+    h_j = np.empty(keep, dtype=np.int64)
+    h_d = np.empty((keep, 3))
+    h_off[0] = 0
+    c = 0
+    for m in range(n):
+        i = order[m]
+        for t in range(offsets[m], offsets[m + 1]):
+            j = nbr_j[t]
+            if j >= i:
+                h_j[c] = j
+                h_d[c, 0] = nbr_d[t, 0]
+                h_d[c, 1] = nbr_d[t, 1]
+                h_d[c, 2] = nbr_d[t, 2]
+                c += 1
+        h_off[m + 1] = c
+    return order.copy(), h_off, h_j, h_d
+
+
 class NeighbourList:
     """Verlet neighbour list: built with ``cutoff + skin``, reused while atoms move little.
 
@@ -754,7 +816,8 @@ class NeighbourList:
     vectors are moved with the atoms (``d = d_0 + (r_j - r_j^0) - (r_i - r_i^0)``).  Between
     rebuilds the list therefore holds every pair closer than ``cutoff`` (plus some farther ones,
     up to ``cutoff + skin``): consumers must apply their own cutoff test, as all kernels of
-    :mod:`scaleladder.atomistic` do.
+    :mod:`scaleladder.atomistic` do.  A cell change (NPT, an applied strain) always rebuilds:
+    the stored periodic-image shifts belong to the old cell.
 
     Parameters
     ----------
@@ -764,6 +827,10 @@ class NeighbourList:
         Verlet skin (>= 0).  ``0`` rebuilds whenever any position changes.
     parallel : bool
         Use the threaded builder.
+    half : bool
+        Store a half list (:func:`_half_of_full`: each bond between two different atoms once,
+        from its lower-index end; bonds of an atom to its own images in both directions), for
+        pair potentials that apply Newton's third law.  Default: the full list.
 
     Attributes
     ----------
@@ -771,6 +838,9 @@ class NeighbourList:
         How many times the list has been built.
     rebuilt : bool
         Whether the last :meth:`update` rebuilt the list.
+    radius : float
+        Cutoff of the last build (``cutoff + skin``, or more after a larger ``cutoff`` request),
+        0 before the first.
 
     Examples
     --------
@@ -784,7 +854,8 @@ class NeighbourList:
     (1, False)
     """
 
-    def __init__(self, cutoff: float, skin: float = 0.3, parallel: bool = False):
+    def __init__(self, cutoff: float, skin: float = 0.3, parallel: bool = False,
+                 half: bool = False):
         rc = float(cutoff)
         if not rc > 0 or not math.isfinite(rc):
             raise InputError("cutoff", cutoff, "a finite positive number")
@@ -794,30 +865,49 @@ class NeighbourList:
         self.cutoff = rc
         self.skin = sk
         self.parallel = bool(parallel)
+        self.half = bool(half)
         self.builds = 0
         self.rebuilt = False
+        self.radius = 0.0
         self._ref_pos: np.ndarray | None = None
         self._cell: np.ndarray | None = None
         self._pbc: np.ndarray | None = None
         self._list: tuple | None = None
         self._d: np.ndarray | None = None
 
-    def needs_rebuild(self, positions, cell, pbc) -> bool:
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the stored list, bytes."""
+        arrays = list(self._list or ()) + [a for a in (self._d, self._ref_pos) if a is not None]
+        return int(sum(a.nbytes for a in arrays))
+
+    def needs_rebuild(self, positions, cell, pbc, cutoff: float | None = None) -> bool:
         """Whether :meth:`update` with these arguments would rebuild the list."""
         pos, cel, pb = _as_inputs(positions, cell, pbc)
-        return self._needs_rebuild(pos, cel, pb)
+        return self._needs_rebuild(pos, cel, pb, self._request(cutoff))
 
-    def _needs_rebuild(self, pos, cel, pb) -> bool:
+    def _request(self, cutoff) -> float:
+        if cutoff is None:
+            return self.cutoff
+        rc = float(cutoff)
+        if not rc > 0 or not math.isfinite(rc):
+            raise InputError("cutoff", cutoff, "a finite positive number")
+        return rc
+
+    def _needs_rebuild(self, pos, cel, pb, rc) -> bool:
         if self._list is None or pos.shape != self._ref_pos.shape:
             return True
         if not (np.array_equal(cel, self._cell) and np.array_equal(pb, self._pbc)):
             return True
+        if rc > self.radius:
+            return True
         if len(pos) == 0:
             return False
-        half = 0.5 * self.skin
+        # every pair now within rc was within rc + 2 max|displacement| at the build
+        half = 0.5 * (self.radius - rc)
         return bool(_max_disp2(pos, self._ref_pos) > half * half)
 
-    def update(self, positions, cell, pbc):
+    def update(self, positions, cell, pbc, cutoff: float | None = None):
         """The neighbour list for these positions (rebuilt only when needed).
 
         Parameters
@@ -828,25 +918,96 @@ class NeighbourList:
             Cell vectors as rows.
         pbc : bool or three bools
             Periodic directions.
+        cutoff : float, optional
+            Serve this cutoff instead of ``cutoff`` (e.g. a fit that changes the potential's
+            range): the stored list is reused while ``cutoff + 2 max|displacement|`` stays within
+            the radius of the last build; a rebuild uses ``cutoff + skin``.
 
         Returns
         -------
         order, offsets, nbr_j, nbr_d : ndarray
-            As :func:`neighbour_list` with cutoff ``cutoff + skin`` at the last build, the bond
-            vectors ``nbr_d`` brought up to date with ``positions``.  The arrays are owned by
-            this object: ``nbr_d`` is overwritten by the next call.
+            As :func:`neighbour_list` with the radius of the last build (the half list when
+            ``half``), the bond vectors ``nbr_d`` brought up to date with ``positions``.  The
+            arrays are owned by this object and must not be modified; ``nbr_d`` is overwritten
+            by the next call.
+        """
+        order, offsets, nbr_j, d0, delta = self.displaced(positions, cell, pbc, cutoff)
+        if delta is None:
+            return order, offsets, nbr_j, d0
+        if self._d is None:
+            self._d = np.empty_like(d0)
+        shift = _shift_bonds_parallel if self.parallel else _shift_bonds
+        shift(order, offsets, nbr_j, d0, delta, self._d)
+        return order, offsets, nbr_j, self._d
+
+    def displaced(self, positions, cell, pbc, cutoff: float | None = None):
+        """Like :meth:`update`, but the bond vectors are left for the consumer to move.
+
+        Returns
+        -------
+        order, offsets, nbr_j, d0 : ndarray
+            The list as built (bond vectors ``d0`` at the build positions).
+        delta : ndarray, shape (n, 3), or None
+            Displacements since the build, ``None`` when there are none (just built, or the
+            positions unchanged): the current bond vector is ``d0[t] + (delta[j] - delta[i])``,
+            bitwise what :meth:`update` returns, without writing it out.
         """
         pos, cel, pb = _as_inputs(positions, cell, pbc)
-        if self._needs_rebuild(pos, cel, pb):
-            self._list = neighbour_list(pos, cel, pb, self.cutoff + self.skin, self.parallel)
+        rc = self._request(cutoff)
+        if self._needs_rebuild(pos, cel, pb, rc):
+            radius = rc + self.skin
+            lst = neighbour_list(pos, cel, pb, radius, self.parallel)
+            if self.half:
+                lst = _half_of_full(*lst)
+            self._list = lst
+            self.radius = radius
             self._ref_pos = pos.copy()
             self._cell = cel.copy()
             self._pbc = pb.copy()
-            self._d = self._list[3].copy()
+            self._d = None
             self.builds += 1
             self.rebuilt = True
-            return self._list[0], self._list[1], self._list[2], self._d
+            return (*lst, None)
         self.rebuilt = False
-        order, offsets, nbr_j, d0 = self._list
-        _shift_bonds(order, offsets, nbr_j, d0, pos - self._ref_pos, self._d)
-        return order, offsets, nbr_j, self._d
+        if np.array_equal(pos, self._ref_pos):
+            return (*self._list, None)
+        return (*self._list, pos - self._ref_pos)
+
+
+class _CalculatorList:
+    """The Verlet list a calculator keeps between calls, and the count of all its builds.
+
+    :meth:`get` returns the stored :class:`NeighbourList` while the calculator's cutoff, skin and
+    threading stay the same, and a new one when any of them changed (a parameter change).
+    :attr:`builds` adds up the builds of every list this calculator has had, plus
+    :meth:`count_build` calls (a kernel that bins the atoms itself).
+    """
+
+    def __init__(self):
+        self._nl: NeighbourList | None = None
+        self._before = 0
+
+    @property
+    def builds(self) -> int:
+        """Neighbour searches so far."""
+        return self._before + (self._nl.builds if self._nl is not None else 0)
+
+    def get(self, cutoff: float, skin: float, parallel: bool, half: bool = False) -> NeighbourList:
+        """The persistent list for these settings."""
+        nl = self._nl
+        if nl is None or (nl.cutoff, nl.skin, nl.parallel, nl.half) != (
+                float(cutoff), float(skin), bool(parallel), bool(half)):
+            self.drop()
+            self._nl = nl = NeighbourList(cutoff, skin=skin, parallel=parallel, half=half)
+        return nl
+
+    def count_build(self) -> None:
+        """Record a neighbour search made without the stored list (it is dropped)."""
+        self.drop()
+        self._before += 1
+
+    def drop(self) -> None:
+        """Forget the stored list (its builds stay counted)."""
+        if self._nl is not None:
+            self._before += self._nl.builds
+            self._nl = None

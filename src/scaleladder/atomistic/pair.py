@@ -20,13 +20,24 @@ Layout
 * :func:`lj_fcc_reference` -- lattice-sum fcc equilibrium (lattice constant, cohesive energy,
   elastic constants) of the truncated Lennard-Jones potential, independent of the calculator.
 
-The neighbour list is the linked-cell list of :mod:`.stillinger_weber` (periodic images generated
+Neighbours come from the linked-cell machinery of :mod:`.neighbours` (periodic images generated
 explicitly, so cells thinner than twice the cutoff work; triclinic cells; any mix of periodic and
-open boundaries).  The serial path (:func:`_pair_fused`) never stores a list: it reuses the
-images and bins of :mod:`.neighbours` and evaluates each pair of real atoms once (Newton's third
-law), pairs with a periodic image from the real end only.  The threaded path walks the full list:
-each atom gathers its own force, half of each pair energy and half of each pair virial, so it
-needs no atomics.
+open boundaries), in one of two ways, chosen by the calculator's ``skin``:
+
+* ``skin > 0`` (default, for molecular dynamics): a persistent half Verlet list
+  (:class:`.neighbours.NeighbourList` with ``half=True``) of radius ``rc + skin``, rebuilt only
+  when an atom has moved more than ``skin / 2`` or the cell changed; :func:`_pair_half_serial`
+  applies each listed bond to both atoms (Newton's third law).
+* ``skin == 0``: the fused kernel (:func:`_pair_fused`) stores no list; it bins the atoms and
+  images afresh (:func:`.neighbours._grid`, the stencil scan :func:`.neighbours._stencil_rows`)
+  and evaluates each pair of real atoms once, pairs with a periodic image from the real end
+  only.  For a single force call this is the fastest path (no list is written); along an MD
+  trajectory the skinned list is faster (measured in ``benchmarks/bench_potentials.py``: the
+  fused kernel scans ~5 times more candidates than there are pairs at every call).
+
+Threaded paths (``parallel=True``) split the atoms (half list) or the bin columns (fused) in as
+many chunks as threads, each with private force/energy/virial buffers summed at the end: one
+parallel region, no atomics, no write conflicts.
 """
 from __future__ import annotations
 
@@ -37,13 +48,13 @@ from typing import Any
 import numpy as np
 from ase.calculators.calculator import Calculator, Parameters, all_changes
 from ase.data import atomic_numbers, chemical_symbols
-from numba import int64, njit, prange, uint64
+from numba import get_num_threads, int64, njit, prange, uint64
 
 from ..core import validate
 from ._calculator import store_results
 from ..core.errors import ConvergenceError, InputError
-from .neighbours import _NDIV, _ZDIV, _grid, _images, _stencil, _z_slice
-from .stillinger_weber import _complete_cell, _neighbour_list
+from .neighbours import (_NDIV, _ZDIV, NeighbourList, _CalculatorList, _complete_cell, _grid,
+                         _images, _stencil, _stencil_rows)
 
 __all__ = ["LennardJones", "Morse", "lj_fcc_reference", "LJFccReference",
            "pair_energy_forces_stress"]
@@ -51,6 +62,9 @@ __all__ = ["LennardJones", "Morse", "lj_fcc_reference", "LJFccReference",
 #: Kernel selector values.
 _LJ = 0
 _MORSE = 1
+
+#: Default Verlet skin of the calculators, Å (measured: see ``benchmarks/bench_potentials.py``).
+DEFAULT_PAIR_SKIN = 0.5
 
 #: Default smallest allowed interatomic distance, as a fraction of sigma (LJ) or r0 (Morse):
 #: closer pairs are treated as overlapping atoms (LJ: phi(0.25 sigma) ~ 7e7 epsilon).
@@ -84,119 +98,164 @@ def _phi_dphi_over_r(kind, r2, prm):
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _pair_atom(kind, i, s0, s1, nbr_j, nbr_d, prm, rc2, F, V, energies, rmin2, rmin_j):
-    """All pairs of atom ``i``: its energy (half of each pair), its force (gathered) and its
-    half-pair virial ``V[i] = 1/2 sum phi'(r)/r d (x) d`` (Voigt), plus its closest neighbour."""
-    ei = 0.0
-    fx = 0.0
-    fy = 0.0
-    fz = 0.0
+def _pair_half_range(kind, m0, m1, order, offsets, nbr_j, nbr_d, delta, prm, rc2, F, E, vir,
+                     best, c):
+    """Atoms ``order[m0:m1]`` of a half list: each listed bond applied to both of its atoms.
+
+    The bond vector of ``i -> j`` is ``nbr_d[t] + (delta[j] - delta[i])`` (the Verlet list's
+    vectors at its build, moved by the displacements since: bitwise
+    :meth:`.neighbours.NeighbourList.update`'s vectors, without writing them out).
+    Accumulates into ``F`` (forces), ``E`` (half of each pair energy to each atom) and
+    ``vir[c]`` (``sum phi'(r)/r d (x) d``, Voigt); bonds of an atom to its own images, listed in
+    both directions, weigh 1/2.  ``best[c] = (r^2, i, j)`` of the closest bond seen; coincident
+    atoms (``r^2 < 1e-16``) are recorded there and skipped.
+    """
     v0 = 0.0
     v1 = 0.0
     v2 = 0.0
     v3 = 0.0
     v4 = 0.0
     v5 = 0.0
-    best = np.inf
-    bj = -1
-    for t in range(s0, s1):
-        dx = nbr_d[t, 0]
-        dy = nbr_d[t, 1]
-        dz = nbr_d[t, 2]
-        r2 = dx * dx + dy * dy + dz * dz
-        if r2 >= rc2:
-            continue
-        if r2 < best:
-            best = r2
-            bj = nbr_j[t]
-        phi, g = _phi_dphi_over_r(kind, r2, prm)
-        ei += phi
-        fx += g * dx
-        fy += g * dy
-        fz += g * dz
-        v0 += g * dx * dx
-        v1 += g * dy * dy
-        v2 += g * dz * dz
-        v3 += g * dy * dz
-        v4 += g * dx * dz
-        v5 += g * dx * dy
-    energies[i] = 0.5 * ei
-    F[i, 0] = fx
-    F[i, 1] = fy
-    F[i, 2] = fz
-    V[i, 0] = 0.5 * v0
-    V[i, 1] = 0.5 * v1
-    V[i, 2] = 0.5 * v2
-    V[i, 3] = 0.5 * v3
-    V[i, 4] = 0.5 * v4
-    V[i, 5] = 0.5 * v5
-    rmin2[i] = best
-    rmin_j[i] = bj
+    b2 = best[c, 0]
+    bi = best[c, 1]
+    bj = best[c, 2]
+    for m in range(m0, m1):
+        i = order[m]
+        ax = delta[i, 0]
+        ay = delta[i, 1]
+        az = delta[i, 2]
+        ei = 0.0
+        fx = 0.0
+        fy = 0.0
+        fz = 0.0
+        for t in range(offsets[m], offsets[m + 1]):
+            j = nbr_j[t]
+            dx = nbr_d[t, 0] + (delta[j, 0] - ax)
+            dy = nbr_d[t, 1] + (delta[j, 1] - ay)
+            dz = nbr_d[t, 2] + (delta[j, 2] - az)
+            r2 = dx * dx + dy * dy + dz * dz
+            if r2 >= rc2:
+                continue
+            if r2 < b2:
+                b2 = r2
+                bi = i
+                bj = j
+            if r2 < 1e-16:
+                continue
+            phi, g = _phi_dphi_over_r(kind, r2, prm)
+            if j == i:
+                g *= 0.5
+                phi *= 0.5
+            gdx = g * dx
+            gdy = g * dy
+            gdz = g * dz
+            ei += 0.5 * phi
+            E[j] += 0.5 * phi
+            fx += gdx
+            fy += gdy
+            fz += gdz
+            F[j, 0] -= gdx
+            F[j, 1] -= gdy
+            F[j, 2] -= gdz
+            v0 += gdx * dx
+            v1 += gdy * dy
+            v2 += gdz * dz
+            v3 += gdy * dz
+            v4 += gdx * dz
+            v5 += gdx * dy
+        E[i] += ei
+        F[i, 0] += fx
+        F[i, 1] += fy
+        F[i, 2] += fz
+    vir[c, 0] += v0
+    vir[c, 1] += v1
+    vir[c, 2] += v2
+    vir[c, 3] += v3
+    vir[c, 4] += v4
+    vir[c, 5] += v5
+    best[c, 0] = b2
+    best[c, 1] = bi
+    best[c, 2] = bj
 
 
 @njit(cache=True, fastmath=False)
-def _pair_serial(order, offsets, nbr_j, nbr_d, kind, prm, rc):
-    """Per-atom energies, forces, per-atom virials and closest neighbours, one thread."""
-    n = offsets.size - 1
+def _pair_half_serial(order, offsets, nbr_j, nbr_d, delta, kind, prm, rc):
+    """Energies, forces, virial and closest bond ``(r^2, i, j)`` from a half list, one thread."""
+    n = order.size
     F = np.zeros((n, 3))
-    V = np.zeros((n, 6))
-    energies = np.zeros(n)
-    rmin2 = np.full(n, np.inf)
-    rmin_j = np.full(n, -1, dtype=np.int64)
-    rc2 = rc * rc
-    for m in range(n):
-        _pair_atom(kind, order[m], offsets[m], offsets[m + 1], nbr_j, nbr_d, prm, rc2, F, V,
-                   energies, rmin2, rmin_j)
-    return energies, F, V, rmin2, rmin_j
+    E = np.zeros(n)
+    vir = np.zeros((1, 6))
+    best = np.empty((1, 3))
+    best[0, 0] = np.inf
+    best[0, 1] = -1.0
+    best[0, 2] = -1.0
+    _pair_half_range(kind, 0, n, order, offsets, nbr_j, nbr_d, delta, prm, rc * rc, F, E, vir,
+                     best, 0)
+    return E, F, vir[0], best[0]
 
 
 @njit(cache=True, fastmath=False, parallel=True)
-def _pair_parallel(order, offsets, nbr_j, nbr_d, kind, prm, rc):
-    """Threaded variant of :func:`_pair_serial` (every atom writes only its own rows)."""
-    n = offsets.size - 1
-    F = np.zeros((n, 3))
-    V = np.zeros((n, 6))
-    energies = np.zeros(n)
-    rmin2 = np.full(n, np.inf)
-    rmin_j = np.full(n, -1, dtype=np.int64)
-    rc2 = rc * rc
-    for m in prange(n):
-        _pair_atom(kind, order[m], offsets[m], offsets[m + 1], nbr_j, nbr_d, prm, rc2, F, V,
-                   energies, rmin2, rmin_j)
-    return energies, F, V, rmin2, rmin_j
+def _pair_half_parallel(order, offsets, nbr_j, nbr_d, delta, kind, prm, rc, bounds):
+    """Threaded :func:`_pair_half_serial`: chunk ``c`` takes atoms ``order[bounds[c]:bounds[c +
+    1]]`` into its own force/energy/virial buffers, summed at the end (no write conflicts).
 
-
-@njit(cache=True, fastmath=False)
-def _pair_fused(P, orig, n, kind, prm, rc, ndiv, zdiv):
-    """Energies, forces, virial and closest neighbours without a stored neighbour list.
-
-    The real atoms and images ``P`` (from :func:`.neighbours._images`) are binned and sorted as
-    for the neighbour list (:func:`.neighbours._grid`); every real atom scans the same stencil
-    slices.  A pair of two real atoms is evaluated once, by the atom of the lower sorted
-    position, and applied to both (Newton's third law); a pair of a real atom and an image is
-    evaluated by the real atom only and applied to it alone (half energy, its force, half
-    virial), its mirror pair being seen from the other end.  The bond vectors are the same
-    expressions ``P[u] - P[i]`` as in the neighbour list.
-
-    Returns ``(energies, F, virial, rmin2, rmin_j, status)``: ``virial`` is the summed
-    ``sum_pairs phi'(r)/r d (x) d`` (Voigt), ``status`` 0 or ``1 + atom`` for the first atom (in
-    the neighbour list's order) that coincides with another atom or image (``r^2 < 1e-16``).
+    One parallel region only (every extra one is a thread barrier); the buffers are zeroed
+    inside it and reduced serially (``O(n * chunks)``, negligible next to the pairs).
     """
-    lo, w, nb, bin_start, xs, ys, zs, jsrt, rank, slack = _grid(P, orig, n, rc, ndiv, zdiv)
-    sdx, sdy, srz = _stencil(w, rc, slack)
-    ntot = xs.size
+    n = order.size
+    nchunk = bounds.size - 1
+    Ft = np.empty((nchunk, n, 3))
+    Et = np.empty((nchunk, n))
+    vt = np.empty((nchunk, 6))
+    bt = np.empty((nchunk, 3))
     rc2 = rc * rc
-    iw2 = 1.0 / w[2]
-    img = np.empty(ntot, dtype=np.uint8)
-    for t in range(ntot):
-        img[t] = rank[t] < 0
-    fx = np.zeros(ntot)
-    fy = np.zeros(ntot)
-    fz = np.zeros(ntot)
-    es = np.zeros(ntot)
-    r2s = np.full(ntot, np.inf)
-    rjs = np.full(ntot, -1, dtype=np.int64)
-    vir = np.zeros(6)
+    for c in prange(nchunk):
+        Fc = Ft[c]
+        Ec = Et[c]
+        for i in range(n):
+            Ec[i] = 0.0
+            Fc[i, 0] = 0.0
+            Fc[i, 1] = 0.0
+            Fc[i, 2] = 0.0
+        for k in range(6):
+            vt[c, k] = 0.0
+        bt[c, 0] = np.inf
+        bt[c, 1] = -1.0
+        bt[c, 2] = -1.0
+        _pair_half_range(kind, bounds[c], bounds[c + 1], order, offsets, nbr_j, nbr_d, delta,
+                         prm, rc2, Fc, Ec, vt, bt, c)
+    F = Ft[0]
+    E = Et[0]
+    for c in range(1, nchunk):
+        for i in range(n):
+            E[i] += Et[c, i]
+            F[i, 0] += Ft[c, i, 0]
+            F[i, 1] += Ft[c, i, 1]
+            F[i, 2] += Ft[c, i, 2]
+    vir = np.empty(6)
+    best = np.empty(3)
+    for k in range(6):
+        vir[k] = vt[0, k]
+    for k in range(3):
+        best[k] = bt[0, k]
+    for c in range(1, nchunk):
+        for k in range(6):
+            vir[k] += vt[c, k]
+        if bt[c, 0] < best[0]:
+            for k in range(3):
+                best[k] = bt[c, k]
+    return E, F, vir, best
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _fused_columns(kind, col0, col1, nb, bin_start, xs, ys, zs, jsrt, img, lo2, iw2, sdx, sdy,
+                   srz, prm, rc2, fx, fy, fz, es, r2s, rjs, vir, c):
+    """The fused pair loop over bin columns ``col0:col1`` (see :func:`_pair_fused`).
+
+    Accumulates into the sorted-position buffers ``fx, fy, fz`` (forces), ``es`` (energies),
+    ``r2s, rjs`` (closest neighbour) and ``vir[c]``; returns 0 or ``1 + atom`` for the first atom
+    met that coincides with another atom or image (then it stops).
+    """
     ru0 = np.empty(sdx.size, dtype=np.int64)
     ru1 = np.empty(sdx.size, dtype=np.int64)
     cap = 1024
@@ -208,7 +267,7 @@ def _pair_fused(P, orig, n, kind, prm, rc, ndiv, zdiv):
     v4 = 0.0
     v5 = 0.0
     status = 0
-    for col in range(nb[0] * nb[1]):
+    for col in range(col0, col1):
         bx = col // nb[1]
         by = col - bx * nb[1]
         cbase = col * nb[2]
@@ -218,33 +277,22 @@ def _pair_fused(P, orig, n, kind, prm, rc, ndiv, zdiv):
             xi = xs[t]
             yi = ys[t]
             zi = zs[t]
-            nr = 0
-            tot = 0
-            for s in range(sdx.size):
-                cx = bx + sdx[s]
-                cy = by + sdy[s]
-                if cx < 0 or cx >= nb[0] or cy < 0 or cy >= nb[1]:
-                    continue
-                u0, u1 = _z_slice((cx * nb[1] + cy) * nb[2], zi, srz[s], lo[2], iw2, nb[2],
-                                  bin_start)
-                ru0[nr] = u0
-                ru1[nr] = u1
-                tot += u1 - u0
-                nr += 1
+            nr, tot = _stencil_rows(bx, by, zi, sdx, sdy, srz, lo2, iw2, nb, bin_start, ru0,
+                                    ru1)
             if tot + 1 > cap:
                 cap = 2 * tot + 1
                 buf = np.empty(cap, dtype=np.int64)
             # branch-free compaction: pairs within rc, real partners above t, all images
             tself = uint64(t)
-            c = uint64(0)
+            cu = uint64(0)
             for r in range(nr):
                 for k in range(uint64(ru0[r]), uint64(ru1[r])):
                     dx = xs[k] - xi
                     dy = ys[k] - yi
                     dz = zs[k] - zi
                     r2 = dx * dx + dy * dy + dz * dz
-                    buf[c] = k
-                    c += uint64((r2 < rc2) & ((k > tself) | (img[k] != 0)))
+                    buf[cu] = k
+                    cu += uint64((r2 < rc2) & ((k > tself) | (img[k] != 0)))
             ei = 0.0
             gx = 0.0
             gy = 0.0
@@ -252,7 +300,7 @@ def _pair_fused(P, orig, n, kind, prm, rc, ndiv, zdiv):
             best = r2s[t]
             bj = rjs[t]
             ii = jsrt[t]
-            for q in range(int64(c)):
+            for q in range(int64(cu)):
                 u = buf[q]
                 dx = xs[u] - xi
                 dy = ys[u] - yi
@@ -291,25 +339,30 @@ def _pair_fused(P, orig, n, kind, prm, rc, ndiv, zdiv):
                 v4 += h * gdx * dz
                 v5 += h * gdx * dy
             if status != 0:
-                return (np.empty(0), np.empty((0, 3)), vir, np.empty(0),
-                        np.empty(0, dtype=np.int64), status)
+                return status
             es[t] += 0.5 * ei
             fx[t] += gx
             fy[t] += gy
             fz[t] += gz
             r2s[t] = best
             rjs[t] = bj
-    vir[0] = v0
-    vir[1] = v1
-    vir[2] = v2
-    vir[3] = v3
-    vir[4] = v4
-    vir[5] = v5
+    vir[c, 0] += v0
+    vir[c, 1] += v1
+    vir[c, 2] += v2
+    vir[c, 3] += v3
+    vir[c, 4] += v4
+    vir[c, 5] += v5
+    return status
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _fused_outputs(n, jsrt, img, es, fx, fy, fz, r2s, rjs):
+    """Per-atom arrays (real-atom index order) from the sorted-position buffers."""
     energies = np.zeros(n)
     F = np.zeros((n, 3))
     rmin2 = np.full(n, np.inf)
     rmin_j = np.full(n, -1, dtype=np.int64)
-    for t in range(ntot):
+    for t in range(jsrt.size):
         if img[t]:
             continue
         i = jsrt[t]
@@ -319,7 +372,125 @@ def _pair_fused(P, orig, n, kind, prm, rc, ndiv, zdiv):
         F[i, 2] = fz[t]
         rmin2[i] = r2s[t]
         rmin_j[i] = rjs[t]
-    return energies, F, vir, rmin2, rmin_j, status
+    return energies, F, rmin2, rmin_j
+
+
+@njit(cache=True, fastmath=False)
+def _pair_fused(P, orig, n, kind, prm, rc, ndiv, zdiv):
+    """Energies, forces, virial and closest neighbours without a stored neighbour list.
+
+    The real atoms and images ``P`` (from :func:`.neighbours._images`) are binned and sorted as
+    for the neighbour list (:func:`.neighbours._grid`); every real atom scans the same stencil
+    slices (:func:`.neighbours._stencil_rows`).  A pair of two real atoms is evaluated once, by
+    the atom of the lower sorted position, and applied to both (Newton's third law); a pair of a
+    real atom and an image is evaluated by the real atom only and applied to it alone (half
+    energy, its force, half virial), its mirror pair being seen from the other end.  The bond
+    vectors are the same expressions ``P[u] - P[i]`` as in the neighbour list.
+
+    Returns ``(energies, F, virial, rmin2, rmin_j, status)``: ``virial`` is the summed
+    ``sum_pairs phi'(r)/r d (x) d`` (Voigt), ``status`` 0 or ``1 + atom`` for the first atom (in
+    the neighbour list's order) that coincides with another atom or image (``r^2 < 1e-16``).
+    """
+    lo, w, nb, bin_start, xs, ys, zs, jsrt, rank, slack = _grid(P, orig, n, rc, ndiv, zdiv)
+    sdx, sdy, srz = _stencil(w, rc, slack)
+    ntot = xs.size
+    img = np.empty(ntot, dtype=np.uint8)
+    for t in range(ntot):
+        img[t] = rank[t] < 0
+    fx = np.zeros(ntot)
+    fy = np.zeros(ntot)
+    fz = np.zeros(ntot)
+    es = np.zeros(ntot)
+    r2s = np.full(ntot, np.inf)
+    rjs = np.full(ntot, -1, dtype=np.int64)
+    vir = np.zeros((1, 6))
+    status = _fused_columns(kind, 0, nb[0] * nb[1], nb, bin_start, xs, ys, zs, jsrt, img, lo[2],
+                            1.0 / w[2], sdx, sdy, srz, prm, rc * rc, fx, fy, fz, es, r2s, rjs,
+                            vir, 0)
+    if status != 0:
+        return (np.empty(0), np.empty((0, 3)), vir[0], np.empty(0), np.empty(0, dtype=np.int64),
+                status)
+    energies, F, rmin2, rmin_j = _fused_outputs(n, jsrt, img, es, fx, fy, fz, r2s, rjs)
+    return energies, F, vir[0], rmin2, rmin_j, status
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _pair_fused_parallel(P, orig, n, kind, prm, rc, ndiv, zdiv, nchunk):
+    """Threaded :func:`_pair_fused`: the bin columns split in ``nchunk`` ranges of about equal
+    numbers of real atoms, each range with its own buffers (partners of a pair may lie in
+    another range), summed at the end.  One parallel region."""
+    lo, w, nb, bin_start, xs, ys, zs, jsrt, rank, slack = _grid(P, orig, n, rc, ndiv, zdiv)
+    sdx, sdy, srz = _stencil(w, rc, slack)
+    ntot = xs.size
+    ncol = nb[0] * nb[1]
+    img = np.empty(ntot, dtype=np.uint8)
+    for t in range(ntot):
+        img[t] = rank[t] < 0
+    # column ranges with about n / nchunk real atoms each
+    cb = np.empty(nchunk + 1, dtype=np.int64)
+    cb[0] = 0
+    seen = 0
+    k = 1
+    for col in range(ncol):
+        base = col * nb[2]
+        for t in range(bin_start[base], bin_start[base + nb[2]]):
+            seen += 1 - img[t]
+        while k < nchunk and seen * nchunk >= k * n:
+            cb[k] = col + 1
+            k += 1
+    while k <= nchunk:
+        cb[k] = ncol
+        k += 1
+    bx = np.empty((nchunk, 4, ntot))
+    r2t = np.empty((nchunk, ntot))
+    rjt = np.empty((nchunk, ntot), dtype=np.int64)
+    vir = np.empty((nchunk, 6))
+    st = np.empty(nchunk, dtype=np.int64)
+    iw2 = 1.0 / w[2]
+    rc2 = rc * rc
+    for c in prange(nchunk):
+        b = bx[c]
+        for t in range(ntot):
+            b[0, t] = 0.0
+            b[1, t] = 0.0
+            b[2, t] = 0.0
+            b[3, t] = 0.0
+            r2t[c, t] = np.inf
+            rjt[c, t] = -1
+        for q in range(6):
+            vir[c, q] = 0.0
+        st[c] = _fused_columns(kind, cb[c], cb[c + 1], nb, bin_start, xs, ys, zs, jsrt, img,
+                               lo[2], iw2, sdx, sdy, srz, prm, rc2, b[0], b[1], b[2], b[3],
+                               r2t[c], rjt[c], vir, c)
+    status = 0
+    for c in range(nchunk):
+        if st[c] != 0:
+            status = st[c]
+            break
+    virial = np.zeros(6)
+    if status != 0:
+        return (np.empty(0), np.empty((0, 3)), virial, np.empty(0), np.empty(0, dtype=np.int64),
+                status)
+    fx = bx[0, 0]
+    fy = bx[0, 1]
+    fz = bx[0, 2]
+    es = bx[0, 3]
+    r2s = r2t[0]
+    rjs = rjt[0]
+    for c in range(1, nchunk):
+        for t in range(ntot):
+            fx[t] += bx[c, 0, t]
+            fy[t] += bx[c, 1, t]
+            fz[t] += bx[c, 2, t]
+            es[t] += bx[c, 3, t]
+            if r2t[c, t] < r2s[t]:
+                r2s[t] = r2t[c, t]
+                rjs[t] = rjt[c, t]
+    for c in range(nchunk):
+        for q in range(6):
+            virial[q] += vir[c, q]
+    energies, F, rmin2, rmin_j = _fused_outputs(n, jsrt, img, es, fx, fy, fz, r2s, rjs)
+    return energies, F, virial, rmin2, rmin_j, status
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,7 +563,7 @@ def _coincidence_error(i: int, pos, cel, pb, min_distance: float) -> InputError:
 
 def pair_energy_forces_stress(kind: str, params: dict, numbers, positions, cell, pbc, *,
                               species: str | None = None, min_distance: float = 0.0,
-                              parallel: bool = False):
+                              parallel: bool = False, neighbours: NeighbourList | None = None):
     """Pair-potential energy, per-atom energies, forces and stress from plain arrays.
 
     Parameters
@@ -415,7 +586,12 @@ def pair_energy_forces_stress(kind: str, params: dict, numbers, positions, cell,
     min_distance : float
         Smallest allowed interatomic distance, Å; closer pairs raise ``InputError``.
     parallel : bool
-        Use the threaded (numba ``prange``) kernels.
+        Use the threaded (numba ``prange``) kernels: the atoms split in as many chunks as
+        threads, each chunk with its own force/energy/virial buffers, summed at the end.
+    neighbours : NeighbourList, optional
+        A persistent Verlet list built with ``half=True`` (its skin lets molecular dynamics
+        reuse it between steps; the kernel applies ``rc`` itself).  ``None``: the fused kernel
+        (no stored list; binned afresh, each pair of real atoms evaluated once).
 
     Returns
     -------
@@ -462,32 +638,53 @@ def pair_energy_forces_stress(kind: str, params: dict, numbers, positions, cell,
     if n == 0:
         return 0.0, np.zeros(0), np.zeros((0, 3)), (np.zeros(6) if vol > 1e-12 else None)
     prm, rc = _kernel_parameters(kind_id, params)
-    if parallel:
-        try:
-            nl = _neighbour_list(pos, cel, pb, rc, parallel)
-        except InputError as exc:
-            if exc.field != "positions" or not str(exc.value).startswith("atom "):
-                raise
-            raise _coincidence_error(int(str(exc.value).split()[1]), pos, cel, pb,
-                                     min_distance) from exc
-        energies, forces, V, rmin2, rmin_j = _pair_parallel(*nl, kind_id, prm, rc)
-        virial = V.sum(axis=0)
-    else:
-        # fused kernel: no neighbour list, each pair of real atoms evaluated once
+    if neighbours is None:
+        # fused kernel: no stored list, each pair of real atoms evaluated once
         P, orig = _images(pos, cel, pb, rc)
-        energies, forces, virial, rmin2, rmin_j, status = _pair_fused(
-            P, orig, n, kind_id, prm, float(rc), _NDIV, _ZDIV)
+        if parallel:
+            energies, forces, virial, rmin2, rmin_j, status = _pair_fused_parallel(
+                P, orig, n, kind_id, prm, float(rc), _NDIV, _ZDIV,
+                max(1, min(get_num_threads(), n)))
+        else:
+            energies, forces, virial, rmin2, rmin_j, status = _pair_fused(
+                P, orig, n, kind_id, prm, float(rc), _NDIV, _ZDIV)
         if status:
             i = status - 1
             exc = InputError("positions", f"atom {i} at {pos[i].tolist()}",
                              "atoms at distinct positions (no two atoms, nor an atom and a "
                              "periodic image of itself, closer than 1e-8 Å)")
             raise _coincidence_error(i, pos, cel, pb, min_distance) from exc
-    if min_distance > 0.0:
         i = int(np.argmin(rmin2))
-        if rmin2[i] < min_distance * min_distance:
-            raise _overlap_error(i, int(rmin_j[i]), math.sqrt(rmin2[i]), min_distance,
-                                 "min_distance")
+        best = (float(rmin2[i]), i, int(rmin_j[i]))
+    else:
+        if not isinstance(neighbours, NeighbourList) or not neighbours.half:
+            raise InputError("neighbours", type(neighbours).__name__,
+                             "a NeighbourList(..., half=True) or None")
+        try:
+            *lst, delta = neighbours.displaced(pos, cel, pb, cutoff=rc)
+            if delta is None:
+                delta = np.zeros((n, 3))
+        except InputError as exc:
+            if exc.field != "positions" or not str(exc.value).startswith("atom "):
+                raise
+            raise _coincidence_error(int(str(exc.value).split()[1]), pos, cel, pb,
+                                     min_distance) from exc
+        if parallel:
+            nchunk = max(1, min(get_num_threads(), n))
+            offsets = lst[1]
+            bounds = np.searchsorted(offsets, np.linspace(0, offsets[-1], nchunk + 1))
+            bounds[0], bounds[-1] = 0, n
+            energies, forces, virial, b = _pair_half_parallel(*lst, delta, kind_id, prm, rc,
+                                                              np.maximum.accumulate(bounds))
+        else:
+            energies, forces, virial, b = _pair_half_serial(*lst, delta, kind_id, prm, rc)
+        best = (float(b[0]), int(b[1]), int(b[2]))
+        if best[0] < 1e-16:
+            exc = InputError("positions", f"atom {best[1]} at {pos[best[1]].tolist()}",
+                             "atoms at distinct positions (closer than 1e-8 Å)")
+            raise _coincidence_error(best[1], pos, cel, pb, min_distance) from exc
+    if min_distance > 0.0 and best[0] < min_distance * min_distance:
+        raise _overlap_error(best[1], best[2], math.sqrt(best[0]), min_distance, "min_distance")
     energy = float(np.sum(energies))
     stress = virial / vol if vol > 1e-12 else None
     return energy, energies, forces, stress
@@ -519,11 +716,13 @@ class _PairCalculator(Calculator):
     _kind = ""
     _names: tuple[str, ...] = ()
 
+    _common = ("rc", "shift", "species", "min_distance", "parallel", "skin")
+
     def __init__(self, **kwargs):
-        own = {k: kwargs.pop(k) for k in list(kwargs) if k in self._names + (
-            "rc", "shift", "species", "min_distance", "parallel")}
+        own = {k: kwargs.pop(k) for k in list(kwargs) if k in self._names + self._common}
         super().__init__(**kwargs)
         self.parameters = Parameters(self._validated(own))
+        self._lists = _CalculatorList()
 
     # subclasses: own parameters -> validated dict (with rc filled in)
     def _validated(self, p: dict) -> dict:  # pragma: no cover - abstract
@@ -533,6 +732,8 @@ class _PairCalculator(Calculator):
         out["shift"] = _check_bool("shift", p.get("shift", True))
         out["species"] = _check_species(p.get("species"))
         out["parallel"] = _check_bool("parallel", p.get("parallel", False))
+        sk = p.get("skin")
+        out["skin"] = DEFAULT_PAIR_SKIN if sk is None else validate.nonnegative("skin", sk)
         md = p.get("min_distance")
         out["min_distance"] = (_MIN_DISTANCE_FRACTION * length if md is None
                                else validate.nonnegative("min_distance", md))
@@ -548,7 +749,7 @@ class _PairCalculator(Calculator):
         current = getattr(self, "parameters", None)
         if not current or "rc" not in current:     # called from Calculator.__init__
             return super().set(**kwargs)
-        allowed = self._names + ("rc", "shift", "species", "min_distance", "parallel")
+        allowed = self._names + self._common
         unknown = [k for k in kwargs if k not in allowed]
         if unknown:
             raise InputError(unknown[0], kwargs[unknown[0]], "one of " + ", ".join(allowed))
@@ -561,6 +762,20 @@ class _PairCalculator(Calculator):
             self.reset()
         return changed
 
+    @property
+    def neighbour_builds(self) -> int:
+        """How many neighbour searches this calculator has made (list builds, or fused-kernel
+        binnings when ``skin == 0``)."""
+        return self._lists.builds
+
+    def _neighbours(self) -> NeighbourList | None:
+        """The persistent half Verlet list, or ``None`` for the fused kernel (skin 0)."""
+        p = self.parameters
+        if p["skin"] == 0.0:
+            self._lists.count_build()
+            return None
+        return self._lists.get(p["rc"], p["skin"], p["parallel"], half=True)
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         """Compute energy, per-atom energies, forces and (for a cell of non-zero volume) stress."""
         super().calculate(atoms, properties, system_changes)
@@ -568,7 +783,8 @@ class _PairCalculator(Calculator):
         p = self.parameters
         energy, energies, forces, stress = pair_energy_forces_stress(
             self._kind, p, a.numbers, a.positions, np.asarray(a.cell), a.pbc,
-            species=p["species"], min_distance=p["min_distance"], parallel=p["parallel"])
+            species=p["species"], min_distance=p["min_distance"], parallel=p["parallel"],
+            neighbours=self._neighbours())
         store_results(self, energy, energies, forces, stress, properties)
 
     def todict(self) -> dict:
@@ -599,6 +815,12 @@ class LennardJones(_PairCalculator):
         (1e-8 Å).
     parallel : bool
         Use the threaded numba kernels (threads: ``numba.set_num_threads``).
+    skin : float, optional
+        Verlet skin, Å (>= 0; default :data:`DEFAULT_PAIR_SKIN`): the calculator keeps a half
+        neighbour list of radius ``rc + skin`` and rebuilds it only when an atom has moved more
+        than ``skin / 2`` or the cell, periodicity or number of atoms changed, so molecular
+        dynamics does not rebuild it every step.  ``0``: the serial path bins afresh every call
+        (fused kernel, fastest for single force calls).  ``neighbour_builds`` counts the builds.
     **kwargs
         Passed to :class:`ase.calculators.calculator.Calculator`.
 
@@ -623,9 +845,9 @@ class LennardJones(_PairCalculator):
 
     def __init__(self, epsilon: float, sigma: float, rc: float | None = None, shift: bool = True,
                  species: str | None = None, min_distance: float | None = None,
-                 parallel: bool = False, **kwargs):
+                 parallel: bool = False, skin: float | None = None, **kwargs):
         super().__init__(epsilon=epsilon, sigma=sigma, rc=rc, shift=shift, species=species,
-                         min_distance=min_distance, parallel=parallel, **kwargs)
+                         min_distance=min_distance, parallel=parallel, skin=skin, **kwargs)
 
     def _validated(self, p: dict) -> dict:
         eps = validate.positive("epsilon", p.get("epsilon"))
@@ -662,6 +884,8 @@ class Morse(_PairCalculator):
         ``0`` checks only for coincident atoms (1e-8 Å).
     parallel : bool
         Use the threaded numba kernels.
+    skin : float, optional
+        Verlet skin, Å (see :class:`LennardJones`).
     **kwargs
         Passed to :class:`ase.calculators.calculator.Calculator`.
 
@@ -675,9 +899,10 @@ class Morse(_PairCalculator):
 
     def __init__(self, D0: float, alpha: float, r0: float, rc: float | None = None,
                  shift: bool = True, species: str | None = None,
-                 min_distance: float | None = None, parallel: bool = False, **kwargs):
+                 min_distance: float | None = None, parallel: bool = False,
+                 skin: float | None = None, **kwargs):
         super().__init__(D0=D0, alpha=alpha, r0=r0, rc=rc, shift=shift, species=species,
-                         min_distance=min_distance, parallel=parallel, **kwargs)
+                         min_distance=min_distance, parallel=parallel, skin=skin, **kwargs)
 
     def _validated(self, p: dict) -> dict:
         D0 = validate.positive("D0", p.get("D0"))

@@ -27,7 +27,9 @@ The neighbour list is built in numba by :mod:`.neighbours`: periodic images are 
 explicitly (as many as the cutoff needs along each periodic direction, so cells thinner than twice
 the cutoff, e.g. the 2-atom primitive diamond cell, work), then a linked-cell (bin) search finds all
 neighbours of the real atoms.  General triclinic cells and any mix of periodic and open boundaries
-are handled.  ``_neighbour_list`` and ``_complete_cell`` stay importable from this module.
+are handled.  The calculator keeps the list between calls as a Verlet list with a skin
+(:class:`.neighbours.NeighbourList`).  ``_neighbour_list`` and ``_complete_cell`` stay importable
+from this module.
 """
 from __future__ import annotations
 
@@ -45,8 +47,9 @@ from numba import get_num_threads, njit, prange
 from ..core import validate
 from ._calculator import store_results
 from ..core.errors import InputError
-# the neighbour-list builder lives in .neighbours; re-exported here for pair.py, tersoff.py, eam.py
+# the neighbour-list builder lives in .neighbours (the old names stay importable from here)
 from .neighbours import _complete_cell, _make_images, _neighbour_list  # noqa: F401
+from .neighbours import NeighbourList, _CalculatorList
 
 __all__ = ["StillingerWeber", "SW_SILICON", "SW_PARAMETER_NAMES", "sw_energy_forces_stress",
            "validate_sw_parameters", "write_lammps_sw"]
@@ -383,10 +386,13 @@ def _sw_parallel(order, offsets, nbr_j, nbr_d, prm, nchunk):
 # --------------------------------------------------------------------------------------------
 
 class _NeighbourCache:
-    """LRU cache of neighbour lists keyed by a hash of positions, cell and pbc.
+    """LRU cache of Verlet lists (:class:`.neighbours.NeighbourList`) keyed by a hash of
+    positions, cell and pbc, for fits that evaluate the same configurations many times.
 
-    An entry built for cutoff ``rc_built`` serves any request with ``rc <= rc_built`` (the kernel
-    skips pairs beyond its own cutoff).  Bounded by total stored bytes.
+    Each entry is built with a skin of ``_CACHE_RC_MARGIN - 1`` times the cutoff, so it serves
+    any later request up to that larger cutoff (the kernel skips pairs beyond its own) and a
+    fit that moves sigma or a a little keeps reusing it; a longer request rebuilds the entry.
+    Bounded by total stored bytes.
     """
 
     def __init__(self, max_bytes: int = 256 * 2**20, max_entries: int = 4096):
@@ -404,29 +410,25 @@ class _NeighbourCache:
         h.update(np.asarray(pbc, dtype=np.bool_).tobytes())
         return h.digest()
 
-    def get(self, key, rc):
+    def lists(self, key, pos, cel, pb, rc, parallel):
+        """The neighbour list of this configuration for cutoff ``rc`` (cached)."""
         with self._lock:
             ent = self._d.get(key)
-            if ent is None or ent[0] < rc:
-                return None
-            self._d.move_to_end(key)
-            return ent[1]
-
-    def put(self, key, rc, nl):
-        # the kernels return views of over-allocated buffers: keep tight copies only
-        nl = tuple(a.copy() if a.base is not None else a for a in nl)
-        size = sum(a.nbytes for a in nl)
-        if size > self.max_bytes:
-            return
+        nl = ent[0] if ent is not None else NeighbourList(
+            rc, skin=(_CACHE_RC_MARGIN - 1.0) * rc, parallel=parallel)
+        lst = nl.update(pos, cel, pb, cutoff=rc)
+        size = nl.nbytes
         with self._lock:
             old = self._d.pop(key, None)
             if old is not None:
-                self._bytes -= sum(a.nbytes for a in old[1])
-            self._d[key] = (rc, nl)
-            self._bytes += size
+                self._bytes -= old[1]
+            if size <= self.max_bytes:
+                self._d[key] = (nl, size)
+                self._bytes += size
             while self._bytes > self.max_bytes or len(self._d) > self.max_entries:
-                _, (_, onl) = self._d.popitem(last=False)
-                self._bytes -= sum(a.nbytes for a in onl)
+                _, (_, osize) = self._d.popitem(last=False)
+                self._bytes -= osize
+        return lst
 
     def clear(self):
         with self._lock:
@@ -435,9 +437,13 @@ class _NeighbourCache:
 
 
 _NL_CACHE = _NeighbourCache()
-# cached lists are built with a slightly larger cutoff, so that a fit that moves sigma or a a
-# little keeps reusing them
+# cached lists are built with a slightly larger cutoff (a skin of 15 %), so that a fit that moves
+# sigma or a a little keeps reusing them
 _CACHE_RC_MARGIN = 1.15
+
+#: Default Verlet skin of :class:`StillingerWeber`, Å (measured in
+#: ``benchmarks/bench_potentials.py``).
+DEFAULT_SW_SKIN = 0.5
 
 
 def _check_species(numbers, species_z: int, n: int, species: str) -> None:
@@ -455,7 +461,7 @@ def _check_species(numbers, species_z: int, n: int, species: str) -> None:
 
 
 def sw_energy_forces_stress(numbers, positions, cell, pbc, params_array, *, parallel=False,
-                            use_cache=True, species="Si"):
+                            use_cache=True, species="Si", neighbours=None):
     """Stillinger-Weber energy, per-atom energies, forces and stress from plain arrays.
 
     Parameters
@@ -475,10 +481,13 @@ def sw_energy_forces_stress(numbers, positions, cell, pbc, params_array, *, para
         Use the threaded (numba ``prange``) kernels.
     use_cache : bool
         Reuse a neighbour list built earlier for the same positions, cell and pbc (and a cutoff at
-        least as large); a list is built with 15 % margin on the cutoff so that small parameter
-        changes keep reusing it.
+        least as large); a list is built with 15 % margin on the cutoff (a Verlet skin) so that
+        small parameter changes keep reusing it.
     species : str
         Chemical symbol the potential describes.
+    neighbours : NeighbourList, optional
+        A persistent full Verlet list (:class:`.neighbours.NeighbourList`) to update and use
+        instead of the cache, as the calculator does during molecular dynamics.
 
     Returns
     -------
@@ -510,16 +519,15 @@ def sw_energy_forces_stress(numbers, positions, cell, pbc, params_array, *, para
     if n == 0:
         vol = abs(np.linalg.det(cel))
         return 0.0, np.zeros(0), np.zeros((0, 3)), (np.zeros(6) if vol > 0 else None)
-    nl = None
-    if use_cache:
-        key = _NeighbourCache.key(pos, cel, pb)
-        nl = _NL_CACHE.get(key, rc)
-        if nl is None:
-            nl = _neighbour_list(pos, cel, pb, rc * _CACHE_RC_MARGIN, parallel)
-            _NL_CACHE.put(key, rc * _CACHE_RC_MARGIN, nl)
-            nl = _NL_CACHE.get(key, rc) or nl
+    if neighbours is not None:
+        if not isinstance(neighbours, NeighbourList) or neighbours.half:
+            raise InputError("neighbours", type(neighbours).__name__,
+                             "a (full) NeighbourList or None")
+        nl = neighbours.update(pos, cel, pb, cutoff=rc)
+    elif use_cache:
+        nl = _NL_CACHE.lists(_NeighbourCache.key(pos, cel, pb), pos, cel, pb, rc, bool(parallel))
     else:
-        nl = _neighbour_list(pos, cel, pb, rc, parallel)
+        nl = _neighbour_list(pos, cel, pb, rc, bool(parallel))
     if parallel:
         nchunk = max(1, min(get_num_threads(), n))
         energies, forces, vir = _sw_parallel(*nl, prm, nchunk)
@@ -557,6 +565,11 @@ class StillingerWeber(Calculator):
         element raise :class:`~scaleladder.core.errors.InputError`.
     parallel : bool
         Use the threaded numba kernels (threads: ``NUMBA_NUM_THREADS`` / ``numba.set_num_threads``).
+    skin : float
+        Verlet skin, Å (>= 0; default :data:`DEFAULT_SW_SKIN`).  The calculator keeps a
+        neighbour list of radius ``a sigma + skin`` and rebuilds it only when an atom has moved
+        more than ``skin / 2`` or the cell, periodicity or number of atoms changed;
+        ``0`` rebuilds it whenever a position changes.  ``neighbour_builds`` counts the builds.
     **kwargs
         Passed to :class:`ase.calculators.calculator.Calculator` (``label``, ``atoms``, ...).
 
@@ -565,7 +578,7 @@ class StillingerWeber(Calculator):
     Properties: ``energy`` and ``free_energy`` (eV), ``energies`` (eV per atom: half of each
     pair term plus the three-body terms centred on the atom), ``forces`` (eV/Å), ``stress``
     (eV/Å³, Voigt ``xx, yy, zz, yz, xz, xy``, ASE sign: ``(1/V) dE/dε``, positive under tension).
-    Stress needs a cell of non-zero volume.  The neighbour list is rebuilt at every calculation.
+    Stress needs a cell of non-zero volume.
 
     Examples
     --------
@@ -580,15 +593,18 @@ class StillingerWeber(Calculator):
     nolabel = True
 
     def __init__(self, parameters: Mapping[str, float] | None = None, species: str = "Si",
-                 parallel: bool = False, **kwargs):
+                 parallel: bool = False, skin: float = DEFAULT_SW_SKIN, **kwargs):
         super().__init__(**kwargs)
         sw = validate_sw_parameters(SW_SILICON if parameters is None else parameters)
         if not isinstance(species, str) or species not in atomic_numbers:
             raise InputError("species", species, "a chemical symbol such as 'Si'")
         if not isinstance(parallel, (bool, np.bool_)):
             raise InputError("parallel", parallel, "True or False")
-        self.parameters = Parameters(dict(sw, species=species, parallel=bool(parallel)))
+        skin = validate.nonnegative("skin", skin)
+        self.parameters = Parameters(dict(sw, species=species, parallel=bool(parallel),
+                                          skin=skin))
         self._prm = _params_array(sw)
+        self._lists = _CalculatorList()
 
     # -- parameters ----------------------------------------------------------------------
     @property
@@ -606,13 +622,20 @@ class StillingerWeber(Calculator):
         """Cutoff radius ``a * sigma``, Å."""
         return float(self._prm[2] * self._prm[1])
 
+    @property
+    def neighbour_builds(self) -> int:
+        """How many times this calculator has built its neighbour list."""
+        return self._lists.builds
+
     def set(self, **kwargs):
         """Change parameters (validated); results are discarded if anything changed."""
         kwargs = {_ALIASES.get(k, k): v for k, v in kwargs.items()}
-        unknown = [k for k in kwargs if k not in SW_PARAMETER_NAMES + ("species", "parallel")]
+        unknown = [k for k in kwargs
+                   if k not in SW_PARAMETER_NAMES + ("species", "parallel", "skin")]
         if unknown:
             raise InputError(unknown[0], kwargs[unknown[0]], "a Stillinger-Weber parameter "
-                             f"({', '.join(SW_PARAMETER_NAMES)}), 'species' or 'parallel'")
+                             f"({', '.join(SW_PARAMETER_NAMES)}), 'species', 'parallel' or "
+                             "'skin'")
         if not hasattr(self, "_prm"):     # called from Calculator.__init__ with no kwargs
             return super().set(**kwargs)
         new = dict(self.sw_parameters)
@@ -621,6 +644,10 @@ class StillingerWeber(Calculator):
         if "species" in kwargs and (not isinstance(kwargs["species"], str)
                                     or kwargs["species"] not in atomic_numbers):
             raise InputError("species", kwargs["species"], "a chemical symbol such as 'Si'")
+        if "parallel" in kwargs and not isinstance(kwargs["parallel"], (bool, np.bool_)):
+            raise InputError("parallel", kwargs["parallel"], "True or False")
+        if "skin" in kwargs:
+            kwargs["skin"] = validate.nonnegative("skin", kwargs["skin"])
         kwargs.update({k: sw[k] for k in SW_PARAMETER_NAMES if k in kwargs})
         changed = super().set(**kwargs)
         self._prm = _params_array(sw)
@@ -682,9 +709,11 @@ class StillingerWeber(Calculator):
         super().calculate(atoms, properties, system_changes)
         a = self.atoms
         species = self.parameters["species"]
+        p = self.parameters
+        nl = self._lists.get(self.cutoff, p["skin"], p["parallel"])
         energy, energies, forces, stress = sw_energy_forces_stress(
             a.numbers, a.positions, np.asarray(a.cell), a.pbc, self._prm,
-            parallel=self.parameters["parallel"], use_cache=False, species=species)
+            parallel=p["parallel"], use_cache=False, species=species, neighbours=nl)
         store_results(self, energy, energies, forces, stress, properties)
 
     def todict(self) -> dict:

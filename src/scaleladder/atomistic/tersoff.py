@@ -40,8 +40,9 @@ Layout
 * :class:`Tersoff` -- the ASE calculator (``energy``, ``free_energy``, ``energies``, ``forces``,
   ``stress``); :meth:`Tersoff.from_lammps_file`.
 
-The neighbour list is the linked-cell builder of :mod:`.stillinger_weber` (explicit periodic
-images, so small and triclinic cells and mixed periodic/open boundaries work).
+The neighbour list is the linked-cell builder of :mod:`.neighbours` (explicit periodic images, so
+small and triclinic cells and mixed periodic/open boundaries work); the calculator keeps it as a
+Verlet list with a skin between calls.
 """
 from __future__ import annotations
 
@@ -57,7 +58,10 @@ from numba import get_num_threads, njit, prange
 from ..core import validate
 from ._calculator import store_results
 from ..core.errors import InputError
-from .stillinger_weber import _neighbour_list
+from .neighbours import NeighbourList, _CalculatorList, _neighbour_list
+
+#: Default Verlet skin of :class:`Tersoff`, Å (measured: ``benchmarks/bench_potentials.py``).
+DEFAULT_TERSOFF_SKIN = 0.5
 
 __all__ = ["Tersoff", "TERSOFF_SI", "TERSOFF_SI_C", "TERSOFF_PARAMETER_NAMES",
            "tersoff_energy_forces_stress", "validate_tersoff_parameters", "read_lammps_tersoff"]
@@ -462,7 +466,7 @@ def _check_species(numbers, species_z: int, n: int, species: str) -> None:
 
 
 def tersoff_energy_forces_stress(numbers, positions, cell, pbc, params_array, *, parallel=False,
-                                 species="Si"):
+                                 species="Si", neighbours=None):
     """Tersoff energy, per-atom energies, forces and stress from plain arrays.
 
     Parameters
@@ -481,6 +485,9 @@ def tersoff_energy_forces_stress(numbers, positions, cell, pbc, params_array, *,
         Use the threaded (numba ``prange``) kernels.
     species : str
         Chemical symbol the potential describes.
+    neighbours : NeighbourList, optional
+        A persistent full Verlet list (:class:`.neighbours.NeighbourList`) to update and use,
+        as the calculator does; ``None`` builds a fresh list.
 
     Returns
     -------
@@ -512,7 +519,12 @@ def tersoff_energy_forces_stress(numbers, positions, cell, pbc, params_array, *,
     if n == 0:
         return 0.0, np.zeros(0), np.zeros((0, 3)), (np.zeros(6) if has_stress else None)
     rc = float(prm[10] + prm[11])
-    nl = _neighbour_list(pos, cel, pb, rc, bool(parallel))
+    if neighbours is None:
+        nl = _neighbour_list(pos, cel, pb, rc, bool(parallel))
+    elif not isinstance(neighbours, NeighbourList) or neighbours.half:
+        raise InputError("neighbours", type(neighbours).__name__, "a (full) NeighbourList or None")
+    else:
+        nl = neighbours.update(pos, cel, pb, cutoff=rc)
     if parallel:
         nchunk = max(1, min(get_num_threads(), n))
         energies, forces, vir = _tersoff_parallel(*nl, prm, nchunk)
@@ -614,6 +626,11 @@ class Tersoff(Calculator):
         element raise :class:`~scaleladder.core.errors.InputError`.
     parallel : bool
         Use the threaded numba kernels.
+    skin : float
+        Verlet skin, Å (>= 0; default :data:`DEFAULT_TERSOFF_SKIN`).  The calculator keeps a
+        neighbour list of radius ``R + D + skin`` and rebuilds it only when an atom has moved
+        more than ``skin / 2`` or the cell, periodicity or number of atoms changed; ``0``
+        rebuilds it whenever a position changes.  ``neighbour_builds`` counts the builds.
     **kwargs
         Passed to :class:`ase.calculators.calculator.Calculator`.
 
@@ -637,15 +654,18 @@ class Tersoff(Calculator):
     nolabel = True
 
     def __init__(self, parameters: Mapping[str, float] | None = None, species: str = "Si",
-                 parallel: bool = False, **kwargs):
+                 parallel: bool = False, skin: float = DEFAULT_TERSOFF_SKIN, **kwargs):
         super().__init__(**kwargs)
         tp = validate_tersoff_parameters(TERSOFF_SI if parameters is None else parameters)
         if not isinstance(species, str) or species not in atomic_numbers:
             raise InputError("species", species, "a chemical symbol such as 'Si'")
         if not isinstance(parallel, (bool, np.bool_)):
             raise InputError("parallel", parallel, "True or False")
-        self.parameters = Parameters(dict(tp, species=species, parallel=bool(parallel)))
+        skin = validate.nonnegative("skin", skin)
+        self.parameters = Parameters(dict(tp, species=species, parallel=bool(parallel),
+                                          skin=skin))
         self._prm = _params_array(tp)
+        self._lists = _CalculatorList()
 
     @classmethod
     def from_lammps_file(cls, path: str | os.PathLike, element: str | None = None,
@@ -711,14 +731,20 @@ class Tersoff(Calculator):
         """Cutoff radius ``R + D``, Å."""
         return float(self._prm[10] + self._prm[11])
 
+    @property
+    def neighbour_builds(self) -> int:
+        """How many times this calculator has built its neighbour list."""
+        return self._lists.builds
+
     def set(self, **kwargs):
         """Change parameters (validated); results are discarded if anything changed."""
         kwargs = {_ALIASES.get(k, k): v for k, v in kwargs.items()}
-        allowed = TERSOFF_PARAMETER_NAMES + ("species", "parallel")
+        allowed = TERSOFF_PARAMETER_NAMES + ("species", "parallel", "skin")
         unknown = [k for k in kwargs if k not in allowed]
         if unknown:
             raise InputError(unknown[0], kwargs[unknown[0]], "a Tersoff parameter "
-                             f"({', '.join(TERSOFF_PARAMETER_NAMES)}), 'species' or 'parallel'")
+                             f"({', '.join(TERSOFF_PARAMETER_NAMES)}), 'species', 'parallel' "
+                             "or 'skin'")
         if not hasattr(self, "_prm"):     # called from Calculator.__init__
             return super().set(**kwargs)
         new = dict(self.tersoff_parameters)
@@ -729,6 +755,8 @@ class Tersoff(Calculator):
             raise InputError("species", kwargs["species"], "a chemical symbol such as 'Si'")
         if "parallel" in kwargs and not isinstance(kwargs["parallel"], (bool, np.bool_)):
             raise InputError("parallel", kwargs["parallel"], "True or False")
+        if "skin" in kwargs:
+            kwargs["skin"] = validate.nonnegative("skin", kwargs["skin"])
         kwargs.update({k: tp[k] for k in TERSOFF_PARAMETER_NAMES if k in kwargs})
         changed = super().set(**kwargs)
         self._prm = _params_array(tp)
@@ -741,9 +769,11 @@ class Tersoff(Calculator):
         """Compute energy, site energies, forces and (periodic cells) stress."""
         super().calculate(atoms, properties, system_changes)
         a = self.atoms
+        p = self.parameters
+        nl = self._lists.get(self.cutoff, p["skin"], p["parallel"])
         energy, energies, forces, stress = tersoff_energy_forces_stress(
             a.numbers, a.positions, np.asarray(a.cell), a.pbc, self._prm,
-            parallel=self.parameters["parallel"], species=self.parameters["species"])
+            parallel=p["parallel"], species=p["species"], neighbours=nl)
         store_results(self, energy, energies, forces, stress, properties)
 
     def todict(self) -> dict:
