@@ -1,7 +1,9 @@
 """Periodic Kohn-Sham DFT with PySCF behind ASE's Calculator protocol.
 
-:class:`PySCFCalculator` runs a k-point restricted Kohn-Sham calculation (``pyscf.pbc.dft.KRKS``)
-with GTH pseudopotentials and Gaussian basis sets on plane-wave (FFT) density fitting, and returns
+:class:`PySCFCalculator` runs a k-point restricted Kohn-Sham calculation (``pyscf.pbc.dft.KRKS``),
+or a spin-polarised one (``pyscf.pbc.dft.KUKS``, fixed or free magnetisation, broken-symmetry
+guesses from ASE's initial magnetic moments), with GTH pseudopotentials and Gaussian basis sets
+on plane-wave (FFT) density fitting, and returns
 energies in eV, forces in eV/Å and the stress tensor in eV/Å³ (ASE Voigt order xx, yy, zz, yz,
 xz, xy; ASE sign: ``stress = (1/V) dE/dε``, positive when the cell wants to shrink).
 
@@ -15,14 +17,21 @@ Unit conversions are written out once, here, with the CODATA set of :mod:`scalel
 PySCF's own ASE wrapper (``pyscf.pbc.tools.pyscf_ase``) multiplies the stress by Hartree/Bohr
 only, so it reports stresses too small by a factor Bohr² (0.28); it is deliberately not used.
 
+Converged density matrices can be kept on disk (``scf_checkpoint``) so that a fresh calculator in
+another process starts the next configuration of a series from them.
+
 :func:`isolated_atom_energy` gives the free-atom energy consistent with the periodic calculation
 (same GTH basis and pseudopotential, molecular spin-unrestricted calculation) for cohesive energies.
 """
 from __future__ import annotations
 
-import warnings
-
+import hashlib
+import json
+import os
+import tempfile
 import time
+import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -112,6 +121,9 @@ def _check_params(p: dict) -> dict:
     out["charge"] = int(out["charge"])
     out["spin"] = (None if out["spin"] is None
                    else validate.positive_int("spin", out["spin"], minimum=0))
+    if out["spinpol"] is not None and not isinstance(out["spinpol"], (bool, np.bool_)):
+        raise InputError("spinpol", out["spinpol"], "None, True or False")
+    out["spinpol"] = None if out["spinpol"] is None else bool(out["spinpol"])
     out["kpts"] = validate.kmesh("kpts", out["kpts"])
     if out["kpts_scaled"] is not None:
         ks = validate.finite_array("kpts_scaled", out["kpts_scaled"], (None, 3))
@@ -129,11 +141,219 @@ def _check_params(p: dict) -> dict:
     out["density_fit"] = bool(out["density_fit"])
     out["initial_guess"] = validate.one_of("initial_guess", out["initial_guess"],
                                            ("reuse", "minao", "atom"))
+    ckpt = out["scf_checkpoint"]
+    if ckpt is not None:
+        if not isinstance(ckpt, (str, os.PathLike)) or not str(os.fspath(ckpt)).strip():
+            raise InputError("scf_checkpoint", ckpt, "None or a directory path (str or "
+                             "os.PathLike)")
+        out["scf_checkpoint"] = os.fspath(ckpt)
     return out
 
 
+# ---------------------------------------------------------------------------- spin polarisation
+#: initial magnetic moments below this (μB) count as zero
+_MOMENT_TOL = 1e-8
+
+
+@dataclass(frozen=True)
+class _SpinSetup:
+    """How the spin of one calculation is treated (resolved from ``spin``, ``spinpol``,
+    ``smearing`` and the atoms' initial magnetic moments).
+
+    restricted : True for RKS/KRKS (alpha = beta density).
+    spin : fixed n_alpha - n_beta per cell (molecule) in electrons; None = free (smearing with a
+        common Fermi level for both spins).
+    moments : per-atom initial moments (μB) used to build a broken-symmetry guess, or None.
+    """
+
+    restricted: bool
+    spin: int | None
+    moments: tuple[float, ...] | None
+    #: True when alpha and beta were swapped to make a negative fixed spin positive (PySCF's
+    #: KUHF occupies every alpha orbital when n_alpha = 0); reported moments are flipped back
+    flipped: bool = False
+
+    def key(self) -> tuple:
+        return (self.restricted, self.spin, self.moments)
+
+    def nonnegative(self) -> "_SpinSetup":
+        """The same state with alpha and beta swapped if the fixed spin is negative."""
+        if self.spin is None or self.spin >= 0:
+            return self
+        moments = None if self.moments is None else tuple(-m for m in self.moments)
+        return _SpinSetup(self.restricted, -self.spin, moments, flipped=True)
+
+
+def _initial_moments(atoms) -> np.ndarray:
+    """Collinear initial magnetic moments (μB) of ``atoms``, one per atom (zeros if unset)."""
+    m = np.asarray(atoms.get_initial_magnetic_moments(), dtype=float)
+    if m.ndim != 1:
+        raise InputError("initial_magnetic_moments", m.tolist(),
+                         "collinear moments, one number per atom (μB)",
+                         "non-collinear (n, 3) moments need a generalised (GKS) calculation, "
+                         "which this calculator does not run")
+    if not np.all(np.isfinite(m)):
+        raise InputError("initial_magnetic_moments", m.tolist(), "finite numbers (μB)")
+    return m
+
+
+def _resolve_spin(p: dict, moments: np.ndarray, nelectron: int, nk: int,
+                  free_allowed: bool) -> _SpinSetup:
+    """Restricted or unrestricted, and with which spin (see :class:`PySCFCalculator`).
+
+    ``nelectron`` is the electron count per cell (molecule), ``nk`` the number of k-points of the
+    full mesh (1 for a molecule); ``free_allowed`` is True where smearing lets the magnetisation
+    float (periodic cells with ``smearing``).
+    """
+    has_moments = bool(np.any(np.abs(moments) > _MOMENT_TOL))
+    spin, spinpol = p["spin"], p["spinpol"]
+    if spinpol is False and ((spin or 0) > 0 or has_moments):
+        raise InputError("spinpol", False, "True or None when spin > 0 or initial magnetic "
+                         "moments are set",
+                         f"spin={spin}, initial magnetic moments {moments.tolist()}: a "
+                         "spin-restricted calculation cannot hold a magnetisation")
+    polarised = spinpol if spinpol is not None else ((spin or 0) > 0 or has_moments)
+    if not polarised:
+        return _SpinSetup(restricted=True, spin=0, moments=None)
+    field = "spin"
+    if spin is None and not free_allowed:
+        # no smearing: the magnetisation must be fixed; take the nearest integer to the sum of
+        # the initial moments (0 for an antiferromagnetic guess)
+        spin = int(round(float(moments.sum())))
+        field = "initial_magnetic_moments"
+    if spin is not None and ((nelectron - spin) * nk % 2 or abs(spin) > nelectron):
+        shown = spin if field == "spin" else moments.tolist()
+        raise InputError(field, shown,
+                         f"a spin 2S = n_alpha - n_beta with |2S| <= {nelectron} electrons per "
+                         f"cell and (N - 2S) x n_k even (N = {nelectron}, n_k = {nk})",
+                         "give spin explicitly, or use smearing to let the magnetisation float"
+                         if field != "spin" else None)
+    mom = tuple(round(float(x), 8) for x in moments) if has_moments else None
+    return _SpinSetup(restricted=False, spin=spin, moments=mom)
+
+
+def _atom_populations(dm: np.ndarray, s1e: np.ndarray, aoslices) -> np.ndarray:
+    """Mulliken electron population per atom (per cell) of a density matrix (nk, nao, nao)."""
+    diag = np.einsum("kij,kji->i", dm, s1e).real / dm.shape[0]
+    return np.array([diag[p0:p1].sum() for _b0, _b1, p0, p1 in aoslices])
+
+
+def _mulliken_spin(dm: np.ndarray, s1e: np.ndarray, aoslices) -> np.ndarray:
+    """Per-atom Mulliken spin populations n_alpha - n_beta (μB) of dm (2, nk, nao, nao)."""
+    return (_atom_populations(dm[0], s1e, aoslices) - _atom_populations(dm[1], s1e, aoslices))
+
+
+def _moment_guess(dm: np.ndarray, s1e: np.ndarray, aoslices, moments, nelec) -> np.ndarray:
+    """Broken-symmetry alpha/beta guess (2, nk, nao, nao) with per-atom moments.
+
+    Starts from the spin-symmetric total density D = D_alpha + D_beta of PySCF's guess (minao or
+    atom, without PySCF's own ``breaksym``), and polarises each atom A by its fraction
+    x_A = m_A / N_A (N_A: Mulliken electrons of A in D, x clipped to [-1, 1]):
+    D_sigma = F_sigma (D / 2) F_sigma with F_alpha = diag(sqrt(1 + x_A)), F_beta =
+    diag(sqrt(1 - x_A)) on A's AOs -- a congruence, so each channel stays Hermitian and
+    positive semidefinite; the diagonal atomic blocks carry (1 +- x_A) N_A / 2 electrons.
+    Each channel is then scaled to its electron count ``nelec`` (totals over the k-mesh).
+    """
+    total = dm[0] + dm[1]
+    pops = _atom_populations(total, s1e, aoslices)
+    nao = total.shape[-1]
+    fa, fb = np.ones(nao), np.ones(nao)
+    for (_b0, _b1, p0, p1), m, n in zip(aoslices, moments, pops):
+        x = float(np.clip(m / n, -1.0, 1.0)) if n > 1e-8 else 0.0
+        fa[p0:p1] = np.sqrt(1.0 + x)
+        fb[p0:p1] = np.sqrt(1.0 - x)
+    out = np.empty((2,) + total.shape, dtype=total.dtype)
+    n_total = np.einsum("kij,kji->", total, s1e).real
+    for s, f in enumerate((fa, fb)):
+        out[s] = 0.5 * f[None, :, None] * total * f[None, None, :]
+        n_s = np.einsum("kij,kji->", out[s], s1e).real
+        target = float(nelec[s])
+        if target <= 0:
+            out[s] = 0.0
+        elif n_s > 1e-6 * target:
+            out[s] *= target / n_s
+        else:  # moments emptied a channel that must hold electrons: start it unpolarised
+            out[s] = total * (target / n_total)
+    return out
+
+
+# ---------------------------------------------------------------------------- SCF checkpoints
+_CHECKPOINT_FORMAT = "scaleladder-scf-checkpoint"
+_CHECKPOINT_VERSION = 1
+
+
+def _checkpoint_path(directory: str, atoms, settings: dict) -> tuple[str, str]:
+    """(file path, settings hash) of the checkpoint of ``atoms``' composition and settings.
+
+    The hash covers the settings that make a density matrix a valid guess (basis, k-mesh, spin
+    treatment, ...) and the ordered atomic numbers; the file name starts with the chemical
+    formula so that one directory can hold several compositions.
+    """
+    from ..core.codec import canonical_json
+
+    payload = canonical_json({"settings": settings,
+                              "numbers": [int(z) for z in atoms.numbers]})
+    digest = hashlib.sha256(payload.encode()).hexdigest()
+    return os.path.join(directory, f"{atoms.get_chemical_formula()}_{digest[:24]}.npz"), digest
+
+
+def _write_checkpoint(path: str, dm: np.ndarray, meta: dict) -> None:
+    """Write dm + JSON metadata as .npz atomically (temp file in the same folder + os.replace)."""
+    directory = os.path.dirname(path)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, dm=np.asarray(dm), meta=np.array(json.dumps(meta, sort_keys=True)))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+    except OSError as exc:  # the checkpoint only speeds up later SCFs: never fail the result
+        warnings.warn(f"SCF checkpoint {path} could not be written ({exc}); the calculation "
+                      "result is unaffected", RuntimeWarning, stacklevel=3)
+
+
+def _read_checkpoint(path: str, expected: dict, shape: tuple) -> np.ndarray | None:
+    """The density matrix stored at ``path`` if it is readable and matches ``expected``.
+
+    A missing file returns None silently; a corrupt, unreadable or incompatible one returns None
+    with a :class:`RuntimeWarning` naming the file (a checkpoint is a hint, never a failure).
+    """
+    if not os.path.isfile(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"][()]))
+            dm = np.array(data["dm"])
+    except Exception as exc:  # noqa: BLE001 - any failure to read (truncated zip, bad JSON,
+        # missing array, pickled content) only means "no guess"
+        warnings.warn(f"SCF checkpoint {path} is unreadable and was ignored "
+                      f"({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=3)
+        return None
+    problems = []
+    if meta.get("format") != _CHECKPOINT_FORMAT or meta.get("version") != _CHECKPOINT_VERSION:
+        problems.append("unknown format")
+    for key, want in expected.items():
+        if meta.get(key) != want:
+            problems.append(f"{key}={meta.get(key)!r} (expected {want!r})")
+    if dm.shape != tuple(shape):
+        problems.append(f"density matrix shape {dm.shape} (expected {tuple(shape)})")
+    elif not np.issubdtype(dm.dtype, np.number) or not np.all(np.isfinite(dm)):
+        problems.append("non-finite or non-numeric density matrix")
+    if problems:
+        warnings.warn(f"SCF checkpoint {path} is incompatible with this configuration and was "
+                      "ignored: " + "; ".join(problems[:4]), RuntimeWarning, stacklevel=3)
+        return None
+    return dm
+
+
 class PySCFCalculator(Calculator):
-    """Periodic Kohn-Sham DFT (PySCF KRKS, GTH pseudopotentials) as an ASE Calculator.
+    """Periodic Kohn-Sham DFT (PySCF KRKS/KUKS, GTH pseudopotentials) as an ASE Calculator.
 
     Parameters
     ----------
@@ -174,7 +394,8 @@ class PySCFCalculator(Calculator):
         Use space-group-symmetry-reduced k-points when only the energy is requested.  Forces and
         stress always use the full mesh (PySCF has no gradients for symmetry-adapted k-points); the
         irreducible-wedge density is then unfolded and used as the initial guess, so the full-mesh
-        SCF converges in a few cycles.
+        SCF converges in a few cycles.  Spin-restricted (KRKS) only: a spin-polarised (KUKS) run
+        always uses the full mesh (see Spin polarisation).
     density_fit : bool, default False
         Use Gaussian density fitting (GDF) instead of FFT density fitting.  FFTDF is faster for
         small cells with a 25 Ha cutoff (measured, see docs/electronic_settings.md) and is required
@@ -183,26 +404,79 @@ class PySCFCalculator(Calculator):
         PySCF verbosity.
     initial_guess : {"reuse", "minao", "atom"}, default "reuse"
         "reuse": the previous converged density matrix of this calculator is the initial guess of
-        the next configuration when the number of atoms, atomic numbers, basis size and k-mesh
-        match (a strain series does not start from scratch); otherwise PySCF's "minao" guess.
+        the next configuration when the number of atoms, atomic numbers, basis size, k-mesh and
+        spin treatment (restricted/unrestricted, spin, initial magnetic moments) match (a strain
+        series does not start from scratch); failing that, a compatible ``scf_checkpoint`` file;
+        otherwise PySCF's "minao" guess.  "minao"/"atom": always PySCF's guess of that name.
     max_memory : int, default 4000
         PySCF memory limit in MB.
     charge : int, default 0
-        Net charge (molecules only; a periodic cell must be neutral).
+        Net charge (molecules only; a periodic cell must be neutral: InputError naming
+        ``charge``).
     spin : int or None, default None
-        Number of unpaired electrons 2S (molecules only).  None: 0 for an even electron count;
-        an odd electron count without ``spin`` raises :class:`InputError` naming ``spin``.
-        ``spin == 0`` runs RKS, ``spin > 0`` UKS.
+        Number of unpaired electrons 2S = n_alpha - n_beta, fixed; for a periodic cell PER CELL
+        (so the magnetisation is ``spin`` μB per cell at every k-point count).  Molecules: None
+        means 0 for an even electron count; an odd electron count without ``spin`` raises
+        :class:`InputError` naming ``spin``.  ``spin > 0`` runs UKS/KUKS.
+    spinpol : bool or None, default None
+        Spin-polarised (UKS/KUKS) or not.  None: polarised when ``spin > 0`` or any of
+        ``atoms.get_initial_magnetic_moments()`` is non-zero (as GPAW's ``spinpol``).  True:
+        always unrestricted, even with spin 0 and no moments (then the guess is spin-symmetric
+        and, unless the SCF finds a lower broken-symmetry state, the result equals RKS).
+        False: restricted; an InputError if ``spin > 0`` or moments are set.
     ecp : str or None, default None
         Effective core potential of a molecular calculation (e.g. "def2-svp" for heavy atoms).
+    scf_checkpoint : str, os.PathLike or None, default None
+        Directory for on-disk SCF checkpoints (created when first written).  After every converged
+        SCF the full-mesh density matrix and its metadata are written there atomically (temp file
+        + ``os.replace``) as ``<formula>_<hash>.npz`` (no pickle), one file per composition and
+        settings, overwritten by the latest configuration.  With ``initial_guess="reuse"`` and
+        no compatible in-memory guess (a fresh calculator, as the pipeline makes one per
+        configuration) a compatible checkpoint is the initial guess.  A corrupt, unreadable or
+        incompatible file is ignored with a :class:`RuntimeWarning` naming it.  Several
+        processes may share one directory (readers see either the old or the new file).
     label : str, optional
         Name of the configuration, used in error messages (ASE's ``label``).
+
+    Spin polarisation
+    -----------------
+    Periodic cells with ``spin > 0``, ``spinpol=True`` or non-zero initial magnetic moments run
+    ``pyscf.pbc.dft.KUKS`` on the full k-mesh.
+
+    * Fixed spin: n_alpha - n_beta = ``spin`` electrons per cell, imposed through PySCF's
+      ``mf.nelec`` summed over the k-mesh.  (PySCF's KUHF reads ``cell.spin`` as the spin of the
+      whole k-point supercell, so ``cell.spin = spin`` would give ``spin / n_k`` per cell.)
+      Without smearing and without ``spin``, the spin is the nearest integer to the sum of the
+      initial moments (0 for an antiferromagnetic guess; a negative sum runs as the spin-flipped
+      state and is reported with the moments' sign).  Allowed when (N - 2S) x n_k is even and
+      |2S| <= N (N valence electrons per cell), else :class:`InputError` naming ``spin`` (or
+      ``initial_magnetic_moments`` where the spin came from them).
+    * Smearing with KUKS: ``spin`` given -> ``fix_spin=True`` (separate Fermi levels for alpha and
+      beta, electron counts fixed as above); ``spin=None`` -> PySCF's default ``fix_spin=False``:
+      one Fermi level for both channels, so the magnetisation floats and is set by the SCF (the
+      initial moments only seed it; it may come out non-integer).
+    * Broken-symmetry guess: PySCF's spin-symmetric minao (or atom) density D, the AOs of each
+      atom A re-weighted by sqrt(1 + m_A/N_A) in the alpha and sqrt(1 - m_A/N_A) in the beta
+      channel (m_A its initial moment, N_A its Mulliken electron count in D), each channel then
+      normalised to its electron count.  PySCF's own
+      ``breaksym`` (which only drops the inter-atomic blocks of the beta guess) is switched off:
+      spin symmetry is broken by the moments alone, so ``spinpol=True`` without moments starts
+      from, and for a non-magnetic solid converges to, the KRKS density.
+    * The symmetry-reduced k-point path is off for KUKS: PySCF symmetrises the density with the
+      space group of the atoms, which ignores the magnetic order and would average an
+      antiferromagnetic density over operations that swap the up and down atoms.
+    * Forces: ``pyscf.pbc.grad.kuks``; stress: ``pyscf.pbc.grad.kuks_stress`` (FFTDF, non-hybrid).
+    * ``results["magmom"]`` (μB per cell, n_alpha - n_beta, from the density matrix) and
+      ``results["magmoms"]`` (per-atom Mulliken spin populations, summing to ``magmom``);
+      zeros for a restricted run.  The in-memory and checkpoint guesses keep both spin channels
+      (shape (2, n_k, nao, nao)).
 
     Molecules
     ---------
     When ``atoms.pbc`` is all False the calculator builds a molecular ``pyscf.gto.Mole``
     (Å coordinates, any PySCF basis such as "def2-svp" or "6-31g*") and runs ``pyscf.dft.RKS``
-    (spin 0) or ``pyscf.dft.UKS`` (spin > 0), with ``.density_fit()`` when ``density_fit=True``.
+    (spin 0) or ``pyscf.dft.UKS`` (spin > 0, ``spinpol=True`` or initial magnetic moments, with
+    the same broken-symmetry guess), with ``.density_fit()`` when ``density_fit=True``.
     Energy (eV) and forces (eV/Å, analytic nuclear gradient including the DFT-grid response, so
     they are the exact derivative of the reported energy) are available; the stress raises
     :class:`~scaleladder.core.errors.PropertyNotImplementedError` (there is no cell).  ``kpts``,
@@ -215,18 +489,21 @@ class PySCFCalculator(Calculator):
     Notes
     -----
     ``results`` after a calculation also holds ``scf_cycles`` (total SCF iterations, both stages
-    when the symmetric energy is followed by a full-mesh gradient SCF) and ``elapsed_s``.
+    when the symmetric energy is followed by a full-mesh gradient SCF), ``elapsed_s``,
+    ``magmom``/``magmoms`` and ``initial_guess``: "memory" (this calculator's previous density,
+    or the same converged SCF reused), "checkpoint" (a file of ``scf_checkpoint``), "minao" or
+    "atom" (PySCF's guess, with moments applied for a broken-symmetry run).
     With smearing, ``free_energy`` is the Mermin free energy ``E - sigma*S`` (PySCF's ``e_free``,
     to which forces and stress are consistent) and ``energy`` the zero-width extrapolation
     ``E - sigma*S/2`` (``e_zero``); without smearing both are the same number.
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "magmom", "magmoms"]
     default_parameters: dict[str, Any] = dict(
         xc="PBE", basis="gth-dzvp", pseudo="gth-pbe", kpts=(4, 4, 4), ke_cutoff=25.0,
         smearing=None, conv_tol=1e-8, gamma_centered=True, kpts_scaled=None, max_cycle=60,
         symmetry=True, density_fit=False, verbose=0, initial_guess="reuse", max_memory=4000,
-        charge=0, spin=None, ecp=None,
+        charge=0, spin=None, spinpol=None, ecp=None, scf_checkpoint=None,
     )
 
     def __init__(self, label: str | None = None, atoms=None, **kwargs):
@@ -256,7 +533,7 @@ class PySCFCalculator(Calculator):
         p = _check_params({**self.default_parameters, **self.parameters})
         return {k: p[k] for k in ("xc", "basis", "pseudo", "kpts", "kpts_scaled",
                                   "gamma_centered", "ke_cutoff",
-                                  "smearing",
+                                  "smearing", "spin", "spinpol",
                                   "conv_tol", "max_cycle", "symmetry", "density_fit")}
 
     def _describe(self, atoms) -> str:
@@ -279,10 +556,10 @@ class PySCFCalculator(Calculator):
                              "(True, True, True) or (False, False, False)",
                              "only fully periodic (3D) or fully open (molecular) structures are "
                              "supported")
-        if p["charge"] != 0 or p["spin"] not in (None, 0):
-            raise InputError("charge/spin", (p["charge"], p["spin"]), "(0, None or 0) for a "
-                             "periodic cell", "the periodic calculation is neutral and "
-                             "spin-restricted (KRKS); charge and spin apply to molecules")
+        if p["charge"] != 0:
+            raise InputError("charge", p["charge"], "0 for a periodic cell",
+                             "a charged periodic cell needs a compensating background, which "
+                             "this calculator does not apply; charge applies to molecules")
         cell = gto.Cell()
         cell.atom = [(s, tuple(r)) for s, r in zip(atoms.get_chemical_symbols(), atoms.positions)]
         cell.a = np.asarray(atoms.cell, dtype=float)
@@ -296,10 +573,20 @@ class PySCFCalculator(Calculator):
         if symmetry:
             cell.space_group_symmetry = True
             cell.symmorphic = False
+        # cell.spin keeps PySCF's default (parity of the electron count): the spin of a KUKS run
+        # is imposed per cell through mf.nelec in _make_mf (PySCF reads cell.spin per supercell)
         cell.build()
         return cell
 
-    def _make_mf(self, cell, p: dict, symmetry: bool):
+    @staticmethod
+    def _kmesh_key(p: dict) -> tuple:
+        return (p["kpts"], p["gamma_centered"], p["kpts_scaled"])
+
+    @staticmethod
+    def _n_kpoints(p: dict) -> int:
+        return len(p["kpts_scaled"]) if p["kpts_scaled"] is not None else int(np.prod(p["kpts"]))
+
+    def _make_mf(self, cell, p: dict, symmetry: bool, spin: _SpinSetup):
         from pyscf.pbc import dft
 
         if p["kpts_scaled"] is not None:
@@ -316,7 +603,11 @@ class PySCFCalculator(Calculator):
                                   space_group_symmetry=True, time_reversal_symmetry=True)
         else:
             kpts = cell.make_kpts(p["kpts"], with_gamma_point=p["gamma_centered"])
-        mf = dft.KRKS(cell, kpts=kpts)
+        if spin.restricted:
+            mf = dft.KRKS(cell, kpts=kpts)
+        else:
+            mf = dft.KUKS(cell, kpts=kpts)
+            mf.init_guess_breaksym = False  # spin symmetry is broken by the moments alone
         mf.xc = pyscf_xc(p["xc"])
         mf.conv_tol = p["conv_tol"]
         mf.max_cycle = p["max_cycle"]
@@ -324,19 +615,77 @@ class PySCFCalculator(Calculator):
         if p["density_fit"]:
             mf = mf.density_fit()
         if p["smearing"] is not None:
-            mf = mf.smearing(sigma=p["smearing"], method="fermi")
+            mf = mf.smearing(sigma=p["smearing"], method="fermi",
+                             fix_spin=not spin.restricted and spin.spin is not None)
+        if not spin.restricted and spin.spin is not None:
+            nk = len(kpts)
+            n = int(cell.nelectron)
+            mf.nelec = ((n + spin.spin) * nk // 2, (n - spin.spin) * nk // 2)
         return mf, kpts
 
-    def _guess_full(self, atoms, cell, p: dict) -> np.ndarray | None:
-        """Previous converged full-mesh density matrix, if it fits this configuration."""
+    # ------------------------------------------------------------------ guesses
+    def _memory_guess(self, atoms, nao: int, key: tuple) -> np.ndarray | None:
+        """This calculator's previous converged density matrix, if it fits."""
         g = self._guess
         if g is None or self.parameters.get("initial_guess", "reuse") != "reuse":
             return None
-        if (g["natoms"] != len(atoms) or g["nao"] != cell.nao_nr()
-                or g["kmesh"] != (p["kpts"], p["gamma_centered"], p["kpts_scaled"])
+        if (g["key"] != key or g["natoms"] != len(atoms) or g["nao"] != nao
                 or not np.array_equal(g["numbers"], atoms.numbers)):
             return None
         return g["dm"]
+
+    def _checkpoint_settings(self, p: dict, kind: str, spin: _SpinSetup,
+                             pseudo: str | None, nk: int) -> dict:
+        """The settings that decide whether a stored density matrix is a valid guess."""
+        out = {"kind": kind, "xc": p["xc"], "basis": p["basis"], "pseudo": pseudo,
+               "restricted": spin.restricted, "spin": spin.spin,
+               "initial_magnetic_moments": list(spin.moments) if spin.moments else None,
+               "density_fit": p["density_fit"]}
+        if kind == "periodic":
+            out.update(kpts=list(p["kpts"]), gamma_centered=p["gamma_centered"],
+                       kpts_scaled=None if p["kpts_scaled"] is None
+                       else [list(k) for k in p["kpts_scaled"]],
+                       ke_cutoff=p["ke_cutoff"], smearing=p["smearing"], nk=nk)
+        else:
+            out.update(ecp=p["ecp"], charge=p["charge"])
+        return out
+
+    def _checkpoint_target(self, atoms, p: dict, settings: dict, nao: int, shape: tuple):
+        """(path, expected metadata, expected dm shape) or None without ``scf_checkpoint``."""
+        if p["scf_checkpoint"] is None:
+            return None
+        path, digest = _checkpoint_path(p["scf_checkpoint"], atoms, settings)
+        expected = {"settings_hash": digest, "natoms": len(atoms),
+                    "numbers": [int(z) for z in atoms.numbers], "nao": int(nao)}
+        return path, expected, shape
+
+    def _find_guess(self, atoms, p: dict, nao: int, key: tuple, target):
+        """(dm or None, source): in-memory guess, else a compatible checkpoint."""
+        if p["initial_guess"] != "reuse":
+            return None, None
+        dm = self._memory_guess(atoms, nao, key)
+        if dm is not None:
+            return dm, "memory"
+        if target is not None:
+            dm = _read_checkpoint(*target)
+            if dm is not None:
+                return dm, "checkpoint"
+        return None, None
+
+    @staticmethod
+    def _save_checkpoint(target, dm: np.ndarray, settings: dict, spin: _SpinSetup,
+                         atoms, energy_hartree: float) -> None:
+        if target is None:
+            return
+        path, expected, _shape = target
+        meta = {"format": _CHECKPOINT_FORMAT, "version": _CHECKPOINT_VERSION,
+                **expected, "formula": atoms.get_chemical_formula(),
+                "kmesh": settings.get("kpts_scaled") or [settings.get("kpts"),
+                                                         settings.get("gamma_centered")],
+                "basis": settings["basis"], "pseudo": settings["pseudo"], "xc": settings["xc"],
+                "spin": spin.spin, "restricted": spin.restricted,
+                "energy_hartree": float(energy_hartree), "settings": settings}
+        _write_checkpoint(path, dm, meta)
 
     def _run_scf(self, mf, dm0, atoms, p: dict, settings: dict) -> int:
         if dm0 is None and p["initial_guess"] in ("minao", "atom"):
@@ -352,6 +701,10 @@ class PySCFCalculator(Calculator):
             )
         return cycles
 
+    @staticmethod
+    def _pyscf_guess_name(p: dict) -> str:
+        return p["initial_guess"] if p["initial_guess"] in ("minao", "atom") else "minao"
+
     # ------------------------------------------------------------------ main
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         """Run the SCF (and gradients) for ``atoms``; fill ``self.results`` in ASE units.
@@ -361,7 +714,7 @@ class PySCFCalculator(Calculator):
         atoms : ase.Atoms
             Periodic configuration (pbc all True) or molecule (pbc all False).
         properties : sequence of str
-            Any of "energy", "free_energy", "forces", "stress".
+            Any of "energy", "free_energy", "forces", "stress", "magmom", "magmoms".
         system_changes : list of str
             As in ASE.
 
@@ -370,7 +723,8 @@ class PySCFCalculator(Calculator):
         ConvergenceError
             When the SCF does not converge within ``max_cycle``.
         InputError
-            For invalid parameters or a non-periodic ``atoms``.
+            For invalid parameters, a non-periodic ``atoms``, a charged cell or an impossible
+            spin.
         """
         t_start = time.perf_counter()
         Calculator.calculate(self, atoms, properties, system_changes)
@@ -387,27 +741,46 @@ class PySCFCalculator(Calculator):
 
         cycles = 0
         timings: dict[str, float] = {}
-        nk = len(p["kpts_scaled"]) if p["kpts_scaled"] is not None else int(np.prod(p["kpts"]))
-        use_sym = p["symmetry"] and not want_grad and nk > 1
+        nk = self._n_kpoints(p)
+        moments = _initial_moments(atoms)
         last = self._last_full_mf
         self._last_full_mf = None
         if want_grad and not system_changes and last is not None:
             # same atoms, same parameters, full-mesh SCF already converged (e.g. ASE asked for
             # forces, then for the stress): reuse it instead of repeating the SCF
-            mf, cell, dm_full = last
-        elif use_sym:
-            cell = self._build_cell(atoms, p, symmetry=True)
-            dm_full_guess = self._guess_full(atoms, cell, p)
-            mf, kpts = self._make_mf(cell, p, symmetry=True)
-            dm0 = None if dm_full_guess is None else dm_full_guess[kpts.ibz2bz]
-            cycles += self._run_scf(mf, dm0, atoms, p, settings)
-            dm_full = np.asarray(kpts.transform_dm(mf.make_rdm1()))
+            mf, cell, dm_full, spin = last
+            source, use_sym = "memory", False
         else:
-            cell = self._build_cell(atoms, p, symmetry=False)
-            dm_full_guess = self._guess_full(atoms, cell, p)
-            mf, kpts = self._make_mf(cell, p, symmetry=False)
-            cycles += self._run_scf(mf, dm_full_guess, atoms, p, settings)
-            dm_full = np.asarray(mf.make_rdm1())
+            maybe_sym = p["symmetry"] and not want_grad and nk > 1
+            cell = self._build_cell(atoms, p, symmetry=maybe_sym)
+            spin = _resolve_spin(p, moments, int(cell.nelectron), nk,
+                                 free_allowed=p["smearing"] is not None).nonnegative()
+            # KUKS always runs on the full mesh (see the class docstring: the space group of the
+            # atoms does not know the magnetic order)
+            use_sym = maybe_sym and spin.restricted
+            if maybe_sym and not use_sym:
+                cell = self._build_cell(atoms, p, symmetry=False)
+            nao = cell.nao_nr()
+            key = ("periodic", self._kmesh_key(p)) + spin.key()
+            shape = (nk, nao, nao) if spin.restricted else (2, nk, nao, nao)
+            ck_settings = self._checkpoint_settings(p, "periodic", spin, p["pseudo"], nk)
+            target = self._checkpoint_target(atoms, p, ck_settings, nao, shape)
+            dm_full_guess, source = self._find_guess(atoms, p, nao, key, target)
+            mf, kpts = self._make_mf(cell, p, symmetry=use_sym, spin=spin)
+            if dm_full_guess is None and spin.moments is not None:
+                dm_full_guess = self._broken_symmetry_guess(mf, cell, p, spin)
+            if source is None:
+                source = self._pyscf_guess_name(p)
+            if use_sym:
+                dm0 = None if dm_full_guess is None else dm_full_guess[kpts.ibz2bz]
+                cycles += self._run_scf(mf, dm0, atoms, p, settings)
+                dm_full = np.asarray(kpts.transform_dm(mf.make_rdm1()))
+            else:
+                cycles += self._run_scf(mf, dm_full_guess, atoms, p, settings)
+                dm_full = np.asarray(mf.make_rdm1())
+            self._guess = {"key": key, "natoms": len(atoms), "numbers": atoms.numbers.copy(),
+                           "nao": nao, "dm": dm_full}
+            self._save_checkpoint(target, dm_full, ck_settings, spin, atoms, float(mf.e_tot))
 
         timings["scf_s"] = time.perf_counter() - t_start
         e_free = e_zero = float(mf.e_tot)
@@ -418,6 +791,14 @@ class PySCFCalculator(Calculator):
             e_zero = float(mf.e_zero)
         self.results["free_energy"] = e_free * HARTREE_EV
         self.results["energy"] = e_zero * HARTREE_EV
+        if spin.restricted:
+            self.results["magmoms"] = np.zeros(len(atoms))
+            self.results["magmom"] = 0.0
+        else:
+            s1e = np.asarray(mf.get_ovlp())
+            sign = -1.0 if spin.flipped else 1.0
+            self.results["magmoms"] = sign * _mulliken_spin(dm_full, s1e, cell.aoslice_by_atom())
+            self.results["magmom"] = float(self.results["magmoms"].sum())
 
         if want_grad:
             g = mf.nuc_grad_method()
@@ -427,32 +808,45 @@ class PySCFCalculator(Calculator):
                 self.results["forces"] = -grad * FORCE_AU_TO_EV_PER_A
                 timings["forces_s"] = time.perf_counter() - t1
             if "stress" in properties:
-                from pyscf.pbc.grad import krks_stress
+                if spin.restricted:
+                    from pyscf.pbc.grad import krks_stress as stress_mod
+                else:
+                    from pyscf.pbc.grad import kuks_stress as stress_mod
 
                 t1 = time.perf_counter()
-                sigma = np.asarray(krks_stress.kernel(g), dtype=float)  # Hartree/Bohr^3
+                sigma = np.asarray(stress_mod.kernel(g), dtype=float)  # Hartree/Bohr^3
                 self.results["stress"] = _voigt_from_3x3(sigma) * STRESS_AU_TO_EV_PER_A3
                 timings["stress_s"] = time.perf_counter() - t1
 
-        self._guess = {"natoms": len(atoms), "numbers": atoms.numbers.copy(),
-                       "nao": cell.nao_nr(),
-                       "kmesh": (p["kpts"], p["gamma_centered"], p["kpts_scaled"]),
-                       "dm": dm_full}
         if not use_sym:
-            self._last_full_mf = (mf, cell, dm_full)
+            self._last_full_mf = (mf, cell, dm_full, spin)
         self.results["scf_cycles"] = cycles
+        self.results["initial_guess"] = source
         self.results["timings"] = timings
         self.results["elapsed_s"] = time.perf_counter() - t_start
 
+    def _broken_symmetry_guess(self, mf, cell, p: dict, spin: _SpinSetup) -> np.ndarray:
+        """Full-mesh (2, nk, nao, nao) guess of an unrestricted run with initial moments."""
+        nk = len(mf.kpts)
+        dm = np.asarray(mf.get_init_guess(cell, key=self._pyscf_guess_name(p)))
+        s1e = np.asarray(mf.get_ovlp(cell))
+        n = int(cell.nelectron)
+        if spin.spin is not None:
+            nelec = ((n + spin.spin) * nk / 2, (n - spin.spin) * nk / 2)
+        else:  # free magnetisation (smearing): seed it with the sum of the moments
+            m = float(np.clip(sum(spin.moments), -n, n))
+            nelec = ((n + m) * nk / 2, (n - m) * nk / 2)
+        return _moment_guess(dm, s1e, cell.aoslice_by_atom(), spin.moments, nelec)
 
     # ------------------------------------------------------------------ molecules
     def _molecule_settings(self, p: dict, pseudo: str | None) -> dict:
         return {"xc": p["xc"], "basis": p["basis"], "pseudo": pseudo, "ecp": p["ecp"],
-                "charge": p["charge"], "spin": p["spin"], "conv_tol": p["conv_tol"],
-                "max_cycle": p["max_cycle"], "density_fit": p["density_fit"]}
+                "charge": p["charge"], "spin": p["spin"], "spinpol": p["spinpol"],
+                "conv_tol": p["conv_tol"], "max_cycle": p["max_cycle"],
+                "density_fit": p["density_fit"]}
 
-    def _build_mole(self, atoms, p: dict):
-        """The molecular ``pyscf.gto.Mole`` for ``atoms`` (Å); spin resolved from ``p``."""
+    def _build_mole(self, atoms, p: dict, moments: np.ndarray):
+        """The molecular ``pyscf.gto.Mole`` for ``atoms`` (Å) and its :class:`_SpinSetup`."""
         from pyscf import gto
 
         # GTH pseudopotentials only go with GTH basis sets; any other basis is all-electron
@@ -474,21 +868,19 @@ class PySCFCalculator(Calculator):
         mol.max_memory = p["max_memory"]
         mol.build()
         nelec = int(mol.nelectron)
-        if p["spin"] is None:
-            if nelec % 2:
-                raise InputError("spin", None, "the number of unpaired electrons 2S (e.g. 1 for a "
-                                 "doublet radical)",
-                                 f"{atoms.get_chemical_formula()} with charge {p['charge']} has "
-                                 f"an odd number of electrons ({nelec})")
-            spin = 0
-        else:
-            spin = p["spin"]
-            if (nelec - spin) % 2 or spin > nelec:
-                raise InputError("spin", spin, f"an integer 2S <= {nelec} with the parity of the "
-                                 f"electron count ({nelec})")
-        mol.spin = spin
+        has_moments = bool(np.any(np.abs(moments) > _MOMENT_TOL))
+        if p["spin"] is None and not has_moments and nelec % 2:
+            raise InputError("spin", None, "the number of unpaired electrons 2S (e.g. 1 for a "
+                             "doublet radical)",
+                             f"{atoms.get_chemical_formula()} with charge {p['charge']} has "
+                             f"an odd number of electrons ({nelec})")
+        if p["spin"] is not None and ((nelec - p["spin"]) % 2 or p["spin"] > nelec):
+            raise InputError("spin", p["spin"], f"an integer 2S <= {nelec} with the parity of "
+                             f"the electron count ({nelec})")
+        spin = _resolve_spin(p, moments, nelec, 1, free_allowed=False)
+        mol.spin = spin.spin
         mol.build()
-        return mol, pseudo
+        return mol, pseudo, spin
 
     def _calculate_molecule(self, atoms, properties, p: dict, t_start: float) -> None:
         """Molecular RKS/UKS energy and forces (no stress: there is no cell)."""
@@ -498,23 +890,35 @@ class PySCFCalculator(Calculator):
             raise PropertyNotImplementedError(
                 "stress is not defined for a molecule (atoms.pbc all False: no cell); "
                 "request energy and forces only")
-        mol, pseudo = self._build_mole(atoms, p)
+        moments = _initial_moments(atoms)
+        mol, pseudo, spin = self._build_mole(atoms, p, moments)
         settings = self._molecule_settings(p, pseudo)
         settings["spin"] = mol.spin
-        mf = dft.RKS(mol) if mol.spin == 0 else dft.UKS(mol)
+        if spin.restricted:
+            mf = dft.RKS(mol)
+        else:
+            mf = dft.UKS(mol)
+            mf.init_guess_breaksym = False  # spin symmetry is broken by the moments alone
         mf.xc = pyscf_xc(p["xc"])
         mf.conv_tol = p["conv_tol"]
         mf.max_cycle = p["max_cycle"]
         mf.verbose = p["verbose"]
         if p["density_fit"]:
             mf = mf.density_fit()
-        key = ("molecule", mol.spin, mol.charge, p["basis"], pseudo, p["ecp"])
-        g = self._guess
-        dm0 = None
-        if (g is not None and p["initial_guess"] == "reuse" and g["kmesh"] == key
-                and g["natoms"] == len(atoms) and g["nao"] == mol.nao_nr()
-                and np.array_equal(g["numbers"], atoms.numbers)):
-            dm0 = g["dm"]
+        nao = mol.nao_nr()
+        key = ("molecule", p["charge"], p["basis"], pseudo, p["ecp"]) + spin.key()
+        shape = (nao, nao) if spin.restricted else (2, nao, nao)
+        ck_settings = self._checkpoint_settings(p, "molecule", spin, pseudo, 1)
+        target = self._checkpoint_target(atoms, p, ck_settings, nao, shape)
+        dm0, source = self._find_guess(atoms, p, nao, key, target)
+        if dm0 is None and spin.moments is not None:
+            guess = np.asarray(mf.get_init_guess(mol, key=self._pyscf_guess_name(p)))
+            s1e = np.asarray(mf.get_ovlp())[None]
+            nelec = (mol.nelec[0], mol.nelec[1])
+            dm0 = _moment_guess(guess[:, None], s1e, mol.aoslice_by_atom(), spin.moments,
+                                nelec)[:, 0]
+        if source is None:
+            source = self._pyscf_guess_name(p)
         timings: dict[str, float] = {}
         self._last_full_mf = None
         cycles = self._run_scf(mf, dm0, atoms, p, settings)
@@ -522,6 +926,14 @@ class PySCFCalculator(Calculator):
         e = float(mf.e_tot)
         self.results["energy"] = e * HARTREE_EV
         self.results["free_energy"] = e * HARTREE_EV
+        dm = np.asarray(mf.make_rdm1())
+        if spin.restricted:
+            self.results["magmoms"] = np.zeros(len(atoms))
+            self.results["magmom"] = 0.0
+        else:
+            s1e = np.asarray(mf.get_ovlp())[None]
+            self.results["magmoms"] = _mulliken_spin(dm[:, None], s1e, mol.aoslice_by_atom())
+            self.results["magmom"] = float(self.results["magmoms"].sum())
         if "forces" in properties:
             t1 = time.perf_counter()
             grad_method = mf.nuc_grad_method()
@@ -532,9 +944,11 @@ class PySCFCalculator(Calculator):
             grad = np.asarray(grad_method.kernel(), dtype=float)  # Hartree/Bohr, dE/dR
             self.results["forces"] = -grad * FORCE_AU_TO_EV_PER_A
             timings["forces_s"] = time.perf_counter() - t1
-        self._guess = {"natoms": len(atoms), "numbers": atoms.numbers.copy(),
-                       "nao": mol.nao_nr(), "kmesh": key, "dm": np.asarray(mf.make_rdm1())}
+        self._guess = {"key": key, "natoms": len(atoms), "numbers": atoms.numbers.copy(),
+                       "nao": nao, "dm": dm}
+        self._save_checkpoint(target, dm, ck_settings, spin, atoms, e)
         self.results["scf_cycles"] = cycles
+        self.results["initial_guess"] = source
         self.results["timings"] = timings
         self.results["elapsed_s"] = time.perf_counter() - t_start
 
