@@ -333,3 +333,23 @@ def test_molecule_broken_symmetry_guess_from_initial_moments():
     assert abs(uks.results["magmom"]) < 1e-8 and m[0] > 0.8 and m[1] < -0.8
     assert rks.results["magmom"] == 0.0
     assert rks.results["energy"] - uks.results["energy"] > 0.5
+
+
+def test_compute_configuration_reads_the_checkpoint_directory_from_the_environment(tmp_path,
+                                                                                    monkeypatch):
+    """The pipeline's single points share densities through SCALELADDER_SCF_CHECKPOINT (set by
+    ``scaleladder run``) without the directory entering calc_params (the stage key)."""
+    from scaleladder.electronic import compute_configuration
+
+    base = bulk("Si", "diamond", a=5.43)
+    params = {**SI, "conv_tol": 1e-8}
+    monkeypatch.setenv("SCALELADDER_SCF_CHECKPOINT", str(tmp_path))
+    first = compute_configuration(apply_strain(base, (0.01, 0, 0, 0, 0, 0)), params, ("energy",))
+    second = compute_configuration(apply_strain(base, (0.015, 0, 0, 0, 0, 0)), params, ("energy",))
+    assert first["initial_guess"] == "minao" and second["initial_guess"] == "checkpoint"
+    assert second["calc_params"] == params and "scf_checkpoint" not in second["calc_params"]
+    assert len(list(tmp_path.glob("Si2_*.npz"))) == 1
+    monkeypatch.delenv("SCALELADDER_SCF_CHECKPOINT")
+    third = compute_configuration(apply_strain(base, (0.015, 0, 0, 0, 0, 0)), params, ("energy",))
+    assert third["initial_guess"] == "minao"
+    assert third["energy"] == pytest.approx(second["energy"], abs=params["conv_tol"] * 27.3)

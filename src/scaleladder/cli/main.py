@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import List, Optional
@@ -81,6 +82,9 @@ def run(
         settings_ = spec.resolve(strings=parse_set_options(set_))
         targets = spec.build(settings_)
         st = Store(store)
+        # converged SCF densities are kept beside the store and reused as initial guesses by
+        # later configurations (processes inherit the variable; see compute_configuration)
+        os.environ.setdefault("SCALELADDER_SCF_CHECKPOINT", str(Path(store) / "scf-checkpoints"))
         runner = Runner(st, executor=executor, progress=not quiet)
         results = runner.run(targets)
         run_id = st.add_run(ladder, settings_, {k: n.key for k, n in targets.items()})

@@ -11,6 +11,7 @@ configuration in progress; stages distribute over Dask workers).
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Sequence
 
@@ -223,8 +224,15 @@ def silicon_heldout_set(a0: float, n: int = 4, max_strain: float = 0.03, amplitu
 _ALL_PROPERTIES = ("energy", "forces", "stress")
 
 
+#: Environment variable naming a directory of SCF checkpoints that :func:`compute_configuration`
+#: uses when no ``scf_checkpoint`` is passed (``scaleladder run`` sets it to
+#: ``<store>/scf-checkpoints``): the initial guess only, never part of a stage's key.
+SCF_CHECKPOINT_ENV = "SCALELADDER_SCF_CHECKPOINT"
+
+
 def compute_configuration(atoms: Atoms, calc_params: dict,
-                          properties: Sequence[str] | None = None) -> dict:
+                          properties: Sequence[str] | None = None,
+                          scf_checkpoint: str | None = None) -> dict:
     """Run ONE configuration in a fresh :class:`PySCFCalculator`; return plain data.
 
     Parameters
@@ -238,6 +246,13 @@ def compute_configuration(atoms: Atoms, calc_params: dict,
         :func:`silicon_configurations`), else ("energy", "forces", "stress").  ``("energy",)``
         alone takes the symmetry-reduced k-point path when ``symmetry=True``; forces and stress
         are then ``None``.
+    scf_checkpoint : str, optional
+        Directory of converged densities (``PySCFCalculator(scf_checkpoint=...)``): the SCF
+        starts from the density of the last configuration with the same atoms and settings
+        instead of from scratch (a strain series saves about one SCF cycle in five; measured in
+        docs/electronic_settings.md).  It changes the initial guess only, so results agree
+        within ``conv_tol`` and it is not recorded in ``calc_params``.  Default: the directory
+        in the environment variable ``SCALELADDER_SCF_CHECKPOINT`` if set, else none.
 
     Returns
     -------
@@ -245,7 +260,8 @@ def compute_configuration(atoms: Atoms, calc_params: dict,
         ``numbers`` (list[int]), ``positions`` (n x 3, Å), ``cell`` (3 x 3, Å), ``pbc`` (3 bool),
         ``energy`` (eV), ``free_energy`` (eV), ``forces`` (n x 3 eV/Å or None), ``stress`` (6,
         eV/Å³ Voigt xx,yy,zz,yz,xz,xy, ASE sign, or None), ``elapsed_s``, ``scf_cycles``,
-        ``label``, ``name``, ``calc_params``.  Lists and floats only (JSON-friendly).
+        ``initial_guess`` (where the SCF started: memory, checkpoint, minao, atom), ``label``,
+        ``name``, ``calc_params``.  Lists and floats only (JSON-friendly).
 
     Raises
     ------
@@ -266,7 +282,11 @@ def compute_configuration(atoms: Atoms, calc_params: dict,
     label = str(atoms.info.get("label", ""))
     at = atoms.copy()
     t0 = time.perf_counter()
-    calc = PySCFCalculator(label=name, **calc_params)
+    if scf_checkpoint is None:
+        scf_checkpoint = os.environ.get(SCF_CHECKPOINT_ENV) or None
+    extra = {} if scf_checkpoint is None or "scf_checkpoint" in calc_params else \
+        {"scf_checkpoint": scf_checkpoint}
+    calc = PySCFCalculator(label=name, **calc_params, **extra)
     calc.calculate(at, list(properties))
     elapsed = time.perf_counter() - t0
     r = calc.results
@@ -281,6 +301,7 @@ def compute_configuration(atoms: Atoms, calc_params: dict,
         "stress": np.asarray(r["stress"]).tolist() if "stress" in r else None,
         "elapsed_s": float(elapsed),
         "scf_cycles": int(r["scf_cycles"]),
+        "initial_guess": str(r.get("initial_guess", "")),
         "label": label,
         "name": name,
         "calc_params": dict(calc_params),
