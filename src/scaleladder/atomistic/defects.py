@@ -1,11 +1,42 @@
 """Point defects from any ASE calculator: vacancy formation energies and migration barriers.
 
 * :func:`vacancy_formation_energy` -> :class:`~scaleladder.handoffs.VacancyFormationEnergy` (eV):
-  ``E_f = E(N-1) - (N-1)/N E(N)`` in a periodic supercell, relaxed at fixed cell by default;
-* :func:`vacancy_migration_path` -> initial and final states of a nearest-neighbour vacancy hop;
+  ``E_f = E(N-1) - (N-1)/N E(N)`` in a periodic supercell, relaxed at fixed cell by default, with
+  a basin search around the vacancy and a Hessian check that the result is a minimum;
+* :func:`vacancy_migration_path` -> initial and final states of a nearest-neighbour vacancy hop,
+  optionally relaxed by the same procedure, the final state being the relaxed initial one mapped
+  by the hop's point symmetry;
 * :func:`migration_barrier` -> :class:`~scaleladder.handoffs.MigrationBarrier` (eV): climbing-image
   nudged elastic band with the improved tangent (Henkelman & Jónsson, J. Chem. Phys. 113, 9978
-  (2000); Henkelman, Uberuaga & Jónsson, ibid. 9901), run by ASE's :class:`ase.mep.NEB`.
+  (2000); Henkelman, Uberuaga & Jónsson, ibid. 9901), run by ASE's :class:`ase.mep.NEB`;
+* :func:`local_hessian` -> finite-difference Hessian of a neighbourhood (eV/Å²), used to tell
+  minima from saddles.
+
+Why a basin search.  Removing an atom from a crystal leaves a configuration of high symmetry in
+which the forces may vanish exactly, so a gradient relaxation started there never leaves it.
+Stillinger-Weber silicon is the case in point: at the SW equilibrium every remaining pair sits at
+the minimum of the pair term and every angle is tetrahedral, so the unrelaxed vacancy has zero
+forces, and its local Hessian is positive definite (lowest eigenvalue of the first two neighbour
+shells 3.4 eV/Å², measured): it is a *metastable minimum* at ``E_f = 2ε = 4.34 eV``, not a
+saddle, and no small rattle leaves it (0.01-0.2 Å rattles of the first shell relax back).  The
+four dangling-bond neighbours sit 3.84 Å apart, just beyond the SW cutoff ``aσ = 3.77 Å``; moved
+~0.3 Å or more towards the site they bond to each other and the cell relaxes into a much deeper
+basin (``E_f = 2.836 eV`` in a 63-atom cell, 2.695 eV in 215 atoms, 2.665 eV in 511 atoms;
+measured) in which the four neighbours keep the Td symmetry, 1.79 Å from the site and 2.92 Å from
+each other.  (SW has no electronic Jahn-Teller term; the D2d pairing of DFT is not a minimum of
+SW: pairing and trigonal starts relax back to the Td state, and the lowest of 64 seeded rattles
+of the first two shells is that state.)  :func:`vacancy_formation_energy` therefore relaxes the
+symmetric start and then a fixed, seeded set of displaced starts, keeps the lowest energy, and
+checks the local Hessian.
+
+The SW vacancy hop between two relaxed Td vacancies (end states mapped onto each other by the
+bond-centre inversion, see :func:`vacancy_migration_path`) has its saddle at the midpoint, the
+split vacancy (the hopping atom at the bond centre), with exactly one negative local Hessian
+eigenvalue (-3.2 eV/Å²); CI-NEB barrier 0.517 eV in 63 atoms, 0.512 eV in 215 atoms (measured).
+Posselt et al. (MD with SW and Tersoff) describe SW vacancy migration as tetrahedral <-> split
+vacancy transformations, consistent with this path; DFT gives 0.40 eV for the neutral vacancy
+hop (El-Mellouhi, Mousseau & Ordejón, PRB 70, 205202 (2004)).  No SW-specific barrier value
+could be verified here.
 
 Energies in eV, distances in Å (ASE's units), throughout.
 """
@@ -19,11 +50,22 @@ from ..core import validate
 from ..core.errors import CalculationError, ConvergenceError, InputError
 from .properties import _check_calc, _check_periodic_cell, _nn_distance, _with_calc, relax_positions
 
-__all__ = ["vacancy_formation_energy", "vacancy_migration_path", "migration_barrier"]
+__all__ = ["vacancy_formation_energy", "vacancy_migration_path", "migration_barrier",
+           "local_hessian"]
 
 _NEB_METHODS = ("improvedtangent", "aseneb", "eb", "spline", "string")
 _OPTIMIZERS = ("FIRE", "BFGS")
 _INTERPOLATIONS = ("linear", "idpp")
+#: two relaxed states closer than this in energy (eV) are taken as the same basin (relaxations
+#: stopped at fmax ~1e-3 eV/Å differ by ~1e-6 eV; distinct SW vacancy basins by > 0.01 eV)
+_ENERGY_TIE_EV = 1e-4
+#: neighbourhood of the Hessian check, in nearest-neighbour distances: first and second shells of
+#: diamond (1.633 d_nn) and fcc (1.414 d_nn), not the third shell of fcc (1.732 d_nn)
+_HESSIAN_RADIUS_NN = 1.7
+#: an interior band image this far (eV) below both end states means they are not minima
+_BAND_DIP_EV = 1e-3
+#: rounds of negative-mode following before giving up on reaching a minimum
+_MODE_FOLLOW_ROUNDS = 3
 
 
 def _max_force(forces: np.ndarray) -> float:
@@ -37,11 +79,186 @@ def _atom_index(field: str, value: Any, n: int) -> int:
     return int(value) % n
 
 
+def _mic(vectors: np.ndarray, atoms) -> np.ndarray:
+    from ase.geometry import find_mic
+
+    v = np.asarray(vectors, dtype=float)
+    if not np.any(atoms.pbc):
+        return v
+    return find_mic(v.reshape(-1, 3), atoms.cell, atoms.pbc)[0].reshape(v.shape)
+
+
+# ----------------------------------------------------------------------------- local Hessian
+
+def local_hessian(atoms, centre, radius: float, step: float = 1e-3):
+    """Finite-difference Hessian of the atoms within ``radius`` of ``centre``, the others fixed.
+
+    ``H[3a+i, 3b+j] = d²E / dx_{a,i} dx_{b,j}`` from central differences of the forces,
+    ``H = -(F(x + h e) - F(x - h e)) / 2h``, symmetrised.  Holding the rest of the cell fixed
+    removes the zero-frequency translations of a periodic cell, so a minimum has only positive
+    eigenvalues here.  The restriction is a principal submatrix of the full Hessian: a negative
+    eigenvalue proves a saddle (or maximum); all-positive eigenvalues show there is no downhill
+    direction among the atoms checked (a necessary condition for a minimum, cheap where the
+    full Hessian is not).
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+        With a calculator that provides forces; its positions are restored on return.
+    centre : array-like of 3 float
+        Centre of the neighbourhood (Å), e.g. a vacant site; minimum-image distances.
+    radius : float
+        Atoms closer than this to ``centre`` (Å) are displaced.
+    step : float
+        Finite-difference displacement (Å).
+
+    Returns
+    -------
+    indices : ndarray of int
+        The atoms displaced, ``m`` of them.
+    eigenvalues : ndarray (3m,)
+        Ascending (eV/Å²).
+    eigenvectors : ndarray (3m, 3m)
+        Columns, normalised; component ``3a+i`` is atom ``indices[a]``, Cartesian ``i``.
+
+    Raises
+    ------
+    InputError
+        A non-positive ``radius`` or ``step``, a bad ``centre``, or no atom within ``radius``.
+    """
+    radius = validate.positive("radius", radius)
+    step = validate.positive("step", step)
+    c = validate.finite_array("centre", centre, (3,))
+    d = _mic(atoms.positions - c, atoms)
+    idx = np.flatnonzero(np.linalg.norm(d, axis=1) < radius)
+    if len(idx) == 0:
+        raise InputError("radius", radius, f"a radius that holds at least one atom around {c}")
+    x0 = atoms.get_positions()
+    m = 3 * len(idx)
+    h = np.empty((m, m))
+    try:
+        for a, ia in enumerate(idx):
+            for i in range(3):
+                x = x0.copy()
+                x[ia, i] += step
+                atoms.positions = x
+                fp = atoms.get_forces()[idx].ravel()
+                x[ia, i] -= 2 * step
+                atoms.positions = x
+                fm = atoms.get_forces()[idx].ravel()
+                h[3 * a + i] = -(fp - fm) / (2 * step)
+    finally:
+        atoms.positions = x0
+    w, v = np.linalg.eigh(0.5 * (h + h.T))
+    return idx, w, v
+
+
+# ----------------------------------------------------------------------- vacancy relaxation
+
+def _check_search_settings(trial_amplitude, n_rattles, seed, hessian_tol):
+    amp = validate.positive("trial_amplitude", trial_amplitude)
+    nr = validate.positive_int("n_rattles", n_rattles, 0)
+    sd = validate.positive_int("seed", seed, 0)
+    tol = validate.positive("hessian_tol", hessian_tol)
+    return amp, nr, sd, tol
+
+
+def _relax_vacancy(defect, calc, site, d_nn: float, *, fmax: float, steps: int, what: str,
+                   basin_search: bool, trial_amplitude: float, n_rattles: int, seed: int,
+                   verify_minimum: bool, hessian_tol: float):
+    """Relax a cell holding one vacancy at ``site`` into its lowest basin found; see
+    :func:`vacancy_formation_energy`.  Returns ``(relaxed atoms, record, optimiser steps)``."""
+    s0 = _with_calc(defect, calc)
+    n_steps = relax_positions(s0, fmax=fmax, steps=steps, what=f"{what} (symmetric start)")
+    e0 = float(s0.get_potential_energy())
+    radius = _HESSIAN_RADIUS_NN * d_nn
+    trials = [{"start": "symmetric", "energy_eV": e0, "steps": n_steps, "converged": True}]
+    best, best_e, best_name = s0, e0, "symmetric"
+    record: dict = {"basin_search": bool(basin_search)}
+    if basin_search:
+        # first neighbour shell of the vacant site, in the unrelaxed cell
+        r = _mic(defect.positions - site, defect)
+        dist = np.linalg.norm(r, axis=1)
+        shell = np.flatnonzero(dist < 1.2 * d_nn)
+        inward = -r[shell] / dist[shell, None]
+        starts = [("breathing_in", trial_amplitude * inward),
+                  ("breathing_out", -trial_amplitude * inward)]
+        rng = np.random.default_rng(seed)
+        for k in range(n_rattles):
+            v = rng.normal(size=(len(shell), 3))
+            v /= np.linalg.norm(v, axis=1)[:, None]
+            starts.append((f"rattle_{k}", trial_amplitude * v))
+        moves = [(name, shell, disp) for name, disp in starts]
+        # a symmetric start that is a saddle: follow its negative modes both ways
+        idx, w, vec = local_hessian(s0, site, radius)
+        record["symmetric_start_lowest_eigenvalues_eV_per_A2"] = [float(x) for x in w[:4]]
+        if w[0] < -hessian_tol:
+            mode = vec[:, 0].reshape(-1, 3)
+            mode = trial_amplitude * mode / np.linalg.norm(mode, axis=1).max()
+            moves += [("softest_mode_plus", idx, mode), ("softest_mode_minus", idx, -mode)]
+        for name, atoms_idx, disp in moves:
+            t = s0.copy()
+            t.calc = calc
+            t.positions[atoms_idx] += disp
+            try:
+                st = relax_positions(t, fmax=fmax, steps=steps, what=f"{what} ({name} start)")
+            except ConvergenceError:
+                trials.append({"start": name, "energy_eV": None, "steps": steps,
+                               "converged": False})
+                n_steps += steps
+                continue
+            n_steps += st
+            e = float(t.get_potential_energy())
+            trials.append({"start": name, "energy_eV": e, "steps": st, "converged": True})
+            if e < best_e - _ENERGY_TIE_EV:
+                best, best_e, best_name = t, e, name
+        record.update({"trial_amplitude_A": trial_amplitude, "n_rattles": n_rattles,
+                       "seed": seed, "first_shell_atoms": [int(i) for i in shell]})
+    record["trials"] = trials
+    if verify_minimum:
+        for _ in range(_MODE_FOLLOW_ROUNDS + 1):
+            idx, w, vec = local_hessian(best, site, radius)
+            if w[0] >= -hessian_tol:
+                break
+            # a saddle: step down its softest mode both ways and keep the lower relaxed state
+            mode = vec[:, 0].reshape(-1, 3)
+            mode = 0.25 * trial_amplitude * mode / np.linalg.norm(mode, axis=1).max()
+            lower = None
+            for sign in (1.0, -1.0):
+                t = best.copy()
+                t.calc = calc
+                t.positions[idx] += sign * mode
+                n_steps += relax_positions(t, fmax=fmax, steps=steps,
+                                           what=f"{what} (negative-mode following)")
+                e = float(t.get_potential_energy())
+                if e < best_e - _ENERGY_TIE_EV and (lower is None or e < lower[1]):
+                    lower = (t, e)
+            if lower is None:
+                break
+            best, best_e = lower
+            best_name += "+mode_following"
+        if w[0] < -hessian_tol:
+            raise ConvergenceError(
+                f"the relaxed vacancy is not a minimum: the local Hessian has eigenvalue "
+                f"{w[0]:.4g} eV/Å² < -{hessian_tol} eV/Å² after negative-mode following",
+                configuration=what, settings={"fmax": fmax, "hessian_tol": hessian_tol},
+                suggestion="tighten fmax, or raise hessian_tol if the calculator's forces are "
+                           "noisy")
+        record["minimum_check"] = {
+            "radius_A": float(radius), "n_atoms": int(len(idx)), "step_A": 1e-3,
+            "lowest_eigenvalues_eV_per_A2": [float(x) for x in w[:4]],
+            "tolerance_eV_per_A2": hessian_tol, "is_minimum": True}
+    record["selected_start"] = best_name
+    return best, record, n_steps
+
+
 # ------------------------------------------------------------------------- formation energy
 
 def vacancy_formation_energy(bulk_atoms, calc, supercell=(3, 3, 3), relax: bool = True,
                              fmax: float = 1e-3, vacancy_index: int = 0, steps: int = 2000,
-                             structure: str | None = None):
+                             structure: str | None = None, basin_search: bool = True,
+                             trial_amplitude: float = 0.4, n_rattles: int = 2, seed: int = 0,
+                             verify_minimum: bool = True, hessian_tol: float = 0.01):
     """Vacancy formation energy ``E_f = E(N-1) - (N-1)/N · E(N)`` (eV).
 
     ``bulk_atoms`` is repeated ``supercell`` times (N atoms, energy ``E(N)``); atom
@@ -49,6 +266,27 @@ def vacancy_formation_energy(bulk_atoms, calc, supercell=(3, 3, 3), relax: bool 
     fixed cell (BFGS to ``fmax``; the perfect supercell is relaxed too, a no-op for a crystal at
     its equilibrium positions).  The cell is that of the perfect crystal (constant-volume
     formation energy); pass a relaxed ``bulk_atoms`` (e.g. via ``relax_lattice_constant``).
+
+    The relaxation is a small, reproducible basin search (``basin_search``, default on):
+
+    1. relax the symmetric start (the crystal with one atom removed);
+    2. relax from displaced copies of that state, in which the first neighbour shell of the
+       vacant site (atoms closer than 1.2 nearest-neighbour distances) is moved by
+       ``trial_amplitude`` (Å per atom): inwards towards the site, outwards, and along
+       ``n_rattles`` random directions drawn from ``numpy.random.default_rng(seed)``; plus,
+       if the symmetric state is a saddle (a local Hessian eigenvalue below ``-hessian_tol``),
+       both ways along its softest mode;
+    3. keep the lowest energy (the symmetric state wins ties within 1e-4 eV, so a potential whose
+       symmetric vacancy is already the lowest minimum, e.g. EMT Cu or Lennard-Jones, returns
+       exactly the energy of a plain relaxation);
+    4. with ``verify_minimum``, compute the finite-difference Hessian of the first and second
+       neighbour shells (atoms within 1.7 nearest-neighbour distances of the site, the rest held,
+       see :func:`local_hessian`); a negative eigenvalue is followed downhill (up to 3 times).
+
+    Why: for Stillinger-Weber silicon the symmetric vacancy has exactly zero forces and is a
+    metastable local minimum at the unrelaxed ``2ε = 4.34 eV``; the inward start reaches the
+    relaxed vacancy (2.84 eV in 63 atoms, see the module notes).  The search is a set of local
+    relaxations, not a global optimisation: it finds the lowest of the basins its starts lead to.
 
     For a pair potential the unrelaxed value is exactly ``-E(N)/N`` (removing an atom breaks
     its bonds, twice its energy share, and ``N - 1`` atoms keep theirs) whenever the supercell
@@ -73,21 +311,40 @@ def vacancy_formation_energy(bulk_atoms, calc, supercell=(3, 3, 3), relax: bool 
         Largest number of optimiser steps per relaxation.
     structure : str, optional
         Label stored on the result; the bulk's chemical formula by default.
+    basin_search : bool
+        Relax the displaced starts of step 2 too (default), or only the symmetric start.
+    trial_amplitude : float
+        Displacement of each first-shell atom in the displaced starts (Å).  0.4 Å reaches the
+        relaxed SW silicon vacancy (starts of 0.2 Å or less fall back to the symmetric one).
+    n_rattles : int
+        Number of seeded random starts (>= 0).
+    seed : int
+        Seed of the random starts (>= 0).
+    verify_minimum : bool
+        Check the final state with the local Hessian (default).
+    hessian_tol : float
+        Eigenvalues below ``-hessian_tol`` (eV/Å²) count as negative.
 
     Returns
     -------
     VacancyFormationEnergy
         ``value`` an Estimate in eV (no uncertainty sources), ``relaxed`` as requested,
         ``supercell_atoms = N``; provenance holds the unrelaxed and (if computed) relaxed values,
-        the relaxation energy, the supercell and the energies.
+        the relaxation energy, the supercell and the energies, the formation energy of the
+        relaxed symmetric start (``symmetric_relaxed_eV``), every start tried with its energy
+        and steps (``vacancy_relaxation.trials``), the start selected, and the Hessian check
+        (``vacancy_relaxation.minimum_check``: radius, atoms, lowest eigenvalues).
 
     Raises
     ------
     InputError
-        A supercell with zeros or non-integers, non-positive ``fmax``, a bad ``vacancy_index``,
-        a supercell of fewer than 2 atoms, or a bulk that is not a periodic crystal.
+        A supercell with zeros or non-integers, non-positive ``fmax``, ``trial_amplitude`` or
+        ``hessian_tol``, a bad ``vacancy_index``, negative ``n_rattles`` or ``seed``, a supercell
+        of fewer than 2 atoms, or a bulk that is not a periodic crystal.
     ConvergenceError
-        A relaxation that did not reach ``fmax`` within ``steps``.
+        The relaxation of the perfect cell or of the symmetric start did not reach ``fmax``
+        within ``steps`` (a displaced start that does not converge is recorded and skipped), or
+        the final state still has a negative Hessian eigenvalue after mode following.
     """
     from ..handoffs import VacancyFormationEnergy
     from ..uq import Estimate
@@ -97,6 +354,12 @@ def vacancy_formation_energy(bulk_atoms, calc, supercell=(3, 3, 3), relax: bool 
     sc = validate.kmesh("supercell", supercell)
     fmax = validate.positive("fmax", fmax)
     steps = validate.positive_int("steps", steps)
+    amp, n_rattles, seed, hessian_tol = _check_search_settings(trial_amplitude, n_rattles, seed,
+                                                               hessian_tol)
+    for name, flag in (("relax", relax), ("basin_search", basin_search),
+                       ("verify_minimum", verify_minimum)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise InputError(name, flag, "True or False")
     n = len(bulk_atoms) * int(np.prod(sc))
     if n < 2:
         raise InputError("supercell", sc, "a supercell of at least 2 atoms")
@@ -115,18 +378,26 @@ def vacancy_formation_energy(bulk_atoms, calc, supercell=(3, 3, 3), relax: bool 
     ef = ef_unrel
     steps_defect = 0
     e_rel = None
+    vac_record = None
     if relax:
-        steps_defect = relax_positions(defect, fmax=fmax, steps=steps,
-                                       what=f"vacancy in {sc} supercell, {n - 1} atoms")
+        site = perfect.positions[iv].copy()
+        defect, vac_record, steps_defect = _relax_vacancy(
+            defect, calc, site, _nn_distance(perfect), fmax=fmax, steps=steps,
+            what=f"vacancy in {sc} supercell, {n - 1} atoms", basin_search=bool(basin_search),
+            trial_amplitude=amp, n_rattles=n_rattles, seed=seed,
+            verify_minimum=bool(verify_minimum), hessian_tol=hessian_tol)
         e_rel = float(defect.get_potential_energy())
         ef = e_rel - (n - 1) / n * e_n
+        for t in vac_record["trials"]:
+            t["formation_energy_eV"] = (None if t["energy_eV"] is None
+                                        else t["energy_eV"] - (n - 1) / n * e_n)
     if not np.isfinite(ef):
         raise CalculationError(f"non-finite vacancy formation energy: E(N)={e_n!r}, "
                                f"E(N-1)={e_rel if relax else e_unrel!r}")
     max_disp = 0.0
     if relax:
         ref = np.delete(perfect.positions, iv, axis=0)
-        max_disp = float(np.linalg.norm(defect.positions - ref, axis=1).max())
+        max_disp = float(np.linalg.norm(_mic(defect.positions - ref, defect), axis=1).max())
     provenance = {
         "method": "supercell, E(N-1) - (N-1)/N E(N), fixed cell",
         "calculator": type(calc).__name__,
@@ -135,10 +406,13 @@ def vacancy_formation_energy(bulk_atoms, calc, supercell=(3, 3, 3), relax: bool 
         "e_perfect_eV": e_n, "e_defect_unrelaxed_eV": e_unrel, "e_defect_relaxed_eV": e_rel,
         "unrelaxed_eV": ef_unrel, "relaxed_eV": ef if relax else None,
         "relaxation_energy_eV": (ef_unrel - ef) if relax else None,
+        "symmetric_relaxed_eV": (vac_record["trials"][0]["formation_energy_eV"]
+                                 if relax else None),
         "max_displacement_A": max_disp if relax else None,
         "fmax_eV_per_A": fmax if relax else None,
         "optimizer": "ase.optimize.BFGS" if relax else None,
         "relaxation_steps": steps_perfect + steps_defect,
+        "vacancy_relaxation": vac_record,
     }
     return VacancyFormationEnergy(value=Estimate(float(ef), unit="eV"), relaxed=bool(relax),
                                   structure=structure or bulk_atoms.get_chemical_formula(),
@@ -147,8 +421,32 @@ def vacancy_formation_energy(bulk_atoms, calc, supercell=(3, 3, 3), relax: bool 
 
 # ---------------------------------------------------------------------------- hop end states
 
+def _hop_inversion(perfect, mid: np.ndarray, tol: float = 1e-5):
+    """The permutation of the perfect supercell's sites under the inversion ``x -> 2 mid - x``,
+    or None if that inversion is not a symmetry of the supercell (sites or species)."""
+    cell = perfect.cell.array
+    inv_cell = np.linalg.inv(cell)
+    frac = perfect.positions @ inv_cell
+    target = (2 * mid - perfect.positions) @ inv_cell
+    perm = np.empty(len(perfect), dtype=int)
+    for lo in range(0, len(perfect), 256):                  # bounded memory for large cells
+        d = target[lo:lo + 256, None, :] - frac[None, :, :]
+        d -= np.round(d)
+        dist = np.linalg.norm(d @ cell, axis=2)
+        j = np.argmin(dist, axis=1)
+        if np.any(dist[np.arange(len(j)), j] > tol):
+            return None
+        perm[lo:lo + 256] = j
+    if len(set(perm.tolist())) != len(perm) or np.any(perfect.numbers[perm] != perfect.numbers):
+        return None
+    return perm
+
+
 def vacancy_migration_path(bulk_atoms, supercell=(3, 3, 3), vacancy_index: int = 0,
-                           neighbour_index: int | None = None):
+                           neighbour_index: int | None = None, calc=None, fmax: float = 1e-3,
+                           steps: int = 2000, basin_search: bool = True,
+                           trial_amplitude: float = 0.4, n_rattles: int = 2, seed: int = 0,
+                           verify_minimum: bool = True, hessian_tol: float = 0.01):
     """Initial and final states of a nearest-neighbour vacancy hop.
 
     Atom ``vacancy_index`` of the perfect supercell is removed (the vacancy); in the final
@@ -156,6 +454,20 @@ def vacancy_migration_path(bulk_atoms, supercell=(3, 3, 3), vacancy_index: int =
     vacant site.  Both states hold the same ``N - 1`` atoms in the same order; the hopping
     atom's final position is its initial one plus the minimum-image hop vector (not wrapped),
     so a linear interpolation follows the straight hop.
+
+    Without ``calc`` the two states are the unrelaxed lattice ones.  With ``calc`` the initial
+    state is relaxed by the procedure of :func:`vacancy_formation_energy` (basin search and
+    Hessian check, same settings), and the final state is *the same defect structure mapped by
+    the hop*: the inversion through the midpoint of the hop bond, ``x -> 2m - x``, is a symmetry
+    of the diamond and fcc lattices that exchanges the vacant site and the hopping atom's site,
+    so the final state puts on every site ``t`` the inverted relaxation displacement ``-u`` of
+    the site it maps from.  End states are then exactly equivalent (equal energies, forces
+    mapped), whatever variant of a degenerate relaxed vacancy the basin search picked, and the
+    path is well defined.  If the inversion is not a symmetry of the supercell the final state
+    is relaxed independently by the same procedure (``info["final_state"]`` says which).
+
+    The relaxed Stillinger-Weber silicon vacancy is Td-symmetric (module notes), so it has a
+    single variant per site and the hop between two of them is unambiguous.
 
     Parameters
     ----------
@@ -169,19 +481,30 @@ def vacancy_migration_path(bulk_atoms, supercell=(3, 3, 3), vacancy_index: int =
         Index, in the perfect supercell, of the atom that hops into the vacancy; it must be a
         first-shell neighbour of the vacant site.  Default: the first-shell neighbour with the
         lowest index.
+    calc : ase Calculator, optional
+        Relax the end states with it (see above); None (default) returns lattice positions.
+    fmax, steps, basin_search, trial_amplitude, n_rattles, seed, verify_minimum, hessian_tol
+        Settings of the relaxation, as in :func:`vacancy_formation_energy` (used with
+        ``calc`` only).
 
     Returns
     -------
     initial, final : ase.Atoms
         No calculator attached.  ``initial.info`` / ``final.info`` hold ``hopping_atom`` (its
         index in the defective cells), ``vacancy_site_A`` (the vacant site's position),
-        ``hop_distance_A`` and ``supercell``.
+        ``hop_distance_A`` and ``supercell``; with ``calc`` also ``relaxed`` (True),
+        ``final_state`` (``"inversion through the hop-bond midpoint"`` or ``"independent
+        relaxation"``), ``e_initial_eV``, ``e_final_eV`` and ``vacancy_relaxation`` (the record
+        of the basin search and Hessian check of the initial state).
 
     Raises
     ------
     InputError
         A supercell with zeros, bad indices, a ``neighbour_index`` that is not a first-shell
-        neighbour, or a supercell so small that the site sees one neighbour twice.
+        neighbour, a supercell so small that the site sees one neighbour twice, or bad
+        relaxation settings.
+    ConvergenceError
+        As :func:`vacancy_formation_energy`, for either end state.
     """
     from ase.neighborlist import neighbor_list
 
@@ -192,6 +515,12 @@ def vacancy_migration_path(bulk_atoms, supercell=(3, 3, 3), vacancy_index: int =
     if n < 3:
         raise InputError("supercell", sc, "a supercell of at least 3 atoms")
     iv = _atom_index("vacancy_index", vacancy_index, n)
+    if calc is not None:
+        _check_calc(calc)
+        fmax = validate.positive("fmax", fmax)
+        steps = validate.positive_int("steps", steps)
+        amp, n_rattles, seed, hessian_tol = _check_search_settings(trial_amplitude, n_rattles,
+                                                                   seed, hessian_tol)
     d_nn = _nn_distance(perfect)
     i, j, d, D = neighbor_list("ijdD", perfect, d_nn * 1.02)
     shell = (i == iv) & (d < d_nn * 1.02)
@@ -216,6 +545,42 @@ def vacancy_migration_path(bulk_atoms, supercell=(3, 3, 3), vacancy_index: int =
     final.positions[hop_new] = initial.positions[hop_new] + hop_vec
     info = {"hopping_atom": hop_new, "vacancy_site_A": perfect.positions[iv].tolist(),
             "hop_distance_A": float(np.linalg.norm(hop_vec)), "supercell": list(sc)}
+    if calc is not None:
+        settings = dict(fmax=fmax, steps=steps, basin_search=bool(basin_search),
+                        trial_amplitude=amp, n_rattles=n_rattles, seed=seed,
+                        verify_minimum=bool(verify_minimum), hessian_tol=hessian_tol)
+        site_v = perfect.positions[iv].copy()
+        ini, record, _ = _relax_vacancy(initial, calc, site_v, d_nn,
+                                        what=f"initial state of the hop, {n - 1} atoms",
+                                        **settings)
+        sites = np.delete(np.arange(n), iv)                 # site of each defect-cell atom
+        mid = perfect.positions[hop_atom] + 0.5 * hop_vec
+        perm = _hop_inversion(perfect, mid)
+        if perm is not None:
+            u = _mic(ini.positions - perfect.positions[sites], ini)       # displacements
+            ref = ini.positions - u                                       # unwrapped sites
+            ref[hop_new] += hop_vec
+            atom_of_site = np.full(n, -1)
+            atom_of_site[sites] = np.arange(n - 1)
+            final_sites = sites.copy()
+            final_sites[hop_new] = iv
+            src = atom_of_site[perm[final_sites]]
+            if np.any(src < 0):                             # cannot happen for a true hop
+                raise CalculationError("the hop inversion maps an occupied site onto the "
+                                       "vacancy; the end states cannot be built")
+            fin = ini.copy()
+            fin.positions = ref - u[src]
+            how = "inversion through the hop-bond midpoint"
+        else:
+            site_j = perfect.positions[hop_atom].copy()
+            fin, _, _ = _relax_vacancy(final, calc, site_j, d_nn,
+                                       what=f"final state of the hop, {n - 1} atoms", **settings)
+            how = "independent relaxation"
+        fin.calc = calc
+        e_i, e_f = float(ini.get_potential_energy()), float(fin.get_potential_energy())
+        initial, final = ini.copy(), fin.copy()             # copies carry no calculator
+        info.update({"relaxed": True, "final_state": how, "e_initial_eV": e_i,
+                     "e_final_eV": e_f, "vacancy_relaxation": record})
     initial.info.update(info)
     final.info.update(info)
     return initial, final
@@ -259,7 +624,8 @@ def _climbing_tangent_force(neb) -> tuple[int, float]:
 def migration_barrier(initial, final, calc, n_images: int = 7, climb: bool = True,
                       fmax: float = 0.01, method: str = "improvedtangent", steps: int = 1000,
                       optimizer: str = "FIRE", interpolation: str = "linear", k: float = 0.1,
-                      relax_endpoints: bool = True, endpoint_fmax: float | None = None):
+                      relax_endpoints: bool = True, endpoint_fmax: float | None = None,
+                      saddle_check_radius: float | None = None):
     """Minimum-energy path and barrier by the (climbing-image) nudged elastic band.
 
     The end states are relaxed first (BFGS to ``endpoint_fmax``, fixed cell) and their results
@@ -300,6 +666,18 @@ def migration_barrier(initial, final, calc, n_images: int = 7, climb: bool = Tru
         Relax the end states before the band (default).
     endpoint_fmax : float, optional
         Force tolerance of the end-state relaxations; default ``fmax / 10``.
+    saddle_check_radius : float, optional
+        With ``climb``, also compute the :func:`local_hessian` of the climbing image for the
+        atoms within this radius (Å) of the atom that moves most between the end states, and
+        record its lowest eigenvalues and the number below -0.01 eV/Å² (one at a first-order
+        saddle) in provenance (``saddle_check``).  Off by default (it costs ``6 m`` force
+        calls for ``m`` atoms).
+
+    For vacancy hops, build the end states with :func:`vacancy_migration_path` and ``calc``:
+    they are then relaxed into the lowest basin found and mapped onto each other by the hop.
+    End states relaxed only by the plain BFGS of ``relax_endpoints`` can be metastable (the
+    symmetric Stillinger-Weber silicon vacancy is, 1.5 eV above the relaxed one): the band then
+    falls below them and this function raises :class:`CalculationError`.
 
     Returns
     -------
@@ -308,7 +686,9 @@ def migration_barrier(initial, final, calc, n_images: int = 7, climb: bool = Tru
         relative to the relaxed initial state, ``reaction_coordinate`` (cumulative
         minimum-image distance along the band, Å), ``saddle_index`` (the highest image);
         provenance holds the settings, the steps taken, the final NEB force, the climbing image's
-        tangential force and the absolute end-state energies.
+        tangential force, the absolute end-state energies, how the end states were prepared
+        (``endpoint_preparation``, from ``initial.info`` as written by
+        :func:`vacancy_migration_path`) and, if asked, the saddle check.
 
     Raises
     ------
@@ -320,7 +700,9 @@ def migration_barrier(initial, final, calc, n_images: int = 7, climb: bool = Tru
         The band (or an end-state relaxation) did not converge within ``steps``; names the
         number of images and ``fmax``.
     CalculationError
-        The highest image lies below an end state (no barrier: the end states are not minima).
+        The highest image lies below an end state, or an interior image lies more than 1 meV
+        below both end states (the band fell into a deeper basin: the end states are not the
+        relevant minima; this is what lattice end states of Stillinger-Weber silicon do).
     """
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.geometry import find_mic
@@ -341,6 +723,8 @@ def migration_barrier(initial, final, calc, n_images: int = 7, climb: bool = Tru
     validate.one_of("interpolation", interpolation, _INTERPOLATIONS)
     if not isinstance(climb, (bool, np.bool_)):
         raise InputError("climb", climb, "True or False")
+    if saddle_check_radius is not None:
+        saddle_check_radius = validate.positive("saddle_check_radius", saddle_check_radius)
     efmax = fmax / 10 if endpoint_fmax is None else validate.positive("endpoint_fmax",
                                                                       endpoint_fmax)
 
@@ -415,7 +799,29 @@ def migration_barrier(initial, final, calc, n_images: int = 7, climb: bool = Tru
         raise CalculationError(
             f"the highest image ({i_max}) of the {label} lies below an end state "
             f"(forward {forward:.6g} eV, reverse {reverse:.6g} eV): there is no barrier, "
-            "or the end states are not minima")
+            "or the end states are not minima (for a vacancy hop, build them with "
+            "vacancy_migration_path(..., calc=calc), which searches for the relaxed basin)")
+    dip = float(rel[1:-1].min() - min(rel[0], rel[-1]))
+    if dip < -_BAND_DIP_EV:
+        k_low = 1 + int(np.argmin(rel[1:-1]))
+        raise CalculationError(
+            f"image {k_low} of the {label} lies {-dip:.6g} eV below the lower end state: the "
+            "band found a deeper basin between the end states, which are therefore not the "
+            "relevant minima (a single-hop barrier from them would be meaningless); for a "
+            "vacancy hop, build them with vacancy_migration_path(..., calc=calc), which "
+            "searches for the relaxed basin")
+    saddle = None
+    if climb and saddle_check_radius is not None:
+        hop = int(np.argmax(np.linalg.norm(d, axis=1)))
+        img = images[i_max].copy()
+        img.calc = calc
+        idx, w, _ = local_hessian(img, img.positions[hop], saddle_check_radius)
+        saddle = {"radius_A": saddle_check_radius, "centre_atom": hop, "n_atoms": int(len(idx)),
+                  "lowest_eigenvalues_eV_per_A2": [float(x) for x in w[:4]],
+                  "n_negative": int(np.count_nonzero(w < -0.01))}
+    prep_keys = ("final_state", "relaxed", "e_initial_eV", "e_final_eV", "hopping_atom",
+                 "vacancy_relaxation")
+    prep = {key: initial.info[key] for key in prep_keys if key in initial.info} or None
     provenance = {
         "method": label, "calculator": type(calc).__name__,
         "n_atoms": len(initial), "n_images": n_images, "climb": bool(climb),
@@ -428,6 +834,7 @@ def migration_barrier(initial, final, calc, n_images: int = 7, climb: bool = Tru
         "endpoint_fmax_eV_per_A": efmax if relax_endpoints else None,
         "endpoint_relaxation_steps": end_steps,
         "e_initial_eV": float(energies[0]), "e_final_eV": float(energies[-1]),
+        "endpoint_preparation": prep, "saddle_check": saddle,
         "reference": "Henkelman & Jonsson, J. Chem. Phys. 113, 9978 (2000); "
                      "Henkelman, Uberuaga & Jonsson, ibid. 9901 (2000)",
     }
