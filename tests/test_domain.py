@@ -221,3 +221,22 @@ def test_cli_budget_and_show_print_domain_warnings(tmp_path):
     res = runner.invoke(app, ["budget", "latest", "--store", str(tmp_path / "store")])
     assert res.exit_code == 0, res.output
     assert "outside the training domain" not in res.output
+
+
+def test_vacancy_formation_energy_flags_the_relaxed_vacancy_core():
+    """The relaxed SW vacancy pulls its four neighbours 0.56 Å inwards: bonds far outside a
+    bulk-trained neighbour-distance range are flagged; the unrelaxed vacancy stays inside."""
+    from scaleladder.atomistic import vacancy_formation_energy
+
+    si = bulk("Si", "diamond", a=A0, cubic=True)
+    calc = fitted_calculator(_fp())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DomainWarning)
+        unrelaxed = vacancy_formation_energy(si, calc, supercell=(2, 2, 2), relax=False)
+    assert unrelaxed.domain_warnings == ()
+    with pytest.warns(DomainWarning, match="vacancy_formation_energy"):
+        relaxed = vacancy_formation_energy(si, calc, supercell=(2, 2, 2), relax=True)
+    assert relaxed.domain_warnings
+    assert all(m.startswith("vacancy supercell (relaxed)") for m in relaxed.domain_warnings)
+    assert any("neighbour" in m for m in relaxed.domain_warnings)
+    assert relaxed.value.value < unrelaxed.value.value - 1.0

@@ -48,6 +48,7 @@ import numpy as np
 
 from ..core import validate
 from ..core.errors import CalculationError, ConvergenceError, InputError
+from .domain import DomainLog
 from .properties import _check_calc, _check_periodic_cell, _nn_distance, _with_calc, relax_positions
 
 __all__ = ["vacancy_formation_energy", "vacancy_migration_path", "migration_barrier",
@@ -414,9 +415,13 @@ def vacancy_formation_energy(bulk_atoms, calc, supercell=(3, 3, 3), relax: bool 
         "relaxation_steps": steps_perfect + steps_defect,
         "vacancy_relaxation": vac_record,
     }
+    log = DomainLog(calc)
+    log.check(perfect, "perfect supercell")
+    log.check(defect, "vacancy supercell" + (" (relaxed)" if relax else ""))
     return VacancyFormationEnergy(value=Estimate(float(ef), unit="eV"), relaxed=bool(relax),
                                   structure=structure or bulk_atoms.get_chemical_formula(),
-                                  supercell_atoms=n, provenance=provenance)
+                                  supercell_atoms=n, provenance=provenance,
+                                  domain_warnings=log.finish("vacancy_formation_energy"))
 
 
 # ---------------------------------------------------------------------------- hop end states
@@ -838,6 +843,11 @@ def migration_barrier(initial, final, calc, n_images: int = 7, climb: bool = Tru
         "reference": "Henkelman & Jonsson, J. Chem. Phys. 113, 9978 (2000); "
                      "Henkelman, Uberuaga & Jonsson, ibid. 9901 (2000)",
     }
+    log = DomainLog(calc)
+    log.check(images[0], "initial state")
+    log.check(images[i_max], f"highest image {i_max}")
+    log.check(images[-1], "final state")
     return MigrationBarrier(value=Estimate(forward, unit="eV"), reverse=Estimate(reverse, unit="eV"),
                             path_energies=rel, reaction_coordinate=s, saddle_index=i_max,
-                            method=f"{'CI-' if climb else ''}NEB {method}", provenance=provenance)
+                            method=f"{'CI-' if climb else ''}NEB {method}", provenance=provenance,
+                            domain_warnings=log.finish("migration_barrier"))
