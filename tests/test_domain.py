@@ -50,7 +50,9 @@ def test_fitted_calculator_remembers_and_computes_the_same():
     fp = _fp()
     calc = fitted_calculator(fp, member=1)
     assert fitted_potential_of(calc) is fp
-    plain = StillingerWeber.from_fitted(fp, member=1)
+    from_fitted = StillingerWeber.from_fitted(fp, member=1)
+    assert fitted_potential_of(from_fitted) is fp        # from_fitted remembers it too
+    plain = StillingerWeber(fp.member(1))                 # same numbers, no memory
     assert fitted_potential_of(plain) is None
     atoms = bulk("Si", "diamond", a=A0, cubic=True)
     atoms.rattle(0.05, seed=3)
@@ -240,3 +242,38 @@ def test_vacancy_formation_energy_flags_the_relaxed_vacancy_core():
     assert all(m.startswith("vacancy supercell (relaxed)") for m in relaxed.domain_warnings)
     assert any("neighbour" in m for m in relaxed.domain_warnings)
     assert relaxed.value.value < unrelaxed.value.value - 1.0
+
+
+def test_training_domain_records_coordination_and_surfaces_and_vacancies_leave_it():
+    """Bulk training cells are all 4-coordinated: the atoms of a (111) slab and the neighbours
+    of a vacancy are 3-coordinated and flagged even where distances and volume look bulk-like."""
+    from scaleladder.atomistic import vacancy_formation_energy
+    from scaleladder.atomistic.fitting import training_domain
+    from scaleladder.handoffs import Configuration
+
+    confs = []
+    for a in (5.38, 5.431, 5.48):
+        at = bulk("Si", "diamond", a=a, cubic=True)
+        at.rattle(0.03, seed=1)
+        at.calc = StillingerWeber()
+        at.get_potential_energy()
+        at.get_stress()
+        confs.append(Configuration.from_atoms(at, label="ev"))
+    dom = training_domain(confs, [c.energy_per_atom for c in confs])
+    assert dom["coordination"] == [4, 4]
+    assert 2.8 < dom["coordination_cutoff"] < 3.84 * 0.9  # between the first and second shells
+    calc = fitted_calculator(_fp(coordination=dom["coordination"],
+                                 coordination_cutoff=dom["coordination_cutoff"]))
+    si = bulk("Si", "diamond", a=A0, cubic=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DomainWarning)
+        elastic_constants(si, calc, relax_ions=False)  # strained bulk: still 4-coordinated
+    with pytest.warns(DomainWarning):
+        g = surface_energy(si, calc, (1, 1, 1), layers=2, relax=False)
+    assert any("coordination [3]" in m and m.startswith("unrelaxed slab") for m in g.domain_warnings)
+    with pytest.warns(DomainWarning):
+        v = vacancy_formation_energy(si, calc, supercell=(2, 2, 2), relax=False)
+    assert any(m.startswith("vacancy supercell: 4 atom(s)") and "coordination [3]" in m
+               for m in v.domain_warnings)
+    with pytest.raises(InputError, match="coordination_cutoff"):
+        _fp(coordination=[4, 4], coordination_cutoff=-1.0)

@@ -202,6 +202,7 @@ def fitted_calculator(potential, member: int | None = None, **kwargs):
     from .domain import attach_fitted_potential
     from .stillinger_weber import StillingerWeber
 
+    # from_fitted remembers the potential itself; attaching again validates it
     calc = StillingerWeber.from_fitted(potential, member=member, **kwargs)
     return attach_fitted_potential(calc, potential)
 
@@ -291,6 +292,22 @@ def _nearest_distances(conf) -> np.ndarray:
     return nearest
 
 
+#: Coordination is counted within this factor times the largest training nearest-neighbour
+#: distance (1.2: inside the second shell of diamond (1.63), fcc (1.41) and hcp; bcc's second shell
+#: at 1.15 is counted with the first, consistently in training and checking).
+COORDINATION_CUTOFF_FACTOR = 1.2
+
+
+def _coordination(conf, cutoff: float) -> np.ndarray:
+    from ase import Atoms
+    from ase.neighborlist import neighbor_list
+
+    atoms = Atoms(numbers=np.asarray(conf.numbers), positions=np.asarray(conf.positions),
+                  cell=np.asarray(conf.cell), pbc=np.asarray(conf.pbc))
+    i = neighbor_list("i", atoms, cutoff)
+    return np.bincount(i, minlength=len(atoms))
+
+
 def _green_lagrange(ref_cell, cell) -> np.ndarray:
     ft = np.linalg.solve(ref_cell, cell)   # cell = ref @ F^T
     f = ft.T
@@ -298,7 +315,10 @@ def _green_lagrange(ref_cell, cell) -> np.ndarray:
 
 
 def training_domain(confs, energies_per_atom: Sequence[float]) -> dict:
-    """Volume-per-atom range, nearest-neighbour distance range and largest strain of a set.
+    """Volume-per-atom, nearest-neighbour distance and coordination ranges, largest strain.
+
+    Coordination: neighbours within ``coordination_cutoff`` = 1.2 x the largest nearest-neighbour
+    distance of the set (:data:`COORDINATION_CUTOFF_FACTOR`).
 
     Strains: configurations with the same atom count whose cells differ by a Green-Lagrange
     strain below 0.25 form a family; a family's reference is its member closest to equilibrium
@@ -314,6 +334,12 @@ def training_domain(confs, energies_per_atom: Sequence[float]) -> dict:
     nearest = nearest[np.isfinite(nearest)]
     if nearest.size:
         dom["neighbour_distance"] = [float(nearest.min()), float(nearest.max())]
+        # coordination within 1.2 x the largest nearest-neighbour distance seen: a bulk-trained
+        # potential has never seen the under-coordinated atoms of a surface or a vacancy
+        rc = COORDINATION_CUTOFF_FACTOR * float(nearest.max())
+        coord = np.concatenate([_coordination(c, rc) for c in confs])
+        dom["coordination"] = [int(coord.min()), int(coord.max())]
+        dom["coordination_cutoff"] = rc
     if periodic:
         vpa = np.array([abs(np.linalg.det(confs[k].cell)) / len(confs[k].numbers)
                         for k in periodic])

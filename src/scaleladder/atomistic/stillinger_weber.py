@@ -669,6 +669,13 @@ class StillingerWeber(Calculator):
             by ensemble row ``i``.
         **kwargs
             Passed to the constructor (e.g. ``parallel=True``).
+
+        Returns
+        -------
+        StillingerWeber
+            With the attribute ``fitted_potential`` set to ``fp`` (when it has
+            ``check_domain``), so properties computed with it report where they leave the
+            training domain.
         """
         try:    # the handoff type is the documented input; duck typing keeps this loose
             from ..handoffs import FittedPotential  # noqa: F401
@@ -701,7 +708,12 @@ class StillingerWeber(Calculator):
             if len(sp) != 1:
                 raise InputError("fp.species", sp, "a single species")
             kwargs["species"] = sp[0]
-        return cls(parameters=params, **kwargs)
+        calc = cls(parameters=params, **kwargs)
+        if hasattr(fp, "check_domain"):
+            # remembered (never used for numerics) so property functions flag configurations
+            # outside the training domain (scaleladder.atomistic.domain)
+            calc.fitted_potential = fp
+        return calc
 
     # -- calculation -----------------------------------------------------------------------
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):

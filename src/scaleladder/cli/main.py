@@ -93,6 +93,7 @@ def run(
     elapsed = time.perf_counter() - t0
     if spec.summarize is not None:
         _print_sections(spec.summarize(settings_, results))
+    _print_domain_warnings(_domain_warnings_of(results), limit=3)
     stats = runner.stats
     console.print(f"run [bold]{run_id}[/] of {ladder}: {elapsed:.1f} s wall; "
                   f"{stats.computed} stages computed, {stats.reused} reused from {store}")

@@ -10,6 +10,7 @@ from ..core import units as _units
 from ..core.codec import register
 from ..core.errors import InputError
 from ..core.validate import finite, finite_array
+from ..core.validate import positive as validate_positive
 from ..uq import Estimate
 from ._common import DataclassCodec, check_str, ro_array, setf, str_dict
 
@@ -86,7 +87,8 @@ class FittedPotential(DataclassCodec):
         How the ensemble was made (``"bootstrap"``, ``"laplace"``, ...).
     training_domain : dict
         ``volume_per_atom``: [min, max] Å³; ``max_abs_strain``: float;
-        ``neighbour_distance``: [min, max] Å of the *nearest*-neighbour distances seen in training.
+        ``neighbour_distance``: [min, max] Å of the *nearest*-neighbour distances seen in training;
+        ``coordination``: [min, max] neighbour counts within ``coordination_cutoff`` (Å).
         Missing keys are not checked; other keys are kept as given.
     errors : dict
         ``"train"`` / ``"heldout"`` -> dict with ``energy_rmse`` (eV/atom), ``force_rmse`` (eV/Å),
@@ -148,6 +150,17 @@ class FittedPotential(DataclassCodec):
         if "neighbour_distance" in dom:
             dom["neighbour_distance"] = _range("training_domain['neighbour_distance']",
                                                dom["neighbour_distance"])
+        if "coordination" in dom:
+            lo, hi = _range("training_domain['coordination']", dom["coordination"], positive=False)
+            if lo < 0 or lo != int(lo) or hi != int(hi):
+                raise InputError("training_domain['coordination']", dom["coordination"],
+                                 "[min, max] neighbour counts (non-negative integers)")
+            dom["coordination"] = [int(lo), int(hi)]
+            if "coordination_cutoff" not in dom:
+                raise InputError("training_domain['coordination_cutoff']", None,
+                                 "the cutoff (Å) the coordination range was counted with")
+            dom["coordination_cutoff"] = validate_positive("training_domain['coordination_cutoff']",
+                                                           dom["coordination_cutoff"])
         if "max_abs_strain" in dom:
             s = finite("training_domain['max_abs_strain']", dom["max_abs_strain"])
             if s < 0:
@@ -244,6 +257,17 @@ class FittedPotential(DataclassCodec):
                 what = f"{dmax:.4g} Å" if np.isfinite(dmax) else f"> {cutoff:.4g} Å (isolated)"
                 out.append(f"nearest-neighbour distance {what} (atom {j}) above the training "
                            f"maximum {hi:.4g} Å")
+        if "coordination" in dom and n > 1:
+            from ase.neighborlist import neighbor_list
+
+            lo, hi = dom["coordination"]
+            rc = dom["coordination_cutoff"]
+            z = np.bincount(neighbor_list("i", atoms, rc), minlength=n)
+            for bad, word in ((np.flatnonzero(z < lo), "below"), (np.flatnonzero(z > hi), "above")):
+                if bad.size:
+                    zs = sorted(set(int(x) for x in z[bad]))
+                    out.append(f"{bad.size} atom(s) (e.g. atom {int(bad[0])}) with coordination "
+                               f"{zs} within {rc:.3g} Å, {word} the training range [{lo}, {hi}]")
         if reference_cell is not None and "max_abs_strain" in dom:
             ref = finite_array("reference_cell", reference_cell, (3, 3))
             # rows: cell = ref @ F^T  ->  F^T = solve(ref, cell)

@@ -117,7 +117,7 @@ def dft_equation_of_state(dataset: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- stages: atomistic
-@stage("atomistic.fit", version="1")
+@stage("atomistic.fit", version="2")
 def fit_stillinger_weber(dataset: Any, n_ensemble: int, seed: int,
                          heldout_labels: tuple = HELDOUT_LABELS) -> Any:
     """Stillinger-Weber fitted to the dataset with a Laplace ensemble -> ``FittedPotential``.
@@ -179,38 +179,71 @@ def _params_for(fp: Any, vector: np.ndarray) -> dict:
     return p
 
 
-@stage("atomistic.elastic_constants", version="1")
+def _nominal_domain_warnings(potential: Any, compute) -> tuple:
+    """Domain warnings of the nominal potential's property run (``compute(atoms)`` -> handoff).
+
+    The calculator remembers the fitted potential (``atomistic.domain``) so the property
+    function checks every configuration it evaluates against the training domain; ensemble
+    members differ only by the fit's uncertainty and are not checked again.
+    """
+    import warnings
+
+    from ..atomistic.domain import attach_fitted_potential
+    from ..core.errors import DomainWarning
+
+    atoms, _ = _sw_bulk(dict(potential.parameters))
+    attach_fitted_potential(atoms.calc, potential)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DomainWarning)  # recorded in the handoff instead
+        return tuple(compute(atoms).domain_warnings)
+
+
+@stage("atomistic.elastic_constants", version="2")
 def sw_elastic_constants(potential: Any, strain_step: float, ensemble: bool) -> Any:
-    """Relaxed-ion C (GPa) of diamond Si from the fitted potential, over its ensemble if asked."""
+    """Relaxed-ion C (GPa) of diamond Si from the fitted potential, over its ensemble if asked.
+
+    The handoff's ``domain_warnings`` list the strained cells that lie outside the potential's
+    training domain (checked for the nominal parameters).
+    """
     from ..atomistic import elastic_constants
     from ..handoffs import ElasticTensor
 
+    def run(atoms):
+        return elastic_constants(atoms, atoms.calc, relax_ions=True, strain_step=strain_step)
+
     def voigt(vector):
         atoms, _ = _sw_bulk(_params_for(potential, vector))
-        return np.asarray(elastic_constants(atoms, atoms.calc, relax_ions=True,
-                                            strain_step=strain_step).voigt.value)
+        return np.asarray(run(atoms).voigt.value)
 
     pe = potential.parameter_estimate()
     est = propagate(voigt, pe, unit="GPa") if ensemble else Estimate(voigt(pe.value), unit="GPa")
     return ElasticTensor.from_voigt(est, unit="GPa", relaxed_ions=True, structure="diamond Si",
-                                    provenance={"potential": potential.form, "strain_step": strain_step})
+                                    provenance={"potential": potential.form, "strain_step": strain_step},
+                                    domain_warnings=_nominal_domain_warnings(potential, run))
 
 
-@stage("atomistic.surface_energy", version="1")
+@stage("atomistic.surface_energy", version="2")
 def sw_surface_energy(potential: Any, layers: int, ensemble: bool) -> Any:
-    """Relaxed (111) shuffle-plane surface energy (J/m²) from the fitted potential."""
+    """Relaxed (111) shuffle-plane surface energy (J/m²) from the fitted potential.
+
+    A potential trained on bulk cells only extrapolates at a surface: ``domain_warnings`` says
+    where (the transferability source of the budget is what prices it).
+    """
     from ..atomistic import surface_energy
     from ..handoffs import SurfaceEnergy
 
+    def run(atoms):
+        return surface_energy(atoms, atoms.calc, miller=(1, 1, 1), layers=layers, relax=True)
+
     def gamma(vector):
         atoms, _ = _sw_bulk(_params_for(potential, vector))
-        return float(surface_energy(atoms, atoms.calc, miller=(1, 1, 1), layers=layers,
-                                    relax=True).value.value)
+        return float(run(atoms).value.value)
 
     pe = potential.parameter_estimate()
     est = propagate(gamma, pe, unit="J/m^2") if ensemble else Estimate(gamma(pe.value), unit="J/m^2")
     return SurfaceEnergy(miller=(1, 1, 1), value=est, relaxed=True, structure="diamond Si",
-                         provenance={"potential": potential.form, "layers": layers})
+                         provenance={"potential": potential.form, "layers": layers},
+                         domain_warnings=_nominal_domain_warnings(potential, run))
 
 
 @stage("atomistic.lattice_constant", version="1")
