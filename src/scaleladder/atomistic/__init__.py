@@ -19,3 +19,4 @@ from .thermoelastic import elastic_constants_md
 from .phonons import harmonic_tst_prefactor, phonons
 from .lammps_md import run_md_lammps, lammps_pair_commands, LammpsMDResult
 from .domain import domain_warnings
+from .forcefield import FixedChargeForceField
