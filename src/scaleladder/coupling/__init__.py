@@ -6,12 +6,20 @@ Regions and bookkeeping: :class:`QMRegion` (QM selection, cut covalent bonds, :c
 capping), :class:`PairInteractions` (classical QM–MM Coulomb + Lennard-Jones),
 :class:`EnergyLedger` (the coupled energy term by term, checked against double counting).
 QM/MM schemes: :class:`ONIOM` (subtractive), :class:`MechanicalEmbedding` (additive, classical
-QM–MM term).
+QM–MM term), :class:`ElectrostaticEmbedding` (additive, MM charges in the QM Hamiltonian).
+Hand-shake schemes: :class:`ForceMixing` (forces only, abrupt or smooth λ, buffer),
+:class:`EnergyMixing` (conservative, optional ghost-force correction), :func:`ghost_forces`,
+:func:`stadium_langevin` (Langevin friction on the hand-shake shell only).
 """
 from .regions import LinkAtom, QMRegion, default_link_fraction
 from .interactions import COULOMB_EV_A, PairInteractions
 from .ledger import PAIR_CLASSES, EnergyLedger, LedgerTerm
 from .qmmm import MechanicalEmbedding, ONIOM, mm_charges
+from .embedding import ElectrostaticEmbedding
+from .force_mixing import (EnergyMixing, ForceMixing, MixingRegions, ghost_forces, mixing_regions,
+                           region_temperature, stadium_friction, stadium_langevin)
 
 __all__ = ["LinkAtom", "QMRegion", "default_link_fraction", "PairInteractions", "COULOMB_EV_A",
-           "EnergyLedger", "LedgerTerm", "PAIR_CLASSES", "ONIOM", "MechanicalEmbedding", "mm_charges"]
+           "EnergyLedger", "LedgerTerm", "PAIR_CLASSES", "ONIOM", "MechanicalEmbedding", "mm_charges",
+           "ElectrostaticEmbedding", "ForceMixing", "EnergyMixing", "MixingRegions", "mixing_regions",
+           "ghost_forces", "stadium_langevin", "stadium_friction", "region_temperature"]

@@ -20,6 +20,10 @@ only, so it reports stresses too small by a factor Bohr² (0.28); it is delibera
 Converged density matrices can be kept on disk (``scf_checkpoint``) so that a fresh calculator in
 another process starts the next configuration of a series from them.
 
+Molecules can be embedded in external point charges (electrostatic QM/MM embedding,
+:meth:`PySCFCalculator.set_point_charges`) through PySCF's own ``pyscf.qmmm`` module; the forces on
+the charges are returned as ``results["point_charge_forces"]``.
+
 :func:`isolated_atom_energy` gives the free-atom energy consistent with the periodic calculation
 (same GTH basis and pseudopotential, molecular spin-unrestricted calculation) for cohesive energies.
 """
@@ -352,6 +356,64 @@ def _read_checkpoint(path: str, expected: dict, shape: tuple) -> np.ndarray | No
     return dm
 
 
+# ---------------------------------------------------------------------------- point charges
+#: a point charge closer than this (Å) to a QM nucleus is rejected: the nucleus-charge energy
+#: diverges (point charge) or its gradient is 0/0 (Gaussian charge), and no physical embedding
+#: puts a charge there (the closest legitimate case, an MM charge next to a link atom with the
+#: "none" scheme, is ~0.4 Å away)
+POINT_CHARGE_MIN_DISTANCE = 0.05
+
+
+@dataclass(frozen=True)
+class PointCharges:
+    """External charges a molecular calculation is embedded in (validated, read-only copies).
+
+    positions : (m, 3) Å.
+    charges : (m,) in units of e.
+    widths : (m,) Å Gaussian widths (charge density ``q (π w²)^(-3/2) exp(-r²/w²)``), or None
+        for point charges.
+    """
+
+    positions: np.ndarray
+    charges: np.ndarray
+    widths: np.ndarray | None
+
+    def __post_init__(self):
+        for name in ("positions", "charges", "widths"):
+            arr = getattr(self, name)
+            if arr is not None:
+                arr.setflags(write=False)
+
+    def __len__(self) -> int:
+        return len(self.charges)
+
+    @property
+    def model(self) -> str:
+        """"point" or "gaussian" (PySCF's ``mm_mol.charge_model``)."""
+        return "point" if self.widths is None else "gaussian"
+
+
+def _check_point_charges(positions, charges, widths) -> PointCharges | None:
+    """Validate point-charge input; None for zero charges."""
+    pos = validate.finite_array("positions", positions, (None, 3))
+    m = len(pos)
+    q = validate.finite_array("charges", charges, (m,))
+    w = None
+    if widths is not None:
+        w = np.asarray(validate.finite_array("widths", widths), dtype=float)
+        if w.ndim == 0:
+            w = np.full(m, float(w))
+        if w.shape != (m,):
+            raise InputError("widths", f"array of shape {w.shape}",
+                             f"None, a number or shape ({m},): one Gaussian width (Å) per charge")
+        if np.any(w <= 0):
+            raise InputError("widths", w.tolist(), "positive Gaussian widths in Å",
+                             "use widths=None for point charges")
+    if m == 0:
+        return None
+    return PointCharges(pos.copy(), q.copy(), None if w is None else w.copy())
+
+
 class PySCFCalculator(Calculator):
     """Periodic Kohn-Sham DFT (PySCF KRKS/KUKS, GTH pseudopotentials) as an ASE Calculator.
 
@@ -486,6 +548,34 @@ class PySCFCalculator(Calculator):
     ``pbc=(True, True, False)``) raises :class:`InputError`: only fully periodic or fully open
     structures are supported.
 
+    Point charges (electrostatic embedding)
+    ---------------------------------------
+    :meth:`set_point_charges` embeds a MOLECULE in external charges q_k at r_k (point charges, or
+    Gaussian charges of width w_k), added to the Hamiltonian by PySCF's own ``pyscf.qmmm``
+    (``qmmm.mm_charge``: one-electron integrals ``int1e_grids`` / ``int3c2e`` in the core
+    Hamiltonian), so the SCF density is polarised by them.  Then
+
+    * ``energy`` = E_QM[ρ polarised] + ∫ρ_e(r) v_q(r) dr + Σ_A Σ_k Z_A q_k f(|R_A - r_k|), with
+      f(r) = 1/r (point) or erf(r/w_k)/r (Gaussian) and Z_A the (pseudo-)nuclear charges: the
+      nuclei-charge energy IS included (PySCF's ``QMMMSCF.energy_nuc`` adds it to
+      ``mol.energy_nuc()``; checked against a direct PySCF run in the tests).  The Coulomb
+      energy of the charges among themselves is NOT included (it belongs to the MM model).
+    * ``forces`` on the QM atoms include the force of the charges on the electrons and nuclei
+      (PySCF's ``QMMMGrad``);
+    * ``point_charge_forces`` (m, 3) eV/Å are the forces ON the charges exerted by the QM
+      electrons and nuclei, -dE/dr_k (``grad_hcore_mm + grad_nuc_mm``), so that the forces of the
+      QM atoms and the charges together sum to zero.  Filled whenever forces are computed
+      (an (0, 3) array without charges).
+
+    A charge closer than :data:`POINT_CHARGE_MIN_DISTANCE` (0.05 Å) to a QM nucleus raises
+    :class:`InputError`; a periodic cell with point charges raises :class:`InputError` (PySCF's
+    periodic ``qmmm.pbc`` with Ewald-summed charges is not wired in).  Setting or clearing the
+    charges discards the cached results.  The previous density matrix (embedded or not) is still
+    the initial guess of the next SCF (a guess only: the SCF converges to the state of the
+    current charges); ``scf_checkpoint`` files of embedded runs are kept apart from those of
+    bare molecules (the charge model is part of the settings hash; the charge positions are
+    not, so an MD series shares one file).
+
     Notes
     -----
     ``results`` after a calculation also holds ``scf_cycles`` (total SCF iterations, both stages
@@ -498,7 +588,8 @@ class PySCFCalculator(Calculator):
     ``E - sigma*S/2`` (``e_zero``); without smearing both are the same number.
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress", "magmom", "magmoms"]
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "magmom", "magmoms",
+                              "point_charge_forces"]
     default_parameters: dict[str, Any] = dict(
         xc="PBE", basis="gth-dzvp", pseudo="gth-pbe", kpts=(4, 4, 4), ke_cutoff=25.0,
         smearing=None, conv_tol=1e-8, gamma_centered=True, kpts_scaled=None, max_cycle=60,
@@ -517,7 +608,47 @@ class PySCFCalculator(Calculator):
         self._config_label = label
         self._guess: dict | None = None
         self._last_full_mf: tuple | None = None
+        self._point_charges: PointCharges | None = None
         Calculator.__init__(self, atoms=atoms, **kwargs)
+
+    # ------------------------------------------------------------------ point charges
+    def set_point_charges(self, positions, charges, widths=None) -> None:
+        """Embed the molecule in external charges (electrostatic embedding, molecules only).
+
+        Parameters
+        ----------
+        positions : array-like (m, 3)
+            Charge positions in Å (same frame as the atoms).
+        charges : array-like (m,)
+            Charges in units of e.
+        widths : float, array-like (m,) or None, default None
+            Gaussian widths w in Å (charge density ``q (π w²)^(-3/2) exp(-|r - r_k|²/w²)``,
+            PySCF's ``radii``); None for point charges.  A Gaussian charge removes the
+            singularity of the potential next to the QM density.
+
+        Raises
+        ------
+        InputError
+            Wrong shapes, non-finite values or non-positive widths.
+
+        Notes
+        -----
+        Zero charges (m = 0) is the same as :meth:`clear_point_charges`.  The cached results are
+        discarded (the next property request runs a new SCF); the previous density matrix stays
+        the initial guess.
+        """
+        self._point_charges = _check_point_charges(positions, charges, widths)
+        self.reset()
+
+    def clear_point_charges(self) -> None:
+        """Remove the external charges (the cached results are discarded)."""
+        self._point_charges = None
+        self.reset()
+
+    @property
+    def point_charges(self) -> PointCharges | None:
+        """The current external charges (read-only arrays), or None."""
+        return self._point_charges
 
     # ------------------------------------------------------------------ helpers
     def set(self, **kwargs):
@@ -540,7 +671,9 @@ class PySCFCalculator(Calculator):
         if not any(atoms.pbc):
             name = self._config_label or atoms.info.get("name") or ""
             head = f"{name} " if name else ""
-            return f"{head}{atoms.get_chemical_formula()} ({len(atoms)} atoms, molecule)"
+            pc = self._point_charges
+            emb = "" if pc is None else f", in {len(pc)} {pc.model} charges"
+            return f"{head}{atoms.get_chemical_formula()} ({len(atoms)} atoms, molecule{emb})"
         cell = np.asarray(atoms.cell)
         lengths = ", ".join(f"{x:.4f}" for x in atoms.cell.lengths())
         name = self._config_label or atoms.info.get("name") or ""
@@ -648,6 +781,8 @@ class PySCFCalculator(Calculator):
                        ke_cutoff=p["ke_cutoff"], smearing=p["smearing"], nk=nk)
         else:
             out.update(ecp=p["ecp"], charge=p["charge"])
+            if self._point_charges is not None:  # only when embedded: bare hashes unchanged
+                out["point_charges"] = self._point_charges.model
         return out
 
     def _checkpoint_target(self, atoms, p: dict, settings: dict, nao: int, shape: tuple):
@@ -714,7 +849,8 @@ class PySCFCalculator(Calculator):
         atoms : ase.Atoms
             Periodic configuration (pbc all True) or molecule (pbc all False).
         properties : sequence of str
-            Any of "energy", "free_energy", "forces", "stress", "magmom", "magmoms".
+            Any of "energy", "free_energy", "forces", "stress", "magmom", "magmoms",
+            "point_charge_forces" (molecules in point charges).
         system_changes : list of str
             As in ASE.
 
@@ -724,7 +860,7 @@ class PySCFCalculator(Calculator):
             When the SCF does not converge within ``max_cycle``.
         InputError
             For invalid parameters, a non-periodic ``atoms``, a charged cell or an impossible
-            spin.
+            spin; point charges with a periodic cell or on top of a QM nucleus.
         """
         t_start = time.perf_counter()
         Calculator.calculate(self, atoms, properties, system_changes)
@@ -733,6 +869,15 @@ class PySCFCalculator(Calculator):
         if not any(atoms.pbc):
             self._calculate_molecule(atoms, properties, p, t_start)
             return
+        if self._point_charges is not None:
+            raise InputError("point_charges", f"{len(self._point_charges)} charges",
+                             "a molecule (atoms.pbc all False) when point charges are set: "
+                             "not a periodic cell",
+                             "electrostatic embedding is implemented for molecules only; call "
+                             "clear_point_charges() or use an open (non-periodic) QM region")
+        if "point_charge_forces" in properties:
+            raise PropertyNotImplementedError(
+                "point_charge_forces exist only for a molecule embedded in point charges")
         settings = self._settings()
         want_grad = "forces" in properties or "stress" in properties
         if want_grad and p["density_fit"] and "stress" in properties:
@@ -882,6 +1027,20 @@ class PySCFCalculator(Calculator):
         mol.build()
         return mol, pseudo, spin
 
+    @staticmethod
+    def _check_charge_distances(atoms, pc: PointCharges) -> None:
+        """InputError if a charge sits within POINT_CHARGE_MIN_DISTANCE of a QM nucleus."""
+        d = np.linalg.norm(atoms.positions[:, None, :] - pc.positions[None, :, :], axis=-1)
+        i, k = np.unravel_index(int(np.argmin(d)), d.shape)
+        if d[i, k] < POINT_CHARGE_MIN_DISTANCE:
+            raise InputError("point_charges.positions",
+                             f"charge {k} ({pc.charges[k]:+.4g} e) at "
+                             f"{np.round(pc.positions[k], 4).tolist()} Å, {d[i, k]:.3g} Å from "
+                             f"QM atom {i} ({atoms.get_chemical_symbols()[i]})",
+                             f"every charge at least {POINT_CHARGE_MIN_DISTANCE} Å from every QM "
+                             "nucleus",
+                             "an MM atom that is also in the QM region? check the QM/MM selection")
+
     def _calculate_molecule(self, atoms, properties, p: dict, t_start: float) -> None:
         """Molecular RKS/UKS energy and forces (no stress: there is no cell)."""
         from pyscf import dft
@@ -905,6 +1064,15 @@ class PySCFCalculator(Calculator):
         mf.verbose = p["verbose"]
         if p["density_fit"]:
             mf = mf.density_fit()
+        pc = self._point_charges
+        if pc is not None:
+            from pyscf import qmmm
+
+            self._check_charge_distances(atoms, pc)
+            # PySCF converts Å -> Bohr itself (positions and radii) with unit="Angstrom"
+            mf = qmmm.mm_charge(mf, np.asarray(pc.positions), np.asarray(pc.charges),
+                                radii=None if pc.widths is None else np.asarray(pc.widths),
+                                unit="Angstrom")
         nao = mol.nao_nr()
         key = ("molecule", p["charge"], p["basis"], pseudo, p["ecp"]) + spin.key()
         shape = (nao, nao) if spin.restricted else (2, nao, nao)
@@ -934,7 +1102,7 @@ class PySCFCalculator(Calculator):
             s1e = np.asarray(mf.get_ovlp())[None]
             self.results["magmoms"] = _mulliken_spin(dm[:, None], s1e, mol.aoslice_by_atom())
             self.results["magmom"] = float(self.results["magmoms"].sum())
-        if "forces" in properties:
+        if "forces" in properties or "point_charge_forces" in properties:
             t1 = time.perf_counter()
             grad_method = mf.nuc_grad_method()
             # the integration grid moves with the atoms; its response makes the forces the exact
@@ -943,6 +1111,14 @@ class PySCFCalculator(Calculator):
             grad_method.verbose = p["verbose"]
             grad = np.asarray(grad_method.kernel(), dtype=float)  # Hartree/Bohr, dE/dR
             self.results["forces"] = -grad * FORCE_AU_TO_EV_PER_A
+            if pc is None:
+                self.results["point_charge_forces"] = np.zeros((0, 3))
+            else:
+                # dE/dr_k = <dh/dr_k> (electrons, total density) + nuclei-charge term
+                dm_total = dm if spin.restricted else dm[0] + dm[1]
+                g_pc = (np.asarray(grad_method.grad_hcore_mm(dm_total), dtype=float)
+                        + np.asarray(grad_method.grad_nuc_mm(), dtype=float))
+                self.results["point_charge_forces"] = -g_pc * FORCE_AU_TO_EV_PER_A
             timings["forces_s"] = time.perf_counter() - t1
         self._guess = {"key": key, "natoms": len(atoms), "numbers": atoms.numbers.copy(),
                        "nao": nao, "dm": dm}
