@@ -836,6 +836,34 @@ class PySCFCalculator(Calculator):
             )
         return cycles
 
+    def _run_molecular_scf(self, mf, dm0, atoms, p: dict, settings: dict):
+        """DIIS SCF; if it has not converged in ``max_cycle`` cycles, a second-order (Newton,
+        co-iterative augmented Hessian) SCF started from the last DIIS density.
+
+        Open-shell cations of hydrogen-bonded clusters (a hole that can sit on either molecule)
+        are the typical case: DIIS oscillates between the localisations, the Newton solver
+        converges in a few macro-iterations (PySCF's ``mf.newton()``, which keeps the point
+        charges and density fitting of ``mf``).  Returns ``(mf, cycles, solver)`` with
+        ``solver`` "diis" or "diis+newton"; raises ConvergenceError if both fail.
+        """
+        try:
+            return mf, self._run_scf(mf, dm0, atoms, p, settings), "diis"
+        except ConvergenceError:
+            pass
+        mf2 = mf.newton()
+        mf2.max_cycle = max(50, p["max_cycle"] // 2)
+        mf2.conv_tol = p["conv_tol"]
+        mf2.verbose = p["verbose"]
+        mf2.kernel(dm0=mf.make_rdm1())
+        cycles = p["max_cycle"] + int(getattr(mf2, "cycles", 0) or 0)
+        if not mf2.converged:
+            raise ConvergenceError(
+                what=f"SCF did not converge in {p['max_cycle']} DIIS cycles nor in "
+                     f"{mf2.max_cycle} second-order (Newton) iterations after them",
+                configuration=self._describe(atoms), settings=settings,
+                suggestion=_CONVERGENCE_SUGGESTION)
+        return mf2, cycles, "diis+newton"
+
     @staticmethod
     def _pyscf_guess_name(p: dict) -> str:
         return p["initial_guess"] if p["initial_guess"] in ("minao", "atom") else "minao"
@@ -1089,7 +1117,8 @@ class PySCFCalculator(Calculator):
             source = self._pyscf_guess_name(p)
         timings: dict[str, float] = {}
         self._last_full_mf = None
-        cycles = self._run_scf(mf, dm0, atoms, p, settings)
+        mf, cycles, solver = self._run_molecular_scf(mf, dm0, atoms, p, settings)
+        self.results["scf_solver"] = solver
         timings["scf_s"] = time.perf_counter() - t_start
         e = float(mf.e_tot)
         self.results["energy"] = e * HARTREE_EV
