@@ -851,7 +851,7 @@ class PySCFCalculator(Calculator):
         except ConvergenceError:
             pass
         mf2 = mf.newton()
-        mf2.max_cycle = max(50, p["max_cycle"] // 2)
+        mf2.max_cycle = p["max_cycle"]   # the same budget of (macro-)iterations
         mf2.conv_tol = p["conv_tol"]
         mf2.verbose = p["verbose"]
         mf2.kernel(dm0=mf.make_rdm1())

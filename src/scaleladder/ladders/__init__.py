@@ -6,7 +6,8 @@ from .base import LadderSpec, Setting, parse_set_options
 
 _LADDERS = {"silicon-fracture": "scaleladder.ladders.silicon_fracture",
             "elastic-constants": "scaleladder.ladders.elastic_constants",
-            "defects": "scaleladder.ladders.defects"}
+            "defects": "scaleladder.ladders.defects",
+            "qmmm-water": "scaleladder.ladders.qmmm_water"}
 
 
 def available_ladders() -> dict[str, str]:
