@@ -323,9 +323,10 @@ class ElectrostaticEmbedding(Calculator):
         return embedding_charges(atoms.positions, self.region, q, self.charge_scheme,
                                  self.topology)
 
-    def _run_qm(self, model: Atoms, emb: EmbeddingCharges) -> tuple[float, np.ndarray,
-                                                                    np.ndarray]:
-        """E_QM (eV), forces on QM+link atoms and on the charges (eV/Å)."""
+    def _run_qm(self, model: Atoms, emb: EmbeddingCharges, want_forces: bool = True
+                ) -> tuple[float, np.ndarray, np.ndarray]:
+        """E_QM (eV), forces on QM+link atoms and on the charges (eV/Å); zeros for the forces
+        when ``want_forces`` is False (an energy-only call skips the QM gradient)."""
         calc = self.qm_calc
         where = f"in the QM calculation of {self.region.describe()}"
         try:
@@ -336,9 +337,12 @@ class ElectrostaticEmbedding(Calculator):
             else:
                 calc.clear_point_charges()
             e = float(calc.get_potential_energy(model))
-            f = np.array(calc.get_forces(model), dtype=float)
-            f_pc = (np.array(calc.get_property("point_charge_forces", model), dtype=float)
-                    if len(emb) else np.zeros((0, 3)))
+            if want_forces:
+                f = np.array(calc.get_forces(model), dtype=float)
+                f_pc = (np.array(calc.get_property("point_charge_forces", model), dtype=float)
+                        if len(emb) else np.zeros((0, 3)))
+            else:
+                f, f_pc = np.zeros((len(model), 3)), np.zeros((len(emb), 3))
         except InputError as err:
             hint = f"{err.hint}; {where}" if err.hint else where
             raise type(err)(err.field, err.value, err.expected, hint=hint) from err
@@ -373,7 +377,8 @@ class ElectrostaticEmbedding(Calculator):
         n = len(atoms)
         emb = self.charges(atoms)
         model = reg.qm_atoms(atoms)
-        e_qm, f_qm, f_pc = self._run_qm(model, emb)
+        want_forces = "forces" in properties
+        e_qm, f_qm, f_pc = self._run_qm(model, emb, want_forces)
         forces = reg.distribute_forces(f_qm, n) + emb.distribute_forces(f_pc, n)
         mm_sys = atoms[reg.mm_indices]
         e_mm = 0.0
@@ -402,6 +407,8 @@ class ElectrostaticEmbedding(Calculator):
             raise CalculationError(f"{self.scheme}: non-finite energy or forces\n{ledger}")
         self.ledger = ledger
         self.last_charges = emb
-        self.results = {"energy": energy, "free_energy": energy, "forces": forces,
+        self.results = {"energy": energy, "free_energy": energy,
                         "ledger": ledger, "qm_energy": e_qm, "mm_energy": e_mm,
                         "lj_energy": e_lj, "n_point_charges": len(emb)}
+        if want_forces:
+            self.results["forces"] = forces

@@ -1136,7 +1136,10 @@ class PySCFCalculator(Calculator):
             grad_method = mf.nuc_grad_method()
             # the integration grid moves with the atoms; its response makes the forces the exact
             # derivative of the reported energy (without it: errors ~1e-4 Ha/Bohr)
-            grad_method.grid_response = True
+            # (pure Hartree-Fock has no grid; PySCF's density-fitted UKS gradient then fails
+            # on the grid-response printout, so it is only switched on for a functional)
+            if pyscf_xc(p["xc"]).strip().upper() != "HF":
+                grad_method.grid_response = True
             grad_method.verbose = p["verbose"]
             grad = np.asarray(grad_method.kernel(), dtype=float)  # Hartree/Bohr, dE/dR
             self.results["forces"] = -grad * FORCE_AU_TO_EV_PER_A
