@@ -391,3 +391,22 @@ def test_energy_mixing_refuses_many_body_potential():
     with pytest.raises(InputError, match="pairwise") as exc:
         em.get_forces(si)
     assert exc.value.field == "qm_calc"
+
+
+def test_force_mixing_md_through_run_md_records_no_energy_but_checks_forces():
+    """run_md drives a model without an energy: potential and total energies are NaN (not a
+    made-up number), the temperature is recorded, the force checks still stop a blow-up."""
+    from scaleladder.atomistic.md import run_md
+    from scaleladder.core.errors import CalculationError
+
+    at = crystal(3)
+    fm = ForceMixing(qm_lj(), mm_lj(), qm_centre=at.positions[central_atom(at)], qm_radius=4.0,
+                     buffer_width=4.0)
+    res = run_md(at, fm, steps=20, ensemble="nvt", temperature_K=30.0, timestep_fs=2.0, seed=1)
+    assert np.all(np.isnan(res.potential_energy)) and np.all(np.isnan(res.total_energy))
+    assert np.all(np.isfinite(res.temperature_K)) and res.temperature_K[-1] > 0
+    squeezed = crystal(3)
+    squeezed.positions[1] = squeezed.positions[0] + [0.3, 0.0, 0.0]
+    with pytest.raises(CalculationError):
+        run_md(squeezed, ForceMixing(qm_lj(), mm_lj(), qm_indices=[0], buffer_width=4.0),
+               steps=5, ensemble="nve", temperature_K=10.0, timestep_fs=1.0, seed=1)

@@ -428,6 +428,17 @@ def _validate_settings(ensemble, temperature_K, timestep_fs, friction, seed, ene
 # --------------------------------------------------------------------------------------------
 # steps as functions
 # --------------------------------------------------------------------------------------------
+def _no_energy_errors() -> tuple:
+    from ase.calculators.calculator import PropertyNotImplementedError as AsePNI
+
+    from ..core.errors import PropertyNotImplementedError as OurPNI
+
+    return (AsePNI, OurPNI)
+
+
+_NO_ENERGY = _no_energy_errors()
+
+
 def _frame_problem(atoms, settings, e0_per_atom, volume0=None):
     """Evaluate and check the current frame.
 
@@ -457,9 +468,15 @@ def _frame_problem(atoms, settings, e0_per_atom, volume0=None):
             return ("volume ratio V/V0", ratio,
                     f"{smaller_p}, or raise max_volume_ratio (now {r_max:g}) if such a volume "
                     "change is physical"), None
-    epot = float(atoms.get_potential_energy())
+    try:
+        epot = float(atoms.get_potential_energy())
+        has_energy = True
+    except _NO_ENERGY:
+        # a non-conservative model (force mixing) has no energy: the frame records NaN and
+        # the energy checks are skipped; forces are still checked
+        epot, has_energy = float("nan"), False
     forces = atoms.get_forces()
-    if not np.isfinite(epot):
+    if has_energy and not np.isfinite(epot):
         return ("potential energy", epot, smaller + " or check for overlapping atoms"), None
     if not np.all(np.isfinite(forces)):
         return ("forces", "non-finite", smaller + " or check for overlapping atoms"), None
@@ -476,7 +493,7 @@ def _frame_problem(atoms, settings, e0_per_atom, volume0=None):
             return ("stress", "non-finite", smaller + " or check for overlapping atoms"), None
     ekin = float(atoms.get_kinetic_energy())
     obs = (epot / n, ekin / n, (epot + ekin) / n, float(atoms.get_temperature()), volume)
-    if settings["ensemble"] == "nve" and e0_per_atom is not None:
+    if settings["ensemble"] == "nve" and has_energy and e0_per_atom is not None:
         dE = abs(obs[2] - e0_per_atom)
         if dE > settings["energy_drift_tol"]:
             return ("total-energy change (eV/atom)", dE,
