@@ -121,3 +121,28 @@ def test_missing_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "openmm", None)
     with pytest.raises(MissingExtraError, match=r"scaleladder\[openmm\]"):
         OpenMMCalculator(None)
+
+
+def test_openmm_engine_in_qmmm_equals_the_numba_force_field():
+    """OpenMM as the MM engine of ONIOM and of the additive mechanical embedding (through
+    from_forcefield: subset() and charges): same energy and forces as FixedChargeForceField."""
+    from scaleladder.atomistic.openmm_calculator import OpenMMCalculator
+    from scaleladder.atomistic.water import WATER_MODELS, water_cluster, water_forcefield
+    from scaleladder.coupling import ONIOM, MechanicalEmbedding, PairInteractions, QMRegion
+
+    atoms = water_cluster(4, seed=3)
+    m = WATER_MODELS["spc/fw"]
+    lj = PairInteractions(lj={("O", "O"): (m.epsilon_O, m.sigma_O)})
+    region = QMRegion(atoms, [0, 1, 2], links=None)
+    qm = water_forcefield(atoms).subset([0, 1, 2])       # a stand-in "QM" engine
+    for make in (lambda mm: ONIOM(qm, mm, region),
+                 lambda mm: MechanicalEmbedding(qm, mm, region, interaction=lj)):
+        ref, omm = atoms.copy(), atoms.copy()
+        ref.calc = make(water_forcefield(atoms))
+        omm.calc = make(OpenMMCalculator.from_forcefield(water_forcefield(atoms), atoms,
+                                                         platform="Reference"))
+        assert omm.get_potential_energy() == pytest.approx(ref.get_potential_energy(), abs=1e-8)
+        np.testing.assert_allclose(omm.get_forces(), ref.get_forces(), atol=1e-7)
+    bare = OpenMMCalculator(OpenMMCalculator.from_forcefield(water_forcefield(atoms), atoms).system)
+    with pytest.raises(InputError, match="from_forcefield"):
+        bare.subset([0, 1, 2])

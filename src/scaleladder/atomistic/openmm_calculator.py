@@ -89,6 +89,49 @@ class OpenMMCalculator(Calculator):
         self.platform_properties = props
         self._context = None
 
+    @classmethod
+    def from_forcefield(cls, ff: FixedChargeForceField, atoms, platform: str = "CPU",
+                        platform_properties: dict | None = None, **kwargs) -> "OpenMMCalculator":
+        """The OpenMM engine for a :class:`FixedChargeForceField` model of ``atoms``.
+
+        Unlike a calculator built on a bare ``openmm.System``, it remembers the model, so it
+        offers what QM/MM needs from a topology-bound MM engine: :meth:`subset` (the same model
+        restricted to some atoms, e.g. the MM region) and :meth:`get_virtual_charges`.
+        """
+        calc = cls(openmm_system_from_forcefield(ff, atoms), platform=platform,
+                   platform_properties=platform_properties, **kwargs)
+        calc.forcefield = ff
+        calc._masses = np.asarray(atoms.get_masses(), dtype=float).copy()
+        calc._pbc = np.asarray(atoms.pbc, dtype=bool).copy()
+        calc._cell = np.array(atoms.cell[:], dtype=float)
+        return calc
+
+    def _model(self) -> FixedChargeForceField:
+        ff = getattr(self, "forcefield", None)
+        if ff is None:
+            raise InputError("calc", "OpenMMCalculator(system)", "an OpenMMCalculator built "
+                             "with OpenMMCalculator.from_forcefield(ff, atoms)",
+                             "a bare openmm.System has no model to restrict or read charges from")
+        return ff
+
+    def subset(self, indices) -> "OpenMMCalculator":
+        """The same model restricted to ``indices`` (see ``FixedChargeForceField.subset``),
+        as a new OpenMM engine on the same platform."""
+        from ase import Atoms
+
+        ff = self._model()
+        idx = [int(i) for i in indices]
+        sub_ff = ff.subset(idx)
+        sub_atoms = Atoms(masses=self._masses[idx], positions=np.zeros((len(idx), 3)),
+                          cell=self._cell, pbc=self._pbc)
+        return OpenMMCalculator.from_forcefield(sub_ff, sub_atoms, platform=self.platform,
+                                                platform_properties=self.platform_properties)
+
+    def get_virtual_charges(self, atoms) -> np.ndarray:
+        """The model's charges (e), one per atom (the protocol of ASE's EIQMMM and the
+        scaleladder couplings)."""
+        return self._model().get_virtual_charges(atoms)
+
     @property
     def n_atoms(self) -> int:
         """Number of particles of the system."""
