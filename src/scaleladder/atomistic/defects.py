@@ -693,7 +693,10 @@ def migration_barrier(initial, final, calc, n_images: int = 7, climb: bool = Tru
         provenance holds the settings, the steps taken, the final NEB force, the climbing image's
         tangential force, the absolute end-state energies, how the end states were prepared
         (``endpoint_preparation``, from ``initial.info`` as written by
-        :func:`vacancy_migration_path`) and, if asked, the saddle check.
+        :func:`vacancy_migration_path`), if asked, the saddle check, and ``configurations``:
+        ``numbers``, ``cell``, ``pbc`` and the ``initial``, ``saddle`` (climbing image) and
+        ``final`` positions (Å, lists), enough to rebuild the stationary points, e.g. for
+        :func:`~scaleladder.atomistic.phonons.harmonic_tst_prefactor`.
 
     Raises
     ------
@@ -840,6 +843,16 @@ def migration_barrier(initial, final, calc, n_images: int = 7, climb: bool = Tru
         "endpoint_relaxation_steps": end_steps,
         "e_initial_eV": float(energies[0]), "e_final_eV": float(energies[-1]),
         "endpoint_preparation": prep, "saddle_check": saddle,
+        # the stationary points themselves, so that a later stage (harmonic-TST prefactor, a
+        # dimer refinement) can start from them without redoing the band
+        "configurations": {
+            "numbers": [int(z) for z in images[0].numbers],
+            "cell": np.asarray(images[0].cell, dtype=float).tolist(),
+            "pbc": [bool(p) for p in images[0].pbc],
+            "initial": np.asarray(images[0].get_positions(), dtype=float).tolist(),
+            "saddle": np.asarray(images[i_max].get_positions(), dtype=float).tolist(),
+            "final": np.asarray(images[-1].get_positions(), dtype=float).tolist(),
+            "saddle_image": int(i_max), "units": "Å"},
         "reference": "Henkelman & Jonsson, J. Chem. Phys. 113, 9978 (2000); "
                      "Henkelman, Uberuaga & Jonsson, ibid. 9901 (2000)",
     }

@@ -102,7 +102,7 @@ def vacancy_formation(relaxed: dict, potential: dict, supercell: tuple, relax: b
                                     structure=_label(relaxed))
 
 
-@stage("atomistic.vacancy_migration", version="1")
+@stage("atomistic.vacancy_migration", version="2")
 def vacancy_migration(relaxed: dict, potential: dict, supercell: tuple, n_images: int,
                       fmax: float) -> Any:
     """Climbing-image NEB barrier (eV) of a nearest-neighbour vacancy hop -> ``MigrationBarrier``.
