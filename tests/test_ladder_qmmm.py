@@ -82,3 +82,13 @@ def test_bad_settings_name_the_field(key, value, match):
 def test_qm_region_must_leave_an_environment():
     with pytest.raises(InputError, match="qm.sizes"):
         get_ladder("qmmm-water").resolve(overrides={"system.n_waters": 4, "qm.sizes": (1, 4)})
+
+
+def test_report_of_a_non_flagship_ladder_has_its_budget(tiny_run, tmp_path):
+    _, _, store, _ = tiny_run
+    out = runner.invoke(app, ["report", "latest", "--store", str(store), "--html",
+                              str(tmp_path / "r.html"), "--png-dir", str(tmp_path / "png")])
+    assert out.exit_code == 0, out.output
+    page = (tmp_path / "r.html").read_text()
+    assert "Vertical ionisation energy" in page and "data:image/png;base64" in page
+    assert (tmp_path / "png" / "budget.png").stat().st_size > 1000

@@ -179,6 +179,57 @@ _PLOTS = (
 )
 
 
+def _budget_quantities(results: dict) -> dict:
+    """Scalar Estimates with at least two sources anywhere in a run's results (top level, dict
+    entries, or a handoff's ``value``), by label."""
+    from ..uq import Estimate
+
+    out: dict = {}
+
+    def visit(label, v):
+        if isinstance(v, Estimate):
+            if v.ndim == 0 and len(v.sources) >= 2:
+                out[label] = v
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                visit(f"{label}.{k}", x)
+        elif isinstance(getattr(v, "value", None), Estimate):
+            visit(label, v.value)
+
+    for k, v in results.items():
+        visit(k, v)
+    return out
+
+
+def plot_generic_budget(results: dict, ax=None):
+    """Variance shares of each source for every quantity of the run that has a budget."""
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    qois = _budget_quantities(results)
+    if not qois:
+        ax.text(0.5, 0.5, "no quantity with an error budget in this run", ha="center")
+        ax.set_axis_off()
+        return ax
+    sources: list = []
+    for est in qois.values():
+        for src in est.sources:
+            if src not in sources:
+                sources.append(src)
+    names = list(qois)
+    left = np.zeros(len(names))
+    for src in sources:
+        shares = np.array([qois[q].budget().get(src, 0.0) for q in names])
+        ax.barh(names, shares, left=left, label=src)
+        left += shares
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel("share of variance")
+    ax.set_title("error budget")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return ax
+
+
 def _figure_png(fn, results, size) -> bytes:
     plt = _plt()
     if fn is plot_fit_parity:
@@ -199,7 +250,10 @@ def build_report(run_info: dict, results: dict, html: Path | None = None,
     """Write the plots (PNG files and/or one HTML page with them embedded); returns the paths."""
     from ..ladders import get_ladder
 
-    pngs = {name: _figure_png(fn, results, size) for name, fn, size in _PLOTS}
+    # the flagship's plots need its results; every other ladder gets its budget bars
+    plots = (_PLOTS if run_info["ladder"] == "silicon-fracture"
+             else (("budget", plot_generic_budget, (7.5, 3.5)),))
+    pngs = {name: _figure_png(fn, results, size) for name, fn, size in plots}
     written: list[Path] = []
     if png_dir is not None:
         png_dir = Path(png_dir)
