@@ -23,6 +23,8 @@ deduplicate
     Drop configurations equal up to permutation, lattice translation and (optionally) symmetry.
 generate_dataset, run_generation
     Compute a configuration list into a ReferenceDataset as resumable pipeline stages.
+exchange_by_energy_mapping, dimer_exchange
+    Exchange constants from collinear spin configurations (-> ExchangeParameters; docs/exchange.md).
 """
 from .datasets import (
     FLAGSHIP_CALC_PARAMS,
@@ -43,6 +45,7 @@ from .pyscf_calculator import (
     isolated_atom_energy,
 )
 from .xtb import XTBCalculator
+from .exchange import DimerExchange, dimer_exchange, exchange_by_energy_mapping
 from .generate import (
     deduplicate,
     ev_series,
@@ -63,4 +66,5 @@ __all__ = [
     "XTBCalculator",
     "ev_series", "strain_set", "rattled", "slabs", "vacancies", "md_snapshots", "deduplicate",
     "generate_dataset", "run_generation",
+    "exchange_by_energy_mapping", "dimer_exchange", "DimerExchange",
 ]

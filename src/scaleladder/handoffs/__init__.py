@@ -7,11 +7,14 @@ naming the field, the value and the expectation) and registered with
 from .dataset import Configuration, ReferenceDataset
 from .defects import MigrationBarrier, VacancyFormationEnergy
 from .elastic import ElasticTensor
+from .events import EventCatalog, EventType
 from .eos import EquationOfState
+from .magnetism import ExchangeParameters, HamiltonianConvention, read_tb2j
 from .potential import FittedPotential
 from .phonons import HarmonicTSTPrefactor, PhononProperties, harmonic_rate
 from .surface import SurfaceEnergy
 
 __all__ = ["Configuration", "ReferenceDataset", "EquationOfState", "FittedPotential",
            "ElasticTensor", "SurfaceEnergy", "VacancyFormationEnergy", "MigrationBarrier",
-           "PhononProperties", "HarmonicTSTPrefactor", "harmonic_rate"]
+           "PhononProperties", "HarmonicTSTPrefactor", "harmonic_rate", "EventCatalog", "EventType",
+           "ExchangeParameters", "HamiltonianConvention", "read_tb2j"]

@@ -7,7 +7,9 @@ from .base import LadderSpec, Setting, parse_set_options
 _LADDERS = {"silicon-fracture": "scaleladder.ladders.silicon_fracture",
             "elastic-constants": "scaleladder.ladders.elastic_constants",
             "defects": "scaleladder.ladders.defects",
-            "qmmm-water": "scaleladder.ladders.qmmm_water"}
+            "qmmm-water": "scaleladder.ladders.qmmm_water",
+            "magnet": "scaleladder.ladders.magnet",
+            "vacancy-diffusion": "scaleladder.ladders.vacancy_diffusion"}
 
 
 def available_ladders() -> dict[str, str]:
