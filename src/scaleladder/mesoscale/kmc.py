@@ -55,7 +55,7 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -67,6 +67,7 @@ from ..core.units import BOLTZMANN_EV
 from ..core.validate import finite, finite_array, one_of, positive, positive_int
 from ..handoffs.events import EventCatalog
 from ..uq import Estimate
+from ._rng import uniform as _uniform
 
 __all__ = ["Lattice", "build_lattice", "KMCModel", "KMCState", "KMCRun", "init_walkers",
            "init_vacancies", "run_kmc", "write_checkpoint", "read_checkpoint",
@@ -384,27 +385,8 @@ def build_lattice(name: str, a: float = 1.0, size=10, n_shells: int = 1) -> Latt
 
 
 # ============================================================================================
-# numba kernels: random numbers, sum tree, events
+# numba kernels: sum tree, events (random numbers: mesoscale._rng)
 # ============================================================================================
-@njit(cache=True, inline="always")
-def _rotl(x, k):
-    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
-
-
-@njit(cache=True, inline="always")
-def _uniform(s):
-    """xoshiro256** (Blackman & Vigna 2018): a double in [0, 1); ``s`` (4 uint64) advances."""
-    result = _rotl(s[1] * np.uint64(5), 7) * np.uint64(9)
-    t = s[1] << np.uint64(17)
-    s[2] ^= s[0]
-    s[3] ^= s[1]
-    s[1] ^= s[2]
-    s[0] ^= s[3]
-    s[2] ^= t
-    s[3] = _rotl(s[3], 45)
-    return np.float64(result >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-
-
 @njit(cache=True, inline="always")
 def _tree_set(tree, L, i, rate):
     k = L + i

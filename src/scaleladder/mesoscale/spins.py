@@ -41,6 +41,7 @@ from ..core.units import BOLTZMANN_EV
 from ..core.validate import finite_array, one_of, positive, positive_int
 from ..handoffs.magnetism import ExchangeParameters
 from ..uq import Estimate
+from ._rng import uniform as _uniform
 
 __all__ = ["SpinLattice", "SpinState", "SpinMCResult", "CriticalTemperatureResult",
            "build_lattice", "init_state", "run_spin_mc", "critical_temperature",
@@ -54,29 +55,7 @@ _ALGORITHMS = ("metropolis", "wolff")
 
 
 # ============================================================================ random numbers
-@njit(cache=True, inline="always")
-def _rotl(x, k):
-    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
-
-
-@njit(cache=True, inline="always")
-def _next_u64(s):
-    """xoshiro256** (Blackman & Vigna): state ``s`` is a uint64 array of 4, advanced in place."""
-    result = _rotl(s[1] * np.uint64(5), 7) * np.uint64(9)
-    t = s[1] << np.uint64(17)
-    s[2] ^= s[0]
-    s[3] ^= s[1]
-    s[1] ^= s[2]
-    s[0] ^= s[3]
-    s[2] ^= t
-    s[3] = _rotl(s[3], 45)
-    return result
-
-
-@njit(cache=True, inline="always")
-def _uniform(s):
-    """A double in [0, 1) from the top 53 bits."""
-    return float(_next_u64(s) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+# xoshiro256** from mesoscale._rng
 
 
 @njit(cache=True, inline="always")
