@@ -207,3 +207,31 @@ def test_missing_phonopy(monkeypatch, si):
     with pytest.raises(MissingExtraError, match=r"scaleladder\[phonons\]") as err:
         phonons(si, StillingerWeber())
     assert err.value.package == "phonopy" and err.value.extra == "phonons"
+
+
+def test_force_constants_are_the_energy_hessian(si, props):
+    """The handoff carries the supercell force constants (eV/Å²): symmetric, obeying the
+    acoustic sum rule, and equal to a central finite difference of the forces."""
+    fc = props.force_constants
+    assert fc.shape == (16, 16, 3, 3)
+    np.testing.assert_allclose(fc, fc.transpose(1, 0, 3, 2), atol=1e-8)
+    assert np.abs(fc.sum(axis=1)).max() < 1e-8
+    sc = si.repeat((2, 2, 2))   # phonopy's supercell order for a diagonal matrix: repeat order
+    calc = StillingerWeber()
+    h = 1e-4
+    col = []
+    for sign in (+1, -1):
+        a = sc.copy()
+        a.positions[0, 0] += sign * h
+        a.calc = calc
+        col.append(a.get_forces())
+    fd = -(col[0] - col[1]) / (2 * h)          # d F_j / d u_0x = -Φ[0, j, x, :]
+    # phonopy's supercell atom order need not be ase's repeat order: compare the on-site block
+    # directly and the whole row up to that permutation (sorted magnitudes)
+    # phonopy differentiates with 0.01 Å displacements (and symmetrises): O(h²) ~ 1e-4 relative
+    np.testing.assert_allclose(fd[0], fc[0, 0, 0], rtol=5e-4, atol=1e-6)
+    np.testing.assert_allclose(np.sort(np.abs(fd).ravel()), np.sort(np.abs(fc[0, :, 0, :]).ravel()),
+                               rtol=5e-4, atol=1e-6)
+    back = _round_trip(props)
+    np.testing.assert_array_equal(back.force_constants, fc)
+    assert props.replace(force_constants=None).force_constants is None   # old records

@@ -175,7 +175,19 @@ def phonons(atoms, calc, supercell=(2, 2, 2), displacement: float = 0.01, mesh=(
         supercell_matrix=sm, mesh=qmesh, qpoints=qpoints, weights=weights,
         frequencies_THz=freqs, dos_frequencies_THz=dos_f, dos=dos, temperatures_K=temps, free_energy=Estimate(fe, "eV"),
         entropy=Estimate(s, "eV/K"), heat_capacity=Estimate(np.maximum(cv, 0.0), "eV/K"),
-        gamma_frequencies_THz=gamma, n_atoms=n, imaginary_tolerance_THz=tol, provenance=prov)
+        gamma_frequencies_THz=gamma, n_atoms=n, imaginary_tolerance_THz=tol, provenance=prov,
+        force_constants=_full_force_constants(ph))
+
+
+def _full_force_constants(ph) -> np.ndarray:
+    """phonopy's force constants (eV/Å² with eV/Å forces and Å displacements) as the full
+    (N, N, 3, 3) supercell array, whatever form phonopy produced."""
+    fc = np.asarray(ph.force_constants, dtype=float)
+    if fc.shape[0] != fc.shape[1]:   # compact form: rows are the primitive cell's atoms
+        from phonopy.harmonic.force_constants import compact_fc_to_full_fc
+
+        fc = np.asarray(compact_fc_to_full_fc(ph.primitive, fc), dtype=float)
+    return fc
 
 
 def _phonopy_version() -> str:

@@ -69,6 +69,10 @@ class PhononProperties(DataclassCodec):
     provenance : dict
         Free-form record; ``"imaginary_modes"`` (count at non-Γ q-points beyond the tolerance)
         and ``"min_frequency_THz"`` are set on validation.
+    force_constants : array_like, shape (N, N, 3, 3), optional
+        Real-space harmonic force constants of the supercell in eV/Å²,
+        ``Φ[i, j, a, b] = ∂²E / ∂u_ia ∂u_jb`` (N = supercell atoms, phonopy's order); None in
+        records written before this field existed.
 
     Raises
     ------
@@ -97,6 +101,7 @@ class PhononProperties(DataclassCodec):
     n_atoms: int
     imaginary_tolerance_THz: float = IMAGINARY_TOL_THZ
     provenance: dict = field(default_factory=dict)
+    force_constants: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         sm = finite_array("supercell_matrix", self.supercell_matrix)
@@ -151,6 +156,13 @@ class PhononProperties(DataclassCodec):
         setf(self, "gamma_frequencies_THz", ro_array(g))
         setf(self, "temperatures_K", ro_array(t))
         setf(self, "imaginary_tolerance_THz", tol)
+        if self.force_constants is not None:
+            fc = finite_array("force_constants", self.force_constants)
+            n_sc = int(round(abs(np.linalg.det(sm)))) * n_atoms
+            if fc.shape != (n_sc, n_sc, 3, 3):
+                raise InputError("force_constants", f"array of shape {fc.shape}",
+                                 f"shape ({n_sc}, {n_sc}, 3, 3) (supercell atoms), eV/Å^2")
+            setf(self, "force_constants", ro_array(fc))
 
         prov = str_dict("provenance", self.provenance)
         is_gamma = np.all(np.abs(q - np.round(q)) < 1e-8, axis=1)
