@@ -314,3 +314,32 @@ def test_schemes_with_a_topology_bound_force_field():
     with pytest.raises(InputError) as err:
         ONIOM(EMT(), ff, cut)
     assert err.value.field == "mm_calc_qm"
+
+
+def test_energy_only_calls_skip_the_gradients():
+    """An energy-only request computes no QM or MM forces (a QM gradient costs as much as the
+    SCF); asking for forces afterwards computes them."""
+    from ase.calculators.emt import EMT
+    from ase.build import molecule as _molecule
+
+    class Counting(EMT):
+        grads = 0
+
+        def get_forces(self, atoms=None):
+            Counting.grads += 1
+            return super().get_forces(atoms)
+
+    from scaleladder.coupling import ONIOM, QMRegion
+
+    atoms = _molecule("CH3CH2OH")
+    atoms.center(vacuum=4.0)
+    carbons = [i for i, z in enumerate(atoms.numbers) if z == 6]
+    region = QMRegion(atoms, [carbons[0]] + [i for i in range(len(atoms))
+                      if atoms.numbers[i] == 1 and atoms.get_distance(i, carbons[0]) < 1.2],
+                      links="auto")
+    calc = ONIOM(Counting(), Counting(), region)
+    atoms.calc = calc
+    atoms.get_potential_energy()
+    assert Counting.grads == 0 and "forces" not in calc.results
+    atoms.get_forces()
+    assert Counting.grads > 0

@@ -103,9 +103,10 @@ class _QMMMCalculator(Calculator):
         self.ledger: EnergyLedger | None = None
 
     # -------------------------------------------------------------- sub-calculations
-    @staticmethod
-    def _run(calc: Any, atoms: Atoms) -> tuple[float, np.ndarray]:
+    def _run(self, calc: Any, atoms: Atoms) -> tuple[float, np.ndarray]:
         e = float(calc.get_potential_energy(atoms))
+        if not getattr(self, "_want_forces", True):   # energy-only call: no gradients
+            return e, np.zeros((len(atoms), 3))
         f = np.array(calc.get_forces(atoms), dtype=float)
         return e, f
 
@@ -141,13 +142,15 @@ class _QMMMCalculator(Calculator):
                 "are not assembled); use energies and forces")
         super().calculate(atoms, properties, system_changes)
         self.region.check_atoms(self.atoms)
+        self._want_forces = "forces" in properties
         energy, forces, ledger = self._energy_forces(_plain(self.atoms))
         ledger.check()
         if not np.isfinite(energy) or not np.all(np.isfinite(forces)):
             raise CalculationError(f"{self.scheme}: non-finite energy or forces\n{ledger}")
         self.ledger = ledger
-        self.results = {"energy": energy, "free_energy": energy, "forces": forces,
-                        "ledger": ledger}
+        self.results = {"energy": energy, "free_energy": energy, "ledger": ledger}
+        if self._want_forces:
+            self.results["forces"] = forces
 
     def _energy_forces(self, atoms: Atoms) -> tuple[float, np.ndarray, EnergyLedger]:
         raise NotImplementedError
