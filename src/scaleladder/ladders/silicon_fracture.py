@@ -179,23 +179,37 @@ def _params_for(fp: Any, vector: np.ndarray) -> dict:
     return p
 
 
-def _nominal_domain_warnings(potential: Any, compute) -> tuple:
-    """Domain warnings of the nominal potential's property run (``compute(atoms)`` -> handoff).
+def _over_ensemble(potential: Any, compute, extract, ensemble: bool, unit: str):
+    """``extract(compute(atoms))`` over the potential's ensemble (or its nominal parameters only)
+    -> ``(Estimate, domain warnings of the nominal run)``.
 
-    The calculator remembers the fitted potential (``atomistic.domain``) so the property
-    function checks every configuration it evaluates against the training domain; ensemble
-    members differ only by the fit's uncertainty and are not checked again.
+    The nominal parameter set runs once, with a calculator that remembers the fitted potential
+    (``atomistic.domain``), so the property function checks every configuration it evaluates
+    against the training domain; ensemble members differ only by the fit's uncertainty and are
+    not checked.
     """
     import warnings
 
     from ..atomistic.domain import attach_fitted_potential
     from ..core.errors import DomainWarning
 
-    atoms, _ = _sw_bulk(dict(potential.parameters))
-    attach_fitted_potential(atoms.calc, potential)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DomainWarning)  # recorded in the handoff instead
-        return tuple(compute(atoms).domain_warnings)
+    pe = potential.parameter_estimate()
+    nominal = np.atleast_1d(np.asarray(pe.value, dtype=float))
+    found: dict = {}
+
+    def value(vector):
+        atoms, _ = _sw_bulk(_params_for(potential, vector))
+        if "warnings" not in found and np.array_equal(np.atleast_1d(vector), nominal):
+            attach_fitted_potential(atoms.calc, potential)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DomainWarning)  # recorded in the handoff
+                handoff = compute(atoms)
+            found["warnings"] = tuple(handoff.domain_warnings)
+            return extract(handoff)
+        return extract(compute(atoms))
+
+    est = propagate(value, pe, unit=unit) if ensemble else Estimate(value(pe.value), unit=unit)
+    return est, found.get("warnings", ())
 
 
 @stage("atomistic.elastic_constants", version="2")
@@ -208,18 +222,14 @@ def sw_elastic_constants(potential: Any, strain_step: float, ensemble: bool) -> 
     from ..atomistic import elastic_constants
     from ..handoffs import ElasticTensor
 
-    def run(atoms):
-        return elastic_constants(atoms, atoms.calc, relax_ions=True, strain_step=strain_step)
-
-    def voigt(vector):
-        atoms, _ = _sw_bulk(_params_for(potential, vector))
-        return np.asarray(run(atoms).voigt.value)
-
-    pe = potential.parameter_estimate()
-    est = propagate(voigt, pe, unit="GPa") if ensemble else Estimate(voigt(pe.value), unit="GPa")
+    est, outside = _over_ensemble(
+        potential,
+        lambda atoms: elastic_constants(atoms, atoms.calc, relax_ions=True,
+                                        strain_step=strain_step),
+        lambda c: np.asarray(c.voigt.value), ensemble, "GPa")
     return ElasticTensor.from_voigt(est, unit="GPa", relaxed_ions=True, structure="diamond Si",
                                     provenance={"potential": potential.form, "strain_step": strain_step},
-                                    domain_warnings=_nominal_domain_warnings(potential, run))
+                                    domain_warnings=outside)
 
 
 @stage("atomistic.surface_energy", version="2")
@@ -232,18 +242,14 @@ def sw_surface_energy(potential: Any, layers: int, ensemble: bool) -> Any:
     from ..atomistic import surface_energy
     from ..handoffs import SurfaceEnergy
 
-    def run(atoms):
-        return surface_energy(atoms, atoms.calc, miller=(1, 1, 1), layers=layers, relax=True)
-
-    def gamma(vector):
-        atoms, _ = _sw_bulk(_params_for(potential, vector))
-        return float(run(atoms).value.value)
-
-    pe = potential.parameter_estimate()
-    est = propagate(gamma, pe, unit="J/m^2") if ensemble else Estimate(gamma(pe.value), unit="J/m^2")
+    est, outside = _over_ensemble(
+        potential,
+        lambda atoms: surface_energy(atoms, atoms.calc, miller=(1, 1, 1), layers=layers,
+                                     relax=True),
+        lambda g: float(g.value.value), ensemble, "J/m^2")
     return SurfaceEnergy(miller=(1, 1, 1), value=est, relaxed=True, structure="diamond Si",
                          provenance={"potential": potential.form, "layers": layers},
-                         domain_warnings=_nominal_domain_warnings(potential, run))
+                         domain_warnings=outside)
 
 
 @stage("atomistic.lattice_constant", version="1")
