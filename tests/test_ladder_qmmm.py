@@ -92,3 +92,10 @@ def test_report_of_a_non_flagship_ladder_has_its_budget(tiny_run, tmp_path):
     page = (tmp_path / "r.html").read_text()
     assert "Vertical ionisation energy" in page and "data:image/png;base64" in page
     assert (tmp_path / "png" / "budget.png").stat().st_size > 1000
+
+
+def test_run_does_not_leave_its_scf_checkpoint_directory_in_the_environment(tiny_run):
+    """`scaleladder run` points SCF restarts at <store>/scf-checkpoints for the run only."""
+    import os
+
+    assert "SCALELADDER_SCF_CHECKPOINT" not in os.environ

@@ -83,10 +83,17 @@ def run(
         targets = spec.build(settings_)
         st = Store(store)
         # converged SCF densities are kept beside the store and reused as initial guesses by
-        # later configurations (processes inherit the variable; see compute_configuration)
-        os.environ.setdefault("SCALELADDER_SCF_CHECKPOINT", str(Path(store) / "scf-checkpoints"))
-        runner = Runner(st, executor=executor, progress=not quiet)
-        results = runner.run(targets)
+        # later configurations (processes inherit the variable; see compute_configuration);
+        # set for this run only, so a later run with another store does not read this one's
+        key = "SCALELADDER_SCF_CHECKPOINT"
+        before = os.environ.get(key)
+        os.environ.setdefault(key, str(Path(store).resolve() / "scf-checkpoints"))
+        try:
+            runner = Runner(st, executor=executor, progress=not quiet)
+            results = runner.run(targets)
+        finally:
+            if before is None:
+                os.environ.pop(key, None)
         run_id = st.add_run(ladder, settings_, {k: n.key for k, n in targets.items()})
     except ScaleLadderError as exc:
         _fail(exc)
@@ -137,8 +144,6 @@ def budget(run_ref: str = typer.Argument("latest", metavar="RUN", help="run id, 
         results = {k: st.get(v) for k, v in info["targets"].items()}
     except ScaleLadderError as exc:
         _fail(exc)
-    from ..uq import Estimate
-
     qois = []
     for name, value in results.items():
         items = value.items() if isinstance(value, dict) else [("", value)]
