@@ -157,10 +157,16 @@ def test_crash_before_rename_leaves_nothing(tmp_path, monkeypatch):
 def test_crash_between_rename_and_index_leaves_an_orphan_that_is_overwritten(tmp_path, monkeypatch):
     s = Store(tmp_path)
 
-    def fail():
-        raise RuntimeError("simulated crash after the rename")
+    calls = []
+    real = store_mod._fsync_dir
 
-    monkeypatch.setattr(store_mod, "_now_iso", fail)
+    def fail(path):
+        calls.append(path)
+        if len(calls) == 2:  # the first call syncs the staging folder, the second follows the rename
+            raise RuntimeError("simulated crash after the rename")
+        real(path)
+
+    monkeypatch.setattr(store_mod, "_fsync_dir", fail)
     with pytest.raises(RuntimeError, match="simulated"):
         s.put(KEY, {"x": 1}, **META)
     monkeypatch.undo()

@@ -72,6 +72,22 @@ class StoreCorruptionError(StoreError):
     """A stored blob whose content no longer matches its recorded hash."""
 
 
+class StoreFullError(StoreError):
+    """The disk (or quota) that holds the store is full: nothing was half-written."""
+
+
+class StoreReadOnlyError(StoreError):
+    """The store is on a read-only file system or folder and a write was needed."""
+
+
+class StoreIndexError(StoreError):
+    """The store's index is missing under existing blobs, or damaged: rebuild it from the blobs."""
+
+
+class ExecutorError(ScaleLadderError, RuntimeError):
+    """The executor (process pool, Dask cluster) failed: names the stage, what happened, what to do."""
+
+
 class MissingExtraError(ScaleLadderError, ImportError):
     """An optional dependency is missing; names the extra that installs it."""
 
@@ -89,5 +105,6 @@ class DomainWarning(UserWarning):
 __all__ = [
     "ScaleLadderError", "InputError", "UnitError", "StabilityError", "ConvergenceError",
     "CalculationError", "PropertyNotImplementedError", "StoreError", "StoreCorruptionError",
+    "StoreFullError", "StoreReadOnlyError", "StoreIndexError", "ExecutorError",
     "MissingExtraError", "DomainWarning",
 ]

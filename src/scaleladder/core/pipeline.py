@@ -33,12 +33,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from . import codec
-from .errors import InputError, MissingExtraError, ScaleLadderError, StoreError
+from .errors import ExecutorError, InputError, MissingExtraError, ScaleLadderError, StoreError
 from .store import Store
 
-__all__ = ["stage", "Stage", "Node", "Runner", "RunStats", "report_progress"]
+__all__ = ["stage", "Stage", "Node", "Runner", "RunStats", "report_progress", "checkpoint_dir"]
 
-_KEY_SCHEMA = "scaleladder.node/1"
+_KEY_SCHEMA = "scaleladder.node/2"
 _STAGES: dict[str, tuple[str, str]] = {}  # stage name -> (module, qualname) of its function
 
 
@@ -102,7 +102,9 @@ class Stage:
     name : str
         Stage name (part of every key).
     version : str
-        Stage version (part of every key): bump it when the function's results change.
+        Stage version (part of every key).  Results are recomputed when the code the stage runs
+        changes anyway (its :attr:`fingerprint` enters every key); the version marks a change of
+        meaning, and old results of another version stay in the store under their own keys.
     """
 
     def __init__(self, fn: Callable[..., Any], name: str, version: str = "1"):
@@ -133,6 +135,13 @@ class Stage:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
+
+    @property
+    def fingerprint(self) -> dict:
+        """The code fingerprint of this stage (see :mod:`scaleladder.core.fingerprint`)."""
+        from .fingerprint import stage_fingerprint
+
+        return stage_fingerprint(self.fn)
 
     def __repr__(self) -> str:
         return f"<Stage {self.name!r} v{self.version} ({self.__module__}.{self.__qualname__})>"
@@ -199,7 +208,8 @@ def stage(name: str, version: str = "1") -> Callable[[Callable[..., Any]], Stage
     name : str
         Stage name, unique in the project (it enters every key).
     version : str, default "1"
-        Bump it whenever the function's results change: keys change and results are recomputed.
+        Part of every key.  Code changes are detected without it (the stage's code fingerprint
+        enters its key); bump it to mark a change of meaning.
 
     Examples
     --------
@@ -236,10 +246,14 @@ class Node:
     label : str
         Human label (default: the stage name).
     key : str
-        sha256 hex digest of stage name, version, canonical params and dependency keys.
+        sha256 hex digest of stage name, version, canonical params, the stage's code fingerprint
+        (its code and engine versions) and the dependency keys.
+    identity : str
+        The same without the code: what was asked for, whatever code computes it.  Results of
+        one identity computed by different code are compared to say why a stage reran.
     """
 
-    __slots__ = ("stage", "params", "deps", "label", "key", "_params_json")
+    __slots__ = ("stage", "params", "deps", "label", "key", "identity", "_params_json")
 
     def __init__(self, stage: Stage, params: Mapping[str, Any], deps: Mapping[str, Any],
                  label: str | None = None):
@@ -255,15 +269,21 @@ class Node:
                                  "lists, tuples, dicts, NumPy arrays, registered types) or a Node",
                                  hint=str(e)) from None
         dep_keys: dict[str, Any] = {}
+        dep_ids: dict[str, Any] = {}
         for arg, d in deps.items():
             if isinstance(d, Node):
                 dep_keys[arg] = d.key
+                dep_ids[arg] = d.identity
             elif isinstance(d, (list, tuple)) and all(isinstance(x, Node) for x in d):
                 dep_keys[arg] = [x.key for x in d]
+                dep_ids[arg] = [x.identity for x in d]
             else:
                 raise InputError(f"{stage.name}.{arg}", d, "a Node or a list/tuple of Nodes")
-        payload = {"schema": _KEY_SCHEMA, "stage": stage.name, "version": stage.version,
-                   "params": params, "deps": dep_keys}
+        recipe = {"schema": _KEY_SCHEMA, "stage": stage.name, "version": stage.version,
+                  "params": params}
+        identity = hashlib.sha256(codec.canonical_json({**recipe, "deps": dep_ids}).encode()
+                                  ).hexdigest()
+        payload = {**recipe, "deps": dep_keys, "code": stage.fingerprint["code"]}
         key = hashlib.sha256(codec.canonical_json(payload).encode()).hexdigest()
         if label is not None and not isinstance(label, str):
             raise InputError("label", label, "a string")
@@ -273,6 +293,7 @@ class Node:
         set_(self, "deps", deps)
         set_(self, "label", label or stage.name)
         set_(self, "key", key)
+        set_(self, "identity", identity)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Node is immutable: bind a new one")
@@ -322,11 +343,15 @@ class RunStats:
     Attributes
     ----------
     computed, reused : int
-        Nodes computed in this run / loaded from the store.
+        Nodes computed in this run / loaded from the store (including results another run
+        sharing the store computed while this one waited for them: ``waited``).
+    waited : int
+        Nodes another run was computing when this one needed them; their results were reused.
     nodes : list of dict
         One entry per node visited, in completion order: ``key``, ``label``, ``stage``,
-        ``status`` ("computed" or "reused") and ``elapsed_s`` (compute time; for reused nodes the
-        time recorded when they were computed).
+        ``status`` ("computed" or "reused"), ``elapsed_s`` (compute time; for reused nodes the
+        time recorded when they were computed) and, for computed nodes, ``reason`` (why it was
+        computed: ``None`` for a first computation, else e.g. what code changed).
     targets : dict
         Target name -> key (ready for :meth:`Store.add_run`).
     wall_s : float
@@ -335,6 +360,7 @@ class RunStats:
 
     computed: int = 0
     reused: int = 0
+    waited: int = 0
     nodes: list[dict] = field(default_factory=list)
     targets: dict[str, str] = field(default_factory=dict)
     wall_s: float = 0.0
@@ -347,12 +373,84 @@ class RunStats:
                 out[n["stage"]] = out.get(n["stage"], 0.0) + n["elapsed_s"]
         return out
 
+    def reasons(self) -> list[tuple[str, str]]:
+        """(label, reason) of every node recomputed for a reason (code change, corrupt blob, ...)."""
+        return [(n["label"], n["reason"]) for n in self.nodes
+                if n["status"] == "computed" and n.get("reason")]
 
-def _execute(stg: Stage, kwargs: dict[str, Any]) -> tuple[Any, float]:
+
+# ----------------------------------------------------------------------------------------------
+# worker side
+# ----------------------------------------------------------------------------------------------
+_CHECKPOINT_DIR: contextvars.ContextVar[str | None] = \
+    contextvars.ContextVar("scaleladder_checkpoint_dir", default=None)
+
+
+def checkpoint_dir() -> "os.PathLike | None":
+    """The folder where the running stage keeps its checkpoints, or None outside a run.
+
+    Under a :class:`Runner` every stage gets ``<store>/checkpoints/<node key>/`` (created on first
+    use by the worker); a stage that checkpoints there resumes after a kill, whichever ladder runs
+    it and without any environment variable.  The runner deletes the folder once the stage's
+    result is stored.  None when the stage is called directly, or when the worker cannot create
+    the folder (a Dask worker on a machine that does not see the store): the stage then runs
+    without checkpoints.
+    """
+    from pathlib import Path
+
+    d = _CHECKPOINT_DIR.get()
+    if d is None:
+        return None
+    p = Path(d)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        warnings.warn(f"cannot create the checkpoint folder {p} ({e}); the stage runs without "
+                      "checkpoints", UserWarning, stacklevel=2)
+        return None
+    return p
+
+
+def _execute(stg: Stage, kwargs: dict[str, Any], ckpt: str | None = None) -> tuple[Any, float]:
     """Worker side: call the stage, return (value, elapsed seconds)."""
-    t0 = time.perf_counter()
-    value = stg.fn(**kwargs)
-    return value, time.perf_counter() - t0
+    token = _CHECKPOINT_DIR.set(ckpt)
+    try:
+        t0 = time.perf_counter()
+        value = stg.fn(**kwargs)
+        return value, time.perf_counter() - t0
+    finally:
+        _CHECKPOINT_DIR.reset(token)
+
+
+def _orphan_watchdog(parent: int, period_s: float = 0.5) -> None:
+    """Process-pool worker initialiser: exit when the driver that started this worker dies.
+
+    A SIGKILLed driver cannot shut its pool down; without this its workers (and, through them,
+    multiprocessing's resource tracker) would run on forever.  On Linux the kernel is also asked
+    to send SIGKILL when the parent dies (``PR_SET_PDEATHSIG``); a polling thread covers the rest.
+    """
+    import os
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except Exception:  # pragma: no cover - no libc prctl
+            pass
+    if os.getppid() != parent:  # the parent died before we got here
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(period_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="scaleladder-orphan-watchdog", daemon=True).start()
 
 
 class _InlineExecutor(cf.Executor):
@@ -388,12 +486,27 @@ class Runner:
         Where results are looked up and written (by this driver process only).
     executor : None, str, concurrent.futures.Executor or distributed.Client, optional
         ``None`` or ``"local"``: in-process, one node at a time.  ``"process"``: a
-        ``ProcessPoolExecutor(max_workers=2)`` (spawn start method) owned by each run.
-        ``"tcp://host:port"`` / ``"dask://host:port"``: a Dask ``distributed.Client`` connected
-        for each run (needs the ``dask`` extra).  An ``Executor`` or a ``Client`` (its
-        ``get_executor()``) is used as given and not shut down.
+        ``ProcessPoolExecutor(max_workers=2)`` (spawn start method) owned by each run; its
+        workers exit by themselves if the driver is killed.  ``"tcp://host:port"`` /
+        ``"dask://host:port"``: a Dask ``distributed.Client`` connected for each run (needs the
+        ``dask`` extra).  An ``Executor`` or a ``Client`` (its ``get_executor()``) is used as
+        given and not shut down.
     progress : bool, default True
-        Show a rich progress bar (on stderr): stages done / total, with the running stage's label.
+        Show progress on stderr: a rich bar on a terminal; plain time-stamped lines (each stage
+        started and finished, and a line for running stages every ``progress_interval_s``)
+        when stderr is a file or a pipe, so a log shows progress while the run goes on.
+    progress_interval_s : float, default 30
+        Seconds between the plain progress lines of running stages.
+    connect_timeout_s : float, default 10
+        Seconds to wait for a Dask scheduler given by address.
+    no_workers_timeout_s : float, default 60
+        With Dask: seconds without any worker, while stages wait, before saying so.
+    on_no_workers : {"wait", "stop"}, default "wait"
+        What to do then: keep waiting (and say so again every ``no_workers_timeout_s``), or stop
+        with an :class:`~.errors.ExecutorError` (finished stages are kept).
+    lease_timeout_s : float, default 120
+        A stage claimed by another run sharing the store whose heartbeat (every 10 s) is older
+        than this is taken over (that run died).
 
     Attributes
     ----------
@@ -401,13 +514,32 @@ class Runner:
         What the last run computed and reused.
     """
 
-    def __init__(self, store: Store, executor: Any = None, progress: bool = True):
+    def __init__(self, store: Store, executor: Any = None, progress: bool = True, *,
+                 progress_interval_s: float = 30.0, connect_timeout_s: float = 10.0,
+                 no_workers_timeout_s: float = 60.0, on_no_workers: str = "wait",
+                 lease_timeout_s: float = 120.0):
         if not isinstance(store, Store):
             raise InputError("store", store, "a scaleladder.core.store.Store")
+        if store.readonly:
+            raise InputError("store", store, "a writable store (this one was opened read-only)")
         self.store = store
         self.executor = self._check_executor(executor)
         self.progress = bool(progress)
+        for name, v in (("progress_interval_s", progress_interval_s),
+                        ("connect_timeout_s", connect_timeout_s),
+                        ("no_workers_timeout_s", no_workers_timeout_s),
+                        ("lease_timeout_s", lease_timeout_s)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+                raise InputError(name, v, "a positive number of seconds")
+        if on_no_workers not in ("wait", "stop"):
+            raise InputError("on_no_workers", on_no_workers, "'wait' or 'stop'")
+        self.progress_interval_s = float(progress_interval_s)
+        self.connect_timeout_s = float(connect_timeout_s)
+        self.no_workers_timeout_s = float(no_workers_timeout_s)
+        self.on_no_workers = on_no_workers
+        self.lease_timeout_s = float(lease_timeout_s)
         self.stats = RunStats()
+        self._client = None
 
     @staticmethod
     def _check_executor(executor: Any) -> Any:
@@ -424,14 +556,18 @@ class Runner:
     # -- executor lifetime -----------------------------------------------------------------------
     def _open_executor(self, hook) -> tuple[cf.Executor, Callable[[], None], bool]:
         """Return (executor, close, inline)."""
+        import os
+
         ex = self.executor
+        self._client = None
         if ex is None or ex == "local":
             return _InlineExecutor(hook), lambda: None, True
         if ex == "process":
             import multiprocessing
 
             pool = cf.ProcessPoolExecutor(max_workers=2,
-                                          mp_context=multiprocessing.get_context("spawn"))
+                                          mp_context=multiprocessing.get_context("spawn"),
+                                          initializer=_orphan_watchdog, initargs=(os.getpid(),))
             return pool, lambda: pool.shutdown(wait=True, cancel_futures=True), False
         if isinstance(ex, str):
             try:
@@ -440,11 +576,56 @@ class Runner:
                 raise MissingExtraError(package="distributed", extra="dask",
                                         purpose=f"executor={ex!r}") from None
             address = "tcp://" + ex[len("dask://"):] if ex.startswith("dask://") else ex
-            client = distributed.Client(address)
+            try:
+                client = distributed.Client(address, timeout=self.connect_timeout_s)
+            except (OSError, TimeoutError, cf.TimeoutError) as e:
+                raise ExecutorError(
+                    f"no Dask scheduler answered at {address} within {self.connect_timeout_s:g} s "
+                    f"({type(e).__name__}). Start one with `dask scheduler` (and workers with "
+                    f"`dask worker {address}`), check the address, or run with --executor local; "
+                    "nothing was computed") from None
+            self._client = client
             return client.get_executor(), client.close, False
         if isinstance(ex, cf.Executor):
             return ex, lambda: None, False
+        self._client = ex
         return ex.get_executor(), lambda: None, False
+
+    def _n_workers(self) -> int | None:
+        if self._client is None:
+            return None
+        try:
+            return len(self._client.scheduler_info().get("workers", {}))
+        except Exception:  # noqa: BLE001 - a lost scheduler: the futures say so
+            return None
+
+    def _describe_failure(self, exc: BaseException, label: str, key: str) -> BaseException:
+        """An :class:`ExecutorError` for executor failures (lost pool worker, scheduler, ...)."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        name = type(exc).__name__
+        kept = ("finished stages are kept in the store and a rerun reuses them")
+        if isinstance(exc, BrokenProcessPool):
+            return ExecutorError(f"stage {label} ({key[:12]}): a worker process of the process "
+                                 "pool died while running it (killed, out of memory or crashed); "
+                                 f"{kept}. Run it with --executor local to see its own error")
+        if name == "KilledWorker":
+            return ExecutorError(f"stage {label} ({key[:12]}) killed every Dask worker that ran it "
+                                 "(the scheduler gave up after its allowed failures): the stage "
+                                 "probably runs out of memory or crashes its process; "
+                                 f"{kept}. Give the workers more memory, or run this stage with "
+                                 "--executor local to see its error")
+        if isinstance(exc, cf.CancelledError) or name in ("CancelledError", "FutureCancelledError"):
+            addr = ""
+            try:
+                addr = f" at {self._client.scheduler.address}" if self._client is not None else ""
+            except Exception:  # noqa: BLE001
+                pass
+            return ExecutorError(f"lost the Dask scheduler{addr} while stage {label} "
+                                 f"({key[:12]}) was running: its result never came back; {kept}. "
+                                 "Restart the scheduler and workers (or use --executor local) "
+                                 "and run again")
+        return exc
 
     # -- graph -----------------------------------------------------------------------------------
     @staticmethod
@@ -471,6 +652,27 @@ class Runner:
             raise InputError("targets", targets, "at least one target node")
         return out
 
+    def _reason(self, node: Node, corrupt: str | None) -> str | None:
+        """Why ``node`` must be computed: None for a first computation."""
+        from .fingerprint import diff_fingerprints
+
+        if corrupt:
+            return f"its stored result was corrupt ({corrupt}); recomputed"
+        try:
+            earlier = self.store.records_of_identity(node.identity)
+        except Exception:  # noqa: BLE001 - an old index without identities
+            earlier = []
+        if not earlier:
+            return None
+        old = earlier[0]
+        diff = diff_fingerprints(old.get("fingerprint"), node.stage.fingerprint)
+        if diff:
+            return "; ".join(diff)
+        changed = [arg for arg, k in node.input_keys().items() if old["inputs"].get(arg) != k]
+        if changed:
+            return "input(s) recomputed: " + ", ".join(changed)
+        return "an earlier result of the same recipe exists under another key"
+
     # -- run -------------------------------------------------------------------------------------
     def run(self, targets: Mapping[str, Node] | Iterable[tuple[str, Node]]) -> dict[str, Any]:
         """Compute ``targets`` (name -> node) and return name -> value.
@@ -480,13 +682,19 @@ class Runner:
         written to the store by this (driver) process as soon as it arrives, so a failure or a
         crash keeps everything finished so far.  Values handed downstream and returned are the
         stored form (decoded from the bytes written), so a rerun that loads from the store sees
-        exactly what a fresh computation saw.
+        exactly what a fresh computation saw.  A node whose stored result is corrupt is
+        recomputed, and said so; a node another run sharing the store is computing is waited for.
 
         Raises
         ------
         Exception
             The original exception of the first stage that failed, with a note naming the stage
             label and key; stages still running when it failed are waited for and stored.
+        ExecutorError
+            The executor failed (a pool worker or the Dask scheduler lost, a stage that kills
+            its workers, no workers with ``on_no_workers="stop"``).
+        StoreFullError, StoreReadOnlyError
+            The store could not be written; everything stored before is kept.
         """
         tmap = self._targets(targets)
         t_start = time.perf_counter()
@@ -496,6 +704,7 @@ class Runner:
         # 1. visit the DAG from the targets, stopping at what the store holds
         nodes: dict[str, Node] = {}
         status: dict[str, str] = {}
+        reasons: dict[str, str | None] = {}
         order: list[str] = []  # topological (dependencies first)
         stack: list[tuple[Node, bool]] = [(n, False) for n in reversed(list(tmap.values()))]
         while stack:
@@ -507,11 +716,17 @@ class Runner:
             if k in status:
                 continue
             nodes[k] = node
-            if store.has(k) and store.verify(k):
-                status[k] = "reused"
-                order.append(k)
-                continue
+            corrupt = None
+            if store.has(k):
+                corrupt = store._blob_problem(k, store.record(k)["files"])
+                if not corrupt:
+                    status[k] = "reused"
+                    order.append(k)
+                    continue
+            elif store._row(k) is not None:
+                corrupt = "its blob folder is missing"
             status[k] = "compute"
+            reasons[k] = self._reason(node, corrupt)
             stack.append((node, True))
             for d in reversed(node.dependencies()):
                 if d.key not in status:
@@ -534,7 +749,7 @@ class Runner:
         values: dict[str, Any] = {}
         n_total = len(order)
 
-        progress = _Progress(n_total) if self.progress else None
+        progress = _Progress(n_total, self.progress_interval_s) if self.progress else None
         try:
             if progress is not None:
                 progress.start()
@@ -548,8 +763,11 @@ class Runner:
                                         "status": "reused", "elapsed_s": rec["elapsed_s"]})
                     if progress is not None:
                         progress.advance()
+            for k in to_compute:
+                if reasons.get(k) and reasons[k].startswith("its stored result was corrupt"):
+                    _say(progress, f"stage {nodes[k].label} ({k[:12]}): {reasons[k]}")
             if to_compute:
-                self._compute(nodes, to_compute, values, needed, stats, progress)
+                self._compute(nodes, to_compute, values, needed, stats, progress, reasons)
         finally:
             if progress is not None:
                 progress.stop()
@@ -557,8 +775,13 @@ class Runner:
         return {name: values[node.key] for name, node in tmap.items()}
 
     def _compute(self, nodes: dict[str, Node], to_compute: list[str], values: dict[str, Any],
-                 needed: set[str], stats: RunStats, progress: "_Progress | None") -> None:
+                 needed: set[str], stats: RunStats, progress: "_Progress | None",
+                 reasons: dict[str, str | None]) -> None:
+        import threading
+        import uuid
+
         store = self.store
+        owner = uuid.uuid4().hex
         waiting = {k: {d.key for d in nodes[k].dependencies()} - values.keys() for k in to_compute}
         dependents: dict[str, list[str]] = {}
         for k in to_compute:
@@ -569,62 +792,167 @@ class Runner:
             del waiting[k]
         position = {k: i for i, k in enumerate(to_compute)}
         running: dict[cf.Future, str] = {}
+        blocked: dict[str, dict] = {}        # key -> lease holder (another run computes it)
         errors: list[BaseException] = []
+
+        def release_dependents(k: str) -> None:
+            for dep in dependents.get(k, ()):
+                w = waiting.get(dep)
+                if w is None:
+                    continue
+                w.discard(k)
+                if not w:
+                    del waiting[dep]
+                    ready.append(dep)
+
+        # heartbeat thread: keeps this run's leases alive and plain progress ticking, also while
+        # an in-process stage holds the main thread
+        stop_beat = threading.Event()
+
+        def beat() -> None:
+            while not stop_beat.wait(min(10.0, self.lease_timeout_s / 4)):
+                try:
+                    store.heartbeat(owner)
+                except Exception:  # noqa: BLE001 - a failing heartbeat only risks a takeover
+                    pass
+                if progress is not None:
+                    progress.tick()
+
+        beater = threading.Thread(target=beat, name="scaleladder-heartbeat", daemon=True)
+        beater.start()
 
         hook = progress.stage_hook if progress is not None else None
         executor, close, inline = self._open_executor(hook)
         clean_exit = False
+        no_workers_since: float | None = None
+        last_no_workers_msg = 0.0
         try:
-            while ready or running:
+            while ready or running or blocked:
                 while ready and not errors and not (inline and running):
                     k = ready.popleft()
                     node = nodes[k]
+                    holder = store.claim(k, owner, label=node.label,
+                                         stale_after_s=self.lease_timeout_s)
+                    if holder is not None:
+                        blocked[k] = holder
+                        _say(progress, f"stage {node.label} ({k[:12]}) is being computed by another "
+                                       f"run (pid {holder['pid']} on {holder['host']}): waiting "
+                                       "for its result instead of computing it twice")
+                        continue
+                    if store.has(k) and store.verify(k):  # finished by another run meanwhile
+                        store.release(owner, k)
+                        self._reuse(k, nodes, values, needed, stats, progress, waited=True)
+                        release_dependents(k)
+                        continue
                     kwargs = dict(node.params)
                     for arg, d in node.deps.items():
                         kwargs[arg] = (values[d.key] if isinstance(d, Node)
                                        else type(d)(values[x.key] for x in d))
                     if progress is not None:
                         progress.started(k, node.label)
-                    running[executor.submit(_execute, node.stage, kwargs)] = k
-                if not running:
+                    ckpt = str(store.root / "checkpoints" / k)
+                    running[executor.submit(_execute, node.stage, kwargs, ckpt)] = k
+                if errors and not running:
                     break
-                done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
+                if not running and not blocked:
+                    break
+                done: set = set()
+                if running:
+                    done, _ = cf.wait(list(running), timeout=0.5 if blocked or self._client
+                                      else 2.0, return_when=cf.FIRST_COMPLETED)
+                elif blocked:
+                    time.sleep(0.5)
+                # results of other runs we wait for
+                for k in list(blocked):
+                    if store.has(k) and store.verify(k):
+                        del blocked[k]
+                        self._reuse(k, nodes, values, needed, stats, progress, waited=True)
+                        release_dependents(k)
+                        continue
+                    holder = store.claim(k, owner, label=nodes[k].label,
+                                         stale_after_s=self.lease_timeout_s)
+                    if holder is None:  # its holder died or gave up: compute it here
+                        store.release(owner, k)
+                        del blocked[k]
+                        _say(progress, f"stage {nodes[k].label} ({k[:12]}): the other run stopped "
+                                       "without storing it; computing it here")
+                        ready.append(k)
+                # Dask: no workers while stages wait
+                if running and self._client is not None and not done:
+                    n = self._n_workers()
+                    now = time.monotonic()
+                    if n == 0:
+                        no_workers_since = no_workers_since or now
+                        idle = now - no_workers_since
+                        if idle >= self.no_workers_timeout_s and \
+                                now - last_no_workers_msg >= self.no_workers_timeout_s:
+                            last_no_workers_msg = now
+                            labels = ", ".join(nodes[running[f]].label for f in running)
+                            msg = (f"no Dask worker has been connected for {idle:.0f} s while "
+                                   f"stage(s) {labels} wait; start workers with `dask worker "
+                                   f"{self._client.scheduler.address}`")
+                            if self.on_no_workers == "stop":
+                                raise ExecutorError(msg + "; stopped (on_no_workers='stop'): "
+                                                    "finished stages are kept in the store")
+                            _say(progress, msg + " (still waiting; on_no_workers='stop' or "
+                                 "--no-workers stop ends the run instead)")
+                    else:
+                        no_workers_since = None
                 for fut in sorted(done, key=lambda f: position[running[f]]):
                     k = running.pop(fut)
                     node = nodes[k]
                     if progress is not None:
                         progress.finished(k)
                     try:
-                        value, elapsed = fut.result()
+                        try:
+                            value, elapsed = fut.result()
+                        except BaseException as e:  # noqa: BLE001 - classified, re-raised
+                            if not isinstance(e, (Exception, cf.CancelledError)):
+                                raise
+                            raise self._describe_failure(e, node.label, k) from e
                         files = codec.to_files(value)
                         store._put_files(k, files, stage=node.stage.name,
                                          version=node.stage.version, params=node.params,
-                                         inputs=node.input_keys(), elapsed_s=elapsed)
+                                         inputs=node.input_keys(), elapsed_s=elapsed,
+                                         fingerprint=node.stage.fingerprint,
+                                         identity=node.identity, note=reasons.get(k))
+                    except (StoreError, ExecutorError) as e:
+                        store.release(owner, k)
+                        e.add_note(f"in stage {node.label} ({k[:12]})")
+                        errors.append(e)
+                        raise _Abort() from None
                     except Exception as e:  # noqa: BLE001 - re-raised below, with a note
+                        store.release(owner, k)
                         e.add_note(f"in stage {node.label} ({k[:12]})")
                         errors.append(e)
                         continue
+                    store.release(owner, k)
+                    _remove_checkpoints(store.root / "checkpoints" / k)
                     stats.computed += 1
                     stats.nodes.append({"key": k, "label": node.label, "stage": node.stage.name,
-                                        "status": "computed", "elapsed_s": elapsed})
+                                        "status": "computed", "elapsed_s": elapsed,
+                                        "reason": reasons.get(k)})
                     if k in needed:
                         values[k] = codec.from_files(files)
                     if progress is not None:
-                        progress.advance()
-                    for dep in dependents.get(k, ()):
-                        w = waiting.get(dep)
-                        if w is None:
-                            continue
-                        w.discard(k)
-                        if not w:
-                            del waiting[dep]
-                            ready.append(dep)
+                        progress.advance(node.label, elapsed)
+                    release_dependents(k)
             clean_exit = True
+        except _Abort:
+            pass
         finally:
-            if not clean_exit:  # KeyboardInterrupt or similar: do not wait for queued work
+            stop_beat.set()
+            if not clean_exit:  # an abort, KeyboardInterrupt or similar: do not wait for queued work
                 for fut in running:
                     fut.cancel()
-            close()
+            try:
+                store.release(owner)
+            except Exception:  # noqa: BLE001 - leases of a dead run expire by themselves
+                pass
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - closing a broken pool or a lost client
+                pass
         if errors:
             first = errors[0]
             if len(errors) > 1:
@@ -632,32 +960,118 @@ class Runner:
                                + "; ".join(str(getattr(e, '__notes__', [''])[-1]) for e in errors[1:]))
             raise first
 
+    def _reuse(self, k: str, nodes: dict[str, Node], values: dict[str, Any], needed: set[str],
+               stats: RunStats, progress: "_Progress | None", waited: bool = False) -> None:
+        rec = self.store.record(k)
+        if k in needed:
+            values[k] = self.store.get(k)
+        stats.reused += 1
+        stats.waited += int(waited)
+        stats.nodes.append({"key": k, "label": nodes[k].label, "stage": rec["stage"],
+                            "status": "reused", "elapsed_s": rec["elapsed_s"]})
+        if progress is not None:
+            progress.advance()
+
+
+class _Abort(Exception):
+    """Internal: stop scheduling at once (the error is in the runner's list)."""
+
+
+def _remove_checkpoints(path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _say(progress: "_Progress | None", message: str) -> None:
+    """A line for the user on stderr (through the progress display when there is one)."""
+    if progress is not None:
+        progress.log(message)
+        return
+    import sys
+
+    print(f"scaleladder: {message}", file=sys.stderr, flush=True)
+
 
 class _Progress:
-    """One rich task bar: stages done / total, described by the running stages' labels."""
+    """Progress on stderr: a rich bar on a terminal, plain time-stamped lines otherwise."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, interval_s: float = 30.0):
+        import threading
+
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
-                                   TextColumn, TimeElapsedColumn)
 
-        self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                            MofNCompleteColumn(), TimeElapsedColumn(),
-                            console=Console(stderr=True), transient=False)
-        self.task = self.bar.add_task("stages", total=total)
+        self.console = Console(stderr=True)
+        self.plain = not self.console.is_terminal
+        self.total = total
         self.done = 0
         self.running: dict[str, str] = {}
+        self.started_at: dict[str, float] = {}
         self.sub = 0.0
         self.message = ""
+        self.interval_s = interval_s
+        self.t0 = time.monotonic()
+        self.last_line = time.monotonic()
+        self.lock = threading.Lock()
+        if not self.plain:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
+                                       TextColumn, TimeElapsedColumn)
 
+            self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(),
+                                console=self.console, transient=False)
+            self.task = self.bar.add_task("stages", total=total)
+
+    # plain lines -----------------------------------------------------------------------------
+    def _line(self, text: str) -> None:
+        import sys
+
+        with self.lock:
+            stamp = time.strftime("%H:%M:%S")
+            sys.stderr.write(f"[{stamp}] [{self.done}/{self.total}] {text}\n")
+            sys.stderr.flush()
+            self.last_line = time.monotonic()
+
+    def log(self, message: str) -> None:
+        if self.plain:
+            self._line(message)
+        else:
+            self.bar.console.print(f"[yellow]scaleladder:[/] {message}", markup=True,
+                                   highlight=False)
+
+    def tick(self) -> None:
+        """Called every few seconds: in plain mode, a line for running stages per interval."""
+        if not self.plain or not self.running:
+            return
+        if time.monotonic() - self.last_line < self.interval_s:
+            return
+        now = time.monotonic()
+        parts = []
+        for k, label in list(self.running.items()):
+            t = now - self.started_at.get(k, now)
+            extra = f" {100 * self.sub:.0f}%" if self.sub and len(self.running) == 1 else ""
+            extra += f" {self.message}" if self.message and len(self.running) == 1 else ""
+            parts.append(f"{label} ({t:.0f} s{extra})")
+        self._line("running: " + ", ".join(parts))
+
+    # both ------------------------------------------------------------------------------------
     def start(self) -> None:
-        self.bar.start()
+        if self.plain:
+            self._line(f"{self.total} stage(s) in this run")
+        else:
+            self.bar.start()
 
     def stop(self) -> None:
-        self._describe()
-        self.bar.stop()
+        if self.plain:
+            self._line(f"{'done' if self.done >= self.total else 'stopped'} after "
+                       f"{time.monotonic() - self.t0:.1f} s")
+        else:
+            self._describe()
+            self.bar.stop()
 
     def _describe(self) -> None:
+        if self.plain:
+            return
         labels = list(self.running.values())
         if not labels:
             desc = "done" if self.done >= (self.bar.tasks[0].total or 0) else "waiting"
@@ -669,7 +1083,10 @@ class _Progress:
 
     def started(self, key: str, label: str) -> None:
         self.running[key] = label
+        self.started_at[key] = time.monotonic()
         self.sub, self.message = 0.0, ""
+        if self.plain:
+            self._line(f"started: {label}")
         self._describe()
 
     def finished(self, key: str) -> None:
@@ -677,10 +1094,14 @@ class _Progress:
         self.sub, self.message = 0.0, ""
         self._describe()
 
-    def advance(self) -> None:
+    def advance(self, label: str | None = None, elapsed: float | None = None) -> None:
         self.done += 1
+        if self.plain and label is not None:
+            self._line(f"finished: {label} ({elapsed:.1f} s)")
         self._describe()
 
     def stage_hook(self, fraction: float, message: str) -> None:
         self.sub, self.message = fraction, message
+        if self.plain:
+            self.tick()
         self._describe()

@@ -1,0 +1,365 @@
+"""Code fingerprints of pipeline stages: what code and which engines computed a result.
+
+A stage's cached result is only valid for the code that computed it.  :func:`stage_fingerprint`
+hashes exactly that code, found by static analysis (no module is imported to compute it):
+
+* in the stage's own module, the stage function itself and, transitively, every module-level
+  function, class and constant its body refers to (not the rest of the module: editing a ladder's
+  ``summarize`` or another stage of the same module recomputes nothing);
+* every project module those pieces import (``from ..atomistic import vacancy_formation_energy``
+  resolves through the package's re-exports to ``scaleladder.atomistic.defects``), with the
+  project modules *they* import, transitively, at module granularity;
+* the versions of the third-party distributions those modules import (numpy, scipy, ase, pyscf,
+  scikit-fem, ...): the engines.
+
+Sources are hashed as their abstract syntax tree with docstrings removed, so comments, docstrings
+and formatting do not count.  The project's infrastructure modules (the pipeline runner, the store,
+the command line and the report: :data:`INFRASTRUCTURE`) are left out: they move results around and
+do not compute them.  The pipeline folds the digest and the engine versions into each node's key
+(:class:`scaleladder.core.pipeline.Node`), so a code change recomputes the stage and everything
+downstream of it, and stores the per-module digests in the provenance record so that
+``scaleladder show`` can say what changed.
+"""
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import importlib.util
+import inspect
+import marshal
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["stage_fingerprint", "INFRASTRUCTURE", "diff_fingerprints"]
+
+#: project modules that never enter a fingerprint (they store, schedule or show results)
+INFRASTRUCTURE = ("scaleladder.core.pipeline", "scaleladder.core.store",
+                  "scaleladder.core.fingerprint", "scaleladder.cli", "scaleladder.report")
+
+_PROJECT = "scaleladder"
+
+
+# ----------------------------------------------------------------------------------------------
+# module lookup (static: find the file, never import it)
+# ----------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def _module_file(name: str) -> str | None:
+    """Path of the source file of module ``name`` (package -> its __init__.py), or None."""
+    if name in sys.modules and getattr(sys.modules[name], "__file__", None):
+        f = sys.modules[name].__file__
+        return f if f and f.endswith(".py") else None
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError, AttributeError):
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    return spec.origin
+
+
+def _is_package(name: str) -> bool:
+    f = _module_file(name)
+    return bool(f) and Path(f).name == "__init__.py"
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed(path: str) -> ast.Module:
+    return ast.parse(Path(path).read_text(encoding="utf-8"), filename=path)
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None),
+                                                                      ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def _digest_node(node: ast.AST) -> str:
+    import copy
+
+    return hashlib.sha256(ast.dump(_strip_docstrings(copy.deepcopy(node)),
+                                   annotate_fields=False).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _module_digest(name: str) -> str:
+    f = _module_file(name)
+    return _digest_node(_parsed(f)) if f else "no-source"
+
+
+def _resolve_relative(module: str | None, level: int, current: str, is_pkg: bool) -> str:
+    if level == 0:
+        return module or ""
+    base = current.split(".")
+    if not is_pkg:
+        base = base[:-1]
+    if level > 1:
+        base = base[: len(base) - (level - 1)]
+    return ".".join(base + ([module] if module else []))
+
+
+def _infrastructure(name: str) -> bool:
+    return any(name == m or name.startswith(m + ".") for m in INFRASTRUCTURE)
+
+
+@functools.lru_cache(maxsize=None)
+def _reexport(package: str, attr: str, depth: int = 0) -> str:
+    """The project module that defines ``package.attr`` (following ``from .x import attr``)."""
+    sub = f"{package}.{attr}"
+    if _module_file(sub):
+        return sub
+    f = _module_file(package)
+    if not f or depth > 8 or not _is_package(package):
+        return package
+    for node in _parsed(f).body:
+        if isinstance(node, ast.ImportFrom):
+            src = _resolve_relative(node.module, node.level, package, True)
+            for alias in node.names:
+                if (alias.asname or alias.name) == attr and src.startswith(_PROJECT):
+                    if _is_package(src):
+                        return _reexport(src, alias.name, depth + 1)
+                    return src
+    return package
+
+
+def _imports_of(tree: ast.AST, current: str, is_pkg: bool) -> tuple[set[str], set[str], dict[str, str]]:
+    """(project modules, third-party top-level names, local name -> project module) of ``tree``."""
+    project: set[str] = set()
+    external: set[str] = set()
+    bound: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                top = alias.name.split(".")[0]
+                if top == _PROJECT:
+                    project.add(alias.name)
+                    bound[alias.asname or top] = alias.name if alias.asname else top
+                else:
+                    external.add(top)
+        elif isinstance(node, ast.ImportFrom):
+            src = _resolve_relative(node.module, node.level, current, is_pkg)
+            if src.split(".")[0] != _PROJECT:
+                if node.level == 0 and src:
+                    external.add(src.split(".")[0])
+                continue
+            for alias in node.names:
+                if alias.name == "*":
+                    project.add(src)
+                    continue
+                target = _reexport(src, alias.name) if _is_package(src) else src
+                project.add(target)
+                bound[alias.asname or alias.name] = target
+    return project, external, bound
+
+
+@functools.lru_cache(maxsize=None)
+def _module_closure(name: str) -> tuple[tuple[tuple[str, str], ...], frozenset[str]]:
+    """((module, digest) of ``name`` and every project module it imports, transitively; engines)."""
+    seen: dict[str, str] = {}
+    engines: set[str] = set()
+    todo = [name]
+    while todo:
+        m = todo.pop()
+        if m in seen or _infrastructure(m):
+            continue
+        f = _module_file(m)
+        seen[m] = _module_digest(m)
+        if not f:
+            continue
+        project, external, _ = _imports_of(_parsed(f), m, _is_package(m))
+        engines |= external
+        todo.extend(p for p in project if p not in seen)
+    return tuple(sorted(seen.items())), frozenset(engines)
+
+
+def _top_level_defs(tree: ast.Module) -> dict[str, list[ast.AST]]:
+    defs: dict[str, list[ast.AST]] = {}
+    for node in tree.body:
+        names: list[str] = []
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names = [node.name]
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                names += [n.id for n in ast.walk(t) if isinstance(n, ast.Name)]
+        for n in names:
+            defs.setdefault(n, []).append(node)
+    return defs
+
+
+def _body_names(node: ast.AST) -> set[str]:
+    """Names loaded in a definition, decorators excluded (they declare, they do not compute)."""
+    parts: list[ast.AST]
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        parts = [*node.body, node.args]
+    elif isinstance(node, ast.ClassDef):
+        parts = [*node.body, *node.bases]
+    else:
+        parts = [node]
+    out: set[str] = set()
+    for p in parts:
+        out |= {n.id for n in ast.walk(p) if isinstance(n, ast.Name)}
+    return out
+
+
+def _engine_versions(names: set[str]) -> dict[str, str]:
+    from importlib import metadata
+
+    stdlib = getattr(sys, "stdlib_module_names", frozenset())
+    try:
+        dists = metadata.packages_distributions()
+    except Exception:  # pragma: no cover - broken environment metadata
+        dists = {}
+    out: dict[str, str] = {}
+    for top in sorted(names):
+        if top in stdlib or top in ("__future__", _PROJECT):
+            continue
+        for dist in dists.get(top, [top]):
+            try:
+                out[dist] = metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                continue
+    return out
+
+
+def _fallback(fn: Callable[..., Any]) -> dict:
+    """Fingerprint of a function whose source cannot be read (interactive definitions)."""
+    code = getattr(fn, "__code__", None)
+    digest = hashlib.sha256(marshal.dumps(code) if code is not None else repr(fn).encode()).hexdigest()
+    return {"code": digest, "modules": {f"{fn.__module__}.{fn.__qualname__}": digest}, "engines": {}}
+
+
+_CACHE: dict[int, dict] = {}
+
+
+def stage_fingerprint(fn: Callable[..., Any]) -> dict:
+    """Fingerprint of the code a stage function runs.
+
+    Parameters
+    ----------
+    fn : callable
+        The plain stage function.
+
+    Returns
+    -------
+    dict
+        ``code``: sha256 over every piece below; ``modules``: piece -> sha256 (the stage's own
+        pieces as ``module:name``, imported project modules by name); ``engines``: distribution
+        -> version of the third-party packages imported by that code.
+
+    Notes
+    -----
+    Cached per function for the life of the process (sources are read once).
+    """
+    cached = _CACHE.get(id(fn))
+    if cached is not None and cached["_fn"] is fn:
+        return cached["fp"]
+    module = getattr(fn, "__module__", None) or "__main__"
+    qualname = getattr(fn, "__qualname__", getattr(fn, "__name__", "?"))
+    try:
+        path = inspect.getsourcefile(fn)
+        tree = _parsed(path) if path else None
+    except (TypeError, OSError, SyntaxError):
+        tree = None
+    fnode = None
+    if tree is not None:
+        # the definition node: walk the qualified name (nested definitions included)
+        scope: list[ast.AST] = list(tree.body)
+        for part in qualname.split("."):
+            if part == "<locals>":
+                continue
+            found = None
+            for node in scope:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) \
+                        and node.name == part:
+                    found = node
+            if found is None:
+                for node in ast.walk(ast.Module(body=scope, type_ignores=[])):
+                    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) \
+                            and node.name == part:
+                        found = node
+                        break
+            if found is None:
+                fnode = None
+                break
+            fnode = found
+            scope = list(found.body)
+    if fnode is None or tree is None:
+        fp = _fallback(fn)
+        _CACHE[id(fn)] = {"_fn": fn, "fp": fp}
+        return fp
+
+    is_pkg = Path(path).name == "__init__.py"
+    defs = _top_level_defs(tree)
+    _, _, bound = _imports_of(tree, module, is_pkg)
+    pieces: dict[str, str] = {f"{module}:{qualname}": _digest_node(fnode)}
+    project: set[str] = set()
+    external: set[str] = set()
+    todo = [fnode]
+    visited: set[int] = set()
+    while todo:
+        node = todo.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        p, e, b = _imports_of(node, module, is_pkg)   # imports inside the function body
+        project |= p
+        external |= e
+        local_bound = {**bound, **b}
+        for name in _body_names(node):
+            if name in local_bound:
+                project.add(local_bound[name])
+            for d in defs.get(name, ()):
+                if id(d) not in visited:
+                    label = getattr(d, "name", name)
+                    pieces[f"{module}:{label}"] = _digest_node(d)
+                    todo.append(d)
+    # top-level third-party imports bound to names the pieces use
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            _, e, _ = _imports_of(node, module, is_pkg)
+            external |= e
+    for m in sorted(project):
+        if _infrastructure(m) or m == module:
+            continue
+        mods, eng = _module_closure(m)
+        external |= eng
+        pieces.update(mods)
+    engines = _engine_versions(external)
+    h = hashlib.sha256()
+    for k in sorted(pieces):
+        h.update(f"{k}={pieces[k]}\n".encode())
+    for k in sorted(engines):
+        h.update(f"engine {k}={engines[k]}\n".encode())
+    fp = {"code": h.hexdigest(), "modules": dict(sorted(pieces.items())), "engines": engines}
+    _CACHE[id(fn)] = {"_fn": fn, "fp": fp}
+    return fp
+
+
+def diff_fingerprints(old: dict | None, new: dict | None) -> list[str]:
+    """Readable differences between two fingerprints (what changed in the code or engines)."""
+    if not old or not new:
+        return ["no code fingerprint was recorded for the earlier result"] if new else []
+    out: list[str] = []
+    om, nm = old.get("modules", {}), new.get("modules", {})
+    changed = sorted(k for k in nm if k in om and om[k] != nm[k])
+    added = sorted(k for k in nm if k not in om)
+    removed = sorted(k for k in om if k not in nm)
+    if changed:
+        out.append("code changed: " + ", ".join(changed))
+    if added:
+        out.append("code now also uses: " + ", ".join(added))
+    if removed:
+        out.append("code no longer uses: " + ", ".join(removed))
+    oe, ne = old.get("engines", {}), new.get("engines", {})
+    eng = [f"{k} {oe.get(k, '-')} -> {ne.get(k, '-')}" for k in sorted(set(oe) | set(ne))
+           if oe.get(k) != ne.get(k)]
+    if eng:
+        out.append("engine versions changed: " + ", ".join(eng))
+    return out
