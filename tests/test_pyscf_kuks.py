@@ -335,21 +335,21 @@ def test_molecule_broken_symmetry_guess_from_initial_moments():
     assert rks.results["energy"] - uks.results["energy"] > 0.5
 
 
-def test_compute_configuration_reads_the_checkpoint_directory_from_the_environment(tmp_path,
-                                                                                    monkeypatch):
-    """The pipeline's single points share densities through SCALELADDER_SCF_CHECKPOINT (set by
-    ``scaleladder run``) without the directory entering calc_params (the stage key)."""
+def test_compute_configuration_uses_the_store_scratch_folder_of_its_run(tmp_path):
+    """Under a run, single points share densities through <store>/scratch/scf-checkpoints (the
+    run context travels with the task, also to Dask workers) without the folder entering
+    calc_params (the stage key); outside a run there is no checkpoint."""
+    from scaleladder.core.pipeline import run_context
     from scaleladder.electronic import compute_configuration
 
     base = bulk("Si", "diamond", a=5.43)
     params = {**SI, "conv_tol": 1e-8}
-    monkeypatch.setenv("SCALELADDER_SCF_CHECKPOINT", str(tmp_path))
-    first = compute_configuration(apply_strain(base, (0.01, 0, 0, 0, 0, 0)), params, ("energy",))
-    second = compute_configuration(apply_strain(base, (0.015, 0, 0, 0, 0, 0)), params, ("energy",))
+    with run_context(store_root=str(tmp_path)):
+        first = compute_configuration(apply_strain(base, (0.01, 0, 0, 0, 0, 0)), params, ("energy",))
+        second = compute_configuration(apply_strain(base, (0.015, 0, 0, 0, 0, 0)), params, ("energy",))
     assert first["initial_guess"] == "minao" and second["initial_guess"] == "checkpoint"
     assert second["calc_params"] == params and "scf_checkpoint" not in second["calc_params"]
-    assert len(list(tmp_path.glob("Si2_*.npz"))) == 1
-    monkeypatch.delenv("SCALELADDER_SCF_CHECKPOINT")
+    assert len(list((tmp_path / "scratch" / "scf-checkpoints").glob("Si2_*.npz"))) == 1
     third = compute_configuration(apply_strain(base, (0.015, 0, 0, 0, 0, 0)), params, ("energy",))
     assert third["initial_guess"] == "minao"
     assert third["energy"] == pytest.approx(second["energy"], abs=params["conv_tol"] * 27.3)

@@ -5,6 +5,10 @@
     scaleladder budget <run>
     scaleladder show <artifact>
     scaleladder report <run> [--html out.html] [--png-dir DIR]
+    scaleladder store check | rebuild [--store DIR]
+
+Read-only commands (``show``, ``budget``, ``report``) open the store read-only: they work on a
+read-only mount and never create a store where there is none.
 """
 from __future__ import annotations
 
@@ -26,8 +30,15 @@ STORE_OPT = typer.Option(".scaleladder", "--store", help="store directory (SQLit
 
 
 def _fail(exc: Exception) -> None:
-    err_console.print(f"[bold red]error:[/] {exc}")
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
     raise typer.Exit(code=2)
+
+
+store_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                        help="inspect and repair a store: check, rebuild")
+app.add_typer(store_app, name="store")
 
 
 @app.command()
@@ -69,6 +80,15 @@ def run(
                                  help="local | process | tcp://scheduler:8786 (Dask distributed)"),
     store: Path = STORE_OPT,
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+    progress_interval: float = typer.Option(30.0, "--progress-interval",
+                                            help="seconds between progress lines when the output "
+                                                 "is not a terminal"),
+    no_workers_timeout: float = typer.Option(60.0, "--no-workers-timeout",
+                                             help="Dask: seconds without workers before saying so"),
+    no_workers: str = typer.Option("wait", "--no-workers",
+                                   help="Dask, no workers for that long: wait | stop"),
+    connect_timeout: float = typer.Option(10.0, "--connect-timeout",
+                                          help="Dask: seconds to wait for the scheduler"),
 ) -> None:
     """Run a ladder into the store (re-runs reuse every finished stage) and print its summary."""
     from ..core.errors import ScaleLadderError
@@ -82,18 +102,11 @@ def run(
         settings_ = spec.resolve(strings=parse_set_options(set_))
         targets = spec.build(settings_)
         st = Store(store)
-        # converged SCF densities are kept beside the store and reused as initial guesses by
-        # later configurations (processes inherit the variable; see compute_configuration);
-        # set for this run only, so a later run with another store does not read this one's
-        key = "SCALELADDER_SCF_CHECKPOINT"
-        before = os.environ.get(key)
-        os.environ.setdefault(key, str(Path(store).resolve() / "scf-checkpoints"))
-        try:
-            runner = Runner(st, executor=executor, progress=not quiet)
-            results = runner.run(targets)
-        finally:
-            if before is None:
-                os.environ.pop(key, None)
+        runner = Runner(st, executor=executor, progress=not quiet,
+                        progress_interval_s=progress_interval,
+                        connect_timeout_s=connect_timeout,
+                        no_workers_timeout_s=no_workers_timeout, on_no_workers=no_workers)
+        results = runner.run(targets)
         run_id = st.add_run(ladder, settings_, {k: n.key for k, n in targets.items()})
     except ScaleLadderError as exc:
         _fail(exc)
@@ -102,9 +115,22 @@ def run(
         _print_sections(spec.summarize(settings_, results))
     _print_domain_warnings(_domain_warnings_of(results), limit=3)
     stats = runner.stats
+    _print_reasons(stats.reasons())
+    waited = f" ({stats.waited} computed by another run)" if stats.waited else ""
     console.print(f"run [bold]{run_id}[/] of {ladder}: {elapsed:.1f} s wall; "
-                  f"{stats.computed} stages computed, {stats.reused} reused from {store}")
+                  f"{stats.computed} stages computed, {stats.reused} reused{waited} from {store}")
     console.print(f"next: scaleladder budget {run_id} | scaleladder report {run_id} --html report.html")
+
+
+def _print_reasons(pairs: list) -> None:
+    """Why stages were recomputed although an earlier result of theirs existed."""
+    from rich.markup import escape
+
+    if not pairs:
+        return
+    console.print("[bold]recomputed[/] (an earlier result existed):")
+    for label, why in pairs:
+        console.print(f"  {escape(label)}: {escape(why)}")
 
 
 def _print_sections(sections) -> None:
@@ -122,7 +148,7 @@ def _print_sections(sections) -> None:
 def _load_run(store: Path, ref: str):
     from ..core.store import Store
 
-    st = Store(store)
+    st = Store(store, readonly=True)
     info = st.get_run(ref)
     return st, info
 
@@ -232,7 +258,7 @@ def show(artifact: str = typer.Argument(..., help="key (or unique prefix), or RU
     try:
         from ..core.store import Store
 
-        st = Store(store)
+        st = Store(store, readonly=True)
         if ":" in artifact:
             ref, target = artifact.split(":", 1)
             info = st.get_run(ref)
@@ -259,6 +285,24 @@ def show(artifact: str = typer.Argument(..., help="key (or unique prefix), or RU
         table.add_row(rec["key"][:12], rec["stage"], str(rec["version"]), ptxt[:120],
                       f"{rec.get('elapsed_s', 0):.2f} s")
     console.print(table)
+    _print_code(chain[0])
+
+
+def _print_code(rec: dict) -> None:
+    """The code fingerprint of a record: digest, engines, the pieces of code it covers."""
+    from rich.markup import escape
+
+    fp = rec.get("fingerprint")
+    if not fp:
+        console.print("code fingerprint: none recorded (stored before fingerprints existed)")
+        return
+    console.print(f"code fingerprint: [bold]{fp['code'][:16]}[/] over {len(fp['modules'])} "
+                  "pieces of code")
+    if fp.get("engines"):
+        console.print("engines: " + ", ".join(f"{k} {v}" for k, v in fp["engines"].items()))
+    console.print("code: " + escape(", ".join(fp["modules"])), style="dim")
+    if rec.get("note"):
+        console.print(f"computed because: {escape(rec['note'])}")
 
 
 def _short(v) -> str:
@@ -314,6 +358,45 @@ def report(run_ref: str = typer.Argument("latest", metavar="RUN"),
         _fail(exc)
     for path in out:
         console.print(f"wrote {path}")
+
+
+@store_app.command("check")
+def store_check(store: Path = STORE_OPT) -> None:
+    """Verify every artifact against its recorded hashes and every blob against the index."""
+    from ..core.errors import ScaleLadderError
+    from ..core.store import Store
+
+    try:
+        res = Store(store, readonly=True).check()
+    except ScaleLadderError as exc:
+        _fail(exc)
+    console.print(f"{len(res['ok'])} artifacts intact, {len(res['corrupt'])} corrupt, "
+                  f"{len(res['unindexed'])} blobs not in the index, {len(res['orphans'])} "
+                  f"undescribed blob folders; {res['runs']} runs")
+    for k, why in res["corrupt"].items():
+        console.print(f"  corrupt {k[:16]}: {why} (the next run recomputes it)")
+    if res["unindexed"]:
+        console.print(f"  blobs not in the index can be added with: scaleladder store rebuild "
+                      f"--store {store}")
+    if res["corrupt"]:
+        raise typer.Exit(1)
+
+
+@store_app.command("rebuild")
+def store_rebuild(store: Path = STORE_OPT) -> None:
+    """Rebuild a lost or damaged index from the self-describing blobs and run records."""
+    from ..core.errors import ScaleLadderError
+    from ..core.store import Store
+
+    try:
+        res = Store.rebuild(store)
+    except ScaleLadderError as exc:
+        _fail(exc)
+    console.print(f"rebuilt the index of {store}: {res['artifacts']} artifacts, {res['runs']} runs")
+    for k, why in res["skipped"].items():
+        console.print(f"  left out blob {k[:16]}: {why}")
+    for r, why in res["runs_skipped"].items():
+        console.print(f"  left out run {r}: {why}")
 
 
 def main() -> None:  # pragma: no cover - entry point

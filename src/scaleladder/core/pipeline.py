@@ -36,7 +36,8 @@ from . import codec
 from .errors import ExecutorError, InputError, MissingExtraError, ScaleLadderError, StoreError
 from .store import Store
 
-__all__ = ["stage", "Stage", "Node", "Runner", "RunStats", "report_progress", "checkpoint_dir"]
+__all__ = ["stage", "Stage", "Node", "Runner", "RunStats", "report_progress", "checkpoint_dir",
+           "scratch_dir", "run_context"]
 
 _KEY_SCHEMA = "scaleladder.node/2"
 _STAGES: dict[str, tuple[str, str]] = {}  # stage name -> (module, qualname) of its function
@@ -382,8 +383,21 @@ class RunStats:
 # ----------------------------------------------------------------------------------------------
 # worker side
 # ----------------------------------------------------------------------------------------------
-_CHECKPOINT_DIR: contextvars.ContextVar[str | None] = \
-    contextvars.ContextVar("scaleladder_checkpoint_dir", default=None)
+_RUN_CONTEXT: contextvars.ContextVar[dict | None] = \
+    contextvars.ContextVar("scaleladder_run_context", default=None)
+
+
+def _usable_dir(path: str) -> "os.PathLike | None":
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        warnings.warn(f"cannot create the folder {p} ({e}); the stage runs without it",
+                      UserWarning, stacklevel=3)
+        return None
+    return p
 
 
 def checkpoint_dir() -> "os.PathLike | None":
@@ -396,30 +410,56 @@ def checkpoint_dir() -> "os.PathLike | None":
     the folder (a Dask worker on a machine that does not see the store): the stage then runs
     without checkpoints.
     """
-    from pathlib import Path
-
-    d = _CHECKPOINT_DIR.get()
-    if d is None:
+    ctx = _RUN_CONTEXT.get()
+    if not ctx or not ctx.get("checkpoint"):
         return None
-    p = Path(d)
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        warnings.warn(f"cannot create the checkpoint folder {p} ({e}); the stage runs without "
-                      "checkpoints", UserWarning, stacklevel=2)
+    return _usable_dir(ctx["checkpoint"])
+
+
+def scratch_dir(name: str) -> "os.PathLike | None":
+    """A folder ``<store>/scratch/<name>/`` shared by the stages of every run on this store.
+
+    For data that speeds stages up without changing their results (e.g. converged SCF densities
+    as initial guesses); None outside a run or where the worker cannot create it.
+    """
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise InputError("name", name, "a plain folder name")
+    ctx = _RUN_CONTEXT.get()
+    if not ctx or not ctx.get("store_root"):
         return None
-    return p
+    import os
+
+    return _usable_dir(os.path.join(ctx["store_root"], "scratch", name))
 
 
-def _execute(stg: Stage, kwargs: dict[str, Any], ckpt: str | None = None) -> tuple[Any, float]:
-    """Worker side: call the stage, return (value, elapsed seconds)."""
-    token = _CHECKPOINT_DIR.set(ckpt)
+class run_context:
+    """Context manager giving code run outside a :class:`Runner` the folders a runner would.
+
+    ``with run_context(store_root="/path/.scaleladder", checkpoint="/tmp/ck"): ...`` makes
+    :func:`checkpoint_dir` and :func:`scratch_dir` answer as inside a run (tests, notebooks).
+    """
+
+    def __init__(self, store_root: str | None = None, checkpoint: str | None = None):
+        self.ctx = {"store_root": None if store_root is None else str(store_root),
+                    "checkpoint": None if checkpoint is None else str(checkpoint)}
+
+    def __enter__(self) -> "run_context":
+        self.token = _RUN_CONTEXT.set(self.ctx)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _RUN_CONTEXT.reset(self.token)
+
+
+def _execute(stg: Stage, kwargs: dict[str, Any], ctx: dict | None = None) -> tuple[Any, float]:
+    """Worker side: call the stage in its run context, return (value, elapsed seconds)."""
+    token = _RUN_CONTEXT.set(ctx)
     try:
         t0 = time.perf_counter()
         value = stg.fn(**kwargs)
         return value, time.perf_counter() - t0
     finally:
-        _CHECKPOINT_DIR.reset(token)
+        _RUN_CONTEXT.reset(token)
 
 
 def _orphan_watchdog(parent: int, period_s: float = 0.5) -> None:
@@ -850,8 +890,9 @@ class Runner:
                                        else type(d)(values[x.key] for x in d))
                     if progress is not None:
                         progress.started(k, node.label)
-                    ckpt = str(store.root / "checkpoints" / k)
-                    running[executor.submit(_execute, node.stage, kwargs, ckpt)] = k
+                    ctx = {"store_root": str(store.root),
+                           "checkpoint": str(store.root / "checkpoints" / k)}
+                    running[executor.submit(_execute, node.stage, kwargs, ctx)] = k
                 if errors and not running:
                     break
                 if not running and not blocked:

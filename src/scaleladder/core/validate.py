@@ -107,3 +107,12 @@ def finite_array(field: str, value: Any, shape: Sequence[int | None] | None = No
 
 __all__ = ["finite", "positive", "nonnegative", "nonzero", "positive_int", "in_range", "one_of",
            "kmesh", "finite_array"]
+
+
+def seed(field: str, value: Any) -> int:
+    """A random seed: an integer in [0, 2**63) (NumPy's SeedSequence refuses negatives)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InputError(field, value, "an integer seed in [0, 2**63)")
+    if not 0 <= int(value) < 2 ** 63:
+        raise InputError(field, value, "an integer seed in [0, 2**63) (no negative seeds)")
+    return int(value)

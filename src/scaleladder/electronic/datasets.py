@@ -224,10 +224,10 @@ def silicon_heldout_set(a0: float, n: int = 4, max_strain: float = 0.03, amplitu
 _ALL_PROPERTIES = ("energy", "forces", "stress")
 
 
-#: Environment variable naming a directory of SCF checkpoints that :func:`compute_configuration`
-#: uses when no ``scf_checkpoint`` is passed (``scaleladder run`` sets it to
-#: ``<store>/scf-checkpoints``): the initial guess only, never part of a stage's key.
-SCF_CHECKPOINT_ENV = "SCALELADDER_SCF_CHECKPOINT"
+#: Name of the store's scratch folder of SCF checkpoints that :func:`compute_configuration` uses
+#: when no ``scf_checkpoint`` is passed and it runs under a pipeline Runner
+#: (``<store>/scratch/scf-checkpoints``): the initial guess only, never part of a stage's key.
+SCF_CHECKPOINT_SCRATCH = "scf-checkpoints"
 
 
 def compute_configuration(atoms: Atoms, calc_params: dict,
@@ -251,8 +251,10 @@ def compute_configuration(atoms: Atoms, calc_params: dict,
         starts from the density of the last configuration with the same atoms and settings
         instead of from scratch (a strain series saves about one SCF cycle in five; measured in
         docs/electronic_settings.md).  It changes the initial guess only, so results agree
-        within ``conv_tol`` and it is not recorded in ``calc_params``.  Default: the directory
-        in the environment variable ``SCALELADDER_SCF_CHECKPOINT`` if set, else none.
+        within ``conv_tol`` and it is not recorded in ``calc_params``.  Default: under a
+        pipeline Runner, the store's scratch folder ``scf-checkpoints``
+        (:func:`scaleladder.core.pipeline.scratch_dir`; it reaches Dask workers with the task,
+        not through the environment), else none.
 
     Returns
     -------
@@ -283,7 +285,10 @@ def compute_configuration(atoms: Atoms, calc_params: dict,
     at = atoms.copy()
     t0 = time.perf_counter()
     if scf_checkpoint is None:
-        scf_checkpoint = os.environ.get(SCF_CHECKPOINT_ENV) or None
+        from ..core.pipeline import scratch_dir
+
+        d = scratch_dir(SCF_CHECKPOINT_SCRATCH)
+        scf_checkpoint = None if d is None else os.fspath(d)
     extra = {} if scf_checkpoint is None or "scf_checkpoint" in calc_params else \
         {"scf_checkpoint": scf_checkpoint}
     calc = PySCFCalculator(label=name, **calc_params, **extra)

@@ -31,6 +31,11 @@ POTENTIALS = {
 }
 
 
+#: the element the built-in parameter sets were made for (sw, tersoff); any other element
+#: needs a complete parameter set or a file of its own
+BUILTIN_ELEMENT = {"sw": "Si", "tersoff": "Si"}
+
+
 # --------------------------------------------------------------------------- validators
 def _check_structure(field: str, value: str) -> str:
     value = value.strip()
@@ -237,18 +242,45 @@ def make_calculator(spec: dict):
 
             if file is not None:
                 raise InputError("potential_file", file["name"], "'' (sw takes potential_params)")
-            base = None
-            if params:
-                from ..atomistic import SW_SILICON
+            from ..atomistic import SW_SILICON
+            from ..atomistic.stillinger_weber import SW_PARAMETER_NAMES
 
-                base = {**SW_SILICON, **params}
+            full = all(k in params for k in SW_PARAMETER_NAMES)
+            if species[0] != BUILTIN_ELEMENT["sw"] and not full:
+                raise InputError("structure", "+".join(species),
+                                 f"a {BUILTIN_ELEMENT['sw']} structure for sw's built-in "
+                                 f"(Stillinger-Weber {BUILTIN_ELEMENT['sw']}) parameters",
+                                 hint=f"the potential was made for {BUILTIN_ELEMENT['sw']} only; "
+                                      f"for {species[0]} give a complete parameter set in "
+                                      "potential_params (" + ", ".join(SW_PARAMETER_NAMES) + ")")
+            base = {**SW_SILICON, **params} if params else None
             return StillingerWeber(base, species=species[0])
         if name == "tersoff":
             from ..atomistic import TERSOFF_SI, Tersoff
 
             if file is not None:
                 with _temp_file(file) as path:
-                    return Tersoff.from_lammps_file(path, species=species[0])
+                    try:
+                        calc = Tersoff.from_lammps_file(path)
+                    except InputError as exc:
+                        if exc.field != "element":
+                            raise
+                        calc = Tersoff.from_lammps_file(path, element=species[0])
+                made_for = calc.parameters["species"]
+                if made_for != species[0]:
+                    raise InputError("structure", "+".join(species),
+                                     f"a {made_for} structure for the Tersoff file "
+                                     f"{file['name']} (its entry describes {made_for})")
+                return calc
+            full = all(k in params for k in TERSOFF_SI)
+            if species[0] != BUILTIN_ELEMENT["tersoff"] and not full:
+                raise InputError("structure", "+".join(species),
+                                 f"a {BUILTIN_ELEMENT['tersoff']} structure for tersoff's built-in "
+                                 f"({BUILTIN_ELEMENT['tersoff']}) parameters",
+                                 hint=f"the potential was made for {BUILTIN_ELEMENT['tersoff']} "
+                                      f"only; for {species[0]} give a LAMMPS .tersoff "
+                                      "potential_file with its entry, or a complete parameter set "
+                                      "in potential_params")
             return Tersoff({**TERSOFF_SI, **params} if params else None, species=species[0])
         if name == "eam":
             from ..atomistic import EAM
@@ -257,7 +289,16 @@ def make_calculator(spec: dict):
                 raise InputError("potential_file", "", "an EAM file (.eam funcfl or .eam.alloy "
                                  "setfl): eam has no built-in parameters")
             with _temp_file(file) as path:
-                return EAM.from_file(path)
+                calc = EAM.from_file(path)
+            made_for = tuple(calc.tables.elements)
+            bad = [x for x in species if x not in made_for]
+            if bad:
+                raise InputError("structure", "+".join(species),
+                                 "elements of the EAM file " + file["name"] + " ("
+                                 + ", ".join(made_for) + ")",
+                                 hint="no parameters for " + ", ".join(bad)
+                                      + " in it: the potential was not made for them")
+            return calc
     except InputError as exc:
         if exc.field in ("potential", "potential_file", "potential_params", "structure"):
             raise

@@ -49,8 +49,9 @@ reference in the summary for a one-shell ``given`` model on those lattices.
 
 The default (J = 10 meV per bond, sc Heisenberg, sizes 8, 12, 16) runs in one to two minutes on two
 cores (measured 94 s: T_c = 165.6 ± 2.5 K from MC against 167.45 K, T_c/T_MF = 0.714).
-Set ``SCALELADDER_SPIN_CHECKPOINT`` to a directory to checkpoint every Monte Carlo run
-(atomic ``.npz``; an interrupted scan resumes there, one sub-folder per scan).
+Every Monte Carlo run of the scan is checkpointed (atomic ``.npz``) in the stage's checkpoint folder
+under the store (``<store>/checkpoints/<key>/``), whichever ladder or executor runs it: a killed
+scan resumes from there, and the folder is removed once the scan's result is stored.
 """
 from __future__ import annotations
 
@@ -163,6 +164,12 @@ def _v_kpts(field, value):
     return value
 
 
+def _v_xc(field: str, value: str) -> str:
+    from ..electronic.checks import check_xc
+
+    return check_xc(field, value)
+
+
 SETTINGS = (
     Setting("exchange.source", "given", "where J comes from: given | tb2j | dft", str,
             _v_one_of(SOURCES)),
@@ -184,7 +191,7 @@ SETTINGS = (
             "dft.element, two conventional cells along x)", str),
     Setting("dft.element", "H", "dft: element of the magnetic sites", str),
     Setting("dft.shells", 1, "dft: neighbour shells fitted", int, V.positive_int),
-    Setting("dft.xc", "PBE", "dft: exchange-correlation functional", str),
+    Setting("dft.xc", "PBE", "dft: exchange-correlation functional", str, _v_xc),
     Setting("dft.basis", "gth-szv", "dft: Gaussian basis", str),
     Setting("dft.pseudo", "gth-pbe", "dft: pseudopotential", str),
     Setting("dft.kpts", (2, 4, 4), "dft: Monkhorst-Pack k mesh", tuple, _v_kpts),
@@ -208,12 +215,22 @@ SETTINGS = (
             _v_one_of(("wolff", "metropolis"))),
     Setting("mc.n_bootstrap", 200, "bootstrap resamples of the crossings", int,
             lambda f, v: V.positive_int(f, v, 10)),
-    Setting("mc.seed", 1, "seed of the Monte Carlo streams", int),
+    Setting("mc.seed", 1, "seed of the Monte Carlo streams", int, V.seed),
 )
 
 
 def check_settings(settings: dict) -> None:
-    """Cross-field checks (InputError naming the field)."""
+    """Cross-field checks (InputError naming the field), the DFT names against PySCF's libraries."""
+    from ase.data import atomic_numbers
+
+    from ..electronic.checks import check_basis, check_pseudo
+
+    el = settings["dft.element"]
+    if el not in atomic_numbers or el == "X":
+        raise InputError("dft.element", el, "a chemical symbol such as 'H' or 'Fe'")
+    check_basis("dft.basis", settings["dft.basis"], [el])
+    if settings["dft.basis"].strip().lower().startswith("gth"):
+        check_pseudo("dft.pseudo", settings["dft.pseudo"], [el])
     if settings["mc.t_min"] >= settings["mc.t_max"]:
         raise InputError("mc.t_min", settings["mc.t_min"],
                          f"a value below mc.t_max = {settings['mc.t_max']}")
@@ -332,11 +349,15 @@ def _dft_atoms(params: dict):
 
 
 def _checkpoint_dir(payload: dict) -> str | None:
-    root = os.environ.get("SCALELADDER_SPIN_CHECKPOINT")
-    if not root:
+    """The scan's checkpoint folder: under the stage's own folder in the store (see
+    :func:`scaleladder.core.pipeline.checkpoint_dir`), one sub-folder per scan; None outside a run."""
+    from ..core.pipeline import checkpoint_dir
+
+    root = checkpoint_dir()
+    if root is None:
         return None
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-    return os.path.join(root, "magnet-" + digest[:16])
+    return os.path.join(os.fspath(root), "magnet-" + digest[:16])
 
 
 @stage("magnet.binder_scan", version="1")

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core import validate as V
 from ..core.errors import InputError
 from ..core.pipeline import stage
 from ..uq import Estimate
@@ -99,19 +100,28 @@ def _check_fmax(field: str, value: float) -> float:
 
 SETTINGS = (
     Setting("system.n_waters", 16, "water molecules in the cluster", int, _check_n_waters),
-    Setting("system.seed", 0, "seed of the molecules' orientations", int),
+    Setting("system.seed", 0, "seed of the molecules' orientations", int, V.seed),
     Setting("mm.model", "spc/fw", "flexible water model of the MM region (spc/fw, tip3p-flex)", str,
             _check_model),
     Setting("mm.fmax", 0.02, "force threshold (eV/Å) of the MM relaxation of the cluster", float,
             _check_fmax),
     Setting("qm.sizes", (1, 2, 4), "QM region sizes, in molecules (solute first, then nearest)",
             tuple, _check_sizes),
-    Setting("qm.xc", "PBE0", "exchange-correlation functional of the QM region (libxc name)", str),
-    Setting("qm.basis", "def2-svp", "Gaussian basis set of the QM region", str),
+    Setting("qm.xc", "PBE0", "exchange-correlation functional of the QM region (libxc name)", str,
+            lambda f, v: _electronic_checks().check_xc(f, v)),
+    Setting("qm.basis", "def2-svp", "Gaussian basis set of the QM region", str,
+            lambda f, v: _electronic_checks().check_basis(f, v, ["H", "O"])),
     Setting("qm.charge_width", 0.5, "width (Å) of the smeared embedding charges", float,
             _check_width),
-    Setting("qm.conv_tol", 1e-9, "SCF convergence threshold (Hartree)", float),
+    Setting("qm.conv_tol", 1e-9, "SCF convergence threshold (Hartree)", float,
+            lambda f, v: V.in_range(f, v, 1e-14, 1e-3)),
 )
+
+
+def _electronic_checks():
+    from ..electronic import checks
+
+    return checks
 
 
 def _check(settings: dict) -> None:

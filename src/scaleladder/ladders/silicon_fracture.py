@@ -531,12 +531,23 @@ def _ratio_gt1(name, value):
     return v
 
 
+def _checks():
+    from ..electronic import checks
+
+    return checks
+
+
 SETTINGS = (
-    Setting("electronic.xc", "LDA", "main exchange-correlation functional (LDA = Padé/Teter93)", str),
-    Setting("electronic.pseudo", "gth-pade", "GTH pseudopotential matching electronic.xc", str),
-    Setting("electronic.xc_alt", "PBE", "second functional, for the functional's share of the budget", str),
-    Setting("electronic.pseudo_alt", "gth-pbe", "GTH pseudopotential matching electronic.xc_alt", str),
-    Setting("electronic.basis", "gth-dzvp", "Gaussian basis (GTH-adapted)", str),
+    Setting("electronic.xc", "LDA", "main exchange-correlation functional (LDA = Padé/Teter93)", str,
+            lambda f, v: _checks().check_xc(f, v)),
+    Setting("electronic.pseudo", "gth-pade", "GTH pseudopotential matching electronic.xc", str,
+            lambda f, v: _checks().check_pseudo(f, v, ["Si"])),
+    Setting("electronic.xc_alt", "PBE", "second functional, for the functional's share of the budget", str,
+            lambda f, v: _checks().check_xc(f, v)),
+    Setting("electronic.pseudo_alt", "gth-pbe", "GTH pseudopotential matching electronic.xc_alt", str,
+            lambda f, v: _checks().check_pseudo(f, v, ["Si"])),
+    Setting("electronic.basis", "gth-dzvp", "Gaussian basis (GTH-adapted)", str,
+            lambda f, v: _checks().check_basis(f, v, ["Si"])),
     Setting("electronic.kmesh", 2, "k-mesh: shifted n×n×n mesh of the cubic cell folded into the primitive "
             "zone (4n³ points; n=2 ≈ Γ-centred 4×4×4 quality, keeps cubic symmetry)", int, _kmesh_validator),
     Setting("electronic.ke_cutoff", 20.0, "plane-wave cutoff of the density (Hartree)", float, V.positive),

@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core import validate as V
 from ..core.errors import CalculationError, InputError
 from ..core.pipeline import stage
 from ..core.units import BOLTZMANN_EV
@@ -168,7 +169,7 @@ def _settings() -> tuple[Setting, ...]:
                 _in_range(2, 10_000, "a number of trajectories")),
         Setting("kmc.events", 20_000, "vacancy jumps per trajectory", int,
                 _in_range(100, 10 ** 9, "a number of events")),
-        Setting("kmc.seed", 0, "seed of the KMC trajectories", int),
+        Setting("kmc.seed", 0, "seed of the KMC trajectories", int, V.seed),
         Setting("t_ref", 1100.0, "temperature (K) of the reported D (one of kmc.temperatures)",
                 float),
         Setting("phasefield.wavelength", 1e-6, "wavelength (m) of the composition modulation",

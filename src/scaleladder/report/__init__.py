@@ -248,16 +248,33 @@ def _figure_png(fn, results, size) -> bytes:
 def build_report(run_info: dict, results: dict, html: Path | None = None,
                  png_dir: Path | None = None) -> list[Path]:
     """Write the plots (PNG files and/or one HTML page with them embedded); returns the paths."""
+    from ..core.errors import InputError
     from ..ladders import get_ladder
 
+    if png_dir is not None:
+        png_dir = Path(png_dir)
+        if png_dir.exists() and not png_dir.is_dir():
+            raise InputError("--png-dir", str(png_dir), "a folder (it is an existing file; give "
+                             "a folder to write the PNG files into, created if missing)")
+        if any(parent.exists() and not parent.is_dir() for parent in png_dir.parents):
+            raise InputError("--png-dir", str(png_dir), "a folder path whose parents are folders")
+    if html is not None:
+        html = Path(html)
+        if html.is_dir():
+            raise InputError("--html", str(html), "a file path (it is an existing folder)")
+        if html.parent.exists() and not html.parent.is_dir():
+            raise InputError("--html", str(html), "a file in an existing folder")
     # the flagship's plots need its results; every other ladder gets its budget bars
     plots = (_PLOTS if run_info["ladder"] == "silicon-fracture"
              else (("budget", plot_generic_budget, (7.5, 3.5)),))
     pngs = {name: _figure_png(fn, results, size) for name, fn, size in plots}
     written: list[Path] = []
     if png_dir is not None:
-        png_dir = Path(png_dir)
-        png_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            png_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError("--png-dir", str(png_dir), "a folder that can be created",
+                             hint=str(e)) from None
         for name, data in pngs.items():
             p = png_dir / f"{name}.png"
             _atomic_write(p, data)
@@ -290,19 +307,9 @@ def build_report(run_info: dict, results: dict, html: Path | None = None,
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    import os
-    import tempfile
+    from ..core.fsio import atomic_write
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, data)  # the project's one atomic write: mode 0o666 less the umask
 
 
 __all__ = ["build_report", "plot_equation_of_state", "plot_fit_parity", "plot_stress_field",
