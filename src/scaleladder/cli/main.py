@@ -176,7 +176,7 @@ def budget(run_ref: str = typer.Argument("latest", metavar="RUN", help="run id, 
         for k, v in items:
             label = f"{name}.{k}" if k else name
             for sub, est in _estimates_of(v):
-                if est.ndim == 0 and len(est.sources) >= 2:
+                if est.ndim == 0 and len(est.sources) >= 1:
                     qois.append((label + sub, est))
     # one table per quantity, the final result first
     qois.sort(key=lambda q: (not q[0].startswith("fracture"), q[0]))
@@ -244,8 +244,8 @@ def _estimates_of(value):
     if isinstance(voigt, Estimate):
         return [(".C11", voigt[0, 0]), (".C12", voigt[0, 1]), (".C44", voigt[3, 3])]
     inner = getattr(value, "value", None)
-    if isinstance(inner, Estimate) and hasattr(value, "miller"):
-        return [(".gamma", inner)]
+    if isinstance(inner, Estimate):
+        return [(".gamma" if hasattr(value, "miller") else "", inner)]
     return []
 
 

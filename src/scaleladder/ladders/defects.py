@@ -4,8 +4,18 @@ For any crystal (a file's content or a builtin spec) and any supported potential
 is relaxed to zero pressure when its cell is cubic (kept as given otherwise); then, in a periodic
 ``supercell``, the vacancy formation energy (``VacancyFormationEnergy``), the climbing-image NEB
 barrier of a nearest-neighbour vacancy hop (``MigrationBarrier``, forward and reverse) and the
-surface energy of each Miller index (``SurfaceEnergy``, one stage each).  No quantity carries
-several uncertainty sources, so ``scaleladder budget`` has nothing to split and says so.
+surface energy of each Miller index (``SurfaceEnergy``, one stage each).
+
+Finite size.  A vacancy in a periodic supercell interacts with its images (elastically, as 1/N
+for N atoms), so E_f depends on the supercell.  Supercells of fewer than
+:data:`MIN_SUPERCELL_ATOMS` atoms are refused (a 7-atom "vacancy" is not a defect in a crystal).
+With ``finite_size`` on (default) a second supercell one repeat larger in every direction is
+computed, the dilute limit extrapolated as ``E_f(N) = E_inf + c/N``, and the difference
+``E_f(N) - E_inf`` enters E_f's budget as the ``finite_size`` source (two samples
+value ± σ/√2, the project's one-sigma convention).  For Stillinger-Weber silicon the default
+2x2x2 cell (64 sites) gives E_f = 2.836 eV, 3x3x3 2.695 eV, so E_inf ≈ 2.636 eV and σ ≈ 0.20 eV
+(a 511-atom cell gives 2.665 eV).  Supercells below :data:`WARN_SUPERCELL_ATOMS` atoms are
+also named in the result's provenance and in the summary.
 """
 from __future__ import annotations
 
@@ -17,8 +27,14 @@ from ._atomistic_common import (_check_fmax, atoms_from, common_settings, make_c
                                 potential_spec, relax_rows, relax_structure, structure_spec)
 from .base import LadderSpec, Setting
 
-#: no multi-source error budget: ``scaleladder budget`` reports that there is none
-SOURCE_HANDOFFS: dict[str, str] = {}
+#: the sources of E_f's budget and the handoff each measures
+SOURCE_HANDOFFS: dict[str, str] = {
+    "finite_size": "periodic supercell -> dilute vacancy (1/N extrapolation over two supercells)",
+}
+
+#: perfect-supercell atom counts below which a vacancy cell is refused / flagged
+MIN_SUPERCELL_ATOMS = 32
+WARN_SUPERCELL_ATOMS = 128
 
 
 def _check_supercell(field: str, value: tuple) -> tuple:
@@ -65,7 +81,23 @@ SETTINGS = common_settings() + (
     Setting("n_images", 5, "interior images of the climbing-image NEB", int, _check_images),
     Setting("fmax", 0.01, "force tolerance (eV/Å) of defect relaxations and the NEB", float,
             _check_fmax),
+    Setting("finite_size", True, "estimate E_f's finite-size error from a supercell one repeat "
+            "larger (1/N extrapolation; the finite_size source of its budget)", bool),
 )
+
+
+def check_settings(settings: dict) -> None:
+    """The vacancy supercell holds at least MIN_SUPERCELL_ATOMS sites."""
+    struct = structure_spec("structure", settings["structure"])
+    n = len(struct["numbers"])
+    for k in settings["supercell"]:
+        n *= int(k)
+    if n < MIN_SUPERCELL_ATOMS:
+        sc = ",".join(str(k) for k in settings["supercell"])
+        raise InputError("supercell", sc, f"a supercell of at least {MIN_SUPERCELL_ATOMS} sites "
+                         f"for a vacancy (this one has {n}: the vacancy would interact with its "
+                         "own periodic images more than with the crystal)",
+                         hint="e.g. 2,2,2 or larger")
 
 
 def _bulk(relaxed: dict):
@@ -152,6 +184,44 @@ def surface(relaxed: dict, potential: dict, miller: tuple, fmax: float) -> Any:
                           relax=True, fmax=fmax, structure=_label(relaxed))
 
 
+@stage("atomistic.vacancy_finite_size", version="1")
+def vacancy_finite_size(vacancy: Any, relaxed: dict, potential: dict, supercell: tuple,
+                        relax: bool, fmax: float) -> Any:
+    """E_f of ``vacancy`` with its finite-size error as the ``finite_size`` source.
+
+    A second supercell, one repeat larger in every direction, gives E_f(N2); with
+    ``E_f(N) = E_inf + c/N`` the dilute limit is ``E_inf = (N2 E2 - N1 E1) / (N2 - N1)`` and the
+    finite-size error of the reported ``E1`` is ``σ = |E1 - E_inf|``, entered as the two samples
+    ``E1 ± σ/√2``.  The provenance records both supercells, E2 and E_inf.
+    """
+    from ..atomistic import vacancy_formation_energy
+    from ..handoffs import VacancyFormationEnergy
+    from ..uq import Estimate
+
+    bigger = tuple(int(n) + 1 for n in supercell)
+    second = vacancy_formation_energy(_bulk(relaxed), make_calculator(potential), supercell=bigger,
+                                      relax=relax, fmax=fmax, structure=_label(relaxed))
+    n1, n2 = int(vacancy.supercell_atoms), int(second.supercell_atoms)
+    e1, e2 = float(vacancy.value.value), float(second.value.value)
+    e_inf = (n2 * e2 - n1 * e1) / (n2 - n1)
+    sigma = abs(e1 - e_inf)
+    value = Estimate(e1, "eV", sources={
+        **{k: v for k, v in vacancy.value.sources.items()},
+        "finite_size": [e1 + sigma / 2 ** 0.5, e1 - sigma / 2 ** 0.5]})
+    prov = dict(vacancy.provenance)
+    prov.update({"finite_size": {"supercells": [list(supercell), list(bigger)],
+                                 "atoms": [n1, n2], "E_f_eV": [e1, e2], "E_inf_eV": e_inf,
+                                 "sigma_eV": sigma, "model": "E_f(N) = E_inf + c/N"}})
+    if n1 < WARN_SUPERCELL_ATOMS:
+        prov["finite_size_warning"] = (f"small supercell ({n1} sites): E_f is {e1 - e_inf:+.3f} eV "
+                                       f"from the 1/N dilute limit {e_inf:.3f} eV")
+    return VacancyFormationEnergy(value=value, relaxed=vacancy.relaxed, structure=vacancy.structure,
+                                  supercell_atoms=n1, provenance=prov,
+                                  domain_warnings=tuple(vacancy.domain_warnings)
+                                  + tuple(w for w in second.domain_warnings
+                                          if w not in vacancy.domain_warnings))
+
+
 def surface_target(hkl) -> str:
     """Target name of a Miller index, e.g. ``surface_111``, ``surface_1-10``."""
     return "surface_" + "".join(str(i) for i in hkl)
@@ -164,10 +234,16 @@ def build(settings: dict) -> dict:
     sc = list(settings["supercell"])
     relaxed = relax_structure.bind(structure=struct, potential=pot,
                                    relax_ions=settings["relax_ions"]).with_label("relax lattice")
+    vacancy = vacancy_formation.bind(relaxed=relaxed, potential=pot, supercell=sc,
+                                     relax=settings["relax_ions"], fmax=settings["fmax"]
+                                     ).with_label("vacancy formation")
+    if settings.get("finite_size", True):
+        vacancy = vacancy_finite_size.bind(vacancy=vacancy, relaxed=relaxed, potential=pot,
+                                           supercell=sc, relax=settings["relax_ions"],
+                                           fmax=settings["fmax"]).with_label(
+            "vacancy formation, finite-size error")
     out = {"relaxed": relaxed,
-           "vacancy": vacancy_formation.bind(relaxed=relaxed, potential=pot, supercell=sc,
-                                             relax=settings["relax_ions"], fmax=settings["fmax"]
-                                             ).with_label("vacancy formation"),
+           "vacancy": vacancy,
            "migration": vacancy_migration.bind(relaxed=relaxed, potential=pot, supercell=sc,
                                                n_images=settings["n_images"], fmax=settings["fmax"]
                                                ).with_label("vacancy migration (CI-NEB)")}
@@ -187,8 +263,16 @@ def summarize(settings: dict, results: dict) -> list:
     vac, mig = results["vacancy"], results["migration"]
     sc = "x".join(str(n) for n in settings["supercell"])
     rows = [("E_f vacancy", f"{float(vac.value.value):.4f}", "eV",
-             f"{sc} supercell, {vac.supercell_atoms} atoms, "
-             + ("relaxed" if vac.relaxed else "unrelaxed")),
+             f"{sc} supercell, {vac.supercell_atoms} sites, "
+             + ("relaxed" if vac.relaxed else "unrelaxed"))]
+    fs = vac.provenance.get("finite_size")
+    if fs:
+        rows += [("E_f finite-size σ", f"{fs['sigma_eV']:.4f}", "eV",
+                  f"vs {fs['atoms'][1]}-site cell ({fs['E_f_eV'][1]:.4f} eV), 1/N model"),
+                 ("E_f dilute limit", f"{fs['E_inf_eV']:.4f}", "eV", "1/N extrapolation")]
+    if vac.provenance.get("finite_size_warning"):
+        rows.append(("warning", "small supercell", "", vac.provenance["finite_size_warning"]))
+    rows += [
             ("E_m forward", f"{float(mig.value.value):.4f}", "eV", mig.method),
             ("E_m reverse", f"{float(mig.reverse.value):.4f}", "eV", "nearest-neighbour hop")]
     sections.append(("Point defects", rows))
@@ -208,7 +292,9 @@ LADDER = LadderSpec(
     settings=SETTINGS,
     build=build,
     summarize=summarize,
+    check=check_settings,
 )
 
 __all__ = ["LADDER", "build", "summarize", "vacancy_formation", "vacancy_migration", "surface",
+           "vacancy_finite_size", "check_settings", "MIN_SUPERCELL_ATOMS", "WARN_SUPERCELL_ATOMS",
            "parse_miller", "surface_target"]
