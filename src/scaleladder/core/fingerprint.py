@@ -64,9 +64,22 @@ def _is_package(name: str) -> bool:
     return bool(f) and Path(f).name == "__init__.py"
 
 
-@functools.lru_cache(maxsize=None)
-def _parsed(path: str) -> ast.Module:
+def _state(path: str) -> tuple[int, int]:
+    """(mtime_ns, size) of a file: cached digests are reused only while it is unchanged."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return (-1, -1)
+    return (st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_cached(path: str, state: tuple[int, int]) -> ast.Module:
     return ast.parse(Path(path).read_text(encoding="utf-8"), filename=path)
+
+
+def _parsed(path: str) -> ast.Module:
+    return _parse_cached(path, _state(path))
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:
@@ -87,10 +100,14 @@ def _digest_node(node: ast.AST) -> str:
                                    annotate_fields=False).encode()).hexdigest()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=512)
+def _digest_cached(path: str, state: tuple[int, int]) -> str:
+    return _digest_node(_parse_cached(path, state))
+
+
 def _module_digest(name: str) -> str:
     f = _module_file(name)
-    return _digest_node(_parsed(f)) if f else "no-source"
+    return _digest_cached(f, _state(f)) if f else "no-source"
 
 
 def _resolve_relative(module: str | None, level: int, current: str, is_pkg: bool) -> str:
@@ -108,7 +125,6 @@ def _infrastructure(name: str) -> bool:
     return any(name == m or name.startswith(m + ".") for m in INFRASTRUCTURE)
 
 
-@functools.lru_cache(maxsize=None)
 def _reexport(package: str, attr: str, depth: int = 0) -> str:
     """The project module that defines ``package.attr`` (following ``from .x import attr``)."""
     sub = f"{package}.{attr}"
@@ -158,9 +174,24 @@ def _imports_of(tree: ast.AST, current: str, is_pkg: bool) -> tuple[set[str], se
     return project, external, bound
 
 
-@functools.lru_cache(maxsize=None)
+_CLOSURES: dict[str, tuple[dict[str, tuple[int, int]], tuple, frozenset]] = {}
+
+
+def _files_unchanged(states: dict[str, tuple[int, int]]) -> bool:
+    return all(_state(f) == st for f, st in states.items())
+
+
 def _module_closure(name: str) -> tuple[tuple[tuple[str, str], ...], frozenset[str]]:
     """((module, digest) of ``name`` and every project module it imports, transitively; engines)."""
+    hit = _CLOSURES.get(name)
+    if hit is not None and _files_unchanged(hit[0]):
+        return hit[1], hit[2]
+    mods, engines, states = _module_closure_uncached(name)
+    _CLOSURES[name] = (states, mods, engines)
+    return mods, engines
+
+
+def _module_closure_uncached(name: str):
     seen: dict[str, str] = {}
     engines: set[str] = set()
     todo = [name]
@@ -175,7 +206,8 @@ def _module_closure(name: str) -> tuple[tuple[tuple[str, str], ...], frozenset[s
         project, external, _ = _imports_of(_parsed(f), m, _is_package(m))
         engines |= external
         todo.extend(p for p in project if p not in seen)
-    return tuple(sorted(seen.items())), frozenset(engines)
+    states = {f: _state(f) for f in (_module_file(m) for m in seen) if f}
+    return tuple(sorted(seen.items())), frozenset(engines), states
 
 
 def _top_level_defs(tree: ast.Module) -> dict[str, list[ast.AST]]:
@@ -208,23 +240,37 @@ def _body_names(node: ast.AST) -> set[str]:
     return out
 
 
-def _engine_versions(names: set[str]) -> dict[str, str]:
+@functools.lru_cache(maxsize=1)
+def _distributions() -> dict:
     from importlib import metadata
 
-    stdlib = getattr(sys, "stdlib_module_names", frozenset())
     try:
-        dists = metadata.packages_distributions()
+        return metadata.packages_distributions()
     except Exception:  # pragma: no cover - broken environment metadata
-        dists = {}
+        return {}
+
+
+@functools.lru_cache(maxsize=None)
+def _version(dist: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _engine_versions(names: set[str]) -> dict[str, str]:
+    stdlib = getattr(sys, "stdlib_module_names", frozenset())
+    dists = _distributions()
     out: dict[str, str] = {}
     for top in sorted(names):
         if top in stdlib or top in ("__future__", _PROJECT):
             continue
         for dist in dists.get(top, [top]):
-            try:
-                out[dist] = metadata.version(dist)
-            except metadata.PackageNotFoundError:
-                continue
+            v = _version(dist)
+            if v is not None:
+                out[dist] = v
     return out
 
 
@@ -258,7 +304,7 @@ def stage_fingerprint(fn: Callable[..., Any]) -> dict:
     Cached per function for the life of the process (sources are read once).
     """
     cached = _CACHE.get(id(fn))
-    if cached is not None and cached["_fn"] is fn:
+    if cached is not None and cached["_fn"] is fn and _files_unchanged(cached["states"]):
         return cached["fp"]
     module = getattr(fn, "__module__", None) or "__main__"
     qualname = getattr(fn, "__qualname__", getattr(fn, "__name__", "?"))
@@ -292,7 +338,7 @@ def stage_fingerprint(fn: Callable[..., Any]) -> dict:
             scope = list(found.body)
     if fnode is None or tree is None:
         fp = _fallback(fn)
-        _CACHE[id(fn)] = {"_fn": fn, "fp": fp}
+        _CACHE[id(fn)] = {"_fn": fn, "fp": fp, "states": {}}
         return fp
 
     is_pkg = Path(path).name == "__init__.py"
@@ -338,7 +384,8 @@ def stage_fingerprint(fn: Callable[..., Any]) -> dict:
     for k in sorted(engines):
         h.update(f"engine {k}={engines[k]}\n".encode())
     fp = {"code": h.hexdigest(), "modules": dict(sorted(pieces.items())), "engines": engines}
-    _CACHE[id(fn)] = {"_fn": fn, "fp": fp}
+    files = {path} | {f for f in (_module_file(m) for m in pieces if ":" not in m) if f}
+    _CACHE[id(fn)] = {"_fn": fn, "fp": fp, "states": {f: _state(f) for f in files}}
     return fp
 
 

@@ -849,14 +849,19 @@ class Runner:
         # an in-process stage holds the main thread
         stop_beat = threading.Event()
 
+        hb_period = min(10.0, self.lease_timeout_s / 4)
+
         def beat() -> None:
-            while not stop_beat.wait(min(10.0, self.lease_timeout_s / 4)):
-                try:
-                    store.heartbeat(owner)
-                except Exception:  # noqa: BLE001 - a failing heartbeat only risks a takeover
-                    pass
+            last = time.monotonic()
+            while not stop_beat.wait(0.25):
                 if progress is not None:
                     progress.tick()
+                if time.monotonic() - last >= hb_period:
+                    last = time.monotonic()
+                    try:
+                        store.heartbeat(owner)
+                    except Exception:  # noqa: BLE001 - a failing heartbeat only risks a takeover
+                        pass
 
         beater = threading.Thread(target=beat, name="scaleladder-heartbeat", daemon=True)
         beater.start()

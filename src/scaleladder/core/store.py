@@ -311,25 +311,49 @@ class Store:
                 time.sleep(0.05 + 0.01 * i)
 
     class _Tx:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error)."""
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error); a full disk or a
+        read-only index becomes :class:`StoreFullError` / :class:`StoreReadOnlyError`."""
 
-        def __init__(self, conn: sqlite3.Connection):
+        def __init__(self, conn: sqlite3.Connection, root: Path):
             self.conn = conn
+            self.root = root
+
+        def _translate(self, e: BaseException) -> BaseException:
+            err = storage_error(e, f"writing the store index {self.root / 'index.sqlite'}",
+                                self.root)
+            return err if err is not None else e
 
         def __enter__(self) -> sqlite3.Connection:
-            Store._retry(lambda: self.conn.execute("BEGIN IMMEDIATE"))
+            try:
+                Store._retry(lambda: self.conn.execute("BEGIN IMMEDIATE"))
+            except sqlite3.Error as e:
+                raise self._translate(e) from e
             return self.conn
 
         def __exit__(self, exc_type, exc, tb) -> None:
             if exc_type is None:
-                self.conn.execute("COMMIT")
-            else:
+                try:
+                    self.conn.execute("COMMIT")
+                except sqlite3.Error as e:
+                    try:
+                        self.conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                    raise self._translate(e) from e
+                return
+            try:
                 self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            if isinstance(exc, (sqlite3.Error, OSError)):
+                translated = self._translate(exc)
+                if translated is not exc:
+                    raise translated from exc
 
     def _tx(self) -> "Store._Tx":
         if self.readonly:
             raise StoreReadOnlyError(f"the store {self.root} was opened read-only")
-        return Store._Tx(self._conn())
+        return Store._Tx(self._conn(), self.root)
 
     def _init_schema(self) -> None:
         try:
