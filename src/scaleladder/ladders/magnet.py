@@ -313,8 +313,14 @@ def exchange_stage(source: str, params: dict) -> Any:
         idx = [k for k, s in enumerate(atoms.get_chemical_symbols()) if s == params["element"]]
         calc = {"xc": params["xc"], "basis": params["basis"], "pseudo": params["pseudo"],
                 "kpts": tuple(params["kpts"]), "ke_cutoff": params["ke_cutoff"]}
+        from ..core.pipeline import checkpoint_dir
+
+        # each DFT configuration is checkpointed under the store: a killed mapping resumes
+        ck = checkpoint_dir()
         ex = exchange_by_energy_mapping(atoms, idx, calc, shells=params["shells"],
-                                        moment=params["moment"])
+                                        moment=params["moment"],
+                                        checkpoint=None if ck is None
+                                        else os.path.join(os.fspath(ck), "exchange-mapping.json"))
         J = ex.J
         prov = dict(ex.provenance)
         if J.sources:
