@@ -15,18 +15,8 @@ import numpy as np
 
 from scaleladder.core.pipeline import checkpoint_dir, stage
 
-
-def tick(log: str | None, name: str) -> None:
-    if log:
-        with open(Path(log) / f"{name}.count", "a") as fh:
-            fh.write(f"{os.getpid()}\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
-
-def count(log, name: str) -> int:
-    p = Path(log) / f"{name}.count"
-    return len(p.read_text().splitlines()) if p.exists() else 0
+from _pipeline_stages import _tick as tick  # noqa: E402  one tick helper for both modules
+from _pipeline_stages import count  # noqa: E402,F401
 
 
 @stage("rel.quick")

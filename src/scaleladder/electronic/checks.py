@@ -32,47 +32,39 @@ def check_xc(field: str, value: str) -> str:
     return value
 
 
-def check_basis(field: str, value: str, elements: Iterable[str]) -> str:
-    """``value`` if PySCF's basis library has it for every element of ``elements``."""
-    from pyscf import gto
-
+def _check_library(field: str, value: str, elements: Iterable[str], load, what: str,
+                   example: str) -> str:
+    """``value`` if ``load(value, element)`` finds data for every element; else InputError."""
     if not isinstance(value, str) or not value.strip():
-        raise InputError(field, value, "a Gaussian basis set name such as 'gth-dzvp' or 'def2-svp'")
+        raise InputError(field, value, f"a {what} name such as {example}")
+    elements = sorted(set(elements))
     missing = []
-    for el in sorted(set(elements)):
+    for el in elements:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                data = gto.basis.load(value, el)
-        except Exception:  # BasisNotFoundError, KeyError, RuntimeError
+                data = load(value, el)
+        except Exception:  # BasisNotFoundError, KeyError, RuntimeError, ...
             data = None
         if not data:
             missing.append(el)
     if missing:
-        raise InputError(field, value, "a basis set in PySCF's library for "
-                         + ", ".join(sorted(set(elements))),
-                         hint="not found for " + ", ".join(missing))
+        raise InputError(field, value, f"a {what} in PySCF's library for " + ", ".join(elements)
+                         + f" (e.g. {example})", hint="not found for " + ", ".join(missing))
     return value
+
+
+def check_basis(field: str, value: str, elements: Iterable[str]) -> str:
+    """``value`` if PySCF's basis library has it for every element of ``elements``."""
+    from pyscf import gto
+
+    return _check_library(field, value, elements, gto.basis.load, "Gaussian basis set",
+                          "'gth-dzvp' or 'def2-svp'")
 
 
 def check_pseudo(field: str, value: str, elements: Iterable[str]) -> str:
     """``value`` if PySCF's GTH library has a pseudopotential of that name for every element."""
     from pyscf.pbc import gto as pbcgto
 
-    if not isinstance(value, str) or not value.strip():
-        raise InputError(field, value, "a GTH pseudopotential name such as 'gth-pbe'")
-    missing = []
-    for el in sorted(set(elements)):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                data = pbcgto.pseudo.load(value, el)
-        except Exception:
-            data = None
-        if not data:
-            missing.append(el)
-    if missing:
-        raise InputError(field, value, "a pseudopotential in PySCF's GTH library for "
-                         + ", ".join(sorted(set(elements))) + " (e.g. gth-pade, gth-pbe)",
-                         hint="not found for " + ", ".join(missing))
-    return value
+    return _check_library(field, value, elements, pbcgto.pseudo.load, "GTH pseudopotential",
+                          "'gth-pade' or 'gth-pbe'")

@@ -245,14 +245,9 @@ def make_calculator(spec: dict):
             from ..atomistic import SW_SILICON
             from ..atomistic.stillinger_weber import SW_PARAMETER_NAMES
 
-            full = all(k in params for k in SW_PARAMETER_NAMES)
-            if species[0] != BUILTIN_ELEMENT["sw"] and not full:
-                raise InputError("structure", "+".join(species),
-                                 f"a {BUILTIN_ELEMENT['sw']} structure for sw's built-in "
-                                 f"(Stillinger-Weber {BUILTIN_ELEMENT['sw']}) parameters",
-                                 hint=f"the potential was made for {BUILTIN_ELEMENT['sw']} only; "
-                                      f"for {species[0]} give a complete parameter set in "
-                                      "potential_params (" + ", ".join(SW_PARAMETER_NAMES) + ")")
+            _check_builtin_element("sw", species, params, SW_PARAMETER_NAMES,
+                                   "a complete parameter set in potential_params ("
+                                   + ", ".join(SW_PARAMETER_NAMES) + ")")
             base = {**SW_SILICON, **params} if params else None
             return StillingerWeber(base, species=species[0])
         if name == "tersoff":
@@ -272,15 +267,9 @@ def make_calculator(spec: dict):
                                      f"a {made_for} structure for the Tersoff file "
                                      f"{file['name']} (its entry describes {made_for})")
                 return calc
-            full = all(k in params for k in TERSOFF_SI)
-            if species[0] != BUILTIN_ELEMENT["tersoff"] and not full:
-                raise InputError("structure", "+".join(species),
-                                 f"a {BUILTIN_ELEMENT['tersoff']} structure for tersoff's built-in "
-                                 f"({BUILTIN_ELEMENT['tersoff']}) parameters",
-                                 hint=f"the potential was made for {BUILTIN_ELEMENT['tersoff']} "
-                                      f"only; for {species[0]} give a LAMMPS .tersoff "
-                                      "potential_file with its entry, or a complete parameter set "
-                                      "in potential_params")
+            _check_builtin_element("tersoff", species, params, tuple(TERSOFF_SI),
+                                   "a LAMMPS .tersoff potential_file with its entry, or a "
+                                   "complete parameter set in potential_params")
             return Tersoff({**TERSOFF_SI, **params} if params else None, species=species[0])
         if name == "eam":
             from ..atomistic import EAM
@@ -310,6 +299,17 @@ def make_calculator(spec: dict):
         raise InputError(field, file["name"] if file else json.dumps(params),
                          f"valid input for potential {name!r}", hint=str(exc)) from None
     raise InputError("potential", name, "one of " + ", ".join(POTENTIALS))
+
+
+def _check_builtin_element(name: str, species: list[str], params: dict, names, remedy: str) -> None:
+    """Refuse a structure of another element than the built-in parameters of ``name`` were made
+    for, unless ``params`` is a complete parameter set (the user's own potential)."""
+    made_for = BUILTIN_ELEMENT[name]
+    if species[0] != made_for and not all(k in params for k in names):
+        raise InputError("structure", "+".join(species),
+                         f"a {made_for} structure for {name}'s built-in ({made_for}) parameters",
+                         hint=f"the potential was made for {made_for} only; for {species[0]} "
+                              f"give {remedy}")
 
 
 class _temp_file:
