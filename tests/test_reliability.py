@@ -745,3 +745,17 @@ def test_progress_prints_plain_lines_while_running_when_not_a_terminal(tmp_path)
     text = log.read_text()
     assert running_seen and "started: rel.slow" in text and "finished: rel.slow" in text
     assert "\x1b[" not in text       # no terminal control codes in a log
+
+
+def test_a_worker_with_other_code_refuses_to_compute():
+    """A worker (process pool, Dask) that imports other code or engines than the driver would
+    store its result under the driver's fingerprint: it refuses, naming what differs."""
+    from scaleladder.core.pipeline import _execute
+
+    fp = dict(R.quick.fingerprint)
+    other = {**fp, "code": "0" * 64, "engines": {**fp["engines"], "numpy": "0.0.1"}}
+    with pytest.raises(ExecutorError, match="runs other code than the driver") as e:
+        _execute(R.quick, {"x": 1.0}, {"code": other})
+    assert "numpy 0.0.1 ->" in str(e.value)
+    value, _ = _execute(R.quick, {"x": 2.0}, {"code": fp})
+    assert value["sq"] == 4.0

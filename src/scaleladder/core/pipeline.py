@@ -452,7 +452,25 @@ class run_context:
 
 
 def _execute(stg: Stage, kwargs: dict[str, Any], ctx: dict | None = None) -> tuple[Any, float]:
-    """Worker side: call the stage in its run context, return (value, elapsed seconds)."""
+    """Worker side: call the stage in its run context, return (value, elapsed seconds).
+
+    When the context carries the driver's code fingerprint of the stage (``ctx["code"]``), the
+    worker first checks that it imports the same code and engine versions: a result computed by
+    other code would otherwise be stored under a key that names the driver's.
+    """
+    expected = (ctx or {}).get("code")
+    if expected is not None:
+        from .fingerprint import diff_fingerprints
+
+        mine = stg.fingerprint
+        if mine["code"] != expected.get("code"):
+            import socket
+
+            raise ExecutorError(
+                f"stage {stg.name}: the worker on {socket.gethostname()} runs other code than the "
+                "driver (" + "; ".join(diff_fingerprints(expected, mine) or ["code differs"])
+                + "); its result would be recorded as the driver's. Install the same version of "
+                "scaleladder and its engines on the workers, or run with --executor local")
     token = _RUN_CONTEXT.set(ctx)
     try:
         t0 = time.perf_counter()
@@ -896,7 +914,8 @@ class Runner:
                     if progress is not None:
                         progress.started(k, node.label)
                     ctx = {"store_root": str(store.root),
-                           "checkpoint": str(store.root / "checkpoints" / k)}
+                           "checkpoint": str(store.root / "checkpoints" / k),
+                           "code": None if inline else node.stage.fingerprint}
                     running[executor.submit(_execute, node.stage, kwargs, ctx)] = k
                 if errors and not running:
                     break
