@@ -759,3 +759,12 @@ def test_a_worker_with_other_code_refuses_to_compute():
     assert "numpy 0.0.1 ->" in str(e.value)
     value, _ = _execute(R.quick, {"x": 2.0}, {"code": fp})
     assert value["sq"] == 4.0
+
+
+def test_builtin_silicon_calculators_refuse_another_species_through_the_api():
+    from scaleladder.atomistic import SW_SILICON, StillingerWeber, Tersoff
+
+    for cls in (StillingerWeber, Tersoff):
+        with pytest.raises(InputError, match="made for silicon only"):
+            cls(species="Ge")
+    StillingerWeber(dict(SW_SILICON), species="Ge")   # explicit parameters: the user's choice

@@ -474,7 +474,9 @@ def test_bad_atoms_and_species():
         at.get_potential_energy()
     ge = diamond()
     ge.symbols[:] = "Ge"
-    ge.calc = Tersoff(species="Ge")
+    with pytest.raises(InputError, match="made for silicon only"):
+        Tersoff(species="Ge")   # silicon's built-in parameters applied to Ge: a wrong answer
+    ge.calc = Tersoff(dict(TERSOFF_SI), species="Ge")   # parameters the user stands behind
     assert np.isfinite(ge.get_potential_energy())
     with pytest.raises(InputError, match="species"):
         Tersoff(species="Xx")

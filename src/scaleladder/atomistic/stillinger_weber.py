@@ -598,6 +598,10 @@ class StillingerWeber(Calculator):
         sw = validate_sw_parameters(SW_SILICON if parameters is None else parameters)
         if not isinstance(species, str) or species not in atomic_numbers:
             raise InputError("species", species, "a chemical symbol such as 'Si'")
+        if parameters is None and species != "Si":
+            raise InputError("species", species, "'Si' with the built-in parameters (silicon's, "
+                             "Stillinger & Weber 1985)", hint="the built-in Stillinger-Weber potential was made for silicon "
+                             "only; pass parameters= fitted for " + species)
         if not isinstance(parallel, (bool, np.bool_)):
             raise InputError("parallel", parallel, "True or False")
         skin = validate.nonnegative("skin", skin)

@@ -659,6 +659,10 @@ class Tersoff(Calculator):
         tp = validate_tersoff_parameters(TERSOFF_SI if parameters is None else parameters)
         if not isinstance(species, str) or species not in atomic_numbers:
             raise InputError("species", species, "a chemical symbol such as 'Si'")
+        if parameters is None and species != "Si":
+            raise InputError("species", species, "'Si' with the built-in parameters (silicon's, "
+                             "Tersoff 1988, Si(B))", hint="the built-in Tersoff potential was made "
+                             "for silicon only; pass parameters= fitted for " + species)
         if not isinstance(parallel, (bool, np.bool_)):
             raise InputError("parallel", parallel, "True or False")
         skin = validate.nonnegative("skin", skin)
