@@ -18,7 +18,6 @@ Systems and tolerances
 """
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -229,9 +228,11 @@ def test_fit_exact_and_noisy():
 
 
 def test_checkpoint_resume(tmp_path, monkeypatch):
-    path = tmp_path / "xmap.json"
+    from scaleladder.core.checkpoint import read_checkpoint
+
+    path = tmp_path / "xmap.npz"
     first = exchange_by_energy_mapping(h2(), [0, 1], dict(MOL, conv_tol=1e-8), checkpoint=path)
-    data = json.loads(path.read_text())
+    data = read_checkpoint(path, kind="exchange-mapping")
     assert set(data["results"]) == {"FM", "+-"}
     monkeypatch.setattr(ex, "_compute", _no_scf)  # resumed: nothing recomputed
     again = exchange_by_energy_mapping(h2(), [0, 1], dict(MOL, conv_tol=1e-8), checkpoint=path)

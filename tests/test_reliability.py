@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -23,8 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scaleladder.cli.main import app
-from scaleladder.core.errors import (ExecutorError, InputError, StoreFullError, StoreIndexError,
-                                     StoreReadOnlyError)
+from scaleladder.core.errors import (ExecutorError, InputError, StoreFullError, StoreIndexError)
 from scaleladder.core.pipeline import Runner, run_context
 from scaleladder.core.store import Store
 

@@ -246,19 +246,19 @@ def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatc
               algorithm="wolff", seed=4)
     ref = sp.run_spin_mc(simple_cubic(), 4, **kw)
     ck = tmp_path / "run.npz"
-    real = sp._write_npz_atomic
+    real = sp._save_checkpoint
     calls = []
 
-    def interrupt(path, **arrays):
-        real(path, **arrays)
-        calls.append(int(arrays["step"]))
+    def interrupt(path, data):
+        real(path, data)
+        calls.append(int(data["step"]))
         if len(calls) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(sp, "_write_npz_atomic", interrupt)
+    monkeypatch.setattr(sp, "_save_checkpoint", interrupt)
     with pytest.raises(KeyboardInterrupt):
         sp.run_spin_mc(simple_cubic(), 4, checkpoint=str(ck), checkpoint_every=80, **kw)
-    monkeypatch.setattr(sp, "_write_npz_atomic", real)
+    monkeypatch.setattr(sp, "_save_checkpoint", real)
     assert calls == [80, 160]
     res = sp.run_spin_mc(simple_cubic(), 4, checkpoint=str(ck), checkpoint_every=80, **kw)
     np.testing.assert_array_equal(res.energies, ref.energies)

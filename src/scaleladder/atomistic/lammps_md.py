@@ -125,15 +125,9 @@ def _is_fitted_potential(obj) -> bool:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from ..core.fsio import atomic_write
+
+    atomic_write(path, text)
 
 
 def _write_lammps_tersoff(params: dict, path: Path, element: str) -> None:

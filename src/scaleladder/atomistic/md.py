@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +63,7 @@ __all__ = ["MDState", "MDResult", "run_md", "resume_md", "block_average", "block
 
 _ENSEMBLES = ("nve", "nvt", "npt")
 _CELL_FLUCTUATIONS = ("isotropic", "full")
-_CKPT_FORMAT = "scaleladder.md.checkpoint/1"
+_CKPT_FORMAT = "scaleladder.md.checkpoint/2"
 
 
 # --------------------------------------------------------------------------------------------
@@ -132,48 +131,38 @@ class MDState:
 
 
 def write_checkpoint(path: str | os.PathLike, state: MDState) -> Path:
-    """Write ``state`` to ``path`` (``.npz``) atomically: temp file in the same folder, then
-    ``os.replace``.  A reader never sees a half-written checkpoint."""
-    path = Path(path)
-    meta = {"format": _CKPT_FORMAT, "step": state.step, "time_fs": state.time_fs,
+    """Write ``state`` to ``path`` in the project's one checkpoint format (kind ``"md"``;
+    :func:`scaleladder.core.checkpoint.write_checkpoint`: atomic, fsynced, hashed, no pickle)."""
+    from ..core.checkpoint import write_checkpoint as _write
+
+    data = {"format": _CKPT_FORMAT, "step": state.step, "time_fs": state.time_fs,
             "settings": state.settings, "e0_per_atom": state.e0_per_atom,
-            "rng_state": state.rng_state, "barostat": state.barostat}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, numbers=state.numbers, positions=state.positions,
-                     momenta=state.momenta, cell=state.cell, pbc=state.pbc, masses=state.masses,
-                     meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+            "rng_state": state.rng_state, "barostat": state.barostat,
+            "numbers": state.numbers, "positions": state.positions, "momenta": state.momenta,
+            "cell": state.cell, "pbc": state.pbc, "masses": state.masses}
+    return _write(path, data, kind="md")
 
 
 def read_checkpoint(path: str | os.PathLike) -> MDState:
-    """Read a checkpoint written by :func:`write_checkpoint`."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("checkpoint_path", str(path), "an existing MD checkpoint file")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(bytes(z["meta"]).decode())
-            arrays = {k: np.array(z[k]) for k in
-                      ("numbers", "positions", "momenta", "cell", "pbc", "masses")}
-    except (OSError, ValueError, KeyError) as exc:
-        raise InputError("checkpoint_path", str(path), "a readable MD checkpoint (.npz)",
-                         hint=str(exc)) from exc
-    if meta.get("format") != _CKPT_FORMAT:
+    """Read a checkpoint written by :func:`write_checkpoint`.
+
+    Raises
+    ------
+    CheckpointError
+        (an ``InputError`` naming ``checkpoint_path``) for a missing, unreadable, corrupt or
+        foreign file.
+    """
+    from ..core.checkpoint import read_checkpoint as _read
+
+    d = _read(path, kind="md", field="checkpoint_path")
+    if d.get("format") != _CKPT_FORMAT:
         raise InputError("checkpoint_path", str(path), f"format {_CKPT_FORMAT!r}",
-                         hint=f"found {meta.get('format')!r}")
-    return MDState(**arrays, step=int(meta["step"]), time_fs=float(meta["time_fs"]),
-                   settings=meta["settings"], e0_per_atom=float(meta["e0_per_atom"]),
-                   rng_state=meta["rng_state"], barostat=meta.get("barostat"))
+                         hint=f"found {d.get('format')!r}")
+    arrays = {k: np.array(d[k]) for k in ("numbers", "positions", "momenta", "cell", "pbc",
+                                          "masses")}
+    return MDState(**arrays, step=int(d["step"]), time_fs=float(d["time_fs"]),
+                   settings=d["settings"], e0_per_atom=float(d["e0_per_atom"]),
+                   rng_state=d["rng_state"], barostat=d.get("barostat"))
 
 
 # --------------------------------------------------------------------------------------------

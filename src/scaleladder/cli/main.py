@@ -12,7 +12,6 @@ read-only mount and never create a store where there is none.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import List, Optional

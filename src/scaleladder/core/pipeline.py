@@ -26,6 +26,7 @@ import contextvars
 import hashlib
 import importlib
 import math
+import os
 import time
 import warnings
 from collections import deque

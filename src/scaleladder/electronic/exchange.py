@@ -49,7 +49,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -538,12 +537,9 @@ def _checkpoint_key(atoms, idx, params, m0) -> str:
 def _read_checkpoint(path: str, key: str) -> dict:
     if not os.path.isfile(path):
         return {}
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise InputError("checkpoint", path, "a readable exchange-mapping checkpoint (JSON)",
-                         hint=f"{type(exc).__name__}: {exc}; delete it to start afresh") from None
+    from ..core.checkpoint import read_checkpoint
+
+    data = read_checkpoint(path, kind="exchange-mapping", field="checkpoint")
     if data.get("format") != _CHECKPOINT_FORMAT or data.get("version") != _CHECKPOINT_VERSION:
         raise InputError("checkpoint", path, "an exchange-mapping checkpoint",
                          hint="the file is something else; choose another path")
@@ -556,21 +552,11 @@ def _read_checkpoint(path: str, key: str) -> dict:
 
 
 def _write_checkpoint(path: str, key: str, results: dict) -> None:
-    """Atomic JSON write (temp file in the same folder + os.replace)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-exchange-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"format": _CHECKPOINT_FORMAT, "version": _CHECKPOINT_VERSION, "key": key,
-                       "results": results}, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """The project's one checkpoint format (kind ``"exchange-mapping"``): atomic, hashed."""
+    from ..core.checkpoint import write_checkpoint
+
+    write_checkpoint(path, {"format": _CHECKPOINT_FORMAT, "version": _CHECKPOINT_VERSION,
+                            "key": key, "results": results}, kind="exchange-mapping")
 
 
 def _plain(obj: Any) -> Any:

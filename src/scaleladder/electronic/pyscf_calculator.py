@@ -30,9 +30,7 @@ the charges are returned as ``results["point_charge_forces"]``.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -302,22 +300,14 @@ def _checkpoint_path(directory: str, atoms, settings: dict) -> tuple[str, str]:
 
 
 def _write_checkpoint(path: str, dm: np.ndarray, meta: dict) -> None:
-    """Write dm + JSON metadata as .npz atomically (temp file in the same folder + os.replace)."""
-    directory = os.path.dirname(path)
+    """dm + metadata in the project's one checkpoint format (kind ``"scf-density"``: atomic,
+    fsynced, hashed, no pickle); a failure to write only warns (the checkpoint is a hint)."""
+    from ..core.checkpoint import write_checkpoint
+    from ..core.errors import StoreError
+
     try:
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, dm=np.asarray(dm), meta=np.array(json.dumps(meta, sort_keys=True)))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-    except OSError as exc:  # the checkpoint only speeds up later SCFs: never fail the result
+        write_checkpoint(path, {"dm": np.asarray(dm), "meta": meta}, kind="scf-density")
+    except (OSError, StoreError) as exc:  # never fail the result for a hint
         warnings.warn(f"SCF checkpoint {path} could not be written ({exc}); the calculation "
                       "result is unaffected", RuntimeWarning, stacklevel=3)
 
@@ -330,12 +320,13 @@ def _read_checkpoint(path: str, expected: dict, shape: tuple) -> np.ndarray | No
     """
     if not os.path.isfile(path):
         return None
+    from ..core.checkpoint import read_checkpoint
+
     try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"][()]))
-            dm = np.array(data["dm"])
-    except Exception as exc:  # noqa: BLE001 - any failure to read (truncated zip, bad JSON,
-        # missing array, pickled content) only means "no guess"
+        data = read_checkpoint(path, kind="scf-density", field="scf_checkpoint")
+        meta, dm = dict(data["meta"]), np.array(data["dm"])
+    except Exception as exc:  # noqa: BLE001 - any failure to read (truncated, corrupt, another
+        # kind, missing entry) only means "no guess"
         warnings.warn(f"SCF checkpoint {path} is unreadable and was ignored "
                       f"({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=3)
         return None

@@ -320,7 +320,7 @@ def exchange_stage(source: str, params: dict) -> Any:
         ex = exchange_by_energy_mapping(atoms, idx, calc, shells=params["shells"],
                                         moment=params["moment"],
                                         checkpoint=None if ck is None
-                                        else os.path.join(os.fspath(ck), "exchange-mapping.json"))
+                                        else os.path.join(os.fspath(ck), "exchange-mapping.npz"))
         J = ex.J
         prov = dict(ex.provenance)
         if J.sources:

@@ -49,11 +49,8 @@ atomically (``.npz`` through a temp file and ``os.replace``; :func:`write_checkp
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +78,7 @@ logger = logging.getLogger(__name__)
 TRACER_CORRELATION_FACTORS = {"honeycomb": 1.0 / 3.0, "square": 0.46694, "triangular": 0.56006,
                               "sc": 0.65311, "bcc": 0.72722, "fcc": 0.78146}
 
-_CKPT_FORMAT = "scaleladder.kmc.checkpoint/1"
+_CKPT_FORMAT = "scaleladder.kmc.checkpoint/2"
 _A2_PER_S_IN_M2_PER_S = 1e-20
 _SYSTEMS = ("walkers", "vacancy")
 
@@ -984,29 +981,21 @@ def run_kmc(state: KMCState, model: KMCModel, *, n_events: int | None = None,
                   events=done_total, elapsed_s=elapsed, stopped=stopped, checkpoint=last_ckpt)
 
 
+_KMC_ARRAYS = ("site_state", "mover_site", "mover_displacement", "atom_displacement",
+               "atom_jumps", "rng")
+
+
 def write_checkpoint(path, state: KMCState) -> Path:
-    """Write ``state`` to ``path`` (``.npz``, no pickle) atomically: temp file in the same folder,
-    then ``os.replace``.  A reader never sees a half-written checkpoint."""
-    path = Path(path)
-    meta = {"format": _CKPT_FORMAT, "system": state.system, "n_sites": state.n_sites,
+    """Write ``state`` to ``path`` in the project's one checkpoint format (kind ``"kmc"``;
+    :func:`scaleladder.core.checkpoint.write_checkpoint`: atomic, fsynced, hashed, no pickle).
+    A reader never sees a half-written checkpoint."""
+    from ..core.checkpoint import write_checkpoint as _write
+
+    data = {"format": _CKPT_FORMAT, "system": state.system, "n_sites": state.n_sites,
             "time_s": repr(state.time_s), "n_events": state.n_events,
-            "jump_b2_sum": repr(state.jump_b2_sum), "seed": state.seed}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, site_state=state.site_state, mover_site=state.mover_site,
-                     mover_displacement=state.mover_displacement,
-                     atom_displacement=state.atom_displacement, atom_jumps=state.atom_jumps,
-                     rng=state.rng, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+            "jump_b2_sum": repr(state.jump_b2_sum), "seed": state.seed,
+            **{k: getattr(state, k) for k in _KMC_ARRAYS}}
+    return _write(path, data, kind="kmc")
 
 
 def read_checkpoint(path) -> KMCState:
@@ -1015,28 +1004,20 @@ def read_checkpoint(path) -> KMCState:
     Raises
     ------
     InputError
-        A missing or unreadable file, or one of another format.
+        (a ``CheckpointError``) a missing, unreadable, corrupt or foreign file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("checkpoint", str(path), "an existing KMC checkpoint file")
-    names = ("site_state", "mover_site", "mover_displacement", "atom_displacement",
-             "atom_jumps", "rng")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(bytes(z["meta"]).decode())
-            arrays = {k: np.array(z[k]) for k in names}
-    except (OSError, ValueError, KeyError) as exc:
-        raise InputError("checkpoint", str(path), "a readable KMC checkpoint (.npz)",
-                         hint=str(exc)) from exc
-    if meta.get("format") != _CKPT_FORMAT:
+    from ..core.checkpoint import read_checkpoint as _read
+
+    d = _read(path, kind="kmc", field="checkpoint")
+    if d.get("format") != _CKPT_FORMAT:
         raise InputError("checkpoint", str(path), f"format {_CKPT_FORMAT!r}",
-                         hint=f"found {meta.get('format')!r}")
-    seed = meta["seed"]
-    return KMCState(system=meta["system"], n_sites=int(meta["n_sites"]), **arrays,
-                    time_s=float(meta["time_s"]), n_events=int(meta["n_events"]),
-                    jump_b2_sum=float(meta["jump_b2_sum"]),
-                    seed=tuple(seed) if isinstance(seed, list) else seed)
+                         hint=f"found {d.get('format')!r}")
+    seed = d["seed"]
+    return KMCState(system=d["system"], n_sites=int(d["n_sites"]),
+                    **{k: np.array(d[k]) for k in _KMC_ARRAYS},
+                    time_s=float(d["time_s"]), n_events=int(d["n_events"]),
+                    jump_b2_sum=float(d["jump_b2_sum"]),
+                    seed=tuple(seed) if isinstance(seed, (list, tuple)) else seed)
 
 
 # ============================================================================================

@@ -72,11 +72,9 @@ points, binary) write fields for viewing.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import tempfile
 import time as _time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,7 +97,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_CKPT_FORMAT = "scaleladder.phasefield.checkpoint/1"
+_CKPT_FORMAT = "scaleladder.phasefield.checkpoint/2"
 _WIDTH_FACTORS = {"tangent": 4.0, "10-90": 2.0 * math.log(9.0)}  # ℓ / δ, δ = √(κ/2W)
 _MIN_POINTS_ACROSS = 3.0
 
@@ -779,58 +777,43 @@ class PhaseFieldResult:
 
 def write_checkpoint(path, state: PhaseFieldState, model, grid: SpectralGrid, dt: float,
                      history: dict | None = None) -> Path:
-    """Write a run's state atomically (``.npz``: temp file in the same folder, then
-    ``os.replace``; metadata as JSON bytes, no pickle)."""
-    path = Path(path)
-    meta = {"format": _CKPT_FORMAT, "model": model.to_dict(), "grid": grid.to_dict(),
-            "dt": float(dt), "step": int(state.step), "time": float(state.time)}
+    """Write a run's state in the project's one checkpoint format (kind ``"phasefield"``;
+    :func:`scaleladder.core.checkpoint.write_checkpoint`: atomic, fsynced, hashed, no pickle)."""
+    from ..core.checkpoint import write_checkpoint as _write
+
     hist = history or {"steps": [], "times": [], "energies": []}
-    arrays = {"fields": state.fields,
-              "hist_steps": np.asarray(hist["steps"], dtype=np.int64),
-              "hist_times": np.asarray(hist["times"], dtype=float),
-              "hist_energies": np.asarray(hist["energies"], dtype=float),
-              "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
-    if state.spectral is not None:
-        arrays["spectral"] = state.spectral
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    data = {"format": _CKPT_FORMAT, "model": model.to_dict(), "grid": grid.to_dict(),
+            "dt": float(dt), "step": int(state.step), "time": float(state.time),
+            "fields": state.fields, "spectral": state.spectral,
+            "hist_steps": np.asarray(hist["steps"], dtype=np.int64),
+            "hist_times": np.asarray(hist["times"], dtype=float),
+            "hist_energies": np.asarray(hist["energies"], dtype=float)}
+    return _write(path, data, kind="phasefield")
 
 
 def read_checkpoint(path) -> tuple:
-    """Read a checkpoint: ``(state, model, grid, dt, history)``."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("checkpoint", str(path), "an existing phase-field checkpoint file")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(bytes(z["meta"]).decode())
-            fields = np.array(z["fields"])
-            spectral = np.array(z["spectral"]) if "spectral" in z.files else None
-            history = {"steps": [int(s) for s in z["hist_steps"]],
-                       "times": [float(t) for t in z["hist_times"]],
-                       "energies": [float(e) for e in z["hist_energies"]]}
-    except (OSError, ValueError, KeyError) as exc:
-        raise InputError("checkpoint", str(path), "a readable phase-field checkpoint (.npz)",
-                         hint=str(exc)) from exc
-    if meta.get("format") != _CKPT_FORMAT:
+    """Read a checkpoint: ``(state, model, grid, dt, history)``.
+
+    Raises
+    ------
+    InputError
+        (a ``CheckpointError``) a missing, unreadable, corrupt or foreign file.
+    """
+    from ..core.checkpoint import read_checkpoint as _read
+
+    d = _read(path, kind="phasefield", field="checkpoint")
+    if d.get("format") != _CKPT_FORMAT:
         raise InputError("checkpoint", str(path), f"format {_CKPT_FORMAT!r}",
-                         hint=f"found {meta.get('format')!r}")
-    model = _model_from_dict(meta["model"])
-    grid = SpectralGrid(tuple(meta["grid"]["shape"]), tuple(meta["grid"]["spacing"]))
-    state = PhaseFieldState(fields=fields, step=int(meta["step"]), time=float(meta["time"]),
-                            spectral=spectral)
-    return state, model, grid, float(meta["dt"]), history
+                         hint=f"found {d.get('format')!r}")
+    history = {"steps": [int(x) for x in d["hist_steps"]],
+               "times": [float(t) for t in d["hist_times"]],
+               "energies": [float(e) for e in d["hist_energies"]]}
+    model = _model_from_dict(d["model"])
+    grid = SpectralGrid(tuple(d["grid"]["shape"]), tuple(d["grid"]["spacing"]))
+    spectral = None if d["spectral"] is None else np.array(d["spectral"])
+    state = PhaseFieldState(fields=np.array(d["fields"]), step=int(d["step"]),
+                            time=float(d["time"]), spectral=spectral)
+    return state, model, grid, float(d["dt"]), history
 
 
 def run_phasefield(model, grid: SpectralGrid, initial, dt: float, steps: int, *,
@@ -1130,19 +1113,11 @@ def write_vtk(path, state_or_fields, grid: SpectralGrid, *, names: Sequence[str]
     header = (f"# vtk DataFile Version 3.0\n{title[:255]}\nBINARY\nDATASET STRUCTURED_POINTS\n"
               f"DIMENSIONS {dims[0]} {dims[1]} {dims[2]}\nORIGIN 0 0 0\n"
               f"SPACING {sp[0]:.10g} {sp[1]:.10g} {sp[2]:.10g}\nPOINT_DATA {grid.size}\n")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(header.encode("ascii"))
-            for name, f in zip(names, arr):
-                fh.write(f"SCALARS {name} float 1\nLOOKUP_TABLE default\n".encode("ascii"))
-                fh.write(np.asarray(f, dtype=">f4").ravel(order="F").tobytes())
-                fh.write(b"\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    from ..core.fsio import atomic_write
+
+    body = [header.encode("ascii")]
+    for name, f in zip(names, arr):
+        body.append(f"SCALARS {name} float 1\nLOOKUP_TABLE default\n".encode("ascii"))
+        body.append(np.asarray(f, dtype=">f4").ravel(order="F").tobytes())
+        body.append(b"\n")
+    return atomic_write(path, b"".join(body))

@@ -28,10 +28,9 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 from numba import njit
@@ -49,7 +48,7 @@ __all__ = ["SpinLattice", "SpinState", "SpinMCResult", "CriticalTemperatureResul
 
 log = logging.getLogger(__name__)
 
-_CKPT_FORMAT = "scaleladder.spins.checkpoint/1"
+_CKPT_FORMAT = "scaleladder.spins.checkpoint/2"
 _MODELS = ("ising", "heisenberg")
 _ALGORITHMS = ("metropolis", "wolff")
 
@@ -526,18 +525,11 @@ def _jackknife(e: np.ndarray, m: np.ndarray, n: int, kT: float, n_blocks: int):
 
 
 # ============================================================================ checkpoint
-def _write_npz_atomic(path: str, **arrays: Any) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".spins-", suffix=".npz", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _save_checkpoint(path: str, data: dict) -> None:
+    """One spin-MC checkpoint in the project's one format (kind ``"spins"``)."""
+    from ..core.checkpoint import write_checkpoint
+
+    write_checkpoint(path, data, kind="spins")
 
 
 def _settings_key(settings: dict) -> str:
@@ -616,15 +608,18 @@ def run_spin_mc(params: ExchangeParameters | SpinLattice, size: int | Sequence[i
     acc = flipped = clusters = 0
     state = None
     if checkpoint is not None and os.path.exists(checkpoint):
-        with np.load(checkpoint, allow_pickle=False) as z:
-            if str(z["format"]) != _CKPT_FORMAT or str(z["key"]) != key:
-                raise InputError("checkpoint", checkpoint, "a checkpoint of a run with the same "
-                                 "settings", hint="delete it or choose another path")
-            state = SpinState(spins=z["spins"].copy(), rng=z["rng"].copy(), step=int(z["step"]),
-                              tag=int(z["tag"]), clusters_per_step=int(z["clusters_per_step"]))
-            e_series[:] = z["energies"]
-            m_series[:] = z["magnetisations"]
-            acc, flipped, clusters = (int(x) for x in z["counters"])
+        from ..core.checkpoint import read_checkpoint
+
+        z = read_checkpoint(checkpoint, kind="spins", field="checkpoint")
+        if z.get("format") != _CKPT_FORMAT or z.get("key") != key:
+            raise InputError("checkpoint", checkpoint, "a checkpoint of a run with the same "
+                             "settings", hint="delete it or choose another path")
+        state = SpinState(spins=np.array(z["spins"]), rng=np.array(z["rng"]),
+                          step=int(z["step"]), tag=int(z["tag"]),
+                          clusters_per_step=int(z["clusters_per_step"]))
+        e_series[:] = z["energies"]
+        m_series[:] = z["magnetisations"]
+        acc, flipped, clusters = (int(x) for x in z["counters"])
         log.info("resumed %s at step %d/%d", checkpoint, state.step, total)
     if state is None:
         state = init_state(lat, model, seed=seed, start=start)
@@ -635,12 +630,11 @@ def run_spin_mc(params: ExchangeParameters | SpinLattice, size: int | Sequence[i
 
     def save() -> None:
         if checkpoint is not None:
-            _write_npz_atomic(checkpoint, format=np.array(_CKPT_FORMAT), key=np.array(key),
-                              spins=state.spins, rng=state.rng, step=np.array(state.step),
-                              tag=np.array(state.tag),
-                              clusters_per_step=np.array(state.clusters_per_step),
-                              energies=e_series, magnetisations=m_series,
-                              counters=np.array([acc, flipped, clusters], dtype=np.int64))
+            _save_checkpoint(checkpoint, {
+                "format": _CKPT_FORMAT, "key": key, "spins": state.spins, "rng": state.rng,
+                "step": int(state.step), "tag": int(state.tag),
+                "clusters_per_step": int(state.clusters_per_step), "energies": e_series,
+                "magnetisations": m_series, "counters": [int(acc), int(flipped), int(clusters)]})
 
     chunk = max(1, min(checkpoint_every, max(1, total // 10)))
     while state.step < total:
