@@ -92,5 +92,5 @@ def test_every_engine_refuses_a_corrupted_checkpoint(tmp_path):
         pf.resume_phasefield(ck, steps=2)
     # KMC: a foreign file under its name
     write_checkpoint(tmp_path / "kmc.npz", {"x": 1}, kind="md")
-    with pytest.raises(InputError, match="a kmc checkpoint"):
+    with pytest.raises(InputError, match="kmc.checkpoint"):
         kmc.read_checkpoint(tmp_path / "kmc.npz")

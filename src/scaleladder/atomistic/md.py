@@ -131,16 +131,16 @@ class MDState:
 
 
 def write_checkpoint(path: str | os.PathLike, state: MDState) -> Path:
-    """Write ``state`` to ``path`` in the project's one checkpoint format (kind ``"md"``;
+    """Write ``state`` to ``path`` in the project's one checkpoint format (kind ``_CKPT_FORMAT``;
     :func:`scaleladder.core.checkpoint.write_checkpoint`: atomic, fsynced, hashed, no pickle)."""
     from ..core.checkpoint import write_checkpoint as _write
 
-    data = {"format": _CKPT_FORMAT, "step": state.step, "time_fs": state.time_fs,
+    data = {"step": state.step, "time_fs": state.time_fs,
             "settings": state.settings, "e0_per_atom": state.e0_per_atom,
             "rng_state": state.rng_state, "barostat": state.barostat,
             "numbers": state.numbers, "positions": state.positions, "momenta": state.momenta,
             "cell": state.cell, "pbc": state.pbc, "masses": state.masses}
-    return _write(path, data, kind="md")
+    return _write(path, data, kind=_CKPT_FORMAT)
 
 
 def read_checkpoint(path: str | os.PathLike) -> MDState:
@@ -154,10 +154,7 @@ def read_checkpoint(path: str | os.PathLike) -> MDState:
     """
     from ..core.checkpoint import read_checkpoint as _read
 
-    d = _read(path, kind="md", field="checkpoint_path")
-    if d.get("format") != _CKPT_FORMAT:
-        raise InputError("checkpoint_path", str(path), f"format {_CKPT_FORMAT!r}",
-                         hint=f"found {d.get('format')!r}")
+    d = _read(path, kind=_CKPT_FORMAT, field="checkpoint_path")
     arrays = {k: np.array(d[k]) for k in ("numbers", "positions", "momenta", "cell", "pbc",
                                           "masses")}
     return MDState(**arrays, step=int(d["step"]), time_fs=float(d["time_fs"]),

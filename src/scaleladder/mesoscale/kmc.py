@@ -986,16 +986,16 @@ _KMC_ARRAYS = ("site_state", "mover_site", "mover_displacement", "atom_displacem
 
 
 def write_checkpoint(path, state: KMCState) -> Path:
-    """Write ``state`` to ``path`` in the project's one checkpoint format (kind ``"kmc"``;
+    """Write ``state`` to ``path`` in the project's one checkpoint format (kind ``_CKPT_FORMAT``;
     :func:`scaleladder.core.checkpoint.write_checkpoint`: atomic, fsynced, hashed, no pickle).
     A reader never sees a half-written checkpoint."""
     from ..core.checkpoint import write_checkpoint as _write
 
-    data = {"format": _CKPT_FORMAT, "system": state.system, "n_sites": state.n_sites,
+    data = {"system": state.system, "n_sites": state.n_sites,
             "time_s": repr(state.time_s), "n_events": state.n_events,
             "jump_b2_sum": repr(state.jump_b2_sum), "seed": state.seed,
             **{k: getattr(state, k) for k in _KMC_ARRAYS}}
-    return _write(path, data, kind="kmc")
+    return _write(path, data, kind=_CKPT_FORMAT)
 
 
 def read_checkpoint(path) -> KMCState:
@@ -1008,10 +1008,7 @@ def read_checkpoint(path) -> KMCState:
     """
     from ..core.checkpoint import read_checkpoint as _read
 
-    d = _read(path, kind="kmc", field="checkpoint")
-    if d.get("format") != _CKPT_FORMAT:
-        raise InputError("checkpoint", str(path), f"format {_CKPT_FORMAT!r}",
-                         hint=f"found {d.get('format')!r}")
+    d = _read(path, kind=_CKPT_FORMAT, field="checkpoint")
     seed = d["seed"]
     return KMCState(system=d["system"], n_sites=int(d["n_sites"]),
                     **{k: np.array(d[k]) for k in _KMC_ARRAYS},

@@ -777,18 +777,18 @@ class PhaseFieldResult:
 
 def write_checkpoint(path, state: PhaseFieldState, model, grid: SpectralGrid, dt: float,
                      history: dict | None = None) -> Path:
-    """Write a run's state in the project's one checkpoint format (kind ``"phasefield"``;
+    """Write a run's state in the project's one checkpoint format (kind ``_CKPT_FORMAT``;
     :func:`scaleladder.core.checkpoint.write_checkpoint`: atomic, fsynced, hashed, no pickle)."""
     from ..core.checkpoint import write_checkpoint as _write
 
     hist = history or {"steps": [], "times": [], "energies": []}
-    data = {"format": _CKPT_FORMAT, "model": model.to_dict(), "grid": grid.to_dict(),
+    data = {"model": model.to_dict(), "grid": grid.to_dict(),
             "dt": float(dt), "step": int(state.step), "time": float(state.time),
             "fields": state.fields, "spectral": state.spectral,
             "hist_steps": np.asarray(hist["steps"], dtype=np.int64),
             "hist_times": np.asarray(hist["times"], dtype=float),
             "hist_energies": np.asarray(hist["energies"], dtype=float)}
-    return _write(path, data, kind="phasefield")
+    return _write(path, data, kind=_CKPT_FORMAT)
 
 
 def read_checkpoint(path) -> tuple:
@@ -801,10 +801,7 @@ def read_checkpoint(path) -> tuple:
     """
     from ..core.checkpoint import read_checkpoint as _read
 
-    d = _read(path, kind="phasefield", field="checkpoint")
-    if d.get("format") != _CKPT_FORMAT:
-        raise InputError("checkpoint", str(path), f"format {_CKPT_FORMAT!r}",
-                         hint=f"found {d.get('format')!r}")
+    d = _read(path, kind=_CKPT_FORMAT, field="checkpoint")
     history = {"steps": [int(x) for x in d["hist_steps"]],
                "times": [float(t) for t in d["hist_times"]],
                "energies": [float(e) for e in d["hist_energies"]]}
