@@ -75,7 +75,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time as _time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -84,6 +83,7 @@ import numpy as np
 from numba import njit
 
 from ..core import validate as _v
+from ..core.codec import register
 from ..core.errors import CalculationError, InputError
 
 __all__ = [
@@ -97,7 +97,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_CKPT_FORMAT = "scaleladder.phasefield.checkpoint/2"
 _WIDTH_FACTORS = {"tangent": 4.0, "10-90": 2.0 * math.log(9.0)}  # ℓ / δ, δ = √(κ/2W)
 _MIN_POINTS_ACROSS = 3.0
 
@@ -520,6 +519,7 @@ def _model_from_dict(d: dict):
     return _MODELS[kind](**d)
 
 
+@register("PhaseFieldState")
 @dataclass(frozen=True)
 class PhaseFieldState:
     """Everything a run needs to continue (plain data).
@@ -541,6 +541,15 @@ class PhaseFieldState:
     step: int = 0
     time: float = 0.0
     spectral: np.ndarray | None = field(default=None, repr=False)
+
+    def to_state(self) -> dict:
+        return {"fields": self.fields, "step": int(self.step), "time": float(self.time),
+                "spectral": self.spectral}
+
+    @classmethod
+    def from_state(cls, s: dict) -> "PhaseFieldState":
+        return cls(fields=np.array(s["fields"]), step=int(s["step"]), time=float(s["time"]),
+                   spectral=None if s["spectral"] is None else np.array(s["spectral"]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -619,11 +628,15 @@ def _weighted_power(zhat, wk2):
 # --------------------------------------------------------------------------------------------
 # the stepper (init/step over plain state)
 # --------------------------------------------------------------------------------------------
+@register("PhaseFieldStepper")
 class PhaseFieldStepper:
     """Semi-implicit Fourier-spectral stepper of one model on one grid with one Δt.
 
     ``init(fields) -> PhaseFieldState`` and ``step(state) -> PhaseFieldState`` (new arrays; the
-    input state is not modified); ``free_energy(state)`` in J (3D) or J/m (2D).
+    input state is not modified); ``free_energy(state)`` in J (3D) or J/m (2D).  It is a
+    simulation engine of the project's one protocol (:mod:`scaleladder.core.simulation`):
+    ``advance(state, n)``, ``observe`` (time and free energy) and ``check`` (non-finite fields, a
+    free energy that rises by more than ``energy_rtol`` relative plus round-off).
 
     Raises
     ------
@@ -631,7 +644,9 @@ class PhaseFieldStepper:
         Non-positive ``dt``; a grid spacing larger than a third of the interface width.
     """
 
-    def __init__(self, model, grid: SpectralGrid, dt: float):
+    kind = "scaleladder.phasefield/2"
+
+    def __init__(self, model, grid: SpectralGrid, dt: float, energy_rtol: float = 1e-10):
         if not isinstance(model, (AllenCahn, CahnHilliard, GrainGrowth)):
             raise InputError("model", type(model).__name__,
                              "an AllenCahn, CahnHilliard or GrainGrowth model")
@@ -640,6 +655,7 @@ class PhaseFieldStepper:
         self.model = model
         self.grid = grid
         self.dt = _v.positive("dt", dt)
+        self.energy_rtol = _v.nonnegative("energy_rtol", energy_rtol)
         check_resolution(model, grid)
         self.axes = tuple(range(-grid.ndim, 0))
         k2 = grid.wavenumber_squared()
@@ -709,6 +725,47 @@ class PhaseFieldStepper:
         new = self._irfft(zhat)
         return PhaseFieldState(fields=new, step=state.step + 1, time=state.time + self.dt)
 
+    # ---- the simulation protocol --------------------------------------------------------
+    def advance(self, state: PhaseFieldState, n: int) -> tuple[PhaseFieldState, int, None]:
+        """``n`` steps (the protocol's ``advance``)."""
+        for _ in range(int(n)):
+            state = self.step(state)
+        return state, int(n), None
+
+    def observe(self, state: PhaseFieldState) -> dict:
+        """Time (s) and free energy (J, or J/m in 2D) of ``state``."""
+        return {"time": float(state.time), "free_energy": float(self.free_energy(state))}
+
+    def check(self, state: PhaseFieldState, history: dict, obs: dict) -> None:
+        """Refuse non-finite fields and a free energy that rises beyond round-off."""
+        e, dt = obs["free_energy"], self.dt
+        if not (np.isfinite(e) and np.all(np.isfinite(state.fields))):
+            raise CalculationError(
+                f"phase field became non-finite at step {state.step} (t = {state.time:.6g} s) "
+                f"with dt = {dt:.6g} s: dt too large for the explicit part; reduce dt or raise "
+                f"the model's stabilization")
+        energies = history.get("free_energy") or []
+        if energies:
+            e_old = energies[-1]
+            tol = (self.energy_rtol * max(abs(e_old), abs(e))
+                   + 1e-12 * self.model.W * self.grid.volume)
+            if e - e_old > tol:
+                raise CalculationError(
+                    f"free energy increased between step {history['step'][-1]} and step "
+                    f"{state.step} (from {e_old:.12g} to {e:.12g}, by {e - e_old:.3g} > tolerance "
+                    f"{tol:.3g}) with dt = {dt:.6g} s: dt too large for this gradient flow; "
+                    f"reduce dt or raise the model's stabilization")
+
+    def to_state(self) -> dict:
+        return {"model": self.model.to_dict(), "grid": self.grid.to_dict(), "dt": float(self.dt),
+                "energy_rtol": float(self.energy_rtol)}
+
+    @classmethod
+    def from_state(cls, s: dict) -> "PhaseFieldStepper":
+        grid = SpectralGrid(tuple(s["grid"]["shape"]), tuple(s["grid"]["spacing"]))
+        return cls(_model_from_dict(s["model"]), grid, float(s["dt"]),
+                   float(s.get("energy_rtol", 1e-10)))
+
     # ---- energy ---------------------------------------------------------------------------
     def free_energy(self, state: PhaseFieldState) -> float:
         """Free energy (J in 3D, J/m in 2D) with the spectral gradient term."""
@@ -775,20 +832,20 @@ class PhaseFieldResult:
         return self.state.fields
 
 
+def _to_driver_history(history: dict | None) -> dict:
+    h = history or {"steps": [], "times": [], "energies": []}
+    return {"step": [int(x) for x in h["steps"]], "time": [float(x) for x in h["times"]],
+            "free_energy": [float(x) for x in h["energies"]]}
+
+
 def write_checkpoint(path, state: PhaseFieldState, model, grid: SpectralGrid, dt: float,
                      history: dict | None = None) -> Path:
-    """Write a run's state in the project's one checkpoint format (kind ``_CKPT_FORMAT``;
-    :func:`scaleladder.core.checkpoint.write_checkpoint`: atomic, fsynced, hashed, no pickle)."""
-    from ..core.checkpoint import write_checkpoint as _write
+    """Write a run's state as the one simulation driver does (the one checkpoint format:
+    atomic, fsynced, hashed, no pickle; :func:`resume_phasefield` continues it)."""
+    from ..core.simulation import write_simulation_checkpoint
 
-    hist = history or {"steps": [], "times": [], "energies": []}
-    data = {"model": model.to_dict(), "grid": grid.to_dict(),
-            "dt": float(dt), "step": int(state.step), "time": float(state.time),
-            "fields": state.fields, "spectral": state.spectral,
-            "hist_steps": np.asarray(hist["steps"], dtype=np.int64),
-            "hist_times": np.asarray(hist["times"], dtype=float),
-            "hist_energies": np.asarray(hist["energies"], dtype=float)}
-    return _write(path, data, kind=_CKPT_FORMAT)
+    return write_simulation_checkpoint(path, PhaseFieldStepper(model, grid, dt), state,
+                                       _to_driver_history(history))
 
 
 def read_checkpoint(path) -> tuple:
@@ -799,18 +856,12 @@ def read_checkpoint(path) -> tuple:
     InputError
         (a ``CheckpointError``) a missing, unreadable, corrupt or foreign file.
     """
-    from ..core.checkpoint import read_checkpoint as _read
+    from ..core.simulation import read_simulation_checkpoint
 
-    d = _read(path, kind=_CKPT_FORMAT, field="checkpoint")
-    history = {"steps": [int(x) for x in d["hist_steps"]],
-               "times": [float(t) for t in d["hist_times"]],
-               "energies": [float(e) for e in d["hist_energies"]]}
-    model = _model_from_dict(d["model"])
-    grid = SpectralGrid(tuple(d["grid"]["shape"]), tuple(d["grid"]["spacing"]))
-    spectral = None if d["spectral"] is None else np.array(d["spectral"])
-    state = PhaseFieldState(fields=np.array(d["fields"]), step=int(d["step"]),
-                            time=float(d["time"]), spectral=spectral)
-    return state, model, grid, float(d["dt"]), history
+    engine, state, h = read_simulation_checkpoint(path, kind=PhaseFieldStepper.kind)
+    history = {"steps": list(h["step"]), "times": list(h.get("time", [])),
+               "energies": list(h.get("free_energy", []))}
+    return state, engine.model, engine.grid, float(engine.dt), history
 
 
 def run_phasefield(model, grid: SpectralGrid, initial, dt: float, steps: int, *,
@@ -854,15 +905,13 @@ def run_phasefield(model, grid: SpectralGrid, initial, dt: float, steps: int, *,
         The free energy increased beyond round-off or a field became non-finite: names the step
         and Δt (too large; reduce it or set the model's ``stabilization``).
     """
-    stepper = PhaseFieldStepper(model, grid, dt)
+    stepper = PhaseFieldStepper(model, grid, dt, energy_rtol=energy_rtol)
     state = initial if isinstance(initial, PhaseFieldState) else stepper.init(initial)
     if isinstance(initial, PhaseFieldState):
         _v.finite_array("initial.fields", state.fields, (model.n_fields,) + grid.shape)
         if isinstance(model, CahnHilliard) and state.spectral is None:
             state = stepper.init(state.fields, step=state.step, time=state.time)
-    history = {"steps": [], "times": [], "energies": []}
-    return _drive(stepper, state, steps, history, energy_every=energy_every,
-                  energy_rtol=energy_rtol, checkpoint=checkpoint,
+    return _drive(stepper, state, steps, None, energy_every=energy_every, checkpoint=checkpoint,
                   checkpoint_every=checkpoint_every, log_every=log_every)
 
 
@@ -872,71 +921,34 @@ def resume_phasefield(checkpoint: str | os.PathLike, steps: int, *, energy_every
     """Continue a run from a checkpoint written by :func:`run_phasefield` for ``steps`` further
     steps (the checkpoint keeps being updated).  With the same ``energy_every`` the result --
     fields and energy history -- is that of the uninterrupted run, bit for bit."""
-    state, model, grid, dt, history = read_checkpoint(checkpoint)
-    stepper = PhaseFieldStepper(model, grid, dt)
-    _v.finite_array("checkpoint fields", state.fields, (model.n_fields,) + grid.shape)
-    return _drive(stepper, state, steps, history, energy_every=energy_every,
-                  energy_rtol=energy_rtol, checkpoint=checkpoint,
-                  checkpoint_every=checkpoint_every, log_every=log_every, resumed=True)
+    from ..core.simulation import read_simulation_checkpoint
+
+    engine, state, history = read_simulation_checkpoint(checkpoint, kind=PhaseFieldStepper.kind)
+    engine.energy_rtol = _v.nonnegative("energy_rtol", energy_rtol)
+    _v.finite_array("checkpoint fields", state.fields,
+                    (engine.model.n_fields,) + engine.grid.shape)
+    return _drive(engine, state, steps, history, energy_every=energy_every,
+                  checkpoint=checkpoint, checkpoint_every=checkpoint_every, log_every=log_every)
 
 
 def _drive(stepper: PhaseFieldStepper, state: PhaseFieldState, steps, history, *, energy_every,
-           energy_rtol, checkpoint, checkpoint_every, log_every, resumed=False):
-    steps = _v.positive_int("steps", steps)
+           checkpoint, checkpoint_every, log_every) -> PhaseFieldResult:
+    """Run through the one simulation driver and shape its history as a PhaseFieldResult."""
+    from ..core.simulation import run_simulation
+
     energy_every = _v.positive_int("energy_every", energy_every)
-    energy_rtol = _v.nonnegative("energy_rtol", energy_rtol)
     if checkpoint_every is None:
         checkpoint_every = energy_every * 100
-    checkpoint_every = _v.positive_int("checkpoint_every", checkpoint_every)
-    if log_every is None:
-        log_every = max(1, steps // 10)
-    log_every = _v.positive_int("log_every", log_every)
-    model, grid, dt = stepper.model, stepper.grid, stepper.dt
-    atol = 1e-12 * model.W * grid.volume
-    t0 = _time.perf_counter()
-
-    def record(s: PhaseFieldState) -> float:
-        e = stepper.free_energy(s)
-        if not (np.isfinite(e) and np.all(np.isfinite(s.fields))):
-            raise CalculationError(
-                f"phase field became non-finite at step {s.step} (t = {s.time:.6g} s) with "
-                f"dt = {dt:.6g} s: dt too large for the explicit part; reduce dt or raise the "
-                f"model's stabilization")
-        if history["energies"]:
-            e_old = history["energies"][-1]
-            tol = energy_rtol * max(abs(e_old), abs(e)) + atol
-            if e - e_old > tol:
-                raise CalculationError(
-                    f"free energy increased between step {history['steps'][-1]} and step "
-                    f"{s.step} (from {e_old:.12g} to {e:.12g}, by {e - e_old:.3g} > tolerance "
-                    f"{tol:.3g}) with dt = {dt:.6g} s: dt too large for this gradient flow; "
-                    f"reduce dt or raise the model's stabilization")
-        history["steps"].append(int(s.step))
-        history["times"].append(float(s.time))
-        history["energies"].append(float(e))
-        return e
-
-    if not resumed or not history["steps"] or history["steps"][-1] != state.step:
-        record(state)
-    logger.info("phase field %s on %s grid, dt = %.4g s: %d steps from step %d%s",
-                model.kind, "x".join(map(str, grid.shape)), dt, steps, state.step,
-                " (resumed)" if resumed else "")
-    start_step = state.step
-    for n in range(1, steps + 1):
-        state = stepper.step(state)
-        last = n == steps
-        if n % energy_every == 0 or last:
-            e = record(state)
-            if n % log_every == 0 or last:
-                rate = n / max(_time.perf_counter() - t0, 1e-12)
-                logger.info("phase field step %d/%d (t = %.5g s): F = %.10g, %.1f steps/s",
-                            state.step - start_step, steps, state.time, e, rate)
-        if checkpoint is not None and (n % checkpoint_every == 0 or last):
-            write_checkpoint(checkpoint, state, model, grid, dt, history)
-    return PhaseFieldResult(state=state, steps=np.asarray(history["steps"], dtype=np.int64),
-                            times=np.asarray(history["times"]),
-                            energies=np.asarray(history["energies"]), model=model, grid=grid,
-                            dt=dt, elapsed_s=_time.perf_counter() - t0)
+    model, grid = stepper.model, stepper.grid
+    run = run_simulation(stepper, state, steps, observe_every=energy_every,
+                         checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                         history=history, log_every=log_every,
+                         label=f"phase field {model.kind} on {'x'.join(map(str, grid.shape))}")
+    h = run.history
+    return PhaseFieldResult(state=run.state, steps=np.asarray(h["step"], dtype=np.int64),
+                            times=np.asarray(h["time"]),
+                            energies=np.asarray(h["free_energy"]), model=model, grid=grid,
+                            dt=stepper.dt, elapsed_s=run.elapsed_s)
 
 
 # --------------------------------------------------------------------------------------------
