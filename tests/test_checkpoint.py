@@ -87,10 +87,16 @@ def test_every_engine_refuses_a_corrupted_checkpoint(tmp_path):
     pf.run_phasefield(model, grid, pf.circle(grid, 10.0, 4.0), 0.1, 4, checkpoint=ck,
                       checkpoint_every=2)
     pf.read_checkpoint(ck)
+    import shutil
+
+    shutil.copy(ck, tmp_path / "pf-intact.npz")
     _tamper(ck)
     with pytest.raises(InputError, match="corrupt"):
         pf.resume_phasefield(ck, steps=2)
-    # KMC: a foreign file under its name
+    ck = tmp_path / "pf-intact.npz"
+    # KMC: a foreign file, and another engine's run, under its name
     write_checkpoint(tmp_path / "kmc.npz", {"x": 1}, kind="md")
-    with pytest.raises(InputError, match="kmc.checkpoint"):
+    with pytest.raises(InputError, match="simulation"):
         kmc.read_checkpoint(tmp_path / "kmc.npz")
+    with pytest.raises(InputError, match="scaleladder.kmc/2 run"):
+        kmc.read_checkpoint(tmp_path / "pf-intact.npz")

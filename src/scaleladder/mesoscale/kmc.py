@@ -51,7 +51,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -59,6 +58,7 @@ from typing import Sequence
 import numpy as np
 from numba import njit
 
+from ..core.codec import register
 from ..core.errors import CalculationError, InputError
 from ..core.units import BOLTZMANN_EV
 from ..core.validate import finite, finite_array, one_of, positive, positive_int
@@ -78,7 +78,6 @@ logger = logging.getLogger(__name__)
 TRACER_CORRELATION_FACTORS = {"honeycomb": 1.0 / 3.0, "square": 0.46694, "triangular": 0.56006,
                               "sc": 0.65311, "bcc": 0.72722, "fcc": 0.78146}
 
-_CKPT_FORMAT = "scaleladder.kmc.checkpoint/2"
 _A2_PER_S_IN_M2_PER_S = 1e-20
 _SYSTEMS = ("walkers", "vacancy")
 
@@ -691,6 +690,11 @@ class KMCModel:
                 + ", ".join(f"{r:.4g}" for r in self.event_rates) + " 1/s)")
 
 
+_KMC_ARRAYS = ("site_state", "mover_site", "mover_displacement", "atom_displacement",
+               "atom_jumps", "rng")
+
+
+@register("KMCState")
 @dataclass(frozen=True, eq=False)
 class KMCState:
     """Everything a KMC run needs to continue (plain arrays; :func:`write_checkpoint`).
@@ -735,6 +739,20 @@ class KMCState:
     n_events: int = 0
     jump_b2_sum: float = 0.0
     seed: object = 0
+
+    def to_state(self) -> dict:
+        return {"system": self.system, "n_sites": int(self.n_sites),
+                **{k: getattr(self, k) for k in _KMC_ARRAYS},
+                "time_s": float(self.time_s), "n_events": int(self.n_events),
+                "jump_b2_sum": float(self.jump_b2_sum), "seed": self.seed}
+
+    @classmethod
+    def from_state(cls, s: dict) -> "KMCState":
+        seed = s["seed"]
+        return cls(system=s["system"], n_sites=int(s["n_sites"]),
+                   **{k: np.array(s[k]) for k in _KMC_ARRAYS}, time_s=float(s["time_s"]),
+                   n_events=int(s["n_events"]), jump_b2_sum=float(s["jump_b2_sum"]),
+                   seed=tuple(seed) if isinstance(seed, (list, tuple)) else seed)
 
     def copy(self) -> "KMCState":
         return dataclasses.replace(self, **{f.name: np.array(getattr(self, f.name), copy=True)
@@ -898,123 +916,150 @@ def run_kmc(state: KMCState, model: KMCModel, *, n_events: int | None = None,
         A total rate of zero at the start (nothing can happen; e.g. walkers on sites without
         events).
     """
+    from ..core.simulation import run_simulation
+
     if not isinstance(state, KMCState):
         raise InputError("state", repr(state), "a KMCState (init_walkers, init_vacancies, ...)")
-    if not isinstance(model, KMCModel):
-        raise InputError("model", repr(model), "a KMCModel (KMCModel.build)")
-    if state.n_sites != model.lattice.n_sites:
-        raise InputError("state", f"{state.n_sites} sites",
-                         f"a state of the model's lattice ({model.lattice.n_sites} sites)")
     if n_events is None and t_max_s is None:
         raise InputError("n_events", None, "a number of events or a t_max_s")
     n_target = positive_int("n_events", n_events, 0) if n_events is not None else 2 ** 62
-    t_stop = finite("t_max_s", t_max_s) if t_max_s is not None else math.inf
     every = positive_int("checkpoint_every", checkpoint_every)
-    st = np.array([] if sample_times_s is None else sample_times_s, dtype=float).reshape(-1)
-    if not np.all(np.isfinite(st)) or np.any(np.diff(st) <= 0):
-        raise InputError("sample_times_s", st.tolist()[:10], "finite, increasing times (s)")
-    new = state.copy()
-    lat = model.lattice
-    nb = lat.n_basis
-    n_mov = new.n_movers
-    out_r2 = np.zeros((len(st), n_mov))
-    out_atoms = np.zeros(len(st))
-    idx = np.zeros(1, dtype=np.int64)
-    # samples at times before the current state's time are not observable any more
-    idx[0] = int(np.searchsorted(st, new.time_s, side="left"))
-    first_sample = int(idx[0])
-    scal = np.array([new.time_s, float(new.n_events), new.jump_b2_sum,
-                     new.tracer_r2_sum()])
-    vacancy = new.system == "vacancy"
-    if vacancy:
-        L = _tree_size(new.n_sites)
-        tree = np.empty(2 * L)
-        _vacancy_init_tree(tree, L, model.neighbours, model.slot_rates, nb, new.site_state,
-                           new.mover_site)
-    else:
+    engine = KMCEngine(model, t_max_s=t_max_s, sample_times_s=sample_times_s)
+    engine.start(state)
+    if n_target == 0:
+        return engine.result(state, 0, 0.0, "events", None)
+    run = run_simulation(engine, state, n_target, observe_every=every, checkpoint=checkpoint,
+                         checkpoint_every=every, store_engine=False,
+                         log_every=every if progress else 2 ** 62,
+                         label=f"kmc ({state.system})")
+    stopped = "events" if run.stopped == "steps" else run.stopped
+    return engine.result(run.state, run.steps, run.elapsed_s, stopped, run.checkpoint)
+
+
+class KMCEngine:
+    """Residence-time KMC of one model as an engine of the project's one simulation protocol
+    (:mod:`scaleladder.core.simulation`): ``advance(state, n)`` does ``n`` events (fewer when the
+    time limit is reached or no event can happen), ``observe`` records the time.
+
+    Run-scoped sampling (``sample_times_s``: ``|r|^2`` of the movers and the tracer sum at given
+    times) is kept by the engine, not in the state.  The engine holds a :class:`KMCModel` and is not
+    stored in checkpoints: resume with ``run_kmc(read_checkpoint(path), model, ...)``.
+    """
+
+    kind = "scaleladder.kmc/2"
+
+    def __init__(self, model: KMCModel, *, t_max_s: float | None = None, sample_times_s=None):
+        if not isinstance(model, KMCModel):
+            raise InputError("model", repr(model), "a KMCModel (KMCModel.build)")
+        self.model = model
+        self.t_stop = finite("t_max_s", t_max_s) if t_max_s is not None else math.inf
+        st = np.array([] if sample_times_s is None else sample_times_s, dtype=float).reshape(-1)
+        if not np.all(np.isfinite(st)) or np.any(np.diff(st) <= 0):
+            raise InputError("sample_times_s", st.tolist()[:10], "finite, increasing times (s)")
+        self.st = st
+        self._tree = None       # (state it belongs to, tree, L, kind_rate)
+
+    def start(self, state: KMCState) -> None:
+        """Prepare the sampling buffers and the rate tree for ``state`` (checks it fits)."""
+        model = self.model
+        if state.n_sites != model.lattice.n_sites:
+            raise InputError("state", f"{state.n_sites} sites",
+                             f"a state of the model's lattice ({model.lattice.n_sites} sites)")
+        self.out_r2 = np.zeros((len(self.st), state.n_movers))
+        self.out_atoms = np.zeros(len(self.st))
+        self.idx = np.zeros(1, dtype=np.int64)
+        # samples at times before the current state's time are not observable any more
+        self.idx[0] = int(np.searchsorted(self.st, state.time_s, side="left"))
+        self.first_sample = int(self.idx[0])
+        self._tree = (state, *self._build_tree(state))
+        if not self._tree[1][1] > 0:
+            raise CalculationError(f"run_kmc: the total rate is zero: no event can happen in "
+                                   f"this {state.system} state (check the catalog's shells and "
+                                   "hop vectors)")
+
+    def _build_tree(self, state: KMCState):
+        model, nb = self.model, self.model.lattice.n_basis
+        if state.system == "vacancy":
+            L = _tree_size(state.n_sites)
+            tree = np.empty(2 * L)
+            _vacancy_init_tree(tree, L, model.neighbours, model.slot_rates, nb, state.site_state,
+                               state.mover_site)
+            return tree, L, None
         valid = np.stack([model.neighbours[b] >= 0 for b in range(nb)])
         kind_rate = np.sum(np.where(valid, model.slot_rates, 0.0), axis=1)
-        L = _tree_size(n_mov)
+        L = _tree_size(state.n_movers)
         tree = np.zeros(2 * L)
-        tree[L:L + n_mov] = kind_rate[new.mover_site % nb]
+        tree[L:L + state.n_movers] = kind_rate[state.mover_site % nb]
         _tree_fill(tree, L)
-    if not tree[1] > 0:
-        raise CalculationError(f"run_kmc: the total rate is zero: no event can happen in this "
-                               f"{new.system} state (check the catalog's shells and hop vectors)")
-    done_total, stopped, last_ckpt = 0, "events", None
-    elapsed = 0.0
-    clock0 = time.perf_counter()
-    while done_total < n_target:
-        chunk = min(every, n_target - done_total)
-        t0 = time.perf_counter()
-        if vacancy:
+        return tree, L, kind_rate
+
+    def advance(self, state: KMCState, n: int) -> tuple[KMCState, int, str | None]:
+        if self._tree is None or self._tree[0] is not state:
+            self._tree = (state, *self._build_tree(state))
+        _, tree, L, kind_rate = self._tree
+        model, nb = self.model, self.model.lattice.n_basis
+        new = state.copy()
+        scal = np.array([new.time_s, float(new.n_events), new.jump_b2_sum,
+                         new.tracer_r2_sum()])
+        if new.system == "vacancy":
             done, flag = _run_vacancy(model.neighbours, model.slot_rates, model.slot_vectors, nb,
                                       new.site_state, new.mover_site, new.mover_displacement,
                                       new.atom_displacement, new.atom_jumps, tree, L, new.rng,
-                                      scal, chunk, t_stop, st, idx, out_r2, out_atoms)
+                                      scal, int(n), self.t_stop, self.st, self.idx, self.out_r2,
+                                      self.out_atoms)
         else:
             done, flag = _run_walkers(model.neighbours, model.slot_rates, kind_rate,
                                       model.slot_vectors, nb, new.mover_site,
-                                      new.mover_displacement, tree, L, new.rng, scal, chunk,
-                                      t_stop, st, idx, out_r2)
-        elapsed += time.perf_counter() - t0
-        done_total += done
+                                      new.mover_displacement, tree, L, new.rng, scal, int(n),
+                                      self.t_stop, self.st, self.idx, self.out_r2)
         new = dataclasses.replace(new, time_s=float(scal[0]), n_events=int(round(scal[1])),
                                   jump_b2_sum=float(scal[2]))
-        if flag == 1:
-            stopped = "time"
-        elif flag == 2:
-            stopped = "no events"
-        if checkpoint is not None:
-            last_ckpt = str(write_checkpoint(checkpoint, new))
-        if progress:
-            logger.info("kmc (%s): %d events, t = %.6g s, %.3g events/s%s", new.system,
-                        new.n_events, new.time_s, done_total / max(elapsed, 1e-12),
-                        f", checkpoint {last_ckpt}" if last_ckpt else "")
-        if flag:
-            break
-    n_rec = int(idx[0])
-    logger.debug("run_kmc: %d events in %.3g s (%.3g s wall)", done_total, elapsed,
-                 time.perf_counter() - clock0)
-    return KMCRun(state=new, sample_times_s=st[first_sample:n_rec],
-                  mover_r2=out_r2[first_sample:n_rec], atom_r2_sum=out_atoms[first_sample:n_rec],
-                  events=done_total, elapsed_s=elapsed, stopped=stopped, checkpoint=last_ckpt)
+        self._tree = (new, tree, L, kind_rate)
+        return new, int(done), {0: None, 1: "time", 2: "no events"}[int(flag)]
+
+    def observe(self, state: KMCState) -> dict:
+        return {"time_s": float(state.time_s)}
+
+    def result(self, state: KMCState, events: int, elapsed: float, stopped: str,
+               checkpoint: str | None) -> KMCRun:
+        n_rec = int(self.idx[0])
+        a = self.first_sample
+        return KMCRun(state=state, sample_times_s=self.st[a:n_rec], mover_r2=self.out_r2[a:n_rec],
+                      atom_r2_sum=self.out_atoms[a:n_rec], events=events, elapsed_s=elapsed,
+                      stopped=stopped, checkpoint=checkpoint)
 
 
-_KMC_ARRAYS = ("site_state", "mover_site", "mover_displacement", "atom_displacement",
-               "atom_jumps", "rng")
+class _AnyKMCEngine:
+    """Stands for "a KMC engine" when only the kind of a checkpoint matters."""
+
+    kind = KMCEngine.kind
+
+
+_ANY_ENGINE = _AnyKMCEngine()
 
 
 def write_checkpoint(path, state: KMCState) -> Path:
-    """Write ``state`` to ``path`` in the project's one checkpoint format (kind ``_CKPT_FORMAT``;
-    :func:`scaleladder.core.checkpoint.write_checkpoint`: atomic, fsynced, hashed, no pickle).
-    A reader never sees a half-written checkpoint."""
-    from ..core.checkpoint import write_checkpoint as _write
+    """Write ``state`` as the one simulation driver does (the one checkpoint format: atomic,
+    fsynced, hashed, no pickle; the model is not stored)."""
+    from ..core.simulation import write_simulation_checkpoint
 
-    data = {"system": state.system, "n_sites": state.n_sites,
-            "time_s": repr(state.time_s), "n_events": state.n_events,
-            "jump_b2_sum": repr(state.jump_b2_sum), "seed": state.seed,
-            **{k: getattr(state, k) for k in _KMC_ARRAYS}}
-    return _write(path, data, kind=_CKPT_FORMAT)
+    return write_simulation_checkpoint(path, _ANY_ENGINE, state, store_engine=False)
 
 
 def read_checkpoint(path) -> KMCState:
-    """Read a checkpoint written by :func:`write_checkpoint` (or by ``run_kmc(checkpoint=...)``).
+    """The state in a checkpoint written by :func:`write_checkpoint` or ``run_kmc(checkpoint=)``.
 
     Raises
     ------
     InputError
         (a ``CheckpointError``) a missing, unreadable, corrupt or foreign file.
     """
-    from ..core.checkpoint import read_checkpoint as _read
+    from ..core.simulation import read_simulation_checkpoint
 
-    d = _read(path, kind=_CKPT_FORMAT, field="checkpoint")
-    seed = d["seed"]
-    return KMCState(system=d["system"], n_sites=int(d["n_sites"]),
-                    **{k: np.array(d[k]) for k in _KMC_ARRAYS},
-                    time_s=float(d["time_s"]), n_events=int(d["n_events"]),
-                    jump_b2_sum=float(d["jump_b2_sum"]),
-                    seed=tuple(seed) if isinstance(seed, (list, tuple)) else seed)
+    _, state, _ = read_simulation_checkpoint(path, kind=KMCEngine.kind, engine=_ANY_ENGINE)
+    if not isinstance(state, KMCState):
+        raise InputError("checkpoint", str(path), "a KMC checkpoint")
+    return state
 
 
 # ============================================================================================
