@@ -154,3 +154,13 @@ def test_engines_that_do_not_follow_the_protocol_are_refused(tmp_path):
     out = resume_simulation(ck, 5, engine=E.OU())
     assert out.state.step == 10
     json.dumps(out.history)                          # plain data
+
+
+def test_the_architecture_docs_engine_example_runs():
+    import re
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
+    assert any("run_simulation" in b for b in blocks)
+    for code in blocks:
+        exec(compile(code, "docs/architecture.md", "exec"), {})  # noqa: S102 - our own docs

@@ -5,7 +5,9 @@ object with
 
 * ``kind`` (str): what it is and the version of its state layout (the checkpoint kind);
 * ``advance(state, n) -> (state, done, stop)``: ``n`` more steps (or fewer, with ``stop`` a short
-  reason such as ``"time"`` when the engine must stop early; ``None`` otherwise);
+  reason such as ``"time"`` when the engine must stop early; ``None`` otherwise).  It must give
+  the same result as ``n`` calls of ``advance(state, 1)``: the driver chunks the steps between
+  observations and checkpoints;
 * ``observe(state) -> dict[str, float]`` (optional): scalar observables recorded in the history;
 * ``check(state, history, observation)`` (optional): raise :class:`~.errors.CalculationError`
   when the state blew up (non-finite values, a free energy that rises, ...);
@@ -36,7 +38,9 @@ Writing a new engine::
         kind = "example.walk/1"
         def advance(self, state, n):
             g = np.random.Generator(np.random.PCG64()); g.bit_generator.state = state.rng
-            x = state.x + g.standard_normal(n).sum()
+            x = state.x
+            for _ in range(n):
+                x += g.standard_normal()
             return WalkState(x, g.bit_generator.state, state.step + n), n, None
         def observe(self, state): return {"x": state.x}
         def to_state(self): return {}
