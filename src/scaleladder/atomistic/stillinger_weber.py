@@ -746,7 +746,6 @@ def write_lammps_sw(parameters: Mapping[str, Any] | None, path, element: str = "
     written atomically (a temporary file renamed into place).
     """
     import os
-    import tempfile
 
     from ase.data import atomic_numbers
 
@@ -758,15 +757,8 @@ def write_lammps_sw(parameters: Mapping[str, Any] | None, path, element: str = "
     text = ("# Stillinger-Weber written by scaleladder\n"
             "# element1 element2 element3 epsilon sigma a lambda gamma costheta0 A B p q tol\n"
             f"{element} {element} {element} " + " ".join(repr(float(v)) for v in fields) + "\n")
+    from ..core.fsio import atomic_write
+
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".sw.")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, text)
     return path
