@@ -103,16 +103,17 @@ def test_result_sources_and_prefactor_alternative(tiny_run):
 
 
 def test_stored_saddle_is_the_neb_saddle(tiny_run):
-    from ase import Atoms
     from ase.calculators.emt import EMT
+
+    from scaleladder.handoffs import Structure
 
     _, res, _, _ = tiny_run
     mig = res["migration"]
     conf = mig.provenance["configurations"]
     e = {}
     for which in ("initial", "saddle", "final"):
-        at = Atoms(numbers=conf["numbers"], positions=conf[which], cell=conf["cell"],
-                   pbc=conf["pbc"])
+        assert isinstance(conf[which], Structure)
+        at = conf[which].to_atoms()
         at.calc = EMT()
         e[which] = at.get_potential_energy()
     assert e["saddle"] - e["initial"] == pytest.approx(float(mig.value.value), abs=1e-6)

@@ -717,7 +717,7 @@ def migration_barrier(initial, final, calc, n_images: int = 7, climb: bool = Tru
     from ase.mep import NEB
     from ase.optimize import BFGS, FIRE
 
-    from ..handoffs import MigrationBarrier
+    from ..handoffs import MigrationBarrier, Structure
     from ..uq import Estimate
 
     _check_endpoints(initial, final)
@@ -846,13 +846,10 @@ def migration_barrier(initial, final, calc, n_images: int = 7, climb: bool = Tru
         # the stationary points themselves, so that a later stage (harmonic-TST prefactor, a
         # dimer refinement) can start from them without redoing the band
         "configurations": {
-            "numbers": [int(z) for z in images[0].numbers],
-            "cell": np.asarray(images[0].cell, dtype=float).tolist(),
-            "pbc": [bool(p) for p in images[0].pbc],
-            "initial": np.asarray(images[0].get_positions(), dtype=float).tolist(),
-            "saddle": np.asarray(images[i_max].get_positions(), dtype=float).tolist(),
-            "final": np.asarray(images[-1].get_positions(), dtype=float).tolist(),
-            "saddle_image": int(i_max), "units": "Å"},
+            "initial": Structure.from_atoms(images[0], role="initial state"),
+            "saddle": Structure.from_atoms(images[i_max], role="saddle", image=int(i_max)),
+            "final": Structure.from_atoms(images[-1], role="final state"),
+            "saddle_image": int(i_max)},
         "reference": "Henkelman & Jonsson, J. Chem. Phys. 113, 9978 (2000); "
                      "Henkelman, Uberuaga & Jonsson, ibid. 9901 (2000)",
     }

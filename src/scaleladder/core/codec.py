@@ -68,7 +68,9 @@ def encode(obj: Any) -> tuple[Any, dict[str, np.ndarray]]:
             return {"__ndarray__": key}
         if isinstance(o, dict):
             if all(isinstance(k, str) for k in o):
-                return {"__dict__": {k: enc(v) for k, v in o.items()}}
+                # sorted, as meta.json is written: arrays are numbered in the order a decoded
+                # dict is traversed again, so encode(decode(x)) == x byte for byte
+                return {"__dict__": {k: enc(o[k]) for k in sorted(o)}}
             return {"__items__": [[enc(k), enc(v)] for k, v in o.items()]}
         if isinstance(o, tuple):
             return {"__tuple__": [enc(v) for v in o]}

@@ -12,9 +12,10 @@ from .eos import EquationOfState
 from .magnetism import ExchangeParameters, HamiltonianConvention, read_tb2j
 from .potential import FittedPotential
 from .phonons import HarmonicTSTPrefactor, PhononProperties, harmonic_rate
+from .structure import Structure
 from .surface import SurfaceEnergy
 
 __all__ = ["Configuration", "ReferenceDataset", "EquationOfState", "FittedPotential",
            "ElasticTensor", "SurfaceEnergy", "VacancyFormationEnergy", "MigrationBarrier",
            "PhononProperties", "HarmonicTSTPrefactor", "harmonic_rate", "EventCatalog", "EventType",
-           "ExchangeParameters", "HamiltonianConvention", "read_tb2j"]
+           "ExchangeParameters", "HamiltonianConvention", "read_tb2j", "Structure"]

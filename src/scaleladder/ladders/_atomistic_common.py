@@ -143,8 +143,9 @@ def _parse_builtin(field: str, spec: str):
                          hint=str(exc)) from None
 
 
-def structure_spec(field: str, value: str) -> dict:
-    """The structure as stage parameters: arrays plus the source and sha256 of its content.
+def structure_spec(field: str, value: str):
+    """The structure as a stage parameter: a :class:`~scaleladder.handoffs.Structure` whose info
+    holds the source, the sha256 of its content and the formula.
 
     A file is read here (not in a stage) and its bytes hashed, so editing the file changes every
     key downstream; a builtin is hashed by its spec string.
@@ -169,17 +170,15 @@ def structure_spec(field: str, value: str) -> dict:
         source, digest = path.name, hashlib.sha256(data).hexdigest()
     if len(atoms) == 0 or not all(atoms.pbc):
         raise InputError(field, value, "a fully periodic crystal with at least one atom")
-    return {"source": source, "sha256": digest, "numbers": atoms.numbers.tolist(),
-            "positions": atoms.positions.tolist(), "cell": np.asarray(atoms.cell).tolist(),
-            "pbc": [bool(p) for p in atoms.pbc], "formula": atoms.get_chemical_formula()}
+    from ..handoffs import Structure
+
+    return Structure.from_atoms(atoms, source=source, sha256=digest,
+                                formula=atoms.get_chemical_formula())
 
 
-def atoms_from(spec: dict):
-    """ase.Atoms from a structure spec."""
-    from ase import Atoms
-
-    return Atoms(numbers=spec["numbers"], positions=spec["positions"], cell=spec["cell"],
-                 pbc=spec["pbc"])
+def atoms_from(spec):
+    """ase.Atoms from a :class:`~scaleladder.handoffs.Structure`."""
+    return spec.to_atoms()
 
 
 # --------------------------------------------------------------------------- potential
@@ -342,8 +341,8 @@ def relax_structure(structure: dict, potential: dict, relax_ions: bool) -> dict:
 
     Parameters
     ----------
-    structure : dict
-        Structure spec (see :func:`structure_spec`).
+    structure : Structure
+        The input structure (see :func:`structure_spec`).
     potential : dict
         Potential spec (see :func:`potential_spec`).
     relax_ions : bool
@@ -356,10 +355,11 @@ def relax_structure(structure: dict, potential: dict, relax_ions: bool) -> dict:
     """
     from ..atomistic import relax_lattice_constant
 
+    from ..handoffs import Structure
+
     atoms = atoms_from(structure)
     calc = make_calculator(potential)
     cell = np.asarray(atoms.cell)
-    out = dict(structure)
     if _is_cubic(cell):
         a_in = float(np.linalg.norm(cell[0]))
         a0 = relax_lattice_constant(atoms, calc, relax_ions=relax_ions)
@@ -369,16 +369,17 @@ def relax_structure(structure: dict, potential: dict, relax_ions: bool) -> dict:
 
             atoms.calc = calc
             relax_positions(atoms, what="relaxed cubic cell")
-        out.update(positions=atoms.positions.tolist(), cell=np.asarray(atoms.cell).tolist())
+        out = Structure(structure.numbers, atoms.positions, np.asarray(atoms.cell),
+                        structure.pbc, structure.info)
         return {"structure": out, "a0": float(a0), "a_input": a_in, "relaxed": True,
                 "note": "cubic cell: zero-pressure lattice constant (isotropic scaling)"}
-    return {"structure": out, "a0": None, "a_input": None, "relaxed": False,
+    return {"structure": structure, "a0": None, "a_input": None, "relaxed": False,
             "note": "non-cubic cell: kept as given (not relaxed)"}
 
 
 def relax_rows(relaxed: dict) -> list[tuple]:
     """Summary rows of the relaxation stage."""
-    s = relaxed["structure"]
+    s = relaxed["structure"].info
     rows = [("structure", s["formula"], "", f"{s['source']} (sha256 {s['sha256'][:12]})")]
     if relaxed["a0"] is not None:
         rows.append(("a0", f"{relaxed['a0']:.5f}", "Å", f"input {relaxed['a_input']:.5f} Å; "

@@ -89,7 +89,7 @@ SETTINGS = common_settings() + (
 def check_settings(settings: dict) -> None:
     """The vacancy supercell holds at least MIN_SUPERCELL_ATOMS sites."""
     struct = structure_spec("structure", settings["structure"])
-    n = len(struct["numbers"])
+    n = len(struct)
     for k in settings["supercell"]:
         n *= int(k)
     if n < MIN_SUPERCELL_ATOMS:
@@ -105,7 +105,7 @@ def _bulk(relaxed: dict):
 
 
 def _label(relaxed: dict) -> str:
-    s = relaxed["structure"]
+    s = relaxed["structure"].info
     return f"{s['formula']} ({s['source']})"
 
 
@@ -230,7 +230,7 @@ def surface_target(hkl) -> str:
 def build(settings: dict) -> dict:
     """Stage DAG for validated ``settings``: relaxed, vacancy, migration, surface_<hkl>..."""
     struct = structure_spec("structure", settings["structure"])
-    pot = potential_spec(settings, sorted({str(x) for x in atoms_from(struct).get_chemical_symbols()}))
+    pot = potential_spec(settings, sorted(set(struct.symbols)))
     sc = list(settings["supercell"])
     relaxed = relax_structure.bind(structure=struct, potential=pot,
                                    relax_ions=settings["relax_ions"]).with_label("relax lattice")

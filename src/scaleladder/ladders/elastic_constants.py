@@ -37,13 +37,14 @@ def elastic_tensor(relaxed: dict, potential: dict, relax_ions: bool, strain_step
 
     s = relaxed["structure"]
     return elastic_constants(atoms_from(s), make_calculator(potential), relax_ions=relax_ions,
-                             strain_step=strain_step, structure=f"{s['formula']} ({s['source']})")
+                             strain_step=strain_step,
+                             structure=f"{s.info['formula']} ({s.info['source']})")
 
 
 def build(settings: dict) -> dict:
     """Stage DAG for validated ``settings``: ``relaxed`` and ``elastic``."""
     struct = structure_spec("structure", settings["structure"])
-    pot = potential_spec(settings, sorted({str(x) for x in atoms_from(struct).get_chemical_symbols()}))
+    pot = potential_spec(settings, sorted(set(struct.symbols)))
     relaxed = relax_structure.bind(structure=struct, potential=pot,
                                    relax_ions=settings["relax_ions"]).with_label("relax lattice")
     el = elastic_tensor.bind(relaxed=relaxed, potential=pot, relax_ions=settings["relax_ions"],

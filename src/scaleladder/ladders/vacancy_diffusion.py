@@ -210,11 +210,6 @@ def _check(settings: dict) -> None:
 
 
 # --------------------------------------------------------------------------- stages
-def _atoms_of(conf: dict, which: str):
-    from ase import Atoms
-
-    return Atoms(numbers=conf["numbers"], positions=conf[which], cell=conf["cell"],
-                 pbc=conf["pbc"])
 
 
 @stage("vacancy_diffusion.tst_prefactor", version="1")
@@ -235,7 +230,7 @@ def tst_prefactor(migration: Any, potential: dict) -> Any:
         raise CalculationError("the MigrationBarrier carries no configurations in its provenance "
                                "(computed by an older scaleladder): recompute the migration stage "
                                "(a fresh --store) so the prefactor can start from its saddle")
-    return harmonic_tst_prefactor(_atoms_of(conf, "initial"), _atoms_of(conf, "saddle"),
+    return harmonic_tst_prefactor(conf["initial"].to_atoms(), conf["saddle"].to_atoms(),
                                   make_calculator(potential))
 
 
@@ -255,7 +250,7 @@ def barrier_sigma(migration: Any, tst: Any) -> dict:
     fwd, rev = float(migration.value.value), float(migration.reverse.value)
     f_band = float(migration.provenance.get("max_neb_force_eV_per_A") or 0.0)
     conf = migration.provenance["configurations"]
-    mass = float(np.mean(atomic_masses[np.asarray(conf["numbers"])])) * _AMU_KG
+    mass = float(np.mean(atomic_masses[np.asarray(conf["initial"].numbers)])) * _AMU_KG
     nu_min = float(np.min(tst.saddle_frequencies_THz))
     kappa = mass * (2 * math.pi * nu_min * 1e12) ** 2 / _EV_J * 1e-20      # eV/Å²
     d_force = f_band ** 2 / (2 * kappa)
@@ -326,7 +321,7 @@ def kmc_diffusion(catalog: Any, relaxed: dict, size: int, temperature_K: float,
     from ..mesoscale.kmc import KMCModel, Lattice, simulate_vacancy_diffusion
 
     lat = Lattice.from_atoms(atoms_from(relaxed["structure"]), size=(size,) * 3, n_shells=1,
-                             name=relaxed["structure"]["formula"])
+                             name=relaxed["structure"].info["formula"])
     model = KMCModel.build(lat, catalog, temperature_K)
     res = simulate_vacancy_diffusion(model, n_trajectories=n_trajectories, n_events=n_events,
                                      seed=seed, progress=True)
@@ -462,7 +457,7 @@ def _kmc_target(t: float) -> str:
 def build(settings: dict) -> dict:
     """Stage DAG: relaxed, vacancy, migration, tst, catalog, kmc_<T>K..., diffusion, phasefield."""
     struct = structure_spec("structure", settings["structure"])
-    symbols = sorted({str(x) for x in atoms_from(struct).get_chemical_symbols()})
+    symbols = sorted(set(struct.symbols))
     pot = potential_spec(settings, symbols)
     sc = list(settings["supercell"])
     relaxed = relax_structure.bind(structure=struct, potential=pot,
