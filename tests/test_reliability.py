@@ -89,15 +89,15 @@ def unrelated():
     return {unrelated}
 
 
-@stage("fp.compute")
+@stage("{stage}")
 def compute(x):
     """Docstring {doc}."""
     return helper(x) * 2
 '''
 
 
-def _write_module(path: Path, **kw):
-    path.write_text(textwrap.dedent(FPMOD.format(**kw)))
+def _write_module(path: Path, stage: str = "fp.compute", **kw):
+    path.write_text(textwrap.dedent(FPMOD.format(stage=stage, **kw)))
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10_000_000))
 
@@ -766,3 +766,24 @@ def test_builtin_silicon_calculators_refuse_another_species_through_the_api():
         with pytest.raises(InputError, match="made for silicon only"):
             cls(species="Ge")
     StillingerWeber(dict(SW_SILICON), species="Ge")   # explicit parameters: the user's choice
+
+
+def test_a_file_edited_behind_a_running_process_does_not_relabel_its_code(tmp_path):
+    """Results are labelled with the code in memory: editing a file without reloading it keeps
+    the fingerprint (the process still runs the old code); reloading changes it."""
+    pkg = tmp_path / "fp_pkg2"
+    pkg.mkdir()
+    mod_path = pkg / "fpmod_rel2.py"
+    _write_module(mod_path, stage="fp.compute2", offset=1, unrelated=0, doc="one")
+    sys.path.insert(0, str(pkg))
+    try:
+        mod = importlib.import_module("fpmod_rel2")
+        before = mod.compute.fingerprint["code"]
+        _write_module(mod_path, stage="fp.compute2", offset=9, unrelated=0, doc="one")  # edited
+        assert mod.compute.fingerprint["code"] == before
+        assert mod.compute(1) == 4                                     # old code still runs
+        mod = importlib.reload(mod)
+        assert mod.compute.fingerprint["code"] != before and mod.compute(1) == 20
+    finally:
+        sys.path.remove(str(pkg))
+        sys.modules.pop("fpmod_rel2", None)

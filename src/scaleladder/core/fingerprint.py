@@ -105,9 +105,52 @@ def _digest_cached(path: str, state: tuple[int, int]) -> str:
     return _digest_node(_parse_cached(path, state))
 
 
+_IMPORTED: dict[str, tuple[Any, str]] = {}
+
+
 def _module_digest(name: str) -> str:
+    """Digest of a module's source.  A module already imported is digested once per module
+    object (the code in memory does not change when its file is edited; a reload makes a new
+    module object): results are labelled with the code that computed them."""
     f = _module_file(name)
-    return _digest_cached(f, _state(f)) if f else "no-source"
+    if not f:
+        return "no-source"
+    if name in sys.modules:
+        tok = _token(name)
+        hit = _IMPORTED.get(name)
+        if hit is not None and hit[0] == tok:
+            return hit[1]
+        digest = _digest_cached(f, _state(f))
+        _IMPORTED[name] = (tok, digest)
+        return digest
+    return _digest_cached(f, _state(f))
+
+
+def _code_ids(mod: Any) -> int:
+    """A hash of the identities of the code objects of a module's functions and methods: it
+    changes when the module is reloaded (or IPython's autoreload swaps code in place), not when
+    its file is edited behind a running process."""
+    ids = []
+    for v in list(vars(mod).values()):
+        if getattr(v, "__module__", None) != mod.__name__:
+            continue
+        code = getattr(v, "__code__", None) or getattr(getattr(v, "fn", None), "__code__", None)
+        if code is not None:
+            ids.append(id(code))
+        elif isinstance(v, type):
+            ids.extend(id(m.__code__) for m in vars(v).values() if hasattr(m, "__code__"))
+    return hash(tuple(ids))
+
+
+def _token(name: str) -> tuple:
+    """What must not change for a cached digest of module ``name`` to stay valid: for an imported
+    module, the module object and its code objects (the code in memory is what runs); for one
+    not imported yet, its file."""
+    mod = sys.modules.get(name)
+    if mod is not None:
+        return ("imported", id(mod), _code_ids(mod))
+    f = _module_file(name)
+    return ("file", *_state(f)) if f else ("none",)
 
 
 def _resolve_relative(module: str | None, level: int, current: str, is_pkg: bool) -> str:
@@ -174,17 +217,17 @@ def _imports_of(tree: ast.AST, current: str, is_pkg: bool) -> tuple[set[str], se
     return project, external, bound
 
 
-_CLOSURES: dict[str, tuple[dict[str, tuple[int, int]], tuple, frozenset]] = {}
+_CLOSURES: dict[str, tuple[dict[str, tuple], tuple, frozenset]] = {}
 
 
-def _files_unchanged(states: dict[str, tuple[int, int]]) -> bool:
-    return all(_state(f) == st for f, st in states.items())
+def _unchanged(tokens: dict[str, tuple]) -> bool:
+    return all(_token(m) == t for m, t in tokens.items())
 
 
 def _module_closure(name: str) -> tuple[tuple[tuple[str, str], ...], frozenset[str]]:
     """((module, digest) of ``name`` and every project module it imports, transitively; engines)."""
     hit = _CLOSURES.get(name)
-    if hit is not None and _files_unchanged(hit[0]):
+    if hit is not None and _unchanged(hit[0]):
         return hit[1], hit[2]
     mods, engines, states = _module_closure_uncached(name)
     _CLOSURES[name] = (states, mods, engines)
@@ -206,8 +249,7 @@ def _module_closure_uncached(name: str):
         project, external, _ = _imports_of(_parsed(f), m, _is_package(m))
         engines |= external
         todo.extend(p for p in project if p not in seen)
-    states = {f: _state(f) for f in (_module_file(m) for m in seen) if f}
-    return tuple(sorted(seen.items())), frozenset(engines), states
+    return tuple(sorted(seen.items())), frozenset(engines), {m: _token(m) for m in seen}
 
 
 def _top_level_defs(tree: ast.Module) -> dict[str, list[ast.AST]]:
@@ -304,7 +346,7 @@ def stage_fingerprint(fn: Callable[..., Any]) -> dict:
     Cached per function for the life of the process (sources are read once).
     """
     cached = _CACHE.get(id(fn))
-    if cached is not None and cached["_fn"] is fn and _files_unchanged(cached["states"]):
+    if cached is not None and cached["_fn"] is fn and _unchanged(cached["tokens"]):
         return cached["fp"]
     module = getattr(fn, "__module__", None) or "__main__"
     qualname = getattr(fn, "__qualname__", getattr(fn, "__name__", "?"))
@@ -338,7 +380,7 @@ def stage_fingerprint(fn: Callable[..., Any]) -> dict:
             scope = list(found.body)
     if fnode is None or tree is None:
         fp = _fallback(fn)
-        _CACHE[id(fn)] = {"_fn": fn, "fp": fp, "states": {}}
+        _CACHE[id(fn)] = {"_fn": fn, "fp": fp, "tokens": {}}
         return fp
 
     is_pkg = Path(path).name == "__init__.py"
@@ -384,8 +426,8 @@ def stage_fingerprint(fn: Callable[..., Any]) -> dict:
     for k in sorted(engines):
         h.update(f"engine {k}={engines[k]}\n".encode())
     fp = {"code": h.hexdigest(), "modules": dict(sorted(pieces.items())), "engines": engines}
-    files = {path} | {f for f in (_module_file(m) for m in pieces if ":" not in m) if f}
-    _CACHE[id(fn)] = {"_fn": fn, "fp": fp, "states": {f: _state(f) for f in files}}
+    mods = {module} | {m for m in pieces if ":" not in m}
+    _CACHE[id(fn)] = {"_fn": fn, "fp": fp, "tokens": {m: _token(m) for m in mods}}
     return fp
 
 

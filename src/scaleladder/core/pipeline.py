@@ -253,9 +253,12 @@ class Node:
     identity : str
         The same without the code: what was asked for, whatever code computes it.  Results of
         one identity computed by different code are compared to say why a stage reran.
+    fingerprint : dict
+        The stage's code fingerprint when the node was made (what its key covers and what the
+        store records).
     """
 
-    __slots__ = ("stage", "params", "deps", "label", "key", "identity", "_params_json")
+    __slots__ = ("stage", "params", "deps", "label", "key", "identity", "fingerprint")
 
     def __init__(self, stage: Stage, params: Mapping[str, Any], deps: Mapping[str, Any],
                  label: str | None = None):
@@ -285,7 +288,8 @@ class Node:
                   "params": params}
         identity = hashlib.sha256(codec.canonical_json({**recipe, "deps": dep_ids}).encode()
                                   ).hexdigest()
-        payload = {**recipe, "deps": dep_keys, "code": stage.fingerprint["code"]}
+        fingerprint = stage.fingerprint
+        payload = {**recipe, "deps": dep_keys, "code": fingerprint["code"]}
         key = hashlib.sha256(codec.canonical_json(payload).encode()).hexdigest()
         if label is not None and not isinstance(label, str):
             raise InputError("label", label, "a string")
@@ -296,6 +300,7 @@ class Node:
         set_(self, "label", label or stage.name)
         set_(self, "key", key)
         set_(self, "identity", identity)
+        set_(self, "fingerprint", fingerprint)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Node is immutable: bind a new one")
@@ -724,7 +729,7 @@ class Runner:
         if not earlier:
             return None
         old = earlier[0]
-        diff = diff_fingerprints(old.get("fingerprint"), node.stage.fingerprint)
+        diff = diff_fingerprints(old.get("fingerprint"), node.fingerprint)
         if diff:
             return "; ".join(diff)
         changed = [arg for arg, k in node.input_keys().items() if old["inputs"].get(arg) != k]
@@ -916,7 +921,7 @@ class Runner:
                         progress.started(k, node.label)
                     ctx = {"store_root": str(store.root),
                            "checkpoint": str(store.root / "checkpoints" / k),
-                           "code": None if inline else node.stage.fingerprint}
+                           "code": None if inline else node.fingerprint}
                     running[executor.submit(_execute, node.stage, kwargs, ctx)] = k
                 if errors and not running:
                     break
@@ -980,7 +985,7 @@ class Runner:
                         store._put_files(k, files, stage=node.stage.name,
                                          version=node.stage.version, params=node.params,
                                          inputs=node.input_keys(), elapsed_s=elapsed,
-                                         fingerprint=node.stage.fingerprint,
+                                         fingerprint=node.fingerprint,
                                          identity=node.identity, note=reasons.get(k))
                     except (StoreError, ExecutorError) as e:
                         store.release(owner, k)
