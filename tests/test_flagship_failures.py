@@ -13,10 +13,10 @@ from scaleladder.ladders import silicon_fracture as sf
 def _structure(name, scale=1.0):
     from ase.build import bulk
 
+    from scaleladder.handoffs import Structure
+
     at = bulk("Si", "diamond", a=5.43 * scale)
-    return {"numbers": at.numbers.tolist(), "positions": at.positions.tolist(),
-            "cell": np.asarray(at.cell).tolist(), "pbc": at.pbc.tolist(), "name": name,
-            "properties": ["energy"]}
+    return Structure.from_atoms(at, name=name, properties=["energy"])
 
 
 CHEAP = {"xc": "LDA", "pseudo": "gth-pade", "basis": "gth-szv", "kpts_scaled": [[0.25, 0.25, 0.25]],

@@ -1044,19 +1044,14 @@ def _check_engine(spec: dict) -> None:
         _make_calculator(spec)
 
 
-def _atoms_of(structure: dict) -> Atoms:
-    return Atoms(numbers=structure["numbers"], positions=structure["positions"],
-                 cell=structure["cell"], pbc=structure["pbc"])
-
-
 @stage("electronic.generate.single_point", version="1")
-def single_point(structure: dict, engine: dict) -> dict:
+def single_point(structure: Any, engine: dict) -> dict:
     """One single point of one structure with a fresh calculator; plain data (JSON types).
 
     Parameters
     ----------
-    structure : dict
-        ``numbers``, ``positions`` (Å), ``cell`` (Å), ``pbc``, ``properties``.
+    structure : Structure
+        The configuration; ``info["properties"]`` says what to compute.
     engine : dict
         A spec from :func:`engine_spec`.
 
@@ -1076,8 +1071,8 @@ def single_point(structure: dict, engine: dict) -> dict:
     """
     from ase.calculators.calculator import CalculationFailed
 
-    atoms = _atoms_of(structure)
-    props = tuple(structure["properties"])
+    atoms = structure.to_atoms()
+    props = tuple(structure.info["properties"])
     formula = atoms.get_chemical_formula()
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
@@ -1104,8 +1099,9 @@ def single_point(structure: dict, engine: dict) -> dict:
         if value is not None and not np.all(np.isfinite(np.asarray(value, dtype=float))):
             raise CalculationError(f"{engine['engine']} returned a non-finite {what} for {formula}")
     return {
-        "numbers": list(structure["numbers"]), "positions": structure["positions"],
-        "cell": structure["cell"], "pbc": list(structure["pbc"]),
+        "numbers": [int(z) for z in structure.numbers],
+        "positions": np.asarray(structure.positions).tolist(),
+        "cell": np.asarray(structure.cell).tolist(), "pbc": list(structure.pbc),
         "energy": float(energy), "forces": forces, "stress": stress,
         "elapsed_s": float(time.perf_counter() - t0), "engine": engine["engine"], **extra,
     }
@@ -1138,8 +1134,10 @@ def _properties(value: Any, field_name: str) -> list[str]:
     return [p for p in _PROPERTIES if p in props or p == "energy"]
 
 
-def _structure_items(structures: Any, properties: Any) -> list[tuple[str, str, dict]]:
-    """(label, name, structure dict) per structure, validated; names unique."""
+def _structure_items(structures: Any, properties: Any) -> list[tuple[str, str, Any]]:
+    """(label, name, Structure) per structure, validated; names unique."""
+    from ..handoffs import Structure
+
     if isinstance(structures, Atoms):
         structures = [structures]
     try:
@@ -1165,10 +1163,9 @@ def _structure_items(structures: Any, properties: Any) -> list[tuple[str, str, d
                              "a non-singular cell for a periodic structure")
         if not np.all(np.isfinite(at.positions)):
             raise InputError(f"structures[{i}].positions", "NaN/inf", "finite positions")
-        out.append((label, name, {
-            "numbers": [int(z) for z in at.numbers],
-            "positions": np.asarray(at.positions, dtype=float).tolist(),
-            "cell": cell.tolist(), "pbc": [bool(x) for x in at.pbc], "properties": props}))
+        out.append((label, name, Structure(at.numbers, np.asarray(at.positions, dtype=float),
+                                           cell, tuple(bool(x) for x in at.pbc),
+                                           {"properties": list(props)})))
     names = [o[1] for o in out]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})

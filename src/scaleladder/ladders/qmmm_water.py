@@ -131,12 +131,6 @@ def _check(settings: dict) -> None:
                          "molecules) so that an MM environment remains")
 
 
-def _atoms(structure: dict):
-    from ase import Atoms
-
-    return Atoms(numbers=structure["numbers"], positions=structure["positions"])
-
-
 def qm_molecules(atoms, size: int) -> list[int]:
     """Molecule indices of the QM region: the molecule nearest the centroid, then the ``size - 1``
     molecules whose oxygens are nearest its oxygen (ties broken by index)."""
@@ -162,12 +156,12 @@ def water_cluster_stage(n_waters: int, seed: int, model: str, fmax: float) -> di
     """The water cluster relaxed with the MM force field (positions Å, energy eV)."""
     from ..atomistic.properties import relax_positions
     from ..atomistic.water import water_cluster, water_forcefield
+    from ..handoffs import Structure
 
     atoms = water_cluster(n_waters, seed=seed, model=model)
     atoms.calc = water_forcefield(atoms, model=model)
     steps = relax_positions(atoms, fmax=fmax, steps=5000, what=f"{n_waters}-molecule water cluster")
-    return {"numbers": [int(z) for z in atoms.numbers],
-            "positions": np.asarray(atoms.positions).tolist(),
+    return {"structure": Structure(atoms.numbers, atoms.positions),
             "mm_energy_eV": float(atoms.get_potential_energy()), "relaxation_steps": int(steps),
             "model": model}
 
@@ -180,7 +174,7 @@ def vertical_ie(cluster: dict, size: int, embedding: str, qm: dict) -> dict:
     from ..coupling.embedding import ElectrostaticEmbedding
     from ..electronic import PySCFCalculator
 
-    atoms = _atoms(cluster)
+    atoms = cluster["structure"].to_atoms()
     mols = qm_molecules(atoms, size)
     qm_idx = sorted(3 * m + k for m in mols for k in range(3))
     region = QMRegion(atoms, qm_idx, links=None)   # whole molecules: no bond is cut
@@ -219,7 +213,7 @@ def gas_phase_ie(cluster: dict, qm: dict) -> float:
     """Vertical IE (eV) of the solute molecule alone, at its geometry in the cluster."""
     from ..electronic import PySCFCalculator
 
-    atoms = _atoms(cluster)
+    atoms = cluster["structure"].to_atoms()
     m = qm_molecules(atoms, 1)[0]
     mol = atoms[3 * m:3 * m + 3]
     e = {}

@@ -61,20 +61,14 @@ def _pm(value, sigma):
 
 
 # --------------------------------------------------------------------------- stages: electronic
-def _atoms_from_structure(s: dict):
-    from ase import Atoms
-
-    return Atoms(numbers=s["numbers"], positions=s["positions"], cell=s["cell"], pbc=s["pbc"])
-
-
 @stage("electronic.configuration", version="1")
-def dft_configuration(structure: dict, calc: dict) -> dict:
-    """One DFT single point (energy, forces, stress) of one configuration."""
+def dft_configuration(structure: Any, calc: dict) -> dict:
+    """One DFT single point (energy, forces, stress) of one configuration (a ``Structure``
+    whose info holds its ``name`` and the ``properties`` to compute)."""
     from ..electronic import compute_configuration
 
-    atoms = _atoms_from_structure(structure)
-    atoms.info["name"] = structure["name"]
-    return compute_configuration(atoms, calc, properties=tuple(structure["properties"]))
+    atoms = structure.to_atoms()
+    return compute_configuration(atoms, calc, properties=tuple(structure.info["properties"]))
 
 
 @stage("electronic.isolated_atom", version="1")
@@ -428,7 +422,7 @@ def _calc_params(settings: dict, which: str) -> dict:
     }
 
 
-def _structures(settings: dict, which: str) -> list[tuple[str, str, dict]]:
+def _structures(settings: dict, which: str) -> list[tuple[str, str, Any]]:
     """(label, name, structure) for every DFT configuration of one functional, deterministic.
 
     Both functionals are trained on the same kinds of data: the E-V series and the uniaxial and
@@ -457,13 +451,12 @@ def _structures(settings: dict, which: str) -> list[tuple[str, str, dict]]:
             atoms.info["name"] = "heldout_" + atoms.info["name"]
             atoms.info["properties"] = ("energy", "stress")
         atoms_list = list(atoms_list) + list(extra)
-    out = []
-    for atoms in atoms_list:
-        out.append((atoms.info["label"], atoms.info["name"], {
-            "numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
-            "cell": np.asarray(atoms.cell).tolist(), "pbc": atoms.pbc.tolist(),
-            "name": atoms.info["name"], "properties": list(atoms.info["properties"])}))
-    return out
+    from ..handoffs import Structure
+
+    return [(atoms.info["label"], atoms.info["name"],
+             Structure.from_atoms(atoms, name=atoms.info["name"],
+                                  properties=list(atoms.info["properties"])))
+            for atoms in atoms_list]
 
 
 def build(settings: dict) -> dict:
