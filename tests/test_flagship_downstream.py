@@ -16,6 +16,7 @@ from scaleladder.atomistic import StillingerWeber, SW_SILICON
 from scaleladder.electronic.datasets import (silicon_ev_set, silicon_heldout_set, silicon_rattle_set,
                                              silicon_strain_set)
 from scaleladder.handoffs import ReferenceDataset
+from scaleladder.continuum import richardson
 from scaleladder.ladders import silicon_fracture as sf
 
 
@@ -168,14 +169,14 @@ def test_richardson_extrapolation():
     """Pure power law v = 1 + c h^p: rate p and the exact limit; diverging or oscillating sequences
     are not extrapolated and report the last difference as the error."""
     h = np.array([1.0, 0.5, 0.25])
-    out = sf._richardson((0, 1, 2), 1.0 + 0.3 * h ** 3)
+    out = richardson((0, 1, 2), 1.0 + 0.3 * h ** 3)
     assert out["observed_rate"] == pytest.approx(3.0, rel=1e-10)
     assert out["extrapolated"] == pytest.approx(1.0, rel=1e-12)
     assert out["extrapolation_trusted"]
-    grow = sf._richardson((0, 1, 2), [1.0, 1.10, 1.22])
+    grow = richardson((0, 1, 2), [1.0, 1.10, 1.22])
     assert not grow["extrapolation_trusted"]
     assert grow["extrapolated"] == 1.22 and grow["error_estimate"] == pytest.approx(0.12)
-    osc = sf._richardson((0, 1, 2), [1.0, 1.1, 1.05])
+    osc = richardson((0, 1, 2), [1.0, 1.1, 1.05])
     assert not osc["extrapolation_trusted"] and osc["error_estimate"] == pytest.approx(0.05)
 
 

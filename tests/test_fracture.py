@@ -328,3 +328,38 @@ def test_bad_input_names_the_field_and_value():
         warnings.simplefilter("error")
         with pytest.raises(DomainWarning, match="GPa"):
             plane_strain_stiffness(isotropic_stiffness(200.0, 0.3))
+
+
+def test_handoffs_in_critical_stress_with_its_budget_out():
+    """An ElasticTensor (GPa, with a source) and a SurfaceEnergy cross into the continuum; the
+    CriticalStress carries their sources plus the mesh's, in MPa; units converted by the handoffs
+    give the same number as the Pa path by hand."""
+    from scaleladder.continuum import plate_critical_stress
+    from scaleladder.handoffs import CriticalStress, ElasticTensor, SurfaceEnergy
+    from scaleladder.uq import Estimate, one_sigma_samples
+
+    c_gpa = silicon_voigt_pa() / 1e9
+    C = ElasticTensor.from_voigt(Estimate(c_gpa, "GPa",
+                                          {"fit": one_sigma_samples(c_gpa, 0.03 * c_gpa)}),
+                                 relaxed_ions=True, structure="diamond Si")
+    gamma = SurfaceEnergy((1, 1, 1), Estimate(1.2, "J/m^2", {"dft": [1.1, 1.3]}))
+    a, W, H = 1e-3, 5e-3, 15e-3
+    cs = plate_critical_stress(C, gamma, half_crack=a, half_width=W, half_height=H,
+                               levels=(0, 1, 2), field_window=None)
+    assert isinstance(cs, CriticalStress) and cs.value.unit == "MPa"
+    assert set(cs.value.sources) == {"fit", "dft", "mesh"}
+    assert set(cs.closed_form.sources) == {"fit", "dft"}
+    assert abs(cs.fe_vs_closed_rel) < 0.02
+    assert cs.value.value == pytest.approx(cs.closed_form.value, rel=0.01)
+    # σ ∝ sqrt(γ): the dft source moves σ_c by the square root of the γ ratio
+    s = np.sort(np.asarray(cs.value.sources["dft"]))
+    assert s[1] / s[0] == pytest.approx(math.sqrt(1.3 / 1.1), rel=1e-9)
+    # the same number through the Pa path by hand
+    c2d = plane_strain_stiffness(silicon_voigt_pa(), crack_frame_111())
+    by_hand = critical_stress(c2d, 1.2, refine=2, half_crack=a, half_width=W, half_height=H)
+    assert cs.value.value == pytest.approx(by_hand / 1e6, rel=1e-10)
+    assert plane_strain_stiffness(C, crack_frame_111()) == pytest.approx(c2d, rel=1e-12)
+    back = from_files(to_files(cs))
+    assert back.value.identical(cs.value)
+    with pytest.raises(InputError, match="ElasticTensor"):
+        plate_critical_stress(c_gpa, gamma, half_crack=a, half_width=W, half_height=H)

@@ -51,6 +51,7 @@ __all__ = [
     "sih_paris_irwin_factor", "finite_width_factor", "griffith_critical_stress",
     "griffith_finite_width", "CentreCrackedPlate", "CrackedPlateSolution", "energy_release_rate",
     "compliance_energy_release_rate", "critical_stress", "mesh_convergence", "plot_stress_field",
+    "plate_critical_stress", "richardson",
 ]
 
 _VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
@@ -141,8 +142,10 @@ def plane_strain_stiffness(C_voigt_pa: Any, rotation: Any = None, *,
 
     Parameters
     ----------
-    C_voigt_pa : array_like, shape (6, 6)
-        Stiffness in crystal axes, Voigt order ``xx, yy, zz, yz, xz, xy``, Pa.
+    C_voigt_pa : ElasticTensor or array_like, shape (6, 6)
+        Stiffness in crystal axes: an ``ElasticTensor`` (converted by its own units), or a Voigt
+        matrix (order ``xx, yy, zz, yz, xz, xy``) in Pa — a matrix whose entries look like GPa
+        raises a ``DomainWarning`` (nothing is converted behind your back).
     rotation : array_like, shape (3, 3), optional
         Rows = crack-frame axes ``x`` (propagation), ``y`` (crack normal), ``z`` (crack front) in
         crystal coordinates; orthonormal.  ``None`` = identity.
@@ -165,9 +168,13 @@ def plane_strain_stiffness(C_voigt_pa: Any, rotation: Any = None, *,
     StabilityError
         A stiffness that is not positive definite.
     """
+    if hasattr(C_voigt_pa, "to_pa") and hasattr(C_voigt_pa, "voigt"):   # an ElasticTensor
+        C_voigt_pa = C_voigt_pa.to_pa()   # its own unit conversion (GPa -> Pa), nominal value
+    else:
+        C_voigt_pa = v.finite_array("C_voigt_pa", C_voigt_pa, (6, 6))
+        _warn_units("C_voigt_pa", C_voigt_pa)
     c = v.finite_array("C_voigt_pa", C_voigt_pa, (6, 6))
     c = _check_symmetric_pd("C_voigt_pa", c)
-    _warn_units("C_voigt_pa", c)
     if rotation is not None:
         R = _check_rotation(rotation)
         t = _voigt_to_tensor(c)
@@ -827,6 +834,152 @@ def critical_stress(plate_or_stiffness: Any, gamma: float, refine: int = 2, *,
                              "not a CentreCrackedPlate, is given)")
         plate = CentreCrackedPlate(plate_or_stiffness, half_crack, half_width, half_height)
     return plate.critical_stress(gamma, refine, order)
+
+
+def richardson(levels: Sequence[int], values: Sequence[float], min_ratio: float = 1.2) -> dict:
+    """Observed convergence rate and Richardson extrapolation from successive refinements.
+
+    Each level halves h.  With three values v0, v1, v2 the ratio (v1 − v0)/(v2 − v1) = 2^p gives
+    the observed order p; the extrapolation v2 + (v2 − v1)/(2^p − 1) is used only when the sequence
+    is clearly converging (ratio above ``min_ratio``).  Otherwise (oscillating, stagnating or
+    diverging differences) no extrapolation is trusted and the error estimate is the last
+    difference |v2 − v1|.
+
+    Returns
+    -------
+    dict
+        ``observed_rate`` (nan if none), ``extrapolated``, ``error_estimate`` (>= 0),
+        ``extrapolation_trusted``.
+    """
+    vals = np.asarray(values, dtype=float)
+    out = {"observed_rate": float("nan"), "extrapolated": float(vals[-1]), "error_estimate": 0.0,
+           "extrapolation_trusted": False}
+    if len(vals) < 2:
+        return out
+    d2 = vals[-1] - vals[-2]
+    out["error_estimate"] = abs(d2)
+    if len(vals) >= 3:
+        d1 = vals[-2] - vals[-3]
+        if d2 == 0.0:
+            out["error_estimate"] = 0.0
+            out["extrapolation_trusted"] = True
+        elif d1 != 0.0 and d1 / d2 > min_ratio:
+            ratio = d1 / d2
+            out["observed_rate"] = math.log2(ratio)
+            out["extrapolated"] = float(vals[-1] + d2 / (ratio - 1.0))
+            out["error_estimate"] = abs(out["extrapolated"] - vals[-1])
+            out["extrapolation_trusted"] = True
+        elif d1 != 0.0:
+            out["observed_rate"] = math.log2(abs(d1 / d2))
+    return out
+
+
+def plate_critical_stress(elastic: Any, surface: Any, *, half_crack: float, half_width: float,
+                          half_height: float, rotation: Any = None,
+                          levels: Sequence[int] = (0, 1, 2), mesh_source: str = "mesh",
+                          field_window: float | None = 3.0):
+    """σ_c of a centre-cracked anisotropic plate from handoffs, with its error budget.
+
+    The stiffness comes as an ``ElasticTensor`` (its Estimate's sources: functional, fit,
+    transferability, ...), the surface energy as a ``SurfaceEnergy``; units are converted by the
+    handoffs themselves.  Every source of both is propagated through the finite-element model at
+    the finest mesh; the discretisation error (Richardson extrapolation over ``levels``) is added
+    as the ``mesh_source`` source; the closed form (Sih–Paris–Irwin factor with Tada's finite-width
+    correction) is propagated beside it.
+
+    Parameters
+    ----------
+    elastic : ElasticTensor
+        Stiffness in crystal axes.
+    surface : SurfaceEnergy
+        Energy of the cleavage surface; fracture where G = 2γ.
+    half_crack, half_width, half_height : float
+        ``a``, ``W``, ``H`` in m.
+    rotation : array_like (3, 3), optional
+        Crack frame in crystal axes (default :func:`crack_frame_111`).
+    levels : sequence of int
+        Mesh refinement levels (>= 3 for an observed rate), finest last.
+    mesh_source : str
+        Name of the discretisation source.
+    field_window : float or None
+        Keep the vertex stresses within this many ``a`` of the centre (for plots); None: none.
+
+    Returns
+    -------
+    CriticalStress
+    """
+    from ..handoffs import CriticalStress, ElasticTensor, SurfaceEnergy
+    from ..uq import one_sigma_samples, propagate
+
+    if not isinstance(elastic, ElasticTensor):
+        raise InputError("elastic", type(elastic).__name__, "an ElasticTensor handoff")
+    if not isinstance(surface, SurfaceEnergy):
+        raise InputError("surface", type(surface).__name__, "a SurfaceEnergy handoff")
+    a = v.positive("half_crack", half_crack)
+    W = v.positive("half_width", half_width)
+    H = v.positive("half_height", half_height)
+    levels = [int(lv) for lv in levels]
+    if not levels or levels != sorted(set(levels)) or levels[0] < 0:
+        raise InputError("levels", levels, "increasing refinement levels >= 0, finest last")
+    R = crack_frame_111() if rotation is None else rotation
+    gamma = surface.value.to("J/m^2")
+    c_gpa = elastic.voigt.to("GPa")
+
+    def stiffness(voigt_gpa):
+        return plane_strain_stiffness(np.asarray(voigt_gpa) * 1e9, R)
+
+    finest = levels[-1]
+    plate = CentreCrackedPlate(stiffness(c_gpa.value), a, W, H)
+    g_cache: dict = {}
+
+    def g_per_unit_stress(voigt_gpa, level=finest):
+        key = (level, np.asarray(voigt_gpa).tobytes())
+        if key not in g_cache:
+            g_tips = plate.energy_release_rate_for([stiffness(voigt_gpa)], refine=level)[0]
+            g_cache[key] = float(np.mean(g_tips))  # both tips agree (180° rotation symmetry)
+        return g_cache[key]
+
+    def sigma_c(voigt_gpa, gam):
+        return math.sqrt(2.0 * gam / g_per_unit_stress(voigt_gpa)) / 1e6  # MPa
+
+    sig = propagate(sigma_c, c_gpa, gamma, unit="MPa")
+    g_levels = [g_per_unit_stress(c_gpa.value, lv) for lv in levels]
+    conv = richardson(levels, g_levels)
+    s_fine = math.sqrt(2 * gamma.value / g_levels[-1]) / 1e6
+    e_sigma = 0.5 * s_fine * conv["error_estimate"] / g_levels[-1]   # σ ∝ G^(-1/2)
+    sig = sig.with_source(mesh_source, one_sigma_samples(s_fine, e_sigma))
+    F = finite_width_factor(a / W)
+
+    def sigma_closed(voigt_gpa, gam):
+        f = sih_paris_irwin_factor(stiffness(voigt_gpa))
+        return math.sqrt(2.0 * gam / (f * math.pi * a * F ** 2)) / 1e6
+
+    closed = propagate(sigma_closed, c_gpa, gamma, unit="MPa")
+    g_closed = sih_paris_irwin_factor(stiffness(c_gpa.value)) * math.pi * a * F ** 2
+    fieldw = {}
+    if field_window is not None:
+        res = plate.solve(remote_stress=1.0, refine=finest)
+        fieldw = _field_window(res, a, field_window)
+    return CriticalStress(value=sig, closed_form=closed, g_per_unit_stress_fe=g_levels[-1],
+                          g_per_unit_stress_closed=g_closed,
+                          mesh={"levels": levels, "G": g_levels, **conv},
+                          geometry={"a_m": a, "W_m": W, "H_m": H, "finite_width_factor": F,
+                                    "crack": "(111) plane, front [1-10], propagation [11-2]"
+                                    if rotation is None else "given crack frame"},
+                          field=fieldw)
+
+
+def _field_window(sol: "CrackedPlateSolution", a: float, window: float = 3.0) -> dict:
+    """Vertex stresses of the triangles within ``window``·a of the centre (SI, unit load)."""
+    nodes = np.asarray(sol.nodes)
+    tri = np.asarray(sol.triangles)
+    inside = np.all((np.abs(nodes[tri, 0]) <= window * a)
+                    & (np.abs(nodes[tri, 1]) <= window * a / 2), axis=1)
+    tri = tri[inside]
+    used, inverse = np.unique(tri, return_inverse=True)
+    stress = np.asarray(sol.stress)[used]
+    return {"nodes": nodes[used], "triangles": inverse.reshape(tri.shape),
+            "sxx": stress[:, 0], "syy": stress[:, 1], "sxy": stress[:, 2]}
 
 
 def plot_stress_field(result: CrackedPlateSolution, ax: Any = None, component: str = "yy", *,

@@ -9,6 +9,7 @@ from .defects import MigrationBarrier, VacancyFormationEnergy
 from .elastic import ElasticTensor
 from .events import EventCatalog, EventType
 from .eos import EquationOfState
+from .fracture import CriticalStress
 from .magnetism import ExchangeParameters, HamiltonianConvention, read_tb2j
 from .potential import FittedPotential
 from .phonons import HarmonicTSTPrefactor, PhononProperties, harmonic_rate
@@ -18,4 +19,5 @@ from .surface import SurfaceEnergy
 __all__ = ["Configuration", "ReferenceDataset", "EquationOfState", "FittedPotential",
            "ElasticTensor", "SurfaceEnergy", "VacancyFormationEnergy", "MigrationBarrier",
            "PhononProperties", "HarmonicTSTPrefactor", "harmonic_rate", "EventCatalog", "EventType",
-           "ExchangeParameters", "HamiltonianConvention", "read_tb2j", "Structure"]
+           "ExchangeParameters", "HamiltonianConvention", "read_tb2j", "Structure",
+           "CriticalStress"]

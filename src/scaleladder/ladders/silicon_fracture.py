@@ -28,7 +28,7 @@ from ..core import validate as V
 from ..core.errors import ConvergenceError, InputError
 from ..core.pipeline import stage
 from ..core.units import EV_PER_A2_IN_J_PER_M2
-from ..uq import Estimate, propagate
+from ..uq import Estimate, one_sigma_samples, propagate
 from .base import LadderSpec, Setting
 
 # --------------------------------------------------------------------------- source names
@@ -50,14 +50,6 @@ SOURCE_HANDOFFS = {
     TRANSFER: "atomistic -> continuum (ElasticTensor, SurfaceEnergy: potential transferability)",
     MESH: "continuum discretisation (finite-element mesh)",
 }
-
-
-def _pm(value, sigma):
-    """Two samples value ± σ/√2: their sample standard deviation (ddof=1, the Estimate's convention)
-    is exactly σ.  Used for sources known as a one-sigma error rather than as alternatives."""
-    value = np.asarray(value, dtype=float)
-    d = np.asarray(sigma, dtype=float) / math.sqrt(2.0)
-    return np.stack([value + d, value - d])
 
 
 # --------------------------------------------------------------------------- stages: electronic
@@ -285,9 +277,9 @@ def combine_sources(c_main: Any, c_alt: Any, g_main: Any, g_alt: Any, transferab
         raise InputError("transferability['distorted']['energy_rmse']", de,
                          f"an error that moves γ by less than half its value ({gm.value:.3g} J/m²)")
     c = cm.with_source(XC, np.stack([cm.value, ca.value]))
-    c = c.with_source(TRANSFER, _pm(cm.value, r * cm.value))
+    c = c.with_source(TRANSFER, one_sigma_samples(cm.value, r * cm.value))
     g = gm.with_source(XC, np.array([gm.value, ga.value]))
-    g = g.with_source(TRANSFER, _pm(gm.value, dgamma))
+    g = g.with_source(TRANSFER, one_sigma_samples(gm.value, dgamma))
     return {
         "elastic": ElasticTensor.from_voigt(c, unit="GPa", relaxed_ions=True, structure="diamond Si",
                                             provenance=dict(c_main.provenance)),
@@ -302,106 +294,22 @@ def combine_sources(c_main: Any, c_alt: Any, g_main: Any, g_alt: Any, transferab
 @stage("continuum.critical_stress", version="1")
 def fe_critical_stress(combined: dict, a: float, width_ratio: float, height_ratio: float,
                        levels: tuple) -> dict:
-    """σ_c of the centre-cracked (111) plate from the FE J-integral with every source propagated."""
-    from ..continuum import (CentreCrackedPlate, crack_frame_111, finite_width_factor,
-                             plane_strain_stiffness, sih_paris_irwin_factor)
+    """σ_c of the centre-cracked (111) plate from the FE J-integral with every source propagated
+    (the continuum rung's :func:`~scaleladder.continuum.plate_critical_stress` on the combined
+    ``ElasticTensor`` and ``SurfaceEnergy`` handoffs; a ``CriticalStress`` under ``handoff``)."""
+    from ..continuum import plate_critical_stress
 
-    C = combined["elastic"]
-    gamma = combined["surface"].value.to("J/m^2")
-    R = crack_frame_111()
     W = a * width_ratio
-    H = W * height_ratio
-    c_gpa = C.voigt.to("GPa")
-
-    def stiffness(voigt_gpa):
-        return plane_strain_stiffness(np.asarray(voigt_gpa) * 1e9, R)
-
-    finest = int(levels[-1])
-    plate = CentreCrackedPlate(stiffness(c_gpa.value), a, W, H)
-    g_cache: dict = {}
-
-    def g_per_unit_stress(voigt_gpa, level=finest):
-        key = (level, np.asarray(voigt_gpa).tobytes())
-        if key not in g_cache:
-            g_tips = plate.energy_release_rate_for([stiffness(voigt_gpa)], refine=level)[0]
-            g_cache[key] = float(np.mean(g_tips))  # both tips agree (180° rotation symmetry)
-        return g_cache[key]
-
-    def sigma_c(voigt_gpa, gam):
-        return math.sqrt(2.0 * gam / g_per_unit_stress(voigt_gpa)) / 1e6  # MPa
-
-    # every source of C and γ, through the FE model at the finest mesh
-    sig = propagate(sigma_c, c_gpa, gamma, unit="MPa")
-    # mesh: the same nominal inputs on each refinement; Richardson extrapolation gives the error
-    g_levels = [g_per_unit_stress(c_gpa.value, int(lv)) for lv in levels]
-    conv = _richardson(levels, g_levels)
-    s_fine = math.sqrt(2 * gamma.value / g_levels[-1]) / 1e6
-    # σ ∝ G^(-1/2): a relative error e_G in G is e_G/2 in σ_c
-    e_sigma = 0.5 * s_fine * conv["error_estimate"] / g_levels[-1]
-    sig = sig.with_source(MESH, _pm(s_fine, e_sigma))
-
-    # closed form: Griffith with the Sih-Paris-Irwin factor and Tada's finite-width correction
-    F = finite_width_factor(a / W)
-
-    def sigma_closed(voigt_gpa, gam):
-        f = sih_paris_irwin_factor(stiffness(voigt_gpa))
-        return math.sqrt(2.0 * gam / (f * math.pi * a * F ** 2)) / 1e6
-
-    closed = propagate(sigma_closed, c_gpa, gamma, unit="MPa")
-    g_closed = sih_paris_irwin_factor(stiffness(c_gpa.value)) * math.pi * a * F ** 2
-    res = plate.solve(remote_stress=1.0, refine=finest)
+    cs = plate_critical_stress(combined["elastic"], combined["surface"], half_crack=a,
+                               half_width=W, half_height=W * height_ratio,
+                               levels=[int(lv) for lv in levels], mesh_source=MESH)
     return {
-        "sigma_c": sig, "sigma_c_closed_form": closed,
-        "G_per_unit_stress_fe": g_levels[-1], "G_per_unit_stress_closed": g_closed,
-        "fe_vs_closed_rel": g_levels[-1] / g_closed - 1.0,
-        "mesh": {"levels": list(levels), "G": g_levels, **conv},
-        "geometry": {"a_m": a, "W_m": W, "H_m": H, "finite_width_factor": F,
-                     "crack": "(111) plane, front [1-10], propagation [11-2]"},
-        "field": _field_window(res, a),
+        "sigma_c": cs.value, "sigma_c_closed_form": cs.closed_form,
+        "G_per_unit_stress_fe": cs.g_per_unit_stress_fe,
+        "G_per_unit_stress_closed": cs.g_per_unit_stress_closed,
+        "fe_vs_closed_rel": cs.fe_vs_closed_rel, "mesh": cs.mesh, "geometry": cs.geometry,
+        "field": cs.field,
     }
-
-
-def _field_window(sol, a: float, window: float = 3.0) -> dict:
-    """Nodal stresses of the triangles within ``window``·a of the centre (for plots; SI, unit load)."""
-    nodes = np.asarray(sol.nodes)
-    tri = np.asarray(sol.triangles)
-    inside = np.all((np.abs(nodes[tri, 0]) <= window * a) & (np.abs(nodes[tri, 1]) <= window * a / 2), axis=1)
-    tri = tri[inside]
-    used, inverse = np.unique(tri, return_inverse=True)
-    stress = np.asarray(sol.stress)[used]
-    return {"nodes": nodes[used], "triangles": inverse.reshape(tri.shape),
-            "sxx": stress[:, 0], "syy": stress[:, 1], "sxy": stress[:, 2]}
-
-
-def _richardson(levels, values, min_ratio: float = 1.2) -> dict:
-    """Observed convergence rate and Richardson extrapolation from successive refinements.
-
-    Each level halves h.  With three values v0, v1, v2 the ratio (v1 − v0)/(v2 − v1) = 2^p gives the
-    observed order p; the extrapolation v2 + (v2 − v1)/(2^p − 1) is used only when the sequence is
-    clearly converging (ratio above ``min_ratio``).  Otherwise (oscillating, stagnating or diverging
-    differences) no extrapolation is trusted and the error estimate is the last difference |v2 − v1|.
-    """
-    v = np.asarray(values, dtype=float)
-    out = {"observed_rate": float("nan"), "extrapolated": float(v[-1]), "error_estimate": 0.0,
-           "extrapolation_trusted": False}
-    if len(v) < 2:
-        return out
-    d2 = v[-1] - v[-2]
-    out["error_estimate"] = abs(d2)
-    if len(v) >= 3:
-        d1 = v[-2] - v[-3]
-        if d2 == 0.0:
-            out["error_estimate"] = 0.0
-            out["extrapolation_trusted"] = True
-        elif d1 != 0.0 and d1 / d2 > min_ratio:
-            ratio = d1 / d2
-            out["observed_rate"] = math.log2(ratio)
-            out["extrapolated"] = float(v[-1] + d2 / (ratio - 1.0))
-            out["error_estimate"] = abs(out["extrapolated"] - v[-1])
-            out["extrapolation_trusted"] = True
-        elif d1 != 0.0:
-            out["observed_rate"] = math.log2(abs(d1 / d2))
-    return out
 
 
 # --------------------------------------------------------------------------- the DAG

@@ -32,7 +32,7 @@ from ..core import units as _units
 from ..core.codec import register
 from ..core.errors import InputError, UnitError
 
-__all__ = ["Estimate", "propagate"]
+__all__ = ["Estimate", "propagate", "one_sigma_samples"]
 
 _ArrayLike = Any
 
@@ -718,3 +718,21 @@ def _apply_ufunc(ufunc: Any, inputs: tuple) -> Estimate:
                             "uncertain or varies element-wise")
         return _propagate_elementwise(ufunc, (a, b), _checked_power_unit(ua, p))
     return NotImplemented  # type: ignore[return-value]
+
+
+def one_sigma_samples(value: _ArrayLike, sigma: _ArrayLike) -> np.ndarray:
+    """The samples of a source known as a one-sigma error: ``value ± σ/√2``.
+
+    Their sample standard deviation (ddof = 1, the Estimate's convention) is exactly ``σ``, so a
+    one-sigma error (a finite-size correction, a discretisation error from Richardson
+    extrapolation, a standard error of a mean) enters a budget on the same footing as a source
+    given by alternatives.  Returns an array of shape ``(2, *shape)``.
+    """
+    value = np.asarray(value, dtype=float)
+    d = np.asarray(sigma, dtype=float) / math.sqrt(2.0)
+    if not (np.all(np.isfinite(value)) and np.all(np.isfinite(d))):
+        from ..core.errors import InputError
+
+        raise InputError("sigma", np.asarray(sigma).tolist(), "finite errors (the sign of an "
+                         "entry only orders its two samples)")
+    return np.stack([value + d, value - d])
