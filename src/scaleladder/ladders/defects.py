@@ -196,7 +196,7 @@ def vacancy_finite_size(vacancy: Any, relaxed: dict, potential: dict, supercell:
     """
     from ..atomistic import vacancy_formation_energy
     from ..handoffs import VacancyFormationEnergy
-    from ..uq import Estimate
+    from ..uq import Estimate, one_sigma_samples
 
     bigger = tuple(int(n) + 1 for n in supercell)
     second = vacancy_formation_energy(_bulk(relaxed), make_calculator(potential), supercell=bigger,
@@ -207,7 +207,7 @@ def vacancy_finite_size(vacancy: Any, relaxed: dict, potential: dict, supercell:
     sigma = abs(e1 - e_inf)
     value = Estimate(e1, "eV", sources={
         **{k: v for k, v in vacancy.value.sources.items()},
-        "finite_size": [e1 + sigma / 2 ** 0.5, e1 - sigma / 2 ** 0.5]})
+        "finite_size": one_sigma_samples(e1, sigma)})
     prov = dict(vacancy.provenance)
     prov.update({"finite_size": {"supercells": [list(supercell), list(bigger)],
                                  "atoms": [n1, n2], "E_f_eV": [e1, e2], "E_inf_eV": e_inf,
