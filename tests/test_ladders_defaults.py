@@ -80,3 +80,19 @@ def test_qmmm_water_defaults(tmp_path):
     assert res["ie_mechanical_1"]["ie_eV"] == pytest.approx(res["gas"], abs=1e-6)
     # electrostatic embedding in the cluster lowers it towards the liquid's (exp. ~11.2 eV)
     assert ie.value < res["gas"]
+
+
+def test_the_report_knows_no_ladder_by_name():
+    """Each ladder declares its report plots, budget sources and headline (LadderSpec); the
+    report package names none of them."""
+    from pathlib import Path
+
+    import scaleladder.report as report
+    from scaleladder.ladders import get_ladder
+
+    text = "".join(p.read_text() for p in Path(report.__file__).parent.rglob("*.py"))
+    for name in available_ladders():
+        assert name not in text and name.replace("-", "_") not in text, name
+        spec = get_ladder(name)
+        assert all(len(p) == 4 and callable(p[1]) for p in spec.plots)
+    assert get_ladder("silicon-fracture").plots and get_ladder("silicon-fracture").headline

@@ -161,11 +161,8 @@ def budget(run_ref: str = typer.Argument("latest", metavar="RUN", help="run id, 
 
     try:
         st, info = _load_run(store, run_ref)
-        get_ladder(info["ladder"])  # validates the ladder still exists
-        from importlib import import_module
-
-        ladder_mod = import_module(f"scaleladder.ladders.{info['ladder'].replace('-', '_')}")
-        handoffs = getattr(ladder_mod, "SOURCE_HANDOFFS", {})
+        spec = get_ladder(info["ladder"])
+        handoffs = dict(spec.source_handoffs)
         results = {k: st.get(v) for k, v in info["targets"].items()}
     except ScaleLadderError as exc:
         _fail(exc)
@@ -178,7 +175,7 @@ def budget(run_ref: str = typer.Argument("latest", metavar="RUN", help="run id, 
                 if est.ndim == 0 and len(est.sources) >= 1:
                     qois.append((label + sub, est))
     # one table per quantity, the final result first
-    qois.sort(key=lambda q: (not q[0].startswith("fracture"), q[0]))
+    qois.sort(key=lambda q: (q[0].split(".")[0] not in spec.headline, q[0]))
     seen = set()
     qois = [q for q in qois if not (q[0] in seen or seen.add(q[0]))]
     outside = _domain_warnings_of(results)

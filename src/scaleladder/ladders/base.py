@@ -69,6 +69,13 @@ class LadderSpec:
     summarize: Callable[[dict[str, Any], dict[str, Any]], dict] | None = None
     #: cross-field validation of resolved settings (raises InputError); runs in :meth:`resolve`
     check: Callable[[dict[str, Any]], None] | None = None
+    #: the report's plots: (name, function(results, ax or axes), figure size, number of axes);
+    #: empty = the budget bars of every quantity with an error budget
+    plots: tuple = ()
+    #: uncertainty source -> the handoff it measures (for ``scaleladder budget``)
+    source_handoffs: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: result targets whose budgets ``scaleladder budget`` shows first (the ladder's headline)
+    headline: tuple = ()
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -96,6 +103,16 @@ class LadderSpec:
         return out
 
 
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no screen needed), imported lazily."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def parse_set_options(items: list[str] | None) -> dict[str, str]:
     """``["a.b=1", "c=x"]`` -> ``{"a.b": "1", "c": "x"}``; malformed items raise InputError."""
     out: dict[str, str] = {}
@@ -109,4 +126,4 @@ def parse_set_options(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-__all__ = ["Setting", "LadderSpec", "parse_set_options"]
+__all__ = ["Setting", "LadderSpec", "parse_set_options", "pyplot"]

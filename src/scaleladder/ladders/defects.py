@@ -293,6 +293,7 @@ LADDER = LadderSpec(
     build=build,
     summarize=summarize,
     check=check_settings,
+    source_handoffs=SOURCE_HANDOFFS,
 )
 
 __all__ = ["LADDER", "build", "summarize", "vacancy_formation", "vacancy_migration", "surface",

@@ -78,6 +78,7 @@ LADDER = LadderSpec(
     settings=common_settings(),
     build=build,
     summarize=summarize,
+    source_handoffs=SOURCE_HANDOFFS,
 )
 
 __all__ = ["LADDER", "build", "summarize", "elastic_tensor", "relax_structure"]

@@ -546,6 +546,7 @@ LADDER = LadderSpec(
     build=build,
     summarize=summarize,
     check=check_settings,
+    source_handoffs=SOURCE_HANDOFFS,
 )
 
 __all__ = ["LADDER", "SOURCE_HANDOFFS", "REFERENCE_TC_OVER_J", "build", "summarize",

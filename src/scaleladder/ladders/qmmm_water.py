@@ -300,6 +300,7 @@ LADDER = LadderSpec(
     build=build,
     summarize=summarize,
     check=_check,
+    source_handoffs=SOURCE_HANDOFFS,
 )
 
 __all__ = ["LADDER", "SOURCE_HANDOFFS", "build", "summarize", "qm_molecules", "vertical_ie",

@@ -598,7 +598,10 @@ def check_settings(settings: dict) -> None:
                          "a functional different from electronic.xc (it measures the functional's share)")
 
 
+from .silicon_fracture_plots import PLOTS  # noqa: E402  (the report's plots of this ladder)
+
 LADDER = LadderSpec(
     name=LADDER.name, description=LADDER.description, settings=LADDER.settings, build=build,
+    plots=PLOTS, source_handoffs=SOURCE_HANDOFFS, headline=("fracture",),
     summarize=summarize, check=check_settings,
 )
