@@ -102,7 +102,7 @@ def test_reduced_compliance_is_the_plane_strain_reduction_of_s():
     R = crack_frame_111()
     c2 = plane_strain_stiffness(silicon_voigt_pa(), R)
     # rotate the compliance directly: b_ij = s_ij - s_i3 s_j3 / s_33 in the crack frame
-    from scaleladder.continuum.fracture import _tensor_to_voigt, _voigt_to_tensor
+    from scaleladder.core.tensors import tensor_to_voigt as _tensor_to_voigt, voigt_to_tensor as _voigt_to_tensor
     t = np.einsum("ia,jb,kc,ld,abcd->ijkl", R, R, R, R, _voigt_to_tensor(silicon_voigt_pa()))
     s = np.linalg.inv(_tensor_to_voigt(t))
     idx = (0, 1, 5)

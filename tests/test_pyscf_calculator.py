@@ -37,7 +37,7 @@ from scaleladder.electronic import (
     silicon_rattle_set,
     silicon_strain_set,
 )
-from scaleladder.electronic.datasets import apply_strain
+from scaleladder.electronic.datasets import apply_small_strain
 from scaleladder.electronic.pyscf_calculator import FORCE_AU_TO_EV_PER_A, STRESS_AU_TO_EV_PER_A3
 
 CHEAP = dict(basis="gth-szv", pseudo="gth-pbe", xc="PBE", kpts=(2, 1, 1), ke_cutoff=12.0,
@@ -46,7 +46,7 @@ CHEAP = dict(basis="gth-szv", pseudo="gth-pbe", xc="PBE", kpts=(2, 1, 1), ke_cut
 
 def _cheap_cell():
     at = bulk("Si", "diamond", a=5.43)
-    at = apply_strain(at, (0.012, -0.006, 0.004, 0.008, -0.005, 0.01))
+    at = apply_small_strain(at, (0.012, -0.006, 0.004, 0.008, -0.005, 0.01))
     rng = np.random.default_rng(7)
     at.positions = at.positions + rng.normal(scale=0.05, size=at.positions.shape)
     return at
@@ -153,13 +153,13 @@ def test_energy_units_and_ase_protocol(reference):
 def test_initial_guess_is_reused_along_a_strain_series():
     base = bulk("Si", "diamond", a=5.43)
     calc = PySCFCalculator(**{**STRESS_CHEAP, "conv_tol": 1e-7})
-    calc.calculate(apply_strain(base, (0.01, 0, 0, 0, 0, 0)), ["energy"])
+    calc.calculate(apply_small_strain(base, (0.01, 0, 0, 0, 0, 0)), ["energy"])
     cold = calc.results["scf_cycles"]
-    calc.calculate(apply_strain(base, (0.015, 0, 0, 0, 0, 0)), ["energy"])
+    calc.calculate(apply_small_strain(base, (0.015, 0, 0, 0, 0, 0)), ["energy"])
     warm = calc.results["scf_cycles"]
     assert warm < cold
     cold2 = PySCFCalculator(**{**STRESS_CHEAP, "conv_tol": 1e-7, "initial_guess": "minao"})
-    cold2.calculate(apply_strain(base, (0.015, 0, 0, 0, 0, 0)), ["energy"])
+    cold2.calculate(apply_small_strain(base, (0.015, 0, 0, 0, 0, 0)), ["energy"])
     assert calc.results["energy"] == pytest.approx(cold2.results["energy"], abs=1e-4)
 
 
@@ -286,7 +286,7 @@ def test_flagship_configuration_list():
 def test_with_smearing_forces_and_stress_are_derivatives_of_the_free_energy():
     """Fermi-Dirac smearing: PySCF's e_tot is E without the entropy term; forces and stress are
     derivatives of the Mermin free energy E - sigma*S (measured: using e_tot is 6 % off)."""
-    at = apply_strain(bulk("Si", "diamond", a=5.43), (0.01, 0, 0, 0.01, 0, 0))
+    at = apply_small_strain(bulk("Si", "diamond", a=5.43), (0.01, 0, 0, 0.01, 0, 0))
     at.positions[0] += 0.05
     calc = PySCFCalculator(**{**CHEAP, "smearing": 0.01})
     calc.calculate(at, ["energy", "forces", "stress"])

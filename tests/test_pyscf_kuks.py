@@ -40,7 +40,7 @@ from ase.build import bulk, molecule
 from scaleladder.core.errors import InputError
 from scaleladder.core.units import HARTREE_EV
 from scaleladder.electronic import PySCFCalculator
-from scaleladder.electronic.datasets import apply_strain
+from scaleladder.electronic.datasets import apply_small_strain
 
 SI = dict(basis="gth-szv", pseudo="gth-pbe", xc="PBE", kpts=(2, 1, 1), ke_cutoff=12.0,
           conv_tol=1e-10, symmetry=False)
@@ -136,7 +136,7 @@ def test_kuks_stress_matches_finite_difference_of_energy_wrt_strain():
         for s in (+1, -1):
             eps = np.zeros(6)
             eps[k] = s * d
-            calc.calculate(apply_strain(at, eps), ["energy"])
+            calc.calculate(apply_small_strain(at, eps), ["energy"])
             e.append(calc.results["energy"])
         fd = (e[0] - e[1]) / (2 * d) / at.get_volume()
         assert abs(stress[k]) > 1e-4
@@ -188,7 +188,7 @@ def test_checkpoint_carries_a_strain_series_across_fresh_calculators(tmp_path):
     base = bulk("Si", "diamond", a=5.43)
     params = {**SI, "conv_tol": 1e-8}
     first = PySCFCalculator(scf_checkpoint=tmp_path, **params)
-    first.calculate(apply_strain(base, (0.010, 0, 0, 0, 0, 0)), ["energy"])
+    first.calculate(apply_small_strain(base, (0.010, 0, 0, 0, 0, 0)), ["energy"])
     assert first.results["initial_guess"] == "minao"
     files = list(tmp_path.glob("*.npz"))
     assert len(files) == 1 and files[0].name.startswith("Si2_")
@@ -198,7 +198,7 @@ def test_checkpoint_carries_a_strain_series_across_fresh_calculators(tmp_path):
     assert meta["xc"] == "PBE" and meta["pseudo"] == "gth-pbe" and meta["spin"] == 0
     assert {"kmesh", "settings_hash"} <= set(meta)
 
-    target = apply_strain(base, (0.015, 0, 0, 0, 0, 0))
+    target = apply_small_strain(base, (0.015, 0, 0, 0, 0, 0))
     second = PySCFCalculator(scf_checkpoint=str(tmp_path), **params)  # fresh: no memory guess
     second.calculate(target, ["energy"])
     scratch = PySCFCalculator(**params)
@@ -349,11 +349,11 @@ def test_compute_configuration_uses_the_store_scratch_folder_of_its_run(tmp_path
     base = bulk("Si", "diamond", a=5.43)
     params = {**SI, "conv_tol": 1e-8}
     with run_context(store_root=str(tmp_path)):
-        first = compute_configuration(apply_strain(base, (0.01, 0, 0, 0, 0, 0)), params, ("energy",))
-        second = compute_configuration(apply_strain(base, (0.015, 0, 0, 0, 0, 0)), params, ("energy",))
+        first = compute_configuration(apply_small_strain(base, (0.01, 0, 0, 0, 0, 0)), params, ("energy",))
+        second = compute_configuration(apply_small_strain(base, (0.015, 0, 0, 0, 0, 0)), params, ("energy",))
     assert first["initial_guess"] == "minao" and second["initial_guess"] == "checkpoint"
     assert second["calc_params"] == params and "scf_checkpoint" not in second["calc_params"]
     assert len(list((tmp_path / "scratch" / "scf-checkpoints").glob("Si2_*.npz"))) == 1
-    third = compute_configuration(apply_strain(base, (0.015, 0, 0, 0, 0, 0)), params, ("energy",))
+    third = compute_configuration(apply_small_strain(base, (0.015, 0, 0, 0, 0, 0)), params, ("energy",))
     assert third["initial_guess"] == "minao"
     assert third["energy"] == pytest.approx(second["energy"], abs=params["conv_tol"] * 27.3)

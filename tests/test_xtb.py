@@ -33,7 +33,7 @@ from scaleladder.core.errors import (
 )
 from scaleladder.core.units import HARTREE_EV
 from scaleladder.electronic import XTBCalculator
-from scaleladder.electronic.datasets import apply_strain
+from scaleladder.electronic.datasets import apply_small_strain
 
 pytest.importorskip("tblite")
 
@@ -82,7 +82,7 @@ def _water_box():
     w.set_cell([4.6, 4.9, 5.2])
     w.center()
     w.pbc = True
-    w = apply_strain(w, (0.01, -0.02, 0.015, 0.02, -0.01, 0.03))
+    w = apply_small_strain(w, (0.01, -0.02, 0.015, 0.02, -0.01, 0.03))
     w.rattle(0.05, seed=11)
     return w
 
@@ -90,7 +90,7 @@ def _water_box():
 def _si2():
     """Strained, rattled 2-atom silicon cell (no symmetry left)."""
     at = bulk("Si", "diamond", a=5.43)
-    at = apply_strain(at, (0.012, -0.006, 0.004, 0.008, -0.005, 0.01))
+    at = apply_small_strain(at, (0.012, -0.006, 0.004, 0.008, -0.005, 0.01))
     rng = np.random.default_rng(7)
     at.positions = at.positions + rng.normal(scale=0.05, size=at.positions.shape)
     return at
@@ -271,7 +271,7 @@ def test_wavefunction_reuse_along_a_strain_series():
         calc = XTBCalculator(initial_guess=guess)
         iterations[guess], energies[guess] = [], []
         for e in (0.0, 0.004, 0.008, 0.012):
-            at = apply_strain(base, (e, 0.0, 0.0, 0.0, 0.0, 0.0))
+            at = apply_small_strain(base, (e, 0.0, 0.0, 0.0, 0.0, 0.0))
             at.calc = calc
             energies[guess].append(at.get_potential_energy())
             iterations[guess].append(calc.results["scf_iterations"])

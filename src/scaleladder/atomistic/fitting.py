@@ -31,6 +31,7 @@ import numpy as np
 
 from ..core import validate
 from ..core.errors import ConvergenceError, InputError
+from ..core.tensors import green_lagrange_strain
 from ..core.units import EV_PER_A3_IN_GPA
 
 __all__ = ["fit_potential", "fitted_calculator", "DEFAULT_SCALES", "SW_DEFAULT_FIT"]
@@ -308,12 +309,6 @@ def _coordination(conf, cutoff: float) -> np.ndarray:
     return np.bincount(i, minlength=len(atoms))
 
 
-def _green_lagrange(ref_cell, cell) -> np.ndarray:
-    ft = np.linalg.solve(ref_cell, cell)   # cell = ref @ F^T
-    f = ft.T
-    return 0.5 * (f.T @ f - np.eye(3))
-
-
 def training_domain(confs, energies_per_atom: Sequence[float]) -> dict:
     """Volume-per-atom, nearest-neighbour distance and coordination ranges, largest strain.
 
@@ -362,14 +357,14 @@ def training_domain(confs, energies_per_atom: Sequence[float]) -> dict:
             for nf, ref in families:
                 if nf != n:
                     continue
-                e = float(np.abs(_green_lagrange(ref, cell)).max())
+                e = float(np.abs(green_lagrange_strain(ref_cell=ref, cell=cell)).max())
                 if e < 0.25 and (best is None or e < best):
                     best = e
             if best is None:
                 scale = (v0 * n / abs(np.linalg.det(cell))) ** (1.0 / 3.0)
                 ref = cell * scale
                 families.append((n, ref))
-                best = float(np.abs(_green_lagrange(ref, cell)).max())
+                best = float(np.abs(green_lagrange_strain(ref_cell=ref, cell=cell)).max())
             smax = max(smax, best)
         dom["max_abs_strain"] = smax
         dom["strain_reference"] = ("cell closest to equilibrium in each family, rescaled to "

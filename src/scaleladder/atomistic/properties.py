@@ -29,7 +29,6 @@ from ..core.units import EV_PER_A2_IN_J_PER_M2, EV_PER_A3_IN_GPA
 from .domain import DomainLog
 
 # Voigt index -> (i, j) of the symmetric strain matrix
-_VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -101,13 +100,11 @@ def relax_positions(atoms, fmax: float = 1e-4, steps: int = 2000, what: str = "s
 
 def _strain_matrix(j: int, e: float) -> np.ndarray:
     """Symmetric small-strain matrix of Voigt component j with engineering amplitude e."""
-    eps = np.zeros((3, 3))
-    a, b = _VOIGT_PAIRS[j]
-    if a == b:
-        eps[a, a] = e
-    else:
-        eps[a, b] = eps[b, a] = 0.5 * e
-    return eps
+    from ..core.tensors import small_strain_tensor
+
+    voigt = np.zeros(6)
+    voigt[j] = e
+    return small_strain_tensor(voigt)
 
 
 def _stress_gpa(atoms) -> np.ndarray:

@@ -44,6 +44,7 @@ import numpy as np
 from ..core import validate as v
 from ..core.codec import register
 from ..core.errors import ConvergenceError, DomainWarning, InputError, StabilityError
+from ..core.tensors import rotate_voigt
 from .mesh import centre_crack_mesh_arrays, core_size, remap_crack_length
 
 __all__ = [
@@ -54,7 +55,6 @@ __all__ = [
     "plate_critical_stress", "richardson",
 ]
 
-_VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 _IN_PLANE = (0, 1, 5)            # Voigt rows/cols of xx, yy, xy
 _ANTI_PLANE = (3, 4)             # yz, xz
 #: elements across the tip core at refinement level 0; level l uses ``_BASE_N * 2**l``
@@ -64,23 +64,6 @@ _BASE_N = 4
 # --------------------------------------------------------------------------------------------
 # stiffness algebra
 # --------------------------------------------------------------------------------------------
-
-def _voigt_to_tensor(c: np.ndarray) -> np.ndarray:
-    t = np.empty((3, 3, 3, 3))
-    for I, (i, j) in enumerate(_VOIGT):
-        for J, (k, l) in enumerate(_VOIGT):
-            val = c[I, J]
-            t[i, j, k, l] = t[j, i, k, l] = t[i, j, l, k] = t[j, i, l, k] = val
-    return t
-
-
-def _tensor_to_voigt(t: np.ndarray) -> np.ndarray:
-    c = np.empty((6, 6))
-    for I, (i, j) in enumerate(_VOIGT):
-        for J, (k, l) in enumerate(_VOIGT):
-            c[I, J] = t[i, j, k, l]
-    return c
-
 
 def _check_symmetric_pd(field_name: str, c: np.ndarray) -> np.ndarray:
     scale = float(np.max(np.abs(c)))
@@ -176,10 +159,7 @@ def plane_strain_stiffness(C_voigt_pa: Any, rotation: Any = None, *,
     c = v.finite_array("C_voigt_pa", C_voigt_pa, (6, 6))
     c = _check_symmetric_pd("C_voigt_pa", c)
     if rotation is not None:
-        R = _check_rotation(rotation)
-        t = _voigt_to_tensor(c)
-        t = np.einsum("ia,jb,kc,ld,abcd->ijkl", R, R, R, R, t, optimize=True)
-        c = _tensor_to_voigt(t)
+        c = rotate_voigt(c, _check_rotation(rotation))
     scale = float(np.max(np.abs(c)))
     bad = [(i, j, c[i, j]) for i in _IN_PLANE for j in _ANTI_PLANE
            if abs(c[i, j]) > coupling_tol * scale]
@@ -351,8 +331,15 @@ class _Discretisation:
 
     def __init__(self, p: np.ndarray, t: np.ndarray, arrays: dict, a: float, W: float, H: float,
                  order: int):
-        from skfem import (Basis, ElementTriP1, ElementTriP2, ElementVector, FacetBasis,
-                           LinearForm, MeshTri)
+        from skfem import (
+            Basis,
+            ElementTriP1,
+            ElementTriP2,
+            ElementVector,
+            FacetBasis,
+            LinearForm,
+            MeshTri,
+        )
 
         self.a, self.W, self.H = a, W, H
         self.order = order

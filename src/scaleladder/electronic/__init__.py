@@ -29,14 +29,13 @@ exchange_by_energy_mapping, dimer_exchange
 from .datasets import (
     FLAGSHIP_CALC_PARAMS,
     STRAIN_PATTERNS,
-    apply_strain,
+    apply_small_strain,
     compute_configuration,
     silicon_ev_set,
     silicon_heldout_set,
     silicon_rattle_set,
     silicon_configurations,
     silicon_strain_set,
-    voigt_strain_to_matrix,
 )
 from .pyscf_calculator import (
     ATOM_GROUND_STATE_SPIN,
@@ -62,7 +61,7 @@ __all__ = [
     "PySCFCalculator", "isolated_atom_energy", "fcc_cubic_kpts", "ATOM_GROUND_STATE_SPIN",
     "silicon_ev_set", "silicon_strain_set", "silicon_rattle_set", "silicon_heldout_set",
     "silicon_configurations", "FLAGSHIP_CALC_PARAMS",
-    "compute_configuration", "apply_strain", "voigt_strain_to_matrix", "STRAIN_PATTERNS",
+    "compute_configuration", "apply_small_strain", "STRAIN_PATTERNS",
     "XTBCalculator",
     "ev_series", "strain_set", "rattled", "slabs", "vacancies", "md_snapshots", "deduplicate",
     "generate_dataset", "run_generation",

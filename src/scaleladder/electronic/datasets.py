@@ -30,29 +30,14 @@ STRAIN_PATTERNS: dict[str, tuple[float, ...]] = {
 }
 
 
-def voigt_strain_to_matrix(e: Sequence[float]) -> np.ndarray:
-    """Symmetric 3x3 strain tensor from a Voigt strain (xx, yy, zz, yz, xz, xy; engineering shear).
+def apply_small_strain(atoms: Atoms, voigt: Sequence[float]) -> Atoms:
+    """Copy of ``atoms`` homogeneously deformed by ``F = I + ε`` (small strain ε in Voigt form,
+    engineering shears; atoms scaled with the cell).  The Green–Lagrange counterpart is
+    :func:`scaleladder.core.tensors.deformation_green_lagrange` (used by ``strain_set``)."""
+    from ..core.tensors import deformation_small_strain
 
-    Parameters
-    ----------
-    e : sequence of 6 float
-        Voigt strain; the shear components are engineering strains (``e4 = 2 eps_yz``).
-
-    Returns
-    -------
-    numpy.ndarray
-        (3, 3) symmetric strain tensor.
-    """
-    e = validate.finite_array("strain", e, (6,))
-    return np.array([[e[0], e[5] / 2, e[4] / 2],
-                     [e[5] / 2, e[1], e[3] / 2],
-                     [e[4] / 2, e[3] / 2, e[2]]])
-
-
-def apply_strain(atoms: Atoms, voigt: Sequence[float]) -> Atoms:
-    """Copy of ``atoms`` homogeneously deformed by ``F = I + eps`` (atoms scaled with the cell)."""
     out = atoms.copy()
-    F = np.eye(3) + voigt_strain_to_matrix(voigt)
+    F = deformation_small_strain(voigt)
     out.set_cell(np.asarray(atoms.cell) @ F.T, scale_atoms=True)
     return out
 
@@ -131,7 +116,7 @@ def silicon_strain_set(a0: float, strain_step: float = 0.01, n_steps: int = 1,
         for k in range(1, n_steps + 1):
             for sign in (+1, -1):
                 e = sign * k * abs(step) * np.asarray(STRAIN_PATTERNS[pat], dtype=float)
-                out.append(_tag(apply_strain(base, e), "strain",
+                out.append(_tag(apply_small_strain(base, e), "strain",
                                 f"strain_{pat}_{sign * k * abs(step):+.4f}_{supercell}",
                                 voigt_strain=e.tolist()))
     return out
@@ -174,7 +159,7 @@ def silicon_rattle_set(a0: float, n: int = 4, amplitude: float = 0.08, supercell
         at = base.copy()
         if jit > 0:
             s = rng.uniform(-jit, jit)
-            at = apply_strain(at, (s, s, s, 0, 0, 0))
+            at = apply_small_strain(at, (s, s, s, 0, 0, 0))
         at.positions = at.positions + rng.normal(scale=amp, size=at.positions.shape)
         out.append(_tag(at, "rattle", f"rattle_{supercell}_{amp:.3f}_s{seed}_{i}"))
     return out
@@ -215,7 +200,7 @@ def silicon_heldout_set(a0: float, n: int = 4, max_strain: float = 0.03, amplitu
     out = []
     for i in range(n):
         e = rng.uniform(-ms, ms, size=6)
-        at = apply_strain(base, e)
+        at = apply_small_strain(base, e)
         at.positions = at.positions + rng.normal(scale=amp, size=at.positions.shape)
         out.append(_tag(at, "heldout", f"heldout_{supercell}_s{seed}_{i}", voigt_strain=e.tolist()))
     return out
@@ -388,6 +373,6 @@ def silicon_configurations(a0: float = 5.47, *, n_ev: int = 7, ev_span: float = 
     return configs + strained + rest
 
 
-__all__ = ["STRAIN_PATTERNS", "voigt_strain_to_matrix", "apply_strain", "silicon_ev_set",
+__all__ = ["STRAIN_PATTERNS", "apply_small_strain", "silicon_ev_set",
            "silicon_strain_set", "silicon_rattle_set", "silicon_heldout_set",
            "compute_configuration", "silicon_configurations", "FLAGSHIP_CALC_PARAMS"]

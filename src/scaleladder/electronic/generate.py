@@ -53,9 +53,15 @@ import numpy as np
 from ase import Atoms
 
 from ..core import validate
-from ..core.errors import CalculationError, ConvergenceError, InputError, MissingExtraError
+from ..core.errors import (
+    CalculationError,
+    ConvergenceError,
+    InputError,
+    MissingExtraError,
+)
 from ..core.pipeline import Node, Runner, RunStats, stage
 from ..core.store import Store
+from ..core.tensors import deformation_green_lagrange
 from ..handoffs.dataset import Configuration, ReferenceDataset
 
 __all__ = [
@@ -67,7 +73,6 @@ __all__ = [
 
 #: Voigt order of strain and stress components (ASE's).
 VOIGT_COMPONENTS = ("xx", "yy", "zz", "yz", "xz", "xy")
-_VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 _PROPERTIES = ("energy", "forces", "stress")
 
 
@@ -155,30 +160,6 @@ def ev_series(atoms: Atoms, n: int = 7, span: float = 0.06, *, prefix: str | Non
     return out
 
 
-def green_lagrange_deformation(voigt: Sequence[float]) -> np.ndarray:
-    """Symmetric deformation gradient ``F = sqrt(I + 2E)`` realising a Green-Lagrange strain.
-
-    Parameters
-    ----------
-    voigt : sequence of 6 float
-        Green-Lagrange strain in Voigt order xx, yy, zz, yz, xz, xy with engineering shears
-        (``e4 = 2 E_yz``), dimensionless.
-
-    Returns
-    -------
-    numpy.ndarray
-        (3, 3) rotation-free deformation gradient with ``(FᵀF - I)/2 = E`` exactly.
-    """
-    e = validate.finite_array("strain", voigt, (6,))
-    E = np.array([[e[0], e[5] / 2, e[4] / 2],
-                  [e[5] / 2, e[1], e[3] / 2],
-                  [e[4] / 2, e[3] / 2, e[2]]])
-    w, v = np.linalg.eigh(np.eye(3) + 2.0 * E)
-    if np.any(w <= 0):
-        raise InputError("strain", list(e), "a Green-Lagrange strain with I + 2E positive definite")
-    return (v * np.sqrt(w)) @ v.T
-
-
 def strain_set(atoms: Atoms, max_strain: float = 0.01, n_steps: int = 1,
                components: Sequence[str] = VOIGT_COMPONENTS, *, prefix: str | None = None
                ) -> list[Atoms]:
@@ -236,7 +217,7 @@ def strain_set(atoms: Atoms, max_strain: float = 0.01, n_steps: int = 1,
                 value = sign * k * ms / n_steps
                 e = np.zeros(6)
                 e[j] = value
-                F = green_lagrange_deformation(e)
+                F = deformation_green_lagrange(e)
                 at = base.copy()
                 at.set_cell(cell0 @ F.T, scale_atoms=True)
                 out.append(_tag(at, "strain", f"strain_{p}_{c}_{value:+.5f}", ("energy", "stress"),

@@ -41,6 +41,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from ..core import validate
 from ..core.errors import ConvergenceError, InputError, PropertyNotImplementedError
+from ..core.tensors import stress_voigt
 from ..core.units import BOHR_ANGSTROM, HARTREE_EV
 
 #: Hartree/Bohr -> eV/Å
@@ -62,12 +63,6 @@ XC_ALIASES = {"LDA": "LDA_XC_TETER93"}
 def pyscf_xc(xc: str) -> str:
     """The PySCF/libxc functional string for ``xc`` (maps "LDA" to exchange+correlation)."""
     return XC_ALIASES.get(xc.strip().upper(), xc)
-
-
-def _voigt_from_3x3(sigma: np.ndarray) -> np.ndarray:
-    """Symmetrise a 3x3 stress and return it in Voigt order xx, yy, zz, yz, xz, xy."""
-    s = 0.5 * (np.asarray(sigma, dtype=float) + np.asarray(sigma, dtype=float).T)
-    return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
 
 
 def fcc_cubic_kpts(n: int = 2) -> np.ndarray:
@@ -979,7 +974,7 @@ class PySCFCalculator(Calculator):
 
                 t1 = time.perf_counter()
                 sigma = np.asarray(stress_mod.kernel(g), dtype=float)  # Hartree/Bohr^3
-                self.results["stress"] = _voigt_from_3x3(sigma) * STRESS_AU_TO_EV_PER_A3
+                self.results["stress"] = stress_voigt(sigma) * STRESS_AU_TO_EV_PER_A3
                 timings["stress_s"] = time.perf_counter() - t1
 
         if not use_sym:

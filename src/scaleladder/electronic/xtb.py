@@ -50,6 +50,7 @@ from ..core.errors import (
     MissingExtraError,
     PropertyNotImplementedError,
 )
+from ..core.tensors import stress_voigt
 from ..core.units import BOHR_ANGSTROM, BOLTZMANN_EV, HARTREE_EV
 
 #: Hartree/Bohr -> eV/Å
@@ -132,12 +133,6 @@ def _check_params(p: dict) -> dict:
                                            ("reuse", "sad", "eeq"))
     out["verbosity"] = validate.positive_int("verbosity", out["verbosity"], minimum=0)
     return out
-
-
-def _voigt_from_3x3(sigma: np.ndarray) -> np.ndarray:
-    """Symmetrise a 3x3 stress and return it in Voigt order xx, yy, zz, yz, xz, xy."""
-    s = 0.5 * (np.asarray(sigma, dtype=float) + np.asarray(sigma, dtype=float).T)
-    return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
 
 
 class XTBCalculator(Calculator):
@@ -438,7 +433,7 @@ class XTBCalculator(Calculator):
         self.results["charges"] = charges
         if periodic:
             virial = np.asarray(res.get("virial"), dtype=float)  # dE/d(strain), Hartree
-            self.results["stress"] = _voigt_from_3x3(virial * HARTREE_EV / atoms.get_volume())
+            self.results["stress"] = stress_voigt(virial * HARTREE_EV / atoms.get_volume())
         else:
             self.results["dipole"] = np.asarray(res.get("dipole"), dtype=float) * BOHR_ANGSTROM
         cycles = [int(m.group(1)) for m in map(_SCF_ROW.match, log) if m]

@@ -13,12 +13,12 @@ import numpy as np
 
 from ..core.codec import register
 from ..core.errors import InputError
+from ..core.tensors import VOIGT_PAIRS
 from ..core.validate import finite, finite_array
 from ._common import DataclassCodec, check_str, ro_array, setf, str_dict
 
 __all__ = ["Configuration", "ReferenceDataset"]
 
-_VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 
 
 def _stress_voigt(field_name: str, stress: Any) -> np.ndarray:
@@ -26,7 +26,7 @@ def _stress_voigt(field_name: str, stress: Any) -> np.ndarray:
     if s.shape == (3, 3):
         if not np.allclose(s, s.T, rtol=1e-8, atol=1e-12):
             raise InputError(field_name, "asymmetric 3x3 stress", "a symmetric stress tensor")
-        s = np.array([s[i, j] for i, j in _VOIGT])
+        s = np.array([s[i, j] for i, j in VOIGT_PAIRS])
     return finite_array(field_name, s, (6,))
 
 

@@ -14,43 +14,16 @@ import numpy as np
 
 from ..core import units as _units
 from ..core.codec import register
+from ..core.tensors import rotate_voigt
 from ..core.errors import InputError, StabilityError
 from ..core.validate import finite, finite_array
 from ..uq import Estimate, propagate
 from ._common import DataclassCodec, check_bool, check_str, estimate_in, setf, str_dict
 from .potential import check_domain_warnings
 
-__all__ = ["ElasticTensor", "voigt_to_tensor", "tensor_to_voigt", "rotate_voigt"]
+__all__ = ["ElasticTensor"]
 
 SYMMETRY_RTOL = 1e-6
-_VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
-_IDX = np.array([[0, 5, 4], [5, 1, 3], [4, 3, 2]])
-
-
-def voigt_to_tensor(c: np.ndarray) -> np.ndarray:
-    """6x6 Voigt stiffness -> 3x3x3x3 tensor (``C_ijkl = C[v(ij), v(kl)]``)."""
-    c = np.asarray(c, float)
-    return c[_IDX[:, :, None, None], _IDX[None, None, :, :]]
-
-
-def tensor_to_voigt(t: np.ndarray) -> np.ndarray:
-    """3x3x3x3 stiffness tensor -> 6x6 Voigt matrix."""
-    t = np.asarray(t, float)
-    out = np.empty((6, 6))
-    for a, (i, j) in enumerate(_VOIGT_PAIRS):
-        for b, (k, l) in enumerate(_VOIGT_PAIRS):
-            out[a, b] = t[i, j, k, l]
-    return out
-
-
-def rotate_voigt(c: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """Rotate a Voigt stiffness: ``C'_ijkl = R_ia R_jb R_kc R_ld C_abcd``.
-
-    ``r`` has the new axes as rows, expressed in the old frame.
-    """
-    t = voigt_to_tensor(c)
-    t2 = np.einsum("ia,jb,kc,ld,abcd->ijkl", r, r, r, r, t, optimize=True)
-    return tensor_to_voigt(t2)
 
 
 def _check_rotation(r: Any) -> np.ndarray:
