@@ -12,6 +12,10 @@ hashes exactly that code, found by static analysis (no module is imported to com
 * the versions of the third-party distributions those modules import (numpy, scipy, ase, pyscf,
   scikit-fem, ...): the engines.
 
+The digests are those of the code this process runs: the project modules of a closure are imported
+when it is first fingerprinted, and an imported module is digested again only when it is reloaded
+(its code objects change), not when its file is edited behind the running process.
+
 Sources are hashed as their abstract syntax tree with docstrings removed, so comments, docstrings
 and formatting do not count.  The project's infrastructure modules (the pipeline runner, the store,
 the command line and the report: :data:`INFRASTRUCTURE`) are left out: they move results around and
@@ -25,6 +29,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import importlib
 import importlib.util
 import inspect
 import marshal
@@ -224,6 +229,18 @@ def _unchanged(tokens: dict[str, tuple]) -> bool:
     return all(_token(m) == t for m, t in tokens.items())
 
 
+def _load(name: str) -> None:
+    """Import a project module before digesting it, so the digest is that of the code this
+    process will run (a file edited later does not relabel it); a module that cannot be imported
+    (an optional extra missing) is digested from its file."""
+    if name in sys.modules:
+        return
+    try:
+        importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - ImportError of an optional extra, or anything at import
+        pass
+
+
 def _module_closure(name: str) -> tuple[tuple[tuple[str, str], ...], frozenset[str]]:
     """((module, digest) of ``name`` and every project module it imports, transitively; engines)."""
     hit = _CLOSURES.get(name)
@@ -242,6 +259,7 @@ def _module_closure_uncached(name: str):
         m = todo.pop()
         if m in seen or _infrastructure(m):
             continue
+        _load(m)
         f = _module_file(m)
         seen[m] = _module_digest(m)
         if not f:
