@@ -1,4 +1,4 @@
-"""Tests of dataset generation (scaleladder.electronic.generate): builders, dedup, execution."""
+"""Tests of dataset generation (scaleladder.workflows.generate): builders, dedup, execution."""
 from __future__ import annotations
 
 import json
@@ -21,7 +21,7 @@ if TESTS not in sys.path:  # FlakyEMT must be importable by worker processes ("p
 
 from scaleladder.core.errors import ConvergenceError, InputError  # noqa: E402
 from scaleladder.core.store import Store  # noqa: E402
-from scaleladder.electronic import generate as G  # noqa: E402
+from scaleladder.workflows import generate as G  # noqa: E402
 from scaleladder.handoffs import ReferenceDataset  # noqa: E402
 
 A_CU = 3.61
@@ -413,7 +413,7 @@ def test_failed_configuration_keeps_the_rest_and_resumes_local(tmp_path):
     with pytest.raises(ConvergenceError) as err:
         G.generate_dataset(structs, spec, store=store, progress=False)
     assert bad in str(err.value) and "1 of 8" in str(err.value)
-    assert len(store.keys(stage="electronic.generate.single_point")) == 7  # nothing else lost
+    assert len(store.keys(stage="workflows.generate.single_point")) == 7  # nothing else lost
     with pytest.warns(UserWarning, match=bad):
         partial = G.generate_dataset(structs, spec, store=store, progress=False, on_failure="skip")
     assert len(partial) == 7 and bad not in partial.names
@@ -437,7 +437,7 @@ def test_interrupted_generation_resumes(tmp_path):
     store = Store(tmp_path / "store")
     with pytest.raises(RuntimeError, match="simulated crash"):  # not a convergence failure: stop
         G.generate_dataset(structs, spec, store=store, progress=False)
-    assert len(store.keys(stage="electronic.generate.single_point")) == 3  # those before the crash
+    assert len(store.keys(stage="workflows.generate.single_point")) == 3  # those before the crash
     flag.unlink()
     rep = G.run_generation(structs, spec, store=store, progress=False)
     assert (rep.stats.computed, rep.stats.reused) == (5, 3)

@@ -45,17 +45,6 @@ from .pyscf_calculator import (
 )
 from .xtb import XTBCalculator
 from .exchange import DimerExchange, dimer_exchange, exchange_by_energy_mapping
-from .generate import (
-    deduplicate,
-    ev_series,
-    generate_dataset,
-    md_snapshots,
-    rattled,
-    run_generation,
-    slabs,
-    strain_set,
-    vacancies,
-)
 
 __all__ = [
     "PySCFCalculator", "isolated_atom_energy", "fcc_cubic_kpts", "ATOM_GROUND_STATE_SPIN",
@@ -63,7 +52,5 @@ __all__ = [
     "silicon_configurations", "FLAGSHIP_CALC_PARAMS",
     "compute_configuration", "apply_small_strain", "STRAIN_PATTERNS",
     "XTBCalculator",
-    "ev_series", "strain_set", "rattled", "slabs", "vacancies", "md_snapshots", "deduplicate",
-    "generate_dataset", "run_generation",
     "exchange_by_energy_mapping", "dimer_exchange", "DimerExchange",
 ]

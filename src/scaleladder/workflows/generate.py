@@ -994,7 +994,7 @@ def _make_calculator(spec: dict) -> Any:
         factory: Any = EMT
     elif engine == "xtb":
         try:
-            from .xtb import XTBCalculator
+            from ..electronic.xtb import XTBCalculator
         except ImportError as exc:
             raise MissingExtraError(package="tblite", extra="xtb", purpose="the 'xtb' engine "
                                     f"of generate_dataset ({exc})") from None
@@ -1014,7 +1014,7 @@ def _make_calculator(spec: dict) -> Any:
 def _check_engine(spec: dict) -> None:
     """Fail early (in the driver) on an engine that cannot be built with these parameters."""
     if spec["engine"] == "pyscf":
-        from .pyscf_calculator import PySCFCalculator
+        from ..electronic.pyscf_calculator import PySCFCalculator
 
         try:
             PySCFCalculator(**spec["params"])
@@ -1025,7 +1025,7 @@ def _check_engine(spec: dict) -> None:
         _make_calculator(spec)
 
 
-@stage("electronic.generate.single_point", version="1")
+@stage("workflows.generate.single_point", version="1")
 def single_point(structure: Any, engine: dict) -> dict:
     """One single point of one structure with a fresh calculator; plain data (JSON types).
 
@@ -1058,7 +1058,7 @@ def single_point(structure: Any, engine: dict) -> dict:
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
     if engine["engine"] == "pyscf":
-        from .datasets import compute_configuration
+        from ..electronic.datasets import compute_configuration
 
         atoms.info["name"] = formula
         r = compute_configuration(atoms, dict(engine["params"]), properties=props)
@@ -1088,7 +1088,7 @@ def single_point(structure: Any, engine: dict) -> dict:
     }
 
 
-@stage("electronic.generate.dataset", version="1")
+@stage("workflows.generate.dataset", version="1")
 def gather_dataset(results: list, labels: list, names: list, method: dict) -> ReferenceDataset:
     """Single points -> :class:`ReferenceDataset` (energies eV, forces eV/Å, stress eV/Å³)."""
     confs = []
