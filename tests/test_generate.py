@@ -375,7 +375,8 @@ def test_engine_spec_is_normalised_and_keys_ignore_names(tmp_path):
     a = G.engine_spec({"engine": "pyscf",
                        "params": {"kpts": (2, 2, 2), "ke_cutoff": np.float64(20)}})
     b = G.engine_spec({"engine": "pyscf", "params": {"kpts": [2, 2, 2], "ke_cutoff": 20.0}})
-    assert a == b == {"engine": "pyscf", "params": {"kpts": [2, 2, 2], "ke_cutoff": 20.0}}
+    assert a == b == {"engine": "pyscf", "params": {"kpts": [2, 2, 2], "ke_cutoff": 20.0},
+                      "file": None, "species": []}
     store = Store(tmp_path / "s")
     structs = G.ev_series(bulk("Cu", "fcc", a=A_CU), n=3)
     first = G.run_generation(structs, {"engine": "emt"}, store=store, progress=False)

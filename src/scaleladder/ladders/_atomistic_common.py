@@ -9,31 +9,24 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..core.errors import InputError
+from ..workflows.calculators import ENGINES, calculator_spec
+from ..workflows.calculators import make_calculator as _registry_make
 from ..core.pipeline import stage
 from .base import Setting
 
-#: potentials the ladders know, with what they need
-POTENTIALS = {
-    "sw": "Stillinger-Weber (original Si parameters unless potential_params)",
-    "tersoff": "Tersoff (built-in Si parameters, or a LAMMPS .tersoff potential_file)",
-    "lj": "Lennard-Jones (potential_params: epsilon, sigma[, rc])",
-    "morse": "Morse (potential_params: D0, alpha, r0[, rc])",
-    "eam": "embedded-atom method (potential_file: LAMMPS funcfl .eam or setfl .eam.alloy)",
-    "emt": "ASE's effective-medium theory (Al, Cu, Ag, Au, Ni, Pd, Pt; no parameters)",
-}
+#: potentials the ladders know, with what they need (the interatomic engines of the one
+#: calculator registry, scaleladder.workflows.calculators)
+POTENTIALS = {k: ENGINES[k] for k in ("sw", "tersoff", "lj", "morse", "eam", "emt")}
 
-
-#: the element the built-in parameter sets were made for (sw, tersoff); any other element
-#: needs a complete parameter set or a file of its own
-BUILTIN_ELEMENT = {"sw": "Si", "tersoff": "Si"}
+#: the ladders' setting names, for error messages of the registry
+_FIELDS = {"engine": "potential", "params": "potential_params", "file": "potential_file",
+           "species": "structure"}
 
 
 # --------------------------------------------------------------------------- validators
@@ -183,149 +176,17 @@ def atoms_from(spec):
 
 # --------------------------------------------------------------------------- potential
 def potential_spec(settings: dict, symbols: list[str]) -> dict:
-    """Calculator description for stage parameters; the potential file's text and sha256 in it."""
-    name = settings["potential"]
-    params = parse_params("potential_params", settings["potential_params"])
-    path = settings["potential_file"]
-    file = None
-    if path:
-        p = Path(path).expanduser()
-        try:
-            text = p.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError("potential_file", path, "a readable text potential file",
-                             hint=str(exc)) from None
-        file = {"name": p.name, "sha256": hashlib.sha256(text.encode()).hexdigest(), "text": text}
-    spec = {"potential": name, "params": params, "file": file, "species": sorted(set(symbols))}
-    make_calculator(spec)  # validate now: errors name the setting before anything runs
-    return spec
+    """Calculator spec for stage parameters (the potential file's text and sha256 in it),
+    validated by building the calculator once: errors name the setting before anything runs."""
+    return calculator_spec(settings["potential"],
+                           parse_params("potential_params", settings["potential_params"]),
+                           file=settings["potential_file"] or None, species=symbols,
+                           fields=_FIELDS)
 
 
 def make_calculator(spec: dict):
-    """An ASE calculator from a potential spec (helper, not a stage).
-
-    Raises
-    ------
-    InputError
-        Naming ``potential``, ``potential_file`` or ``potential_params``.
-    """
-    name, params, file, species = spec["potential"], dict(spec["params"]), spec["file"], spec["species"]
-    if name in ("lj", "morse", "emt") and file is not None:
-        raise InputError("potential_file", file["name"], f"'' (potential {name!r} takes no file)")
-    if name in ("eam", "emt") and params:
-        raise InputError("potential_params", json.dumps(params), f"'' (potential {name!r} has none)")
-    if name in ("sw", "tersoff") and len(species) != 1:
-        raise InputError("structure", "+".join(species), f"a single-element structure for {name}")
-    try:
-        if name == "emt":
-            from ase.calculators.emt import EMT, parameters as emt_parameters
-
-            bad = [s for s in species if s not in emt_parameters]
-            if bad:
-                raise InputError("potential", name, "a potential for " + ", ".join(bad),
-                                 hint="EMT knows " + ", ".join(sorted(emt_parameters)))
-            return EMT()
-        if name in ("lj", "morse"):
-            from ..atomistic import LennardJones, Morse
-
-            cls = LennardJones if name == "lj" else Morse
-            need = ("epsilon", "sigma") if name == "lj" else ("D0", "alpha", "r0")
-            missing = [k for k in need if k not in params]
-            extra = [k for k in params if k not in need + ("rc",)]
-            if missing or extra:
-                raise InputError("potential_params", json.dumps(params),
-                                 f"a JSON object with {', '.join(need)} (and optionally rc) for {name}")
-            return cls(**params)
-        if name == "sw":
-            from ..atomistic import StillingerWeber
-
-            if file is not None:
-                raise InputError("potential_file", file["name"], "'' (sw takes potential_params)")
-            from ..atomistic import SW_SILICON
-            from ..atomistic.stillinger_weber import SW_PARAMETER_NAMES
-
-            _check_builtin_element("sw", species, params, SW_PARAMETER_NAMES,
-                                   "a complete parameter set in potential_params ("
-                                   + ", ".join(SW_PARAMETER_NAMES) + ")")
-            base = {**SW_SILICON, **params} if params else None
-            return StillingerWeber(base, species=species[0])
-        if name == "tersoff":
-            from ..atomistic import TERSOFF_SI, Tersoff
-
-            if file is not None:
-                with _temp_file(file) as path:
-                    try:
-                        calc = Tersoff.from_lammps_file(path)
-                    except InputError as exc:
-                        if exc.field != "element":
-                            raise
-                        calc = Tersoff.from_lammps_file(path, element=species[0])
-                made_for = calc.parameters["species"]
-                if made_for != species[0]:
-                    raise InputError("structure", "+".join(species),
-                                     f"a {made_for} structure for the Tersoff file "
-                                     f"{file['name']} (its entry describes {made_for})")
-                return calc
-            _check_builtin_element("tersoff", species, params, tuple(TERSOFF_SI),
-                                   "a LAMMPS .tersoff potential_file with its entry, or a "
-                                   "complete parameter set in potential_params")
-            return Tersoff({**TERSOFF_SI, **params} if params else None, species=species[0])
-        if name == "eam":
-            from ..atomistic import EAM
-
-            if file is None:
-                raise InputError("potential_file", "", "an EAM file (.eam funcfl or .eam.alloy "
-                                 "setfl): eam has no built-in parameters")
-            with _temp_file(file) as path:
-                calc = EAM.from_file(path)
-            made_for = tuple(calc.tables.elements)
-            bad = [x for x in species if x not in made_for]
-            if bad:
-                raise InputError("structure", "+".join(species),
-                                 "elements of the EAM file " + file["name"] + " ("
-                                 + ", ".join(made_for) + ")",
-                                 hint="no parameters for " + ", ".join(bad)
-                                      + " in it: the potential was not made for them")
-            return calc
-    except InputError as exc:
-        if exc.field in ("potential", "potential_file", "potential_params", "structure"):
-            raise
-        field = "potential_file" if file is not None else "potential_params"
-        raise InputError(field, file["name"] if file else json.dumps(params),
-                         f"valid input for potential {name!r}", hint=str(exc)) from None
-    except (TypeError, ValueError, KeyError, OSError) as exc:
-        field = "potential_file" if file is not None else "potential_params"
-        raise InputError(field, file["name"] if file else json.dumps(params),
-                         f"valid input for potential {name!r}", hint=str(exc)) from None
-    raise InputError("potential", name, "one of " + ", ".join(POTENTIALS))
-
-
-def _check_builtin_element(name: str, species: list[str], params: dict, names, remedy: str) -> None:
-    """Refuse a structure of another element than the built-in parameters of ``name`` were made
-    for, unless ``params`` is a complete parameter set (the user's own potential)."""
-    made_for = BUILTIN_ELEMENT[name]
-    if species[0] != made_for and not all(k in params for k in names):
-        raise InputError("structure", "+".join(species),
-                         f"a {made_for} structure for {name}'s built-in ({made_for}) parameters",
-                         hint=f"the potential was made for {made_for} only; for {species[0]} "
-                              f"give {remedy}")
-
-
-class _temp_file:
-    """Context manager: the passed file text written to a private temporary file (same name)."""
-
-    def __init__(self, file: dict):
-        self.file = file
-
-    def __enter__(self) -> str:
-        self.dir = tempfile.TemporaryDirectory(prefix="scaleladder-pot-")
-        path = os.path.join(self.dir.name, self.file["name"])
-        with open(path, "w") as fh:
-            fh.write(self.file["text"])
-        return path
-
-    def __exit__(self, *exc) -> None:
-        self.dir.cleanup()
+    """An ASE calculator from a potential spec (the registry's, with the ladders' field names)."""
+    return _registry_make(spec, fields=_FIELDS)
 
 
 def _is_cubic(cell: np.ndarray) -> bool:
@@ -392,7 +253,7 @@ def relax_rows(relaxed: dict) -> list[tuple]:
 def potential_label(spec: dict) -> str:
     """One line naming the potential and its source."""
     if spec["file"] is not None:
-        return f"{spec['potential']} from {spec['file']['name']} (sha256 {spec['file']['sha256'][:12]})"
+        return f"{spec['engine']} from {spec['file']['name']} (sha256 {spec['file']['sha256'][:12]})"
     if spec["params"]:
-        return f"{spec['potential']} {json.dumps(spec['params'], sort_keys=True)}"
-    return f"{spec['potential']} (built-in parameters)"
+        return f"{spec['engine']} {json.dumps(spec['params'], sort_keys=True)}"
+    return f"{spec['engine']} (built-in parameters)"

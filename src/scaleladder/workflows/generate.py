@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
-import json
 import math
 import re
 import tempfile
@@ -63,6 +62,8 @@ from ..core.pipeline import Node, Runner, RunStats, stage
 from ..core.store import Store
 from ..core.tensors import deformation_green_lagrange
 from ..handoffs.dataset import Configuration, ReferenceDataset
+from .calculators import ENGINES as _CALC_ENGINES
+from .calculators import calculator_spec, make_calculator
 
 __all__ = [
     "ev_series", "strain_set", "rattled", "slabs", "vacancies", "md_snapshots",
@@ -905,16 +906,9 @@ def deduplicate(structures: Any, tolerance: float = 1e-3, symmetry: bool = False
 # execution: engines, stages, runner
 # ==============================================================================================
 #: Engines of :func:`generate_dataset`.
-ENGINES = ("pyscf", "xtb", "emt", "ase")
-_SPEC_KEYS = {"engine", "params", "calculator"}
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(f"{type(o).__name__} is not JSON-able")
+#: engines generate_dataset accepts: every engine of the one calculator registry
+ENGINES = tuple(_CALC_ENGINES)
+_SPEC_KEYS = {"engine", "params", "calculator", "file", "species"}
 
 
 def engine_spec(calculator: Any) -> dict:
@@ -923,106 +917,35 @@ def engine_spec(calculator: Any) -> dict:
     Parameters
     ----------
     calculator : dict
+        A spec of the one calculator registry (:mod:`scaleladder.workflows.calculators`):
         ``{"engine": "pyscf", "params": {...PySCFCalculator keyword arguments}}``,
-        ``{"engine": "xtb", "params": {...XTBCalculator keyword arguments}}``,
-        ``{"engine": "emt"}`` (ASE's EMT: Al, Cu, Ag, Au, Ni, Pd, Pt; for fast tests), or
-        ``{"engine": "ase", "calculator": "package.module:Class", "params": {...}}``: any ASE
-        calculator (or factory returning one) importable by that path, built as
-        ``Class(**params)``.
+        ``{"engine": "xtb", "params": {...}}``, ``{"engine": "emt"}`` (ASE's EMT; fast tests),
+        an interatomic potential (``"sw"``, ``"tersoff"``, ``"lj"``, ``"morse"``, ``"eam"`` with
+        ``"file"``), or ``{"engine": "ase", "calculator": "package.module:Class", "params": {...}}``:
+        any ASE calculator (or factory returning one) importable by that path.
 
     Returns
     -------
     dict
-        ``{"engine", "params"}`` (and ``"calculator"`` for the "ase" engine), plain JSON types.
+        The normalised spec (plain JSON types).
     """
     expected = 'a dict such as {"engine": "pyscf", "params": {...}}; engines: ' + ", ".join(ENGINES)
     if not isinstance(calculator, dict):
         raise InputError("calculator", calculator, expected)
     unknown = set(calculator) - _SPEC_KEYS
     if unknown:
-        raise InputError("calculator", sorted(unknown), "keys among engine, params, calculator")
-    engine = calculator.get("engine")
-    validate.one_of("calculator['engine']", engine, ENGINES)
+        raise InputError("calculator", sorted(unknown), "keys among " + ", ".join(sorted(_SPEC_KEYS)))
     params = calculator.get("params") or {}
     if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
         raise InputError("calculator['params']", params, "a dict of keyword arguments")
-    try:
-        params = json.loads(json.dumps(params, default=_json_default, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise InputError("calculator['params']", params, "JSON-able values (numbers, strings, "
-                         "lists, dicts, None)", hint=str(exc)) from None
-    spec: dict[str, Any] = {"engine": engine, "params": params}
-    if engine == "ase":
-        path = calculator.get("calculator")
-        if not isinstance(path, str) or not re.fullmatch(r"[\w.]+[:.][\w.]+", path):
-            raise InputError("calculator['calculator']", path,
-                             "an import path 'package.module:Class' of an ASE calculator")
-        spec["calculator"] = path
-    elif "calculator" in calculator:
-        raise InputError("calculator['calculator']", calculator["calculator"],
-                         "no 'calculator' key unless engine is 'ase'")
-    return spec
-
-
-def _import_path(path: str) -> Any:
-    if ":" in path:
-        module, qual = path.split(":", 1)
-    else:
-        module, qual = path.rsplit(".", 1)
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in qual.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise InputError("calculator['calculator']", path,
-                         "an importable calculator class or factory", hint=str(exc)) from None
-    if not callable(obj):
-        raise InputError("calculator['calculator']", path, "a callable returning an ASE calculator")
-    return obj
-
-
-def _make_calculator(spec: dict) -> Any:
-    """A fresh ASE calculator for a (non-PySCF) engine spec."""
-    engine, params = spec["engine"], dict(spec["params"])
-    if engine == "emt":
-        from ase.calculators.emt import EMT
-
-        unknown = set(params) - set(EMT.default_parameters)
-        if unknown:  # ASE calculators keep unknown keywords silently
-            raise InputError("calculator['params']", sorted(unknown),
-                             "EMT parameters: " + ", ".join(sorted(EMT.default_parameters)))
-        factory: Any = EMT
-    elif engine == "xtb":
-        try:
-            from ..electronic.xtb import XTBCalculator
-        except ImportError as exc:
-            raise MissingExtraError(package="tblite", extra="xtb", purpose="the 'xtb' engine "
-                                    f"of generate_dataset ({exc})") from None
-        factory = XTBCalculator
-    elif engine == "ase":
-        factory = _import_path(spec["calculator"])
-    else:  # pragma: no cover - engine_spec guards this
-        raise InputError("calculator['engine']", engine, "one of " + ", ".join(ENGINES))
-    try:
-        return factory(**params)
-    except TypeError as exc:
-        raise InputError("calculator['params']", params,
-                         f"keyword arguments accepted by {getattr(factory, '__name__', factory)}",
-                         hint=str(exc)) from None
+    return calculator_spec(calculator.get("engine"), params, file=calculator.get("file"),
+                           species=calculator.get("species") or (),
+                           calculator=calculator.get("calculator"), check=False)
 
 
 def _check_engine(spec: dict) -> None:
     """Fail early (in the driver) on an engine that cannot be built with these parameters."""
-    if spec["engine"] == "pyscf":
-        from ..electronic.pyscf_calculator import PySCFCalculator
-
-        try:
-            PySCFCalculator(**spec["params"])
-        except TypeError as exc:
-            raise InputError("calculator['params']", spec["params"],
-                             "PySCFCalculator keyword arguments", hint=str(exc)) from None
-    else:
-        _make_calculator(spec)
+    make_calculator(spec)
 
 
 @stage("workflows.generate.single_point", version="1")
@@ -1066,7 +989,7 @@ def single_point(structure: Any, engine: dict) -> dict:
         extra["scf_cycles"] = r["scf_cycles"]
         extra["free_energy"] = r["free_energy"]
     else:
-        atoms.calc = _make_calculator(engine)
+        atoms.calc = make_calculator(engine)
         try:
             energy = float(atoms.get_potential_energy())
             forces = np.asarray(atoms.get_forces()).tolist() if "forces" in props else None
