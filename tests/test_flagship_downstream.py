@@ -13,8 +13,8 @@ import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from scaleladder.atomistic import StillingerWeber, SW_SILICON
-from scaleladder.electronic.datasets import (silicon_ev_set, silicon_heldout_set, silicon_rattle_set,
-                                             silicon_strain_set)
+from scaleladder.workflows.silicon import (silicon_ev_set, silicon_heldout_set, silicon_rattle_set,
+                                          silicon_strain_set)
 from scaleladder.handoffs import ReferenceDataset
 from scaleladder.continuum import richardson
 from scaleladder.ladders import silicon_fracture as sf

@@ -28,15 +28,9 @@ from ase import units as ase_units
 from ase.build import bulk
 
 from scaleladder.core.errors import ConvergenceError, InputError
-from scaleladder.electronic import (
-    PySCFCalculator,
-    compute_configuration,
-    isolated_atom_energy,
-    silicon_ev_set,
-    silicon_heldout_set,
-    silicon_rattle_set,
-    silicon_strain_set,
-)
+from scaleladder.electronic import PySCFCalculator, compute_configuration, isolated_atom_energy
+from scaleladder.workflows.silicon import (silicon_ev_set, silicon_heldout_set, silicon_rattle_set,
+                                          silicon_strain_set)
 from scaleladder.electronic.datasets import apply_small_strain
 from scaleladder.electronic.pyscf_calculator import FORCE_AU_TO_EV_PER_A, STRESS_AU_TO_EV_PER_A3
 
@@ -266,7 +260,7 @@ def test_compute_configuration_returns_plain_data():
 
 
 def test_flagship_configuration_list():
-    from scaleladder.electronic import FLAGSHIP_CALC_PARAMS, silicon_configurations
+    from scaleladder.workflows.silicon import FLAGSHIP_CALC_PARAMS, silicon_configurations
 
     configs = silicon_configurations(5.47)
     labels = [a.info["label"] for a in configs]

@@ -338,7 +338,7 @@ def _structures(settings: dict, which: str) -> list[tuple[str, str, Any]]:
     biaxial strains (``strain_heldout``), rattled cells and strained+rattled cells, the costly ones
     with forces.
     """
-    from ..electronic import silicon_configurations
+    from ..workflows.silicon import silicon_configurations
 
     alt = which == "alt"
     atoms_list = silicon_configurations(
@@ -349,7 +349,7 @@ def _structures(settings: dict, which: str) -> list[tuple[str, str, Any]]:
         rattle_amplitude=settings["electronic.rattle_amplitude"],
         n_heldout=0 if alt else settings["electronic.n_heldout"], seed=settings["seed"])
     if not alt:
-        from ..electronic import silicon_strain_set
+        from ..workflows.silicon import silicon_strain_set
 
         extra = silicon_strain_set(settings["electronic.a0_guess"],
                                    strain_step=settings["electronic.strain_step"], n_steps=1,
