@@ -235,3 +235,32 @@ def test_force_constants_are_the_energy_hessian(si, props):
     back = _round_trip(props)
     np.testing.assert_array_equal(back.force_constants, fc)
     assert props.replace(force_constants=None).force_constants is None   # old records
+
+
+def test_phonon_displacements_as_stages_equal_the_in_process_run(tmp_path):
+    """Each displaced supercell is a stage (here on a process pool): the result equals
+    phonons() in one process, and a rerun reuses every stage."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    from scaleladder.atomistic import phonons
+    from scaleladder.core.pipeline import Runner
+    from scaleladder.core.store import Store
+    from scaleladder.workflows.calculators import calculator_spec
+    from scaleladder.workflows.phonons import phonon_nodes
+
+    atoms = bulk("Cu", "fcc", a=3.59)
+    ref = phonons(atoms, EMT(), supercell=(2, 2, 2), mesh=(6, 6, 6))
+    node = phonon_nodes(atoms, calculator_spec("emt", species=["Cu"]), supercell=(2, 2, 2),
+                        mesh=(6, 6, 6))
+    store = Store(tmp_path / "s")
+    runner = Runner(store, executor="process", progress=False)
+    props = runner.run({"ph": node})["ph"]
+    assert runner.stats.computed == len(node.dependencies()) + 1
+    # the acoustic modes at Γ are zero to ~1e-7 THz of round-off: compare to 1e-6 THz
+    np.testing.assert_allclose(props.frequencies_THz, ref.frequencies_THz, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(props.force_constants, ref.force_constants, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(props.free_energy.value, ref.free_energy.value, rtol=1e-10)
+    again = Runner(store, progress=False)
+    again.run({"ph": node})
+    assert again.stats.computed == 0

@@ -32,7 +32,8 @@ from ..uq import Estimate
 from .domain import DomainLog
 from .properties import _check_calc, _check_periodic_cell
 
-__all__ = ["phonons", "attempt_frequency", "harmonic_tst_prefactor", "harmonic_rate"]
+__all__ = ["phonons", "phonon_displacements", "phonons_from_forces", "attempt_frequency",
+           "harmonic_tst_prefactor", "harmonic_rate"]
 
 #: 1 eV per particle in J/mol
 _EV_IN_J_PER_MOL = ELEMENTARY_CHARGE * AVOGADRO
@@ -122,17 +123,10 @@ def phonons(atoms, calc, supercell=(2, 2, 2), displacement: float = 0.01, mesh=(
                          "temperatures >= 0 K, increasing")
     tol = validate.nonnegative("imaginary_tolerance_THz", imaginary_tolerance_THz)
 
-    Phonopy, PhonopyAtoms = _import_phonopy()
-    from ase import Atoms
+    plan, structures = phonon_displacements(atoms, sm, disp)
 
-    unit = PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=np.asarray(atoms.cell),
-                        scaled_positions=atoms.get_scaled_positions(), masses=atoms.get_masses())
-    ph = Phonopy(unit, supercell_matrix=sm, primitive_matrix=np.eye(3))
-    ph.generate_displacements(distance=disp)
-
-    def forces_of(sc) -> np.ndarray:
-        a = Atoms(symbols=sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions,
-                  masses=sc.masses, pbc=True)
+    def forces_of(structure) -> np.ndarray:
+        a = structure.to_atoms()
         a.calc = calc
         try:
             f = np.asarray(a.get_forces(), dtype=float)
@@ -142,9 +136,82 @@ def phonons(atoms, calc, supercell=(2, 2, 2), displacement: float = 0.01, mesh=(
             raise CalculationError("forces of a displaced supercell are not finite")
         return f
 
-    f0 = forces_of(ph.supercell)
-    scs = ph.supercells_with_displacements
-    ph.forces = [forces_of(sc) - f0 for sc in scs]
+    forces = [forces_of(st) for st in structures]
+    return phonons_from_forces(plan, forces, mesh=qmesh, temperatures=temps,
+                               symmetrize=symmetrize, imaginary_tolerance_THz=tol,
+                               calculator=type(calc).__name__)
+
+
+def _phonopy_of(plan: dict):
+    Phonopy, PhonopyAtoms = _import_phonopy()
+    unit = PhonopyAtoms(symbols=list(plan["symbols"]), cell=np.asarray(plan["cell"]),
+                        scaled_positions=np.asarray(plan["scaled_positions"]),
+                        masses=np.asarray(plan["masses"]))
+    return Phonopy(unit, supercell_matrix=np.asarray(plan["supercell_matrix"]),
+                   primitive_matrix=np.eye(3))
+
+
+def phonon_displacements(atoms, supercell=(2, 2, 2), displacement: float = 0.01):
+    """The finite-displacement plan of :func:`phonons`, for computing forces anywhere.
+
+    Returns
+    -------
+    plan : dict
+        Plain data (unit cell, supercell matrix, displacement, phonopy's displacement dataset):
+        what :func:`phonons_from_forces` needs besides the forces.
+    structures : list of Structure
+        The perfect supercell first, then each displaced supercell (Å): compute the forces of
+        each (in-process, or as pipeline stages on any executor:
+        :func:`scaleladder.workflows.phonons.phonon_nodes`).
+    """
+    from ..handoffs import Structure
+
+    _check_periodic_cell("atoms", atoms)
+    sm = _supercell_matrix(supercell)
+    disp = validate.finite("displacement", displacement)
+    if disp <= 0:
+        raise InputError("displacement", displacement, "a positive displacement (Å)",
+                         hint="typical values 0.005-0.03 Å")
+    plan = {"symbols": list(atoms.get_chemical_symbols()), "cell": np.asarray(atoms.cell).tolist(),
+            "scaled_positions": atoms.get_scaled_positions(),
+            "masses": np.asarray(atoms.get_masses(), dtype=float), "supercell_matrix": sm,
+            "displacement_A": float(disp), "n_atoms": len(atoms),
+            "formula": atoms.get_chemical_formula()}
+    ph = _phonopy_of(plan)
+    ph.generate_displacements(distance=disp)
+    plan["dataset"] = ph.dataset
+
+    def structure(sc) -> Structure:
+        from ase import Atoms
+
+        a = Atoms(symbols=sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions,
+                  masses=sc.masses, pbc=True)
+        return Structure.from_atoms(a)
+
+    return plan, [structure(ph.supercell)] + [structure(sc) for sc in
+                                               ph.supercells_with_displacements]
+
+
+def phonons_from_forces(plan: dict, forces, mesh=(12, 12, 12), temperatures=DEFAULT_TEMPERATURES,
+                        symmetrize: bool = True, imaginary_tolerance_THz: float = IMAGINARY_TOL_THZ,
+                        calculator: str = "") -> PhononProperties:
+    """Phonons from the forces (eV/Å) of the structures of :func:`phonon_displacements` (the
+    perfect supercell first); the same result as :func:`phonons` computed in one process."""
+    qmesh = validate.kmesh("mesh", mesh)
+    temps = validate.finite_array("temperatures", temperatures, (None,))
+    if len(temps) == 0 or np.any(temps < 0) or np.any(np.diff(temps) <= 0):
+        raise InputError("temperatures", list(np.atleast_1d(temperatures)),
+                         "temperatures >= 0 K, increasing")
+    tol = validate.nonnegative("imaginary_tolerance_THz", imaginary_tolerance_THz)
+    ph = _phonopy_of(plan)
+    ph.dataset = plan["dataset"]
+    forces = [np.asarray(f, dtype=float) for f in forces]
+    n_disp = len(ph.supercells_with_displacements)
+    if len(forces) != n_disp + 1:
+        raise InputError("forces", f"{len(forces)} force arrays",
+                         f"{n_disp + 1}: the perfect supercell first, then each displacement")
+    f0 = forces[0]
+    ph.forces = [f - f0 for f in forces[1:]]
     ph.produce_force_constants(show_drift=False)
     if symmetrize:
         ph.symmetrize_force_constants(show_drift=False)
@@ -161,19 +228,20 @@ def phonons(atoms, calc, supercell=(2, 2, 2), displacement: float = 0.01, mesh=(
     ph.run_qpoints([[0.0, 0.0, 0.0]])
     gamma = np.sort(np.asarray(ph.qpoints.frequencies, dtype=float)[0])
 
-    n = len(atoms)
+    n = int(plan["n_atoms"])
     # phonopy: per unit cell, kJ/mol and J/K/mol -> eV/atom, eV/K/atom
     fe = np.asarray(td["free_energy"], dtype=float) * 1e3 / _EV_IN_J_PER_MOL / n
     s = np.asarray(td["entropy"], dtype=float) / _EV_IN_J_PER_MOL / n
     cv = np.asarray(td["heat_capacity"], dtype=float) / _EV_IN_J_PER_MOL / n
     prov = {"method": "finite displacements (phonopy)", "phonopy_version": _phonopy_version(),
-            "calculator": type(calc).__name__, "displacement_A": disp,
-            "n_displacements": len(scs), "symmetrized": bool(symmetrize),
+            "calculator": calculator, "displacement_A": float(plan["displacement_A"]),
+            "n_displacements": n_disp, "symmetrized": bool(symmetrize),
             "residual_force_max_eV_per_A": float(np.abs(f0).max()),
-            "formula": atoms.get_chemical_formula()}
+            "formula": plan["formula"]}
     return PhononProperties(
-        supercell_matrix=sm, mesh=qmesh, qpoints=qpoints, weights=weights,
-        frequencies_THz=freqs, dos_frequencies_THz=dos_f, dos=dos, temperatures_K=temps, free_energy=Estimate(fe, "eV"),
+        supercell_matrix=np.asarray(plan["supercell_matrix"]), mesh=qmesh, qpoints=qpoints,
+        weights=weights, frequencies_THz=freqs, dos_frequencies_THz=dos_f, dos=dos,
+        temperatures_K=temps, free_energy=Estimate(fe, "eV"),
         entropy=Estimate(s, "eV/K"), heat_capacity=Estimate(np.maximum(cv, 0.0), "eV/K"),
         gamma_frequencies_THz=gamma, n_atoms=n, imaginary_tolerance_THz=tol, provenance=prov,
         force_constants=_full_force_constants(ph))
