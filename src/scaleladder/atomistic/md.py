@@ -680,7 +680,7 @@ def _default_checkpoint(trajectory, checkpoint):
 
 
 def run_md(atoms, calc, *, steps: int, ensemble: str = "nve", temperature_K: float | None = None,
-           timestep_fs: float = 1.0, friction: float = 0.01, seed: int | None = None,
+           timestep_fs: float = 1.0, friction: float = 0.01, seed: int | None = 0,
            pressure_GPa: float | None = None, pressure_tau_fs: float = 1000.0,
            cell_fluctuations: str = "isotropic", record_stress: bool | None = None,
            max_volume_ratio: float = 2.0,
@@ -713,9 +713,10 @@ def run_md(atoms, calc, *, steps: int, ensemble: str = "nve", temperature_K: flo
         Timestep, fs.
     friction : float
         Langevin friction, 1/fs (0.01/fs: relaxation time 100 fs).
-    seed : int, optional
+    seed : int or None, default 0
         Seeds the initial velocities and the Langevin noise (a ``numpy.random.Generator``
         whose state is checkpointed, so NVT and NPT resumes reproduce the uninterrupted run).
+        Reproducible by default (the project's convention); ``None`` asks for fresh OS entropy.
     pressure_GPa : float, optional
         NPT target pressure, GPa (default 0); the barostat holds the mean pressure *including*
         the kinetic term at it.  Must be ``None`` for NVE and NVT.

@@ -834,7 +834,7 @@ def stadium_friction(distance: np.ndarray, inner_radius: float, outer_radius: fl
 
 def stadium_langevin(atoms: Atoms, calc=None, *, timestep_fs: float, temperature_K: float,
                      friction_per_fs: float | np.ndarray, shell: np.ndarray | None = None,
-                     rng: np.random.Generator | None = None, **kwargs):
+                     rng: np.random.Generator | None = None, seed: int = 0, **kwargs):
     """Stadium thermostat: Langevin on a shell (or a friction profile), NVE elsewhere.
 
     ASE's :class:`ase.md.langevin.Langevin` (Vanden-Eijnden & Ciccotti 2006 propagator) with a
@@ -858,7 +858,10 @@ def stadium_langevin(atoms: Atoms, calc=None, *, timestep_fs: float, temperature
     shell : array of bool, shape (n,), optional
         The thermostatted atoms (e.g. :attr:`MixingRegions.handshake_mask`, or the outer rim).
     rng : numpy.random.Generator, optional
-        Random numbers (default: a fresh generator seeded from the OS).
+        Random numbers; default ``numpy.random.default_rng(seed)`` (the project's convention:
+        reproducible by default).
+    seed : int, default 0
+        Seed of the default generator (a non-negative integer).
     **kwargs
         Passed to ``Langevin`` (``logfile``, ``trajectory``, ``loginterval``).
 
@@ -901,7 +904,8 @@ def stadium_langevin(atoms: Atoms, calc=None, *, timestep_fs: float, temperature
         atoms.calc = calc
     dyn = Langevin(atoms, timestep=dt * units.fs, temperature_K=temp,
                    friction=gamma[:, None] / units.fs, fixcm=False,
-                   rng=rng if rng is not None else np.random.default_rng(), **kwargs)
+                   rng=(rng if rng is not None
+                        else np.random.default_rng(validate.seed("seed", seed))), **kwargs)
     dyn.friction_per_fs = gamma
     return dyn
 
