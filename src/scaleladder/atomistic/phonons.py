@@ -116,12 +116,7 @@ def phonons(atoms, calc, supercell=(2, 2, 2), displacement: float = 0.01, mesh=(
     if disp <= 0:
         raise InputError("displacement", displacement, "a positive displacement (Å)",
                          hint="typical values 0.005-0.03 Å")
-    qmesh = validate.kmesh("mesh", mesh)
-    temps = validate.finite_array("temperatures", temperatures, (None,))
-    if len(temps) == 0 or np.any(temps < 0) or np.any(np.diff(temps) <= 0):
-        raise InputError("temperatures", list(np.atleast_1d(temperatures)),
-                         "temperatures >= 0 K, increasing")
-    tol = validate.nonnegative("imaginary_tolerance_THz", imaginary_tolerance_THz)
+    qmesh, temps, tol = _check_thermal(mesh, temperatures, imaginary_tolerance_THz)
 
     plan, structures = phonon_displacements(atoms, sm, disp)
 
@@ -140,6 +135,16 @@ def phonons(atoms, calc, supercell=(2, 2, 2), displacement: float = 0.01, mesh=(
     return phonons_from_forces(plan, forces, mesh=qmesh, temperatures=temps,
                                symmetrize=symmetrize, imaginary_tolerance_THz=tol,
                                calculator=type(calc).__name__)
+
+
+def _check_thermal(mesh, temperatures, imaginary_tolerance_THz):
+    """(q-mesh, temperatures, imaginary tolerance), validated (before any force is computed)."""
+    qmesh = validate.kmesh("mesh", mesh)
+    temps = validate.finite_array("temperatures", temperatures, (None,))
+    if len(temps) == 0 or np.any(temps < 0) or np.any(np.diff(temps) <= 0):
+        raise InputError("temperatures", list(np.atleast_1d(temperatures)),
+                         "temperatures >= 0 K, increasing")
+    return qmesh, temps, validate.nonnegative("imaginary_tolerance_THz", imaginary_tolerance_THz)
 
 
 def _phonopy_of(plan: dict):
@@ -197,12 +202,7 @@ def phonons_from_forces(plan: dict, forces, mesh=(12, 12, 12), temperatures=DEFA
                         calculator: str = "") -> PhononProperties:
     """Phonons from the forces (eV/Å) of the structures of :func:`phonon_displacements` (the
     perfect supercell first); the same result as :func:`phonons` computed in one process."""
-    qmesh = validate.kmesh("mesh", mesh)
-    temps = validate.finite_array("temperatures", temperatures, (None,))
-    if len(temps) == 0 or np.any(temps < 0) or np.any(np.diff(temps) <= 0):
-        raise InputError("temperatures", list(np.atleast_1d(temperatures)),
-                         "temperatures >= 0 K, increasing")
-    tol = validate.nonnegative("imaginary_tolerance_THz", imaginary_tolerance_THz)
+    qmesh, temps, tol = _check_thermal(mesh, temperatures, imaginary_tolerance_THz)
     ph = _phonopy_of(plan)
     ph.dataset = plan["dataset"]
     forces = [np.asarray(f, dtype=float) for f in forces]

@@ -113,6 +113,29 @@ def pyplot():
     return plt
 
 
+def draw_budget_bars(ax, qois: Mapping[str, Any]):
+    """Stacked horizontal bars: each quantity's variance shares by source (Estimates)."""
+    import numpy as np
+
+    sources: list = []
+    for est in qois.values():
+        for src in est.sources:
+            if src not in sources:
+                sources.append(src)
+    names = list(qois)
+    left = np.zeros(len(names))
+    for src in sources:
+        shares = np.array([qois[q].budget().get(src, 0.0) for q in names])
+        ax.barh(names, shares, left=left, label=src)
+        left += shares
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel("share of variance")
+    ax.set_title("error budget")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return ax
+
+
 def parse_set_options(items: list[str] | None) -> dict[str, str]:
     """``["a.b=1", "c=x"]`` -> ``{"a.b": "1", "c": "x"}``; malformed items raise InputError."""
     out: dict[str, str] = {}
@@ -126,4 +149,4 @@ def parse_set_options(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-__all__ = ["Setting", "LadderSpec", "parse_set_options", "pyplot"]
+__all__ = ["Setting", "LadderSpec", "parse_set_options", "pyplot", "draw_budget_bars"]

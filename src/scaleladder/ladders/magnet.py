@@ -68,7 +68,7 @@ from ..core import validate as V
 from ..core.errors import InputError
 from ..core.pipeline import stage
 from ..core.units import BOLTZMANN_EV
-from ..uq import Estimate
+from ..uq import Estimate, one_sigma_samples
 from .base import LadderSpec, Setting
 
 log = logging.getLogger(__name__)
@@ -277,8 +277,7 @@ def _relative_samples(J: Estimate, rel: float) -> Estimate:
     """J with the single source ``exchange``: all shells scaled together by ``1 ± rel/√2`` (two
     samples whose sample standard deviation is ``rel |J|``)."""
     v = np.asarray(J.value, dtype=float)
-    d = rel / math.sqrt(2.0)
-    return Estimate(v, "eV", sources={EXCHANGE: np.stack([v * (1 + d), v * (1 - d)])})
+    return Estimate(v, "eV", sources={EXCHANGE: one_sigma_samples(v, rel * v)})
 
 
 # --------------------------------------------------------------------------- stages

@@ -37,7 +37,6 @@ a fixed-charge environment without MM polarisation recovers only part of that sh
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -45,7 +44,7 @@ import numpy as np
 from ..core import validate as V
 from ..core.errors import InputError
 from ..core.pipeline import stage
-from ..uq import Estimate
+from ..uq import Estimate, one_sigma_samples
 from .base import LadderSpec, Setting
 
 QM_REGION = "qm_region"
@@ -230,9 +229,8 @@ def combine(main_large: dict, main_prev: dict, smeared_large: dict) -> Estimate:
     """The IE Estimate (eV): nominal = electrostatic embedding, largest QM region."""
     nominal = float(main_large["ie_eV"])
     sigma_region = abs(nominal - float(main_prev["ie_eV"]))
-    d = sigma_region / math.sqrt(2.0)
     return Estimate(nominal, "eV", sources={
-        QM_REGION: np.array([nominal + d, nominal - d]),
+        QM_REGION: one_sigma_samples(nominal, sigma_region),
         EMBEDDING: np.array([nominal, float(smeared_large["ie_eV"])]),
     })
 

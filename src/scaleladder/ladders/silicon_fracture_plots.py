@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import pyplot
+from .base import draw_budget_bars, pyplot
 
 
 def plot_equation_of_state(results: dict, ax=None):
@@ -134,23 +134,7 @@ def plot_budget(results: dict, ax=None):
     C = comb["elastic"].voigt
     qois = {"σ_c": results["fracture"]["sigma_c"], "C11": C[0, 0], "C12": C[0, 1], "C44": C[3, 3],
             "γ(111)": comb["surface"].value}
-    sources = []
-    for est in qois.values():
-        for s in est.sources:
-            if s not in sources:
-                sources.append(s)
-    left = np.zeros(len(qois))
-    names = list(qois)
-    for s in sources:
-        shares = np.array([qois[q].budget().get(s, 0.0) for q in names])
-        ax.barh(names, shares, left=left, label=s)
-        left += shares
-    ax.set_xlim(0, 1)
-    ax.invert_yaxis()
-    ax.set_xlabel("share of variance")
-    ax.set_title("error budget")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return ax
+    return draw_budget_bars(ax, qois)
 
 
 #: the flagship's report plots: (name, function(results, ax_or_axes), figure size, number of axes)

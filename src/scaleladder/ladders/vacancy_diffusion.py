@@ -58,7 +58,7 @@ from ..core import validate as V
 from ..core.errors import CalculationError, InputError
 from ..core.pipeline import stage
 from ..core.units import BOLTZMANN_EV
-from ..uq import Estimate, propagate
+from ..uq import Estimate, one_sigma_samples, propagate
 from ._atomistic_common import (_check_fmax, atoms_from, common_settings, make_calculator,
                                 potential_spec, relax_rows, relax_structure, structure_spec)
 from .base import LadderSpec, Setting
@@ -276,8 +276,7 @@ def event_catalog(migration: Any, tst: Any, prefactor: str) -> Any:
 
     em = float(migration.value.value)
     sb = barrier_sigma(migration, tst)
-    d = sb["sigma_eV"] / math.sqrt(2.0)
-    barrier = Estimate(em, "eV", {BARRIER: np.array([em + d, em - d])})
+    barrier = Estimate(em, "eV", {BARRIER: one_sigma_samples(em, sb["sigma_eV"])})
     nu_tst = float(tst.prefactor.value)
     nu_debye = debye_frequency(tst.minimum_frequencies_THz)
     if prefactor == "tst":
@@ -393,8 +392,7 @@ def diffusion(vacancy: Any, catalog: Any, kmc: list, t_ref: float) -> dict:
     f_mean = float(np.mean([float(f.value) for f in fs]))
     f_sem = float(math.sqrt(sum(float(f.std) ** 2 for f in fs)) / len(fs))
     return {"D_ref": Ds[i_ref], "Q": Q, "D0": D0, "D": Ds, "temperatures_K": temps.tolist(),
-            "c_v": cvs, "f": Estimate(f_mean, "", {KMC_SAMPLING: np.array(
-                [f_mean + f_sem / math.sqrt(2), f_mean - f_sem / math.sqrt(2)])}),
+            "c_v": cvs, "f": Estimate(f_mean, "", {KMC_SAMPLING: one_sigma_samples(f_mean, f_sem)}),
             "E_f": ef, "E_m": em, "Q_expected": ef + em, "chi2": float(fit.chi2),
             "dof": int(fit.dof), "t_ref": float(temps[i_ref])}
 

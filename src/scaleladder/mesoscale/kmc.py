@@ -63,7 +63,7 @@ from ..core.errors import CalculationError, InputError
 from ..core.units import BOLTZMANN_EV
 from ..core.validate import finite, finite_array, one_of, positive, positive_int
 from ..handoffs.events import EventCatalog
-from ..uq import Estimate
+from ..uq import Estimate, one_sigma_samples
 from ._rng import uniform as _uniform
 
 __all__ = ["Lattice", "build_lattice", "KMCModel", "KMCState", "KMCRun", "init_walkers",
@@ -1068,8 +1068,7 @@ def read_checkpoint(path) -> KMCState:
 def _sem_estimate(value: float, sem: float, unit: str, source: str = "kmc_sampling") -> Estimate:
     """A scalar Estimate whose source has two samples ``value ± sem / sqrt(2)``: sample variance
     (ddof=1) = ``sem**2``."""
-    c = sem / math.sqrt(2.0)
-    return Estimate(value, unit, {source: np.array([value + c, value - c])})
+    return Estimate(value, unit, {source: one_sigma_samples(value, sem)})
 
 
 def _ratio_jackknife(num: np.ndarray, den: np.ndarray) -> tuple[float, float]:

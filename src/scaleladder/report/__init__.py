@@ -13,8 +13,6 @@ import html as _html
 import io
 from pathlib import Path
 
-import numpy as np
-
 
 def _plt():
     from ..ladders.base import pyplot
@@ -54,23 +52,9 @@ def plot_generic_budget(results: dict, ax=None):
         ax.text(0.5, 0.5, "no quantity with an error budget in this run", ha="center")
         ax.set_axis_off()
         return ax
-    sources: list = []
-    for est in qois.values():
-        for src in est.sources:
-            if src not in sources:
-                sources.append(src)
-    names = list(qois)
-    left = np.zeros(len(names))
-    for src in sources:
-        shares = np.array([qois[q].budget().get(src, 0.0) for q in names])
-        ax.barh(names, shares, left=left, label=src)
-        left += shares
-    ax.set_xlim(0, 1)
-    ax.invert_yaxis()
-    ax.set_xlabel("share of variance")
-    ax.set_title("error budget")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return ax
+    from ..ladders.base import draw_budget_bars
+
+    return draw_budget_bars(ax, qois)
 
 
 def _figure_png(fn, results, size, n_axes: int = 1) -> bytes:
