@@ -365,6 +365,8 @@ class Store:
                     have = {r[1] for r in c.execute(f"PRAGMA table_info({table})")}
                     if col not in have:
                         c.execute(f"ALTER TABLE {table} ADD COLUMN {col} {typ}")
+                # after the migrations: older indexes lack the column before them
+                c.execute("CREATE INDEX IF NOT EXISTS artifacts_identity ON artifacts(identity)")
                 row = c.execute("SELECT v FROM meta WHERE k='store_id'").fetchone()
                 if row is None:
                     # a new index: of a new store, of a store older than store ids (it has
