@@ -19,13 +19,16 @@ also named in the result's provenance and in the summary.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..core.errors import InputError
 from ..core.pipeline import stage
 from ._atomistic_common import (_check_fmax, atoms_from, common_settings, make_calculator,
                                 potential_spec, relax_rows, relax_structure, structure_spec)
 from .base import LadderSpec, Setting
+
+if TYPE_CHECKING:  # the handoff types the stages take and give
+    from ..handoffs import MigrationBarrier, SurfaceEnergy, VacancyFormationEnergy
 
 #: the sources of E_f's budget and the handoff each measures
 SOURCE_HANDOFFS: dict[str, str] = {
@@ -111,7 +114,7 @@ def _label(relaxed: dict) -> str:
 
 @stage("atomistic.vacancy_formation", version="1")
 def vacancy_formation(relaxed: dict, potential: dict, supercell: tuple, relax: bool,
-                      fmax: float) -> Any:
+                      fmax: float) -> VacancyFormationEnergy:
     """Vacancy formation energy (eV) in ``supercell`` -> ``VacancyFormationEnergy``.
 
     Parameters
@@ -136,7 +139,7 @@ def vacancy_formation(relaxed: dict, potential: dict, supercell: tuple, relax: b
 
 @stage("atomistic.vacancy_migration", version="3")
 def vacancy_migration(relaxed: dict, potential: dict, supercell: tuple, n_images: int,
-                      fmax: float) -> Any:
+                      fmax: float) -> MigrationBarrier:
     """Climbing-image NEB barrier (eV) of a nearest-neighbour vacancy hop -> ``MigrationBarrier``.
 
     Parameters
@@ -164,7 +167,7 @@ def vacancy_migration(relaxed: dict, potential: dict, supercell: tuple, n_images
 
 
 @stage("atomistic.surface_energy_hkl", version="1")
-def surface(relaxed: dict, potential: dict, miller: tuple, fmax: float) -> Any:
+def surface(relaxed: dict, potential: dict, miller: tuple, fmax: float) -> SurfaceEnergy:
     """Relaxed surface energy (J/m²) of one orientation -> ``SurfaceEnergy``.
 
     Parameters
@@ -185,8 +188,8 @@ def surface(relaxed: dict, potential: dict, miller: tuple, fmax: float) -> Any:
 
 
 @stage("atomistic.vacancy_finite_size", version="1")
-def vacancy_finite_size(vacancy: Any, relaxed: dict, potential: dict, supercell: tuple,
-                        relax: bool, fmax: float) -> Any:
+def vacancy_finite_size(vacancy: VacancyFormationEnergy, relaxed: dict, potential: dict,
+                        supercell: tuple, relax: bool, fmax: float) -> VacancyFormationEnergy:
     """E_f of ``vacancy`` with its finite-size error as the ``finite_size`` source.
 
     A second supercell, one repeat larger in every direction, gives E_f(N2); with

@@ -7,19 +7,23 @@ sources, so ``scaleladder budget`` has nothing to split and says so.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..core.pipeline import stage
 from ._atomistic_common import (atoms_from, common_settings, make_calculator, potential_spec,
                                 relax_rows, relax_structure, structure_spec)
 from .base import LadderSpec
 
+if TYPE_CHECKING:  # the handoff types the stages take and give
+    from ..handoffs import ElasticTensor
+
 #: no multi-source error budget: ``scaleladder budget`` reports that there is none
 SOURCE_HANDOFFS: dict[str, str] = {}
 
 
 @stage("atomistic.elastic_tensor", version="1")
-def elastic_tensor(relaxed: dict, potential: dict, relax_ions: bool, strain_step: float) -> Any:
+def elastic_tensor(relaxed: dict, potential: dict, relax_ions: bool,
+                   strain_step: float) -> ElasticTensor:
     """Elastic constants (GPa) of the relaxed structure -> ``ElasticTensor``.
 
     Parameters

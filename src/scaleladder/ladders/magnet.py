@@ -60,7 +60,7 @@ import json
 import logging
 import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -70,6 +70,9 @@ from ..core.pipeline import stage
 from ..core.units import BOLTZMANN_EV
 from ..uq import Estimate, one_sigma_samples
 from .base import LadderSpec, Setting
+
+if TYPE_CHECKING:  # the handoff types the stages take and give
+    from ..handoffs import ExchangeParameters
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +285,7 @@ def _relative_samples(J: Estimate, rel: float) -> Estimate:
 
 # --------------------------------------------------------------------------- stages
 @stage("magnet.exchange", version="1")
-def exchange_stage(source: str, params: dict) -> Any:
+def exchange_stage(source: str, params: dict) -> ExchangeParameters:
     """The exchange model (ExchangeParameters, J in eV in its own explicit convention) with the
     source ``exchange`` on J."""
     from ..handoffs.magnetism import ExchangeParameters, read_tb2j
@@ -366,7 +369,7 @@ def _checkpoint_dir(payload: dict) -> str | None:
 
 
 @stage("magnet.binder_scan", version="1")
-def binder_scan(exchange: Any, model: str, sizes: list, t_fractions: list, n_sweeps: int,
+def binder_scan(exchange: ExchangeParameters, model: str, sizes: list, t_fractions: list, n_sweeps: int,
                 n_thermalize: int, algorithm: str, n_bootstrap: int, seed: int) -> dict:
     """Binder-cumulant scan over sizes and temperatures (K) and its crossings.
 
@@ -410,7 +413,7 @@ def binder_scan(exchange: Any, model: str, sizes: list, t_fractions: list, n_swe
 
 
 @stage("magnet.curie_temperature", version="1")
-def curie_temperature(exchange: Any, scan: dict, model: str) -> dict:
+def curie_temperature(exchange: ExchangeParameters, scan: dict, model: str) -> dict:
     """The Curie temperature with its budget, the mean-field temperature and their ratio.
 
     ``exchange`` source: ``T_c(J_s) = T_c * T_MF(J_s) / T_MF(J)`` for every sample J_s of the J

@@ -20,7 +20,7 @@ workers can run it):
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from ..core.pipeline import stage
 from ..core.units import EV_PER_A2_IN_J_PER_M2
 from ..uq import Estimate, one_sigma_samples, propagate
 from .base import LadderSpec, Setting
+
+if TYPE_CHECKING:  # the handoff types the stages take and give
+    from ..handoffs import ElasticTensor, EquationOfState, FittedPotential, ReferenceDataset, Structure, SurfaceEnergy
 
 # --------------------------------------------------------------------------- source names
 #: configurations never trained on: homogeneous strains outside the training patterns (elastic
@@ -54,7 +57,7 @@ SOURCE_HANDOFFS = {
 
 # --------------------------------------------------------------------------- stages: electronic
 @stage("electronic.configuration", version="1")
-def dft_configuration(structure: Any, calc: dict) -> dict:
+def dft_configuration(structure: Structure, calc: dict) -> dict:
     """One DFT single point (energy, forces, stress) of one configuration (a ``Structure``
     whose info holds its ``name`` and the ``properties`` to compute)."""
     from ..electronic import compute_configuration
@@ -73,7 +76,8 @@ def dft_isolated_atom(symbol: str, calc: dict) -> float:
 
 
 @stage("electronic.dataset", version="1")
-def dft_dataset(method: dict, labels: list, names: list, atom_energy: float, **configs) -> Any:
+def dft_dataset(method: dict, labels: list, names: list, atom_energy: float,
+                **configs) -> ReferenceDataset:
     """Gather single points into a ``ReferenceDataset`` (energies eV, forces eV/Å, stress eV/Å³)."""
     from ..handoffs import Configuration, ReferenceDataset
 
@@ -92,7 +96,7 @@ def dft_dataset(method: dict, labels: list, names: list, atom_energy: float, **c
 
 
 @stage("electronic.equation_of_state", version="1")
-def dft_equation_of_state(dataset: Any) -> Any:
+def dft_equation_of_state(dataset: ReferenceDataset) -> EquationOfState:
     """Birch-Murnaghan fit of the E-V series -> ``EquationOfState`` (a0 in Å, B0 in GPa)."""
     from ..handoffs import EquationOfState
 
@@ -104,7 +108,7 @@ def dft_equation_of_state(dataset: Any) -> Any:
 
 # --------------------------------------------------------------------------- stages: atomistic
 @stage("atomistic.fit", version="2")
-def fit_stillinger_weber(dataset: Any, n_ensemble: int, seed: int,
+def fit_stillinger_weber(dataset: ReferenceDataset, n_ensemble: int, seed: int,
                          heldout_labels: tuple = HELDOUT_LABELS) -> Any:
     """Stillinger-Weber fitted to the dataset with a Laplace ensemble -> ``FittedPotential``.
 
@@ -118,7 +122,7 @@ def fit_stillinger_weber(dataset: Any, n_ensemble: int, seed: int,
 
 
 @stage("atomistic.transferability", version="1")
-def sw_transferability(potential: Any, dataset: Any,
+def sw_transferability(potential: FittedPotential, dataset: ReferenceDataset,
                        distorted_labels: tuple = HELDOUT_DISTORTED) -> dict:
     """The potential's errors on each held-out group of DFT configurations.
 
@@ -199,7 +203,8 @@ def _over_ensemble(potential: Any, compute, extract, ensemble: bool, unit: str):
 
 
 @stage("atomistic.elastic_constants", version="2")
-def sw_elastic_constants(potential: Any, strain_step: float, ensemble: bool) -> Any:
+def sw_elastic_constants(potential: FittedPotential, strain_step: float,
+                         ensemble: bool) -> ElasticTensor:
     """Relaxed-ion C (GPa) of diamond Si from the fitted potential, over its ensemble if asked.
 
     The handoff's ``domain_warnings`` list the strained cells that lie outside the potential's
@@ -219,7 +224,7 @@ def sw_elastic_constants(potential: Any, strain_step: float, ensemble: bool) -> 
 
 
 @stage("atomistic.surface_energy", version="2")
-def sw_surface_energy(potential: Any, layers: int, ensemble: bool) -> Any:
+def sw_surface_energy(potential: FittedPotential, layers: int, ensemble: bool) -> SurfaceEnergy:
     """Relaxed (111) shuffle-plane surface energy (J/m²) from the fitted potential.
 
     A potential trained on bulk cells only extrapolates at a surface: ``domain_warnings`` says
@@ -239,14 +244,15 @@ def sw_surface_energy(potential: Any, layers: int, ensemble: bool) -> Any:
 
 
 @stage("atomistic.lattice_constant", version="1")
-def sw_lattice_constant(potential: Any) -> float:
+def sw_lattice_constant(potential: FittedPotential) -> float:
     """Zero-pressure lattice constant (Å) of the nominal fitted potential."""
     return float(_sw_bulk(dict(potential.parameters))[1])
 
 
 # --------------------------------------------------------------------------- stage: combination
 @stage("ladder.combine_sources", version="1")
-def combine_sources(c_main: Any, c_alt: Any, g_main: Any, g_alt: Any, transferability: dict,
+def combine_sources(c_main: ElasticTensor, c_alt: ElasticTensor, g_main: SurfaceEnergy,
+                    g_alt: SurfaceEnergy, transferability: dict,
                     a0: float) -> dict:
     """Attach the functional and transferability sources to C and γ.
 

@@ -50,7 +50,7 @@ import dataclasses
 import importlib.util
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -63,6 +63,9 @@ from ._atomistic_common import (_check_fmax, atoms_from, common_settings, make_c
                                 potential_spec, relax_rows, relax_structure, structure_spec)
 from .base import LadderSpec, Setting
 from .defects import _check_images, _check_supercell, vacancy_formation, vacancy_migration
+
+if TYPE_CHECKING:  # the handoff types the stages take and give
+    from ..handoffs import EventCatalog, HarmonicTSTPrefactor, MigrationBarrier, VacancyFormationEnergy
 
 KMC_SAMPLING = "kmc_sampling"
 BARRIER = "barrier"
@@ -213,7 +216,7 @@ def _check(settings: dict) -> None:
 
 
 @stage("vacancy_diffusion.tst_prefactor", version="1")
-def tst_prefactor(migration: Any, potential: dict) -> Any:
+def tst_prefactor(migration: MigrationBarrier, potential: dict) -> HarmonicTSTPrefactor:
     """Vineyard prefactor ν* (THz) of the NEB's hop -> ``HarmonicTSTPrefactor``.
 
     Parameters
@@ -260,7 +263,8 @@ def barrier_sigma(migration: Any, tst: Any) -> dict:
 
 
 @stage("vacancy_diffusion.event_catalog", version="1")
-def event_catalog(migration: Any, tst: Any, prefactor: str) -> Any:
+def event_catalog(migration: MigrationBarrier, tst: HarmonicTSTPrefactor,
+                  prefactor: str) -> EventCatalog:
     """The KMC event catalog: one nearest-neighbour vacancy exchange -> ``EventCatalog``.
 
     Parameters
@@ -295,7 +299,7 @@ def event_catalog(migration: Any, tst: Any, prefactor: str) -> Any:
 
 
 @stage("vacancy_diffusion.kmc", version="1")
-def kmc_diffusion(catalog: Any, relaxed: dict, size: int, temperature_K: float,
+def kmc_diffusion(catalog: EventCatalog, relaxed: dict, size: int, temperature_K: float,
                   n_trajectories: int, n_events: int, seed: int) -> dict:
     """Vacancy-mediated tracer diffusion at one temperature (one vacancy in the KMC lattice).
 
@@ -339,7 +343,8 @@ def _slope_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, floa
 
 
 @stage("vacancy_diffusion.diffusion", version="1")
-def diffusion(vacancy: Any, catalog: Any, kmc: list, t_ref: float) -> dict:
+def diffusion(vacancy: VacancyFormationEnergy, catalog: EventCatalog, kmc: list,
+              t_ref: float) -> dict:
     """D(T) at the equilibrium vacancy concentration, the Arrhenius fit and the result Estimates.
 
     ``D(T) = D_tracer,KMC(T) · c_v(T) / x_v`` with ``c_v = exp(-E_f/k_B T)``; the barrier and

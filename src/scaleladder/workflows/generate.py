@@ -62,6 +62,7 @@ from ..core.pipeline import Node, Runner, RunStats, stage
 from ..core.store import Store
 from ..core.tensors import deformation_green_lagrange
 from ..handoffs.dataset import Configuration, ReferenceDataset
+from ..handoffs.structure import Structure
 from .calculators import ENGINES as _CALC_ENGINES
 from .calculators import calculator_spec, make_calculator
 
@@ -949,7 +950,7 @@ def _check_engine(spec: dict) -> None:
 
 
 @stage("workflows.generate.single_point", version="1")
-def single_point(structure: Any, engine: dict) -> dict:
+def single_point(structure: Structure, engine: dict) -> dict:
     """One single point of one structure with a fresh calculator; plain data (JSON types).
 
     Parameters
@@ -1040,8 +1041,6 @@ def _properties(value: Any, field_name: str) -> list[str]:
 
 def _structure_items(structures: Any, properties: Any) -> list[tuple[str, str, Any]]:
     """(label, name, Structure) per structure, validated; names unique."""
-    from ..handoffs import Structure
-
     if isinstance(structures, Atoms):
         structures = [structures]
     try:

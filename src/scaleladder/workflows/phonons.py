@@ -7,19 +7,19 @@ progress.  The result equals :func:`scaleladder.atomistic.phonons` computed in o
 """
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 
 from ..core.errors import CalculationError, InputError
 from ..core.pipeline import Node, stage
+from ..handoffs import PhononProperties, Structure
 from .calculators import make_calculator
 
 __all__ = ["phonon_nodes", "displaced_forces", "phonon_properties"]
 
 
 @stage("workflows.phonons.forces", version="1")
-def displaced_forces(structure: Any, calculator: dict) -> np.ndarray:
+def displaced_forces(structure: Structure, calculator: dict) -> np.ndarray:
     """Forces (eV/Å) of one (displaced) supercell with a fresh calculator from its spec."""
     atoms = structure.to_atoms()
     atoms.calc = make_calculator(calculator)
@@ -34,7 +34,7 @@ def displaced_forces(structure: Any, calculator: dict) -> np.ndarray:
 
 @stage("workflows.phonons.properties", version="1")
 def phonon_properties(plan: dict, forces: list, mesh: list, temperatures: list, symmetrize: bool,
-                      calculator: dict) -> Any:
+                      calculator: dict) -> PhononProperties:
     """``PhononProperties`` from the plan and the forces of every supercell."""
     from ..atomistic.phonons import phonons_from_forces
 
