@@ -186,8 +186,9 @@ def run_simulation(engine: Any, state: Any, steps: int, *, observe_every: int | 
     InputError
         Bad ``steps`` / intervals, or an engine that does not follow the protocol.
     CalculationError
-        From the engine's ``check``: the error's ``last_good`` attribute holds the last state
-        that passed, and that state is what the checkpoint holds.
+        From the engine's ``check``: ``last_good_state`` (and ``last_good`` unless the engine set
+        its own) is the last state that passed; that state is what the checkpoint holds
+        (``checkpoint`` names the file).
     """
     for name in ("kind", "advance"):
         if not hasattr(engine, name):
@@ -254,10 +255,13 @@ def run_simulation(engine: Any, state: Any, steps: int, *, observe_every: int | 
                 stopped = str(stop)
                 break
     except CalculationError as exc:
-        exc.last_good = last_good
+        exc.last_good_state = last_good
+        if getattr(exc, "last_good", None) is None:   # an engine may attach its own form
+            exc.last_good = last_good
         if checkpoint is not None:
             hist = {k: v[:len(history["step"])] for k, v in history.items()}
             last_ckpt = _save(checkpoint, engine, last_good, hist, store_engine=store_engine)
+            exc.checkpoint = last_ckpt
             exc.add_note(f"the last good state (step {_step_of(last_good)}) is in {last_ckpt}")
         raise
     return SimulationRun(state=state, history=history, steps=done, stopped=stopped,
