@@ -787,3 +787,10 @@ def test_a_file_edited_behind_a_running_process_does_not_relabel_its_code(tmp_pa
     finally:
         sys.path.remove(str(pkg))
         sys.modules.pop("fpmod_rel2", None)
+
+
+def test_vacancy_diffusion_refuses_tiny_defect_supercells_too(tmp_path):
+    out = _cli("run", "vacancy-diffusion", "--set", "supercell=1,1,1", "--store",
+               str(tmp_path / "s"))
+    assert out.exit_code == 2 and "at least 32" in " ".join(out.output.split())
+    assert not (tmp_path / "s").exists()

@@ -90,7 +90,8 @@ SETTINGS = common_settings() + (
 
 
 def check_settings(settings: dict) -> None:
-    """The vacancy supercell holds at least MIN_SUPERCELL_ATOMS sites."""
+    """The vacancy supercell holds at least MIN_SUPERCELL_ATOMS sites (also used by the
+    vacancy-diffusion ladder, whose defect stages are these)."""
     struct = structure_spec("structure", settings["structure"])
     n = len(struct)
     for k in settings["supercell"]:

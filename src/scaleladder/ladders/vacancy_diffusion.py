@@ -63,6 +63,7 @@ from ._atomistic_common import (_check_fmax, atoms_from, common_settings, make_c
                                 potential_spec, relax_rows, relax_structure, structure_spec)
 from .base import LadderSpec, Setting
 from .defects import _check_images, _check_supercell, vacancy_formation, vacancy_migration
+from .defects import check_settings as _check_vacancy_supercell
 
 if TYPE_CHECKING:  # the handoff types the stages take and give
     from ..handoffs import EventCatalog, HarmonicTSTPrefactor, MigrationBarrier, VacancyFormationEnergy
@@ -196,6 +197,7 @@ SETTINGS = _settings()
 
 
 def _check(settings: dict) -> None:
+    _check_vacancy_supercell(settings)
     temps = parse_temperatures("kmc.temperatures", settings["kmc.temperatures"])
     if not any(abs(settings["t_ref"] - t) < 1e-9 for t in temps):
         raise InputError("t_ref", settings["t_ref"], "one of kmc.temperatures ("
