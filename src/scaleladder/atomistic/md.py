@@ -2,11 +2,13 @@
 
 The integrators are ASE's (:class:`ase.md.verlet.VelocityVerlet` for NVE,
 :class:`ase.md.langevin.Langevin` for NVT, :class:`ase.md.langevinbaoab.LangevinBAOAB` with a
-Langevin-Hoover barostat for NPT); this module only drives them one step at a time and checks
-every step.  The state that a run needs to continue (positions, momenta, cell, step, time, the
-reference energy of the drift check, the random-number state and, for NPT, the barostat's cell
-momentum) is plain data, :class:`MDState`, written atomically to a checkpoint (``.npz``, temp
-file + ``os.replace``) and read back by :func:`resume_md`.
+Langevin-Hoover barostat for NPT); :class:`MDEngine` steps them and checks every step, as an
+engine of the project's one simulation protocol, driven by :func:`scaleladder.core.simulation.
+run_simulation` (checkpoints, progress, the last good state kept on a blow-up).  The state that a
+run needs to continue (positions, momenta, cell, step, time, the reference energy of the drift
+check, the random-number state and, for NPT, the barostat's cell momentum) is plain data,
+:class:`MDState`, written in the one checkpoint format and read back by :func:`resume_md`.  The
+random stream is reproducible by default (``seed=0``).
 
 Why LangevinBAOAB for NPT
 -------------------------
@@ -55,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.codec import register
 from ..core.errors import CalculationError, InputError
 from ..core.units import EV_PER_A3_IN_GPA
 
@@ -63,12 +66,12 @@ __all__ = ["MDState", "MDResult", "run_md", "resume_md", "block_average", "block
 
 _ENSEMBLES = ("nve", "nvt", "npt")
 _CELL_FLUCTUATIONS = ("isotropic", "full")
-_CKPT_FORMAT = "scaleladder.md.checkpoint/2"
 
 
 # --------------------------------------------------------------------------------------------
 # state as data
 # --------------------------------------------------------------------------------------------
+@register("MDState")
 @dataclass(frozen=True)
 class MDState:
     """Everything needed to continue an MD run (plain data; see :func:`write_checkpoint`).
@@ -119,6 +122,18 @@ class MDState:
                    rng_state=None if rng_state is None else json.loads(json.dumps(rng_state)),
                    barostat=None if barostat is None else json.loads(json.dumps(barostat)))
 
+    def to_state(self) -> dict:
+        return {"numbers": self.numbers, "positions": self.positions, "momenta": self.momenta,
+                "cell": self.cell, "pbc": self.pbc, "masses": self.masses,
+                "step": int(self.step), "time_fs": float(self.time_fs),
+                "settings": dict(self.settings), "e0_per_atom": float(self.e0_per_atom),
+                "rng_state": self.rng_state, "barostat": self.barostat}
+
+    @classmethod
+    def from_state(cls, s: dict) -> "MDState":
+        return cls(**{k: (np.array(v) if k in ("numbers", "positions", "momenta", "cell", "pbc",
+                                                "masses") else v) for k, v in s.items()})
+
     def to_atoms(self):
         """An :class:`ase.Atoms` with this state's positions, momenta, cell, masses."""
         from ase import Atoms
@@ -130,21 +145,23 @@ class MDState:
         return atoms
 
 
-def write_checkpoint(path: str | os.PathLike, state: MDState) -> Path:
-    """Write ``state`` to ``path`` in the project's one checkpoint format (kind ``_CKPT_FORMAT``;
-    :func:`scaleladder.core.checkpoint.write_checkpoint`: atomic, fsynced, hashed, no pickle)."""
-    from ..core.checkpoint import write_checkpoint as _write
+class _AnyMDEngine:
+    """Stands for "an MD engine" when only the kind of a checkpoint matters."""
 
-    data = {"step": state.step, "time_fs": state.time_fs,
-            "settings": state.settings, "e0_per_atom": state.e0_per_atom,
-            "rng_state": state.rng_state, "barostat": state.barostat,
-            "numbers": state.numbers, "positions": state.positions, "momenta": state.momenta,
-            "cell": state.cell, "pbc": state.pbc, "masses": state.masses}
-    return _write(path, data, kind=_CKPT_FORMAT)
+    kind = "scaleladder.md/3"
+
+
+def write_checkpoint(path: str | os.PathLike, state: MDState) -> Path:
+    """Write ``state`` as the one simulation driver does (the one checkpoint format: atomic,
+    fsynced, hashed, no pickle; the calculator is not stored)."""
+    from ..core.simulation import write_simulation_checkpoint
+
+    return write_simulation_checkpoint(path, _AnyMDEngine(), state, {"step": [state.step]},
+                                       store_engine=False)
 
 
 def read_checkpoint(path: str | os.PathLike) -> MDState:
-    """Read a checkpoint written by :func:`write_checkpoint`.
+    """The state in a checkpoint of :func:`run_md` / :func:`write_checkpoint`.
 
     Raises
     ------
@@ -152,14 +169,20 @@ def read_checkpoint(path: str | os.PathLike) -> MDState:
         (an ``InputError`` naming ``checkpoint_path``) for a missing, unreadable, corrupt or
         foreign file.
     """
-    from ..core.checkpoint import read_checkpoint as _read
+    from ..core.checkpoint import CheckpointError
+    from ..core.simulation import read_simulation_checkpoint
 
-    d = _read(path, kind=_CKPT_FORMAT, field="checkpoint_path")
-    arrays = {k: np.array(d[k]) for k in ("numbers", "positions", "momenta", "cell", "pbc",
-                                          "masses")}
-    return MDState(**arrays, step=int(d["step"]), time_fs=float(d["time_fs"]),
-                   settings=d["settings"], e0_per_atom=float(d["e0_per_atom"]),
-                   rng_state=d["rng_state"], barostat=d.get("barostat"))
+    try:
+        _, state, _ = read_simulation_checkpoint(path, kind=_AnyMDEngine.kind,
+                                                 engine=_AnyMDEngine())
+    except CheckpointError as exc:
+        raise CheckpointError("checkpoint_path", exc.value, exc.expected, hint=exc.hint) from None
+    except InputError as exc:
+        raise InputError("checkpoint_path", str(path), "an MD checkpoint",
+                         hint=str(exc)) from None
+    if not isinstance(state, MDState):
+        raise InputError("checkpoint_path", str(path), "an MD checkpoint")
+    return state
 
 
 # --------------------------------------------------------------------------------------------
@@ -565,110 +588,166 @@ def _snapshot(atoms):
     return a
 
 
-def _drive(atoms, calc, steps, settings, *, step0, time0, e0_per_atom, rng, trajectory,
-           checkpoint, append, barostat=None):
-    """Run ``steps`` monitored steps from ``atoms`` (already carrying momenta)."""
-    from ase.io.trajectory import Trajectory
+class MDEngine:
+    """ASE's integrators (velocity Verlet, Langevin, Langevin–BAOAB NPT) with the per-frame checks
+    of :func:`run_md`, as an engine of the project's one simulation protocol
+    (:mod:`scaleladder.core.simulation`): ``advance(state, n)`` steps the integrator (kept alive
+    between calls, rebuilt from an ``MDState`` on resume: positions, momenta, cell, the Langevin
+    random stream and the barostat), ``observe`` evaluates the frame, ``check`` refuses a frame
+    that blew up (keeping the last good one: trajectory, checkpoint, error attributes) and records
+    the good ones.  The calculator is not stored in checkpoints: resume with :func:`resume_md`.
+    """
 
-    atoms.calc = calc
-    dt = settings["timestep_fs"]
-    npt = settings["ensemble"] == "npt"
-    volume0 = None
-    if npt:
-        volume0 = (barostat["volume0_A3"] if barostat is not None
-                   else abs(float(np.linalg.det(atoms.cell[:]))))
-    traj = None
-    if trajectory is not None:
-        traj = Trajectory(str(trajectory), "a" if append else "w", atoms)
-    rows = []
-    cells = []
-    stresses = []
-    last_written = None
-    last_good = None
-    last_ckpt = None
-    dyn = None
+    kind = _AnyMDEngine.kind
 
-    def state_of(a, step, t):
-        return MDState.from_atoms(a, step=step, time_fs=t, settings=settings,
-                                  e0_per_atom=e0_per_atom,
-                                  rng_state=None if rng is None else rng.bit_generator.state,
-                                  barostat=_barostat_state(dyn, volume0) if npt else None)
+    def __init__(self, atoms, calc, settings, *, step0, time0, e0_per_atom, rng, steps,
+                 trajectory=None, append=False, barostat=None):
+        from ase.io.trajectory import Trajectory
 
-    def fail(step, problem, cause=None):
+        self.atoms = atoms
+        atoms.calc = calc
+        self.settings = settings
+        self.dt = settings["timestep_fs"]
+        self.npt = settings["ensemble"] == "npt"
+        self.volume0 = None
+        if self.npt:
+            self.volume0 = (barostat["volume0_A3"] if barostat is not None
+                            else abs(float(np.linalg.det(atoms.cell[:]))))
+        self.rng, self.barostat, self.e0 = rng, barostat, e0_per_atom
+        self.step0, self.time0, self.steps = step0, time0, steps
+        self.append = append
+        self.traj = Trajectory(str(trajectory), "a" if append else "w", atoms) \
+            if trajectory is not None else None
+        self.rows: list = []
+        self.cells: list = []
+        self.stresses: list = []
+        self.last_written = None
+        self.last_good = None          # (Atoms snapshot, step, MDState)
+        self.dyn = None
+        self._pending = None
+        self._current = None           # the state self.atoms is in
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _state(self, step: int, t: float) -> MDState:
+        return MDState.from_atoms(
+            self.atoms, step=step, time_fs=t, settings=self.settings, e0_per_atom=self.e0,
+            rng_state=None if self.rng is None else self.rng.bit_generator.state,
+            barostat=_barostat_state(self.dyn, self.volume0) if self.npt else None)
+
+    def _fail(self, step: int, problem, cause=None):
         quantity, value, advice = problem
+        if self.traj is not None and self.last_good is not None \
+                and self.last_written != self.last_good[1]:
+            self.traj.write(self.last_good[0])
+            self.last_written = self.last_good[1]
         shown = f"{value:.6g}" if isinstance(value, float) else str(value)
-        where = "no good frame" if last_good is None else f"last good frame: step {last_good[1]}"
+        lg = self.last_good
+        where = "no good frame" if lg is None else f"last good frame: step {lg[1]}"
+        t = self.time0 + (step - self.step0) * self.dt
         err = CalculationError(
-            f"MD ({settings['ensemble']}) failed at step {step} (t = {time0 + (step - step0) * dt:g}"
-            f" fs): {quantity} = {shown}; what to change: {advice}; {where}")
-        err.step = step
-        err.quantity = quantity
-        err.value = value
-        err.last_good = None if last_good is None else last_good[0]
-        err.last_good_step = None if last_good is None else last_good[1]
-        err.checkpoint = last_ckpt
+            f"MD ({self.settings['ensemble']}) failed at step {step} (t = {t:g} fs): {quantity} "
+            f"= {shown}; what to change: {advice}; {where}")
+        err.step, err.quantity, err.value = step, quantity, value
+        err.last_good = None if lg is None else lg[0]
+        err.last_good_step = None if lg is None else lg[1]
+        err.checkpoint = None
         raise err from cause
 
-    try:
-        for k in range(steps + 1):
-            step = step0 + k
-            t = time0 + k * dt
-            if k > 0:
-                try:
-                    dyn.step()
-                except (ArithmeticError, ValueError, FloatingPointError, MemoryError) as exc:
-                    fail(step, ("calculator", f"{type(exc).__name__}: {exc}",
-                                f"use a smaller timestep_fs (now {dt:g}) or check the "
-                                "structure"), exc)
-            try:
-                problem, obs = _frame_problem(atoms, settings, e0_per_atom, volume0)
-            except (ArithmeticError, ValueError, FloatingPointError, MemoryError) as exc:
-                problem, obs = ("calculator", f"{type(exc).__name__}: {exc}",
-                                f"use a smaller timestep_fs (now {dt:g}) or check the "
-                                "structure"), None
-            if problem is not None:
-                if traj is not None and last_good is not None and last_written != last_good[1]:
-                    traj.write(last_good[0])
-                    last_written = last_good[1]
-                if checkpoint is not None and last_good is not None:
-                    write_checkpoint(checkpoint, last_good[2])
-                    last_ckpt = str(checkpoint)
-                fail(step, problem)
-            scalars, cell, stress = obs
-            if e0_per_atom is None:
-                e0_per_atom = scalars[2]
-            if k == 0:
-                # integrator built after the first check: the rng state saved with the first
-                # frame is the one the first step will use
-                dyn = _make_integrator(atoms, settings, rng, barostat)
-            rows.append((t,) + scalars)
-            cells.append(cell)
-            if stress is not None:
-                stresses.append(stress)
-            good = _snapshot(atoms)
-            last_good = (good, step, state_of(atoms, step, t))
-            if traj is not None and not (append and k == 0) and \
-                    ((step % settings["trajectory_every"]) == 0 or k == steps):
-                traj.write(atoms)
-                last_written = step
-            if checkpoint is not None and k > 0 and (
-                    (settings["checkpoint_every"] and step % settings["checkpoint_every"] == 0)
-                    or k == steps):
-                write_checkpoint(checkpoint, last_good[2])
-                last_ckpt = str(checkpoint)
-    finally:
-        if traj is not None:
-            traj.close()
+    def _evaluate(self, step: int):
+        try:
+            return _frame_problem(self.atoms, self.settings, self.e0, self.volume0)
+        except (ArithmeticError, ValueError, FloatingPointError, MemoryError) as exc:
+            return ("calculator", f"{type(exc).__name__}: {exc}",
+                    f"use a smaller timestep_fs (now {self.dt:g}) or check the structure"), None
 
-    arr = np.array(rows, dtype=float)
-    final = last_good[0]
-    stress_arr = np.array(stresses, dtype=float) if stresses else None
-    return MDResult(atoms=final, time_fs=arr[:, 0], potential_energy=arr[:, 1],
-                    kinetic_energy=arr[:, 2], total_energy=arr[:, 3], temperature_K=arr[:, 4],
-                    ensemble=settings["ensemble"], timestep_fs=dt, steps=steps,
-                    checkpoint=last_ckpt, volume_A3=arr[:, 5], cell_A=np.array(cells),
-                    stress_GPa=stress_arr,
-                    pressure_GPa=None if stress_arr is None else -stress_arr[:, :3].mean(axis=1))
+    def _accept(self, step: int, obs, state_fn) -> MDState:
+        """Record a frame that passed the checks; return its state."""
+        scalars, cell, stress = obs
+        if self.e0 is None:
+            self.e0 = scalars[2]
+        k = step - self.step0
+        if self.dyn is None:
+            # built after the first check: the rng state saved with the first frame is the one
+            # the first step will use
+            self.dyn = _make_integrator(self.atoms, self.settings, self.rng, self.barostat)
+        self.rows.append((self.time0 + k * self.dt,) + scalars)
+        self.cells.append(cell)
+        if stress is not None:
+            self.stresses.append(stress)
+        state = state_fn()
+        self.last_good = (_snapshot(self.atoms), step, state)
+        if self.traj is not None and not (self.append and k == 0) and \
+                ((step % self.settings["trajectory_every"]) == 0 or k == self.steps):
+            self.traj.write(self.atoms)
+            self.last_written = step
+        return state
+
+    # -- the protocol ----------------------------------------------------------------------------
+    def start(self) -> MDState:
+        """Check and record the first frame; the state the driver starts from."""
+        problem, obs = self._evaluate(self.step0)
+        if problem is not None:
+            self._fail(self.step0, problem)
+        state = self._accept(self.step0, obs, lambda: self._state(self.step0, self.time0))
+        self._current = state
+        return state
+
+    def advance(self, state: MDState, n: int):
+        """``n`` steps, each checked as run_md always did (a frame that blew up raises with the
+        last good one kept); returns the last frame's state."""
+        if state is not self._current:
+            raise CalculationError("MDEngine.advance: not the state this engine holds; resume "
+                                   "a checkpoint with resume_md")
+        step = state.step
+        for _ in range(int(n)):
+            step += 1
+            try:
+                self.dyn.step()
+            except (ArithmeticError, ValueError, FloatingPointError, MemoryError) as exc:
+                self._fail(step, ("calculator", f"{type(exc).__name__}: {exc}",
+                                  f"use a smaller timestep_fs (now {self.dt:g}) or check the "
+                                  "structure"), exc)
+            problem, obs = self._evaluate(step)
+            if problem is not None:
+                self._fail(step, problem)
+            t = self.time0 + (step - self.step0) * self.dt
+            self._current = self._accept(step, obs, lambda: self._state(step, t))
+        return self._current, int(n), None
+
+    def close(self) -> None:
+        if self.traj is not None:
+            self.traj.close()
+
+    def result(self, steps: int, checkpoint: str | None) -> "MDResult":
+        arr = np.array(self.rows, dtype=float)
+        stress_arr = np.array(self.stresses, dtype=float) if self.stresses else None
+        return MDResult(atoms=self.last_good[0], time_fs=arr[:, 0], potential_energy=arr[:, 1],
+                        kinetic_energy=arr[:, 2], total_energy=arr[:, 3],
+                        temperature_K=arr[:, 4], ensemble=self.settings["ensemble"],
+                        timestep_fs=self.dt, steps=steps, checkpoint=checkpoint,
+                        volume_A3=arr[:, 5], cell_A=np.array(self.cells),
+                        stress_GPa=stress_arr,
+                        pressure_GPa=None if stress_arr is None
+                        else -stress_arr[:, :3].mean(axis=1))
+
+
+def _drive(atoms, calc, steps, settings, *, step0, time0, e0_per_atom, rng, trajectory,
+           checkpoint, append, barostat=None):
+    """Run ``steps`` monitored steps from ``atoms`` through the one simulation driver."""
+    from ..core.simulation import run_simulation
+
+    engine = MDEngine(atoms, calc, settings, step0=step0, time0=time0, e0_per_atom=e0_per_atom,
+                      rng=rng, steps=steps, trajectory=trajectory, append=append,
+                      barostat=barostat)
+    try:
+        state0 = engine.start()
+        every = settings["checkpoint_every"] or steps
+        run = run_simulation(engine, state0, steps, observe_every=1, checkpoint=checkpoint,
+                             checkpoint_every=every, history={"step": [state0.step]},
+                             store_engine=False, label=f"MD ({settings['ensemble']})")
+    finally:
+        engine.close()
+    return engine.result(steps, run.checkpoint)
 
 
 def _default_checkpoint(trajectory, checkpoint):
