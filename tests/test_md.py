@@ -246,3 +246,37 @@ def test_integrated_autocorrelation_time_of_ar1_process():
     assert errs[0] == pytest.approx(x.std() / np.sqrt(n), rel=0.05)  # white-noise value
     assert errs[-1] == pytest.approx(plateau, rel=0.35)  # 16 blocks: ~18 % scatter
     assert integrated_autocorrelation_time(rng.normal(size=5000)) == pytest.approx(0.5, abs=0.1)
+
+
+def test_per_atom_friction_is_the_stadium_thermostat():
+    """run_md with one friction per atom (NVT) is the stadium thermostat: the same trajectory,
+    bit for bit, as coupling.stadium_langevin's integrator from the same momenta and stream."""
+    from ase.build import bulk
+    from ase.md.velocitydistribution import thermalize_momenta
+
+    from scaleladder.atomistic import LennardJones
+    from scaleladder.coupling import stadium_langevin
+
+    atoms = bulk("Ar", "fcc", a=5.26, cubic=True).repeat(2)
+    thermalize_momenta(atoms, 60.0, rng=np.random.default_rng(1))
+    n = len(atoms)
+    fr = np.zeros(n)
+    fr[:4] = 0.05
+    lj = dict(epsilon=0.0104, sigma=3.4, rc=8.0)
+    res = run_md(atoms, LennardJones(**lj), steps=30, ensemble="nvt", temperature_K=60.0,
+                 timestep_fs=5.0, friction=fr, seed=4)
+    ref = atoms.copy()
+    dyn = stadium_langevin(ref, LennardJones(**lj), timestep_fs=5.0, temperature_K=60.0,
+                           friction_per_fs=fr, rng=np.random.default_rng(4))
+    dyn.run(30)
+    assert res.atoms.positions.tobytes() == ref.positions.tobytes()
+    assert res.atoms.get_momenta().tobytes() == ref.get_momenta().tobytes()
+    with pytest.raises(InputError, match="friction"):
+        run_md(atoms, LennardJones(**lj), steps=2, ensemble="nvt", temperature_K=60.0,
+               friction=np.zeros(n))
+    with pytest.raises(InputError, match="one friction per atom"):
+        run_md(atoms, LennardJones(**lj), steps=2, ensemble="nvt", temperature_K=60.0,
+               friction=fr[:5])
+    with pytest.raises(InputError, match="friction"):
+        run_md(atoms, LennardJones(**lj), steps=2, ensemble="npt", temperature_K=60.0,
+               friction=fr)

@@ -381,6 +381,21 @@ def _positive_int(name, value, allow_zero=False):
     return int(value)
 
 
+def _check_friction(friction, ensemble):
+    """A Langevin friction (1/fs): one number > 0, or (NVT) one value >= 0 per atom — the stadium
+    thermostat, friction on a shell and none (plain velocity Verlet) in the core."""
+    if np.ndim(friction) == 0:
+        return _positive_float("friction", friction)
+    if ensemble != "nvt":
+        raise InputError("friction", "an array", "one number unless ensemble='nvt' (the per-atom "
+                         "stadium friction is an NVT thermostat)")
+    arr = np.asarray(friction, dtype=float)
+    if arr.ndim != 1 or not np.all(np.isfinite(arr)) or np.any(arr < 0) or not np.any(arr > 0):
+        raise InputError("friction", f"array of shape {arr.shape}",
+                         "per-atom frictions >= 0 (1/fs), not all zero, one per atom")
+    return arr.tolist()
+
+
 def _validate_settings(ensemble, temperature_K, timestep_fs, friction, seed, energy_drift_tol,
                        max_force, checkpoint_every, trajectory_every, pressure_GPa=None,
                        pressure_tau_fs=1000.0, cell_fluctuations="isotropic", record_stress=None,
@@ -423,7 +438,7 @@ def _validate_settings(ensemble, temperature_K, timestep_fs, friction, seed, ene
         "ensemble": ensemble,
         "temperature_K": temperature_K,
         "timestep_fs": _positive_float("timestep_fs", timestep_fs),
-        "friction": _positive_float("friction", friction),
+        "friction": _check_friction(friction, ensemble),
         "seed": None if seed is None else int(seed),
         "energy_drift_tol": _positive_float("energy_drift_tol", energy_drift_tol),
         "max_force": _positive_float("max_force", max_force),
@@ -564,8 +579,11 @@ def _make_integrator(atoms, settings, rng, barostat=None):
         return dyn
     from ase.md.langevin import Langevin
 
+    friction = settings["friction"]
+    if np.ndim(friction) == 1:   # the stadium thermostat: per-atom friction, shape (n, 1)
+        friction = np.asarray(friction, dtype=float)[:, None]
     return Langevin(atoms, timestep=dt, temperature_K=settings["temperature_K"],
-                    friction=settings["friction"] / units.fs, fixcm=False, rng=rng)
+                    friction=friction / units.fs, fixcm=False, rng=rng)
 
 
 def _from_jsonable(x):
@@ -790,8 +808,12 @@ def run_md(atoms, calc, *, steps: int, ensemble: str = "nve", temperature_K: flo
         Thermostat target (required for NVT and NPT) and temperature of the initial velocities.
     timestep_fs : float
         Timestep, fs.
-    friction : float
-        Langevin friction, 1/fs (0.01/fs: relaxation time 100 fs).
+    friction : float or array of shape (n,)
+        Langevin friction, 1/fs (0.01/fs: relaxation time 100 fs).  NVT also takes one value
+        per atom (>= 0): the stadium thermostat (e.g.
+        :func:`scaleladder.coupling.stadium_friction`), friction on a shell and plain velocity
+        Verlet where it is zero, so a force-mixing or QM/MM core evolves with Newton's
+        equations while the shell exchanges energy with the bath.
     seed : int or None, default 0
         Seeds the initial velocities and the Langevin noise (a ``numpy.random.Generator``
         whose state is checkpointed, so NVT and NPT resumes reproduce the uninterrupted run).
@@ -862,6 +884,9 @@ def run_md(atoms, calc, *, steps: int, ensemble: str = "nve", temperature_K: flo
                                   pressure_GPa=pressure_GPa, pressure_tau_fs=pressure_tau_fs,
                                   cell_fluctuations=cell_fluctuations,
                                   record_stress=record_stress, max_volume_ratio=max_volume_ratio)
+    if np.ndim(settings["friction"]) == 1 and len(settings["friction"]) != len(atoms):
+        raise InputError("friction", f"{len(settings['friction'])} values",
+                         f"one friction per atom ({len(atoms)})")
     if settings["ensemble"] == "npt":
         volume = abs(float(np.linalg.det(atoms.cell[:])))
         if not np.all(atoms.pbc) or volume <= 1e-8:

@@ -837,6 +837,10 @@ def stadium_langevin(atoms: Atoms, calc=None, *, timestep_fs: float, temperature
                      rng: np.random.Generator | None = None, seed: int = 0, **kwargs):
     """Stadium thermostat: Langevin on a shell (or a friction profile), NVE elsewhere.
 
+    The monitored way to run it is ``run_md(..., ensemble="nvt", friction=profile)`` (one
+    friction per atom: checks, checkpoints, resume through the one simulation driver); this
+    function returns the bare ASE integrator (same trajectory, tested bit for bit).
+
     ASE's :class:`ase.md.langevin.Langevin` (Vanden-Eijnden & Ciccotti 2006 propagator) with a
     per-atom friction of shape ``(n, 1)``: where it is zero the step is exactly velocity Verlet
     (no friction, no noise), so the core evolves with its Newtonian dynamics while the shell
