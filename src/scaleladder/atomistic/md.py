@@ -220,6 +220,10 @@ class MDResult:
     pressure_GPa : numpy.ndarray or None
         ``-trace(stress) / 3`` per frame, GPa (kinetic term included), when the stress is
         recorded.
+    snapshots : tuple of ase.Atoms
+        Copies of the frames at the steps asked for with ``snapshots=`` (momenta kept, no
+        calculator, no constraint; ``info``: ``step``, ``time_fs``, ``potential_energy_eV``,
+        ``kinetic_temperature_K``).
     """
 
     atoms: Any
@@ -236,6 +240,7 @@ class MDResult:
     cell_A: np.ndarray | None = None
     stress_GPa: np.ndarray | None = None
     pressure_GPa: np.ndarray | None = None
+    snapshots: tuple = ()
 
     @property
     def drift(self) -> float:
@@ -619,7 +624,7 @@ class MDEngine:
     kind = _AnyMDEngine.kind
 
     def __init__(self, atoms, calc, settings, *, step0, time0, e0_per_atom, rng, steps,
-                 trajectory=None, append=False, barostat=None):
+                 trajectory=None, append=False, barostat=None, snapshots=frozenset()):
         from ase.io.trajectory import Trajectory
 
         self.atoms = atoms
@@ -636,6 +641,8 @@ class MDEngine:
         self.append = append
         self.traj = Trajectory(str(trajectory), "a" if append else "w", atoms) \
             if trajectory is not None else None
+        self.snapshot_steps = frozenset(snapshots)
+        self.snapshots: list = []
         self.rows: list = []
         self.cells: list = []
         self.stresses: list = []
@@ -694,6 +701,12 @@ class MDEngine:
             self.stresses.append(stress)
         state = state_fn()
         self.last_good = (_snapshot(self.atoms), step, state)
+        if k in self.snapshot_steps:
+            snap = _snapshot(self.atoms)
+            snap.info.update(step=int(step), time_fs=float(self.rows[-1][0]),
+                             potential_energy_eV=float(self.atoms.get_potential_energy()),
+                             kinetic_temperature_K=float(self.atoms.get_temperature()))
+            self.snapshots.append(snap)
         if self.traj is not None and not (self.append and k == 0) and \
                 ((step % self.settings["trajectory_every"]) == 0 or k == self.steps):
             self.traj.write(self.atoms)
@@ -746,17 +759,29 @@ class MDEngine:
                         volume_A3=arr[:, 5], cell_A=np.array(self.cells),
                         stress_GPa=stress_arr,
                         pressure_GPa=None if stress_arr is None
-                        else -stress_arr[:, :3].mean(axis=1))
+                        else -stress_arr[:, :3].mean(axis=1), snapshots=tuple(self.snapshots))
+
+
+def _check_snapshot_steps(snapshots, steps: int) -> frozenset:
+    if snapshots is None:
+        return frozenset()
+    try:
+        out = frozenset(int(k) for k in snapshots)
+    except (TypeError, ValueError):
+        raise InputError("snapshots", snapshots, "a sequence of step numbers") from None
+    if any(k < 0 or k > steps for k in out):
+        raise InputError("snapshots", sorted(out)[:10], f"steps in [0, {steps}]")
+    return out
 
 
 def _drive(atoms, calc, steps, settings, *, step0, time0, e0_per_atom, rng, trajectory,
-           checkpoint, append, barostat=None):
+           checkpoint, append, barostat=None, snapshots=frozenset()):
     """Run ``steps`` monitored steps from ``atoms`` through the one simulation driver."""
     from ..core.simulation import run_simulation
 
     engine = MDEngine(atoms, calc, settings, step0=step0, time0=time0, e0_per_atom=e0_per_atom,
                       rng=rng, steps=steps, trajectory=trajectory, append=append,
-                      barostat=barostat)
+                      barostat=barostat, snapshots=snapshots)
     try:
         state0 = engine.start()
         every = settings["checkpoint_every"] or steps
@@ -783,7 +808,8 @@ def run_md(atoms, calc, *, steps: int, ensemble: str = "nve", temperature_K: flo
            max_volume_ratio: float = 2.0,
            trajectory: str | os.PathLike | None = None, trajectory_every: int = 1,
            checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 100,
-           energy_drift_tol: float = 0.05, max_force: float = 50.0) -> MDResult:
+           energy_drift_tol: float = 0.05, max_force: float = 50.0, fix_com: bool = False,
+           snapshots=None) -> MDResult:
     """Run monitored molecular dynamics with an ASE integrator.
 
     Parameters
@@ -850,6 +876,11 @@ def run_md(atoms, calc, *, steps: int, ensemble: str = "nve", temperature_K: flo
         NVE: largest allowed ``|E_tot(t) - E_tot(0)|`` per atom, eV/atom.
     max_force : float
         Largest allowed force on an atom, eV/Å.
+    fix_com : bool, default False
+        Keep the centre of mass fixed (ASE's ``FixCom``; 3N - 3 degrees of freedom in the
+        temperature).  Kept on resume.
+    snapshots : sequence of int, optional
+        Steps whose frames are copied into ``MDResult.snapshots``.
 
     Returns
     -------
@@ -893,7 +924,14 @@ def run_md(atoms, calc, *, steps: int, ensemble: str = "nve", temperature_K: flo
             raise InputError("atoms", f"Atoms(pbc={np.asarray(atoms.pbc).tolist()}, "
                              f"volume={volume:.4g} Å^3)",
                              "a fully periodic cell of non-zero volume for NPT")
+    fix_com = bool(fix_com)
+    settings["fix_com"] = fix_com
+    snap_steps = _check_snapshot_steps(snapshots, steps)
     work = _snapshot(atoms)
+    if fix_com:
+        from ase.constraints import FixCom
+
+        work.set_constraint(FixCom())
     rng = np.random.default_rng(settings["seed"])
     if settings["temperature_K"] is not None and not np.any(work.get_momenta()):
         if hasattr(vd, "thermalize_momenta"):  # ASE >= 3.29
@@ -904,7 +942,7 @@ def run_md(atoms, calc, *, steps: int, ensemble: str = "nve", temperature_K: flo
     return _drive(work, calc, steps, settings, step0=0, time0=0.0, e0_per_atom=None,
                   rng=rng if settings["ensemble"] in ("nvt", "npt") else None,
                   trajectory=trajectory, checkpoint=_default_checkpoint(trajectory, checkpoint),
-                  append=False)
+                  append=False, snapshots=snap_steps)
 
 
 def resume_md(checkpoint_path: str | os.PathLike, calc, steps: int, *,
@@ -942,6 +980,11 @@ def resume_md(checkpoint_path: str | os.PathLike, calc, steps: int, *,
         raise InputError("checkpoint_path", str(checkpoint_path),
                          "an NPT checkpoint holding the barostat state")
     append = trajectory is not None and Path(trajectory).exists()
-    return _drive(state.to_atoms(), calc, steps, settings, step0=state.step, time0=state.time_fs,
+    atoms = state.to_atoms()
+    if settings.get("fix_com"):
+        from ase.constraints import FixCom
+
+        atoms.set_constraint(FixCom())
+    return _drive(atoms, calc, steps, settings, step0=state.step, time0=state.time_fs,
                   e0_per_atom=state.e0_per_atom, rng=rng, trajectory=trajectory,
                   checkpoint=Path(checkpoint_path), append=append, barostat=state.barostat)

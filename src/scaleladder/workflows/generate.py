@@ -536,10 +536,6 @@ def md_snapshots(atoms: Atoms, calc: Any, temperature_K: float, n_snapshots: int
         If the dynamics produce non-finite positions or energies (time step too large, or the
         calculator failing).
     """
-    from ase import units
-    from ase.constraints import FixCom
-    from ase.md.langevin import Langevin
-
     base = _check_atoms(atoms, bulk=False)
     if len(base) < 2:
         raise InputError("atoms", f"{len(base)} atom",
@@ -566,45 +562,29 @@ def md_snapshots(atoms: Atoms, calc: Any, temperature_K: float, n_snapshots: int
                       f"thermostat's memory 1/friction = {1.0 / gamma:g} fs and are correlated; "
                       "increase interval_steps or friction_per_fs", UserWarning, stacklevel=2)
 
-    rng = np.random.default_rng(seed)
-    work = base.copy()
-    work.set_constraint(FixCom())
-    work.calc = calc
+    # the one MD driver: Langevin NVT with the centre of mass fixed, seeded velocities, every
+    # step checked; snapshots after the equilibration, one every interval
+    from ..atomistic.md import run_md
+
+    start = base.copy()
+    start.set_momenta(np.zeros((len(start), 3)))     # thermalised from the seed by run_md
+    total = n_eq + n_snap * interval
     try:
-        from ase.md.velocitydistribution import thermalize_momenta as _thermalize
-    except ImportError:  # ASE < 3.28
-        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as _mb
-
-        def _thermalize(a, temperature_K, rng):
-            _mb(a, temperature_K=temperature_K, rng=rng)
-    _thermalize(work, temperature_K=temp, rng=rng)
-    from ase.md.velocitydistribution import Stationary
-
-    Stationary(work)
-    dyn = Langevin(work, timestep=dt * units.fs, temperature_K=temp,
-                   friction=gamma / units.fs, fixcm=False, rng=rng)
-
-    def advance(steps: int) -> None:
-        if steps:
-            dyn.run(steps)
-        if not (np.all(np.isfinite(work.positions)) and np.all(np.isfinite(work.get_momenta()))):
-            raise CalculationError(f"md_snapshots: non-finite positions after {dyn.nsteps} "
-                                   f"steps of {dt} fs at {temp} K; reduce timestep_fs")
-
-    advance(n_eq)
+        res = run_md(start, calc, steps=total, ensemble="nvt", temperature_K=temp,
+                     timestep_fs=dt, friction=gamma, seed=seed, fix_com=True,
+                     snapshots=[n_eq + (k + 1) * interval for k in range(n_snap)],
+                     checkpoint_every=0, max_force=1e6)
+    except CalculationError as exc:
+        raise CalculationError(f"md_snapshots: {exc}; reduce timestep_fs") from exc
     out = []
-    for k in range(n_snap):
-        advance(interval)
-        e_md = float(work.get_potential_energy())
-        if not math.isfinite(e_md):
-            raise CalculationError(f"md_snapshots: non-finite energy after {dyn.nsteps} steps")
-        t_kin = float(work.get_temperature())  # FixCom attached: 3N - 3 degrees of freedom
-        snap = work.copy()
-        snap.calc = None
-        snap.set_constraint()
+    for k, snap in enumerate(res.snapshots):
+        info = dict(snap.info)
+        snap.info.clear()
         out.append(_tag(snap, "md", f"md_{p}_T{temp:g}_s{seed}_{k}", _PROPERTIES,
-                        target_temperature_K=temp, kinetic_temperature_K=t_kin,
-                        md_time_fs=float(dyn.nsteps * dt), md_potential_energy_eV=e_md))
+                        target_temperature_K=temp,
+                        kinetic_temperature_K=info["kinetic_temperature_K"],
+                        md_time_fs=info["time_fs"],
+                        md_potential_energy_eV=info["potential_energy_eV"]))
     return out
 
 
