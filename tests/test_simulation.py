@@ -200,3 +200,37 @@ def test_md_2n_equals_n_killed_resumed_n(tmp_path, ensemble):
         # another order and differ in the last bit (the state itself is restored exactly)
         np.testing.assert_allclose(rest.atoms.positions, full.atoms.positions, rtol=0, atol=1e-12)
         np.testing.assert_allclose(rest.total_energy, full.total_energy[20:], rtol=0, atol=1e-12)
+
+
+def test_spin_mc_2n_equals_n_killed_resumed_n(tmp_path):
+    """The spin Monte Carlo engine through the driver: Wolff thermalisation (with its absolute
+    adaptation boundaries) and measurement, 2N == N + SIGKILL + resume + N, bit for bit."""
+    from scaleladder.core.simulation import run_simulation
+
+    code = f"""
+        import sys; sys.path.insert(0, {TESTS!r})
+        import numpy as np
+        from test_spins import simple_cubic
+        from scaleladder.core.units import BOLTZMANN_EV
+        from scaleladder.mesoscale import spins as sp
+        lat = sp.build_lattice(simple_cubic(), 4)
+        engine = sp.SpinMCEngine(lat, heis=True, beta=1 / (BOLTZMANN_EV * 140.0),
+                                 algorithm="wolff", overrelax=1, n_thermalize=30, n_sweeps=50,
+                                 adapt_every=10, key="k")
+        s0 = sp.init_state(lat, "heisenberg", seed=5)
+        state0 = sp.SpinMCState(s0.spins, s0.rng, 0, s0.tag, s0.clusters_per_step,
+                                np.zeros(50), np.zeros(50), (0, 0, 0), "k")
+        """
+    ns: dict = {}
+    exec(textwrap.dedent(code), ns)
+    full = run_simulation(ns["engine"], ns["state0"], 80).state
+    ck = tmp_path / "spins.npz"
+    _run_then_get_killed(code + f"""
+        from scaleladder.core.simulation import run_simulation
+        run_simulation(engine, state0, 40, checkpoint={str(ck)!r}, checkpoint_every=20,
+                       store_engine=False)
+        """, ck, tmp_path)
+    rest = resume_simulation(ck, 40, engine=ns["engine"]).state
+    assert rest.step == 80
+    assert rest.spins.tobytes() == full.spins.tobytes() and rest.rng.tobytes() == full.rng.tobytes()
+    assert rest.energies.tobytes() == full.energies.tobytes()

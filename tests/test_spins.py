@@ -246,19 +246,22 @@ def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatc
               algorithm="wolff", seed=4)
     ref = sp.run_spin_mc(simple_cubic(), 4, **kw)
     ck = tmp_path / "run.npz"
-    real = sp._save_checkpoint
+    import scaleladder.core.simulation as simulation
+
+    real = simulation._save
     calls = []
 
-    def interrupt(path, data):
-        real(path, data)
-        calls.append(int(data["step"]))
+    def interrupt(path, engine, state, history, *, store_engine):
+        out = real(path, engine, state, history, store_engine=store_engine)
+        calls.append(int(state.step))
         if len(calls) == 2:
             raise KeyboardInterrupt
+        return out
 
-    monkeypatch.setattr(sp, "_save_checkpoint", interrupt)
+    monkeypatch.setattr(simulation, "_save", interrupt)
     with pytest.raises(KeyboardInterrupt):
         sp.run_spin_mc(simple_cubic(), 4, checkpoint=str(ck), checkpoint_every=80, **kw)
-    monkeypatch.setattr(sp, "_save_checkpoint", real)
+    monkeypatch.setattr(simulation, "_save", real)
     assert calls == [80, 160]
     res = sp.run_spin_mc(simple_cubic(), 4, checkpoint=str(ck), checkpoint_every=80, **kw)
     np.testing.assert_array_equal(res.energies, ref.energies)

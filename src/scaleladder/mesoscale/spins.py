@@ -35,6 +35,7 @@ from typing import Sequence
 import numpy as np
 from numba import njit
 
+from ..core.codec import register
 from ..core.errors import CalculationError, InputError
 from ..core.units import BOLTZMANN_EV
 from ..core.validate import finite_array, one_of, positive, positive_int
@@ -48,7 +49,6 @@ __all__ = ["SpinLattice", "SpinState", "SpinMCResult", "CriticalTemperatureResul
 
 log = logging.getLogger(__name__)
 
-_CKPT_FORMAT = "scaleladder.spins.checkpoint/2"
 _MODELS = ("ising", "heisenberg")
 _ALGORITHMS = ("metropolis", "wolff")
 
@@ -525,18 +525,114 @@ def _jackknife(e: np.ndarray, m: np.ndarray, n: int, kT: float, n_blocks: int):
 
 
 # ============================================================================ checkpoint
-def _save_checkpoint(path: str, data: dict) -> None:
-    """One spin-MC checkpoint in the project's one format (kind ``"spins"``)."""
-    from ..core.checkpoint import write_checkpoint
-
-    write_checkpoint(path, data, kind="spins")
-
-
 def _settings_key(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
 # ============================================================================ driver
+@register("SpinMCState")
+@dataclass(frozen=True, eq=False)
+class SpinMCState:
+    """Everything a spin Monte Carlo run needs to continue: the spins, the xoshiro256** words, the
+    step, the cluster tag and clusters per step, the measured series so far, the acceptance
+    counters ``(accepted, flipped, clusters)`` and the key of the run's settings."""
+
+    spins: np.ndarray
+    rng: np.ndarray
+    step: int
+    tag: int
+    clusters_per_step: int
+    energies: np.ndarray
+    magnetisations: np.ndarray
+    counters: tuple
+    key: str
+
+    def to_state(self) -> dict:
+        return {"spins": self.spins, "rng": self.rng, "step": int(self.step), "tag": int(self.tag),
+                "clusters_per_step": int(self.clusters_per_step), "energies": self.energies,
+                "magnetisations": self.magnetisations,
+                "counters": [int(x) for x in self.counters], "key": self.key}
+
+    @classmethod
+    def from_state(cls, s: dict) -> "SpinMCState":
+        return cls(spins=np.array(s["spins"]), rng=np.array(s["rng"]), step=int(s["step"]),
+                   tag=int(s["tag"]), clusters_per_step=int(s["clusters_per_step"]),
+                   energies=np.array(s["energies"]), magnetisations=np.array(s["magnetisations"]),
+                   counters=tuple(int(x) for x in s["counters"]), key=str(s["key"]))
+
+
+class SpinMCEngine:
+    """Metropolis / Wolff (and over-relaxation) sweeps as an engine of the project's one simulation
+    protocol (:mod:`scaleladder.core.simulation`).
+
+    ``advance(state, n)`` does ``n`` Monte Carlo steps.  During thermalisation the Wolff clusters
+    per step are adapted every ``adapt_every`` steps counted from step 0 (and at the end of the
+    thermalisation) — at absolute boundaries, so ``advance(n)`` equals ``n`` single steps however
+    the driver chunks them; during measurement the energy and magnetisation of every step go into
+    the state's series.
+    """
+
+    kind = "scaleladder.spins/3"
+
+    def __init__(self, lat: "SpinLattice", *, heis: bool, beta: float, algorithm: str,
+                 overrelax: int, n_thermalize: int, n_sweeps: int, adapt_every: int, key: str):
+        self.lat, self.heis, self.beta = lat, heis, beta
+        self.alg = 0 if algorithm == "metropolis" else 1
+        self.overrelax, self.n_thermalize, self.n_sweeps = overrelax, n_thermalize, n_sweeps
+        self.adapt_every, self.key = int(adapt_every), key
+        n = lat.n_sites
+        self.mark = np.zeros(n, dtype=np.int64)
+        self.stack = np.zeros(n, dtype=np.int64)
+        self._since = (0, 0)    # (flipped, clusters) since the last adaptation boundary
+
+    def advance(self, state: SpinMCState, n: int):
+        lat, total = self.lat, self.n_thermalize + self.n_sweeps
+        spins, rng = state.spins.copy(), state.rng.copy()
+        e_series, m_series = state.energies.copy(), state.magnetisations.copy()
+        acc, flipped, clusters = state.counters
+        step, tag, cps = state.step, state.tag, state.clusters_per_step
+        goal = min(total, step + int(n))
+        if step % self.adapt_every == 0 or step == self.n_thermalize:
+            self._since = (0, 0)
+        while step < goal:
+            measuring = step >= self.n_thermalize
+            if measuring:
+                stop = goal
+            else:
+                stop = min(goal, self.n_thermalize,
+                           (step // self.adapt_every + 1) * self.adapt_every)
+            k = stop - step
+            off = step - self.n_thermalize if measuring else 0
+            eo = e_series[off:off + k] if measuring else np.zeros(0)
+            mo = m_series[off:off + k] if measuring else np.zeros(0)
+            if self.heis:
+                a, f, c, tag = _run_heis(spins, lat.offsets, lat.neighbours, lat.couplings,
+                                         self.beta, rng, k, self.alg, cps, self.overrelax,
+                                         self.mark, self.stack, tag, eo, mo, measuring)
+            else:
+                a, f, c, tag = _run_ising(spins, lat.offsets, lat.neighbours, lat.couplings,
+                                          self.beta, rng, k, self.alg, cps, self.mark, self.stack,
+                                          tag, eo, mo, measuring)
+            tag = int(tag)
+            if measuring:
+                acc, flipped, clusters = acc + a, flipped + f, clusters + c
+            else:
+                sf, sc = self._since[0] + f, self._since[1] + c
+                self._since = (sf, sc)
+                if stop % self.adapt_every == 0 or stop == self.n_thermalize:
+                    # adapt the (then frozen) clusters per step so that a step flips about N
+                    # spins.  A stopping rule that depends on the cluster sizes themselves ("until
+                    # N spins flipped") would bias the measured states.
+                    if self.alg == 1 and sf > 0:
+                        cps = max(1, int(round(lat.n_sites * sc / sf)))
+                    self._since = (0, 0)
+            step = stop
+        new = SpinMCState(spins=spins, rng=rng, step=step, tag=tag, clusters_per_step=cps,
+                          energies=e_series, magnetisations=m_series,
+                          counters=(int(acc), int(flipped), int(clusters)), key=state.key)
+        return new, step - state.step, None
+
+
 def run_spin_mc(params: ExchangeParameters | SpinLattice, size: int | Sequence[int] | None = None, *,
                 temperature_K: float, model: str, n_sweeps: int = 10000, n_thermalize: int = 1000,
                 algorithm: str = "wolff", overrelax: int | None = None, seed: int = 0,
@@ -603,80 +699,42 @@ def run_spin_mc(params: ExchangeParameters | SpinLattice, size: int | Sequence[i
                                                           + lat.neighbours.tobytes()).hexdigest()}
     key = _settings_key(settings)
     total = n_thermalize + n_sweeps
-    e_series = np.zeros(n_sweeps)
-    m_series = np.zeros(n_sweeps)
-    acc = flipped = clusters = 0
-    state = None
+    chunk = max(1, min(checkpoint_every, max(1, total // 10)))
+    engine = SpinMCEngine(lat, heis=heis, beta=beta, algorithm=algorithm, overrelax=overrelax,
+                          n_thermalize=n_thermalize, n_sweeps=n_sweeps,
+                          adapt_every=min(chunk, 10), key=key)
+    run_state = None
     if checkpoint is not None and os.path.exists(checkpoint):
-        from ..core.checkpoint import read_checkpoint
+        from ..core.simulation import read_simulation_checkpoint
 
-        z = read_checkpoint(checkpoint, kind="spins", field="checkpoint")
-        if z.get("format") != _CKPT_FORMAT or z.get("key") != key:
+        _, run_state, _ = read_simulation_checkpoint(checkpoint, kind=engine.kind, engine=engine)
+        if not isinstance(run_state, SpinMCState) or run_state.key != key:
             raise InputError("checkpoint", checkpoint, "a checkpoint of a run with the same "
                              "settings", hint="delete it or choose another path")
-        state = SpinState(spins=np.array(z["spins"]), rng=np.array(z["rng"]),
-                          step=int(z["step"]), tag=int(z["tag"]),
-                          clusters_per_step=int(z["clusters_per_step"]))
-        e_series[:] = z["energies"]
-        m_series[:] = z["magnetisations"]
-        acc, flipped, clusters = (int(x) for x in z["counters"])
-        log.info("resumed %s at step %d/%d", checkpoint, state.step, total)
-    if state is None:
-        state = init_state(lat, model, seed=seed, start=start)
-    mark = np.zeros(n, dtype=np.int64)
-    stack = np.zeros(n, dtype=np.int64)
-    alg = 0 if algorithm == "metropolis" else 1
+        log.info("resumed %s at step %d/%d", checkpoint, run_state.step, total)
+    if run_state is None:
+        s0 = init_state(lat, model, seed=seed, start=start)
+        run_state = SpinMCState(spins=s0.spins, rng=s0.rng, step=0, tag=s0.tag,
+                                clusters_per_step=s0.clusters_per_step,
+                                energies=np.zeros(n_sweeps), magnetisations=np.zeros(n_sweeps),
+                                counters=(0, 0, 0), key=key)
     t0 = time.perf_counter()
+    if run_state.step < total:
+        from ..core.simulation import run_simulation
 
-    def save() -> None:
-        if checkpoint is not None:
-            _save_checkpoint(checkpoint, {
-                "format": _CKPT_FORMAT, "key": key, "spins": state.spins, "rng": state.rng,
-                "step": int(state.step), "tag": int(state.tag),
-                "clusters_per_step": int(state.clusters_per_step), "energies": e_series,
-                "magnetisations": m_series, "counters": [int(acc), int(flipped), int(clusters)]})
-
-    chunk = max(1, min(checkpoint_every, max(1, total // 10)))
-    while state.step < total:
-        measuring = state.step >= n_thermalize
-        next_save = (state.step // checkpoint_every + 1) * checkpoint_every
-        # short thermalisation chunks: the Wolff clusters per step adapt quickly from the start
-        stop = min(total if measuring else n_thermalize,
-                   state.step + (chunk if measuring else min(chunk, 10)), next_save)
-        k = stop - state.step
-        off = state.step - n_thermalize if measuring else 0
-        eo = e_series[off:off + k] if measuring else np.zeros(0)
-        mo = m_series[off:off + k] if measuring else np.zeros(0)
-        if heis:
-            a, f, c, tag = _run_heis(state.spins, lat.offsets, lat.neighbours, lat.couplings, beta,
-                                     state.rng, k, alg, state.clusters_per_step, overrelax, mark,
-                                     stack, state.tag, eo, mo, measuring)
-        else:
-            a, f, c, tag = _run_ising(state.spins, lat.offsets, lat.neighbours, lat.couplings,
-                                      beta, state.rng, k, alg, state.clusters_per_step, mark,
-                                      stack, state.tag, eo, mo, measuring)
-        state.tag = int(tag)
-        if measuring:
-            acc += a
-            flipped += f
-            clusters += c
-        elif alg == 1 and f > 0:
-            # thermalisation: adapt the (then frozen) number of clusters per step so that a step
-            # flips about N spins.  A stopping rule that depends on the cluster sizes themselves
-            # ("until N spins flipped") would bias the measured states.
-            state.clusters_per_step = max(1, int(round(n * c / f)))
-        state.step = stop
-        if progress:
-            log.info("T=%.4g K N=%d: step %d/%d (%.1f s)", T, n, state.step, total,
-                     time.perf_counter() - t0)
-        if checkpoint is not None and (state.step % checkpoint_every == 0 or state.step == total):
-            save()
+        run_state = run_simulation(engine, run_state, total - run_state.step, observe_every=chunk,
+                                   checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                                   history={"step": [run_state.step]}, store_engine=False,
+                                   log_every=chunk if progress else 2 ** 62,
+                                   label=f"spin MC T={T:.4g} K N={n}").state
+    e_series, m_series = run_state.energies, run_state.magnetisations
+    acc, flipped, clusters = run_state.counters
     if not np.all(np.isfinite(e_series)):
         raise CalculationError(f"non-finite energies in the spin MC at T={T} K")
     e = e_series / n
     m = m_series / n
     full, err, jk = _jackknife(e, m, n, kT, n_blocks)
-    if alg == 0:
+    if engine.alg == 0:
         accept = acc / (n * n_sweeps)
     else:
         accept = (flipped / max(clusters, 1)) / n
