@@ -120,18 +120,7 @@ def phonons(atoms, calc, supercell=(2, 2, 2), displacement: float = 0.01, mesh=(
 
     plan, structures = phonon_displacements(atoms, sm, disp)
 
-    def forces_of(structure) -> np.ndarray:
-        a = structure.to_atoms()
-        a.calc = calc
-        try:
-            f = np.asarray(a.get_forces(), dtype=float)
-        except Exception as exc:  # noqa: BLE001 -- any calculator failure
-            raise CalculationError(f"forces of a displaced supercell failed: {exc}") from exc
-        if not np.all(np.isfinite(f)):
-            raise CalculationError("forces of a displaced supercell are not finite")
-        return f
-
-    forces = [forces_of(st) for st in structures]
+    forces = [displaced_forces(st.to_atoms(), calc) for st in structures]
     return phonons_from_forces(plan, forces, mesh=qmesh, temperatures=temps,
                                symmetrize=symmetrize, imaginary_tolerance_THz=tol,
                                calculator=type(calc).__name__)
@@ -145,6 +134,19 @@ def _check_thermal(mesh, temperatures, imaginary_tolerance_THz):
         raise InputError("temperatures", list(np.atleast_1d(temperatures)),
                          "temperatures >= 0 K, increasing")
     return qmesh, temps, validate.nonnegative("imaginary_tolerance_THz", imaginary_tolerance_THz)
+
+
+def displaced_forces(atoms, calc, what: str = "supercell") -> np.ndarray:
+    """Forces (eV/Å) of one displaced configuration; a calculator failure or a non-finite force
+    is a :class:`CalculationError` naming ``what``."""
+    atoms.calc = calc
+    try:
+        f = np.asarray(atoms.get_forces(), dtype=float)
+    except Exception as exc:  # noqa: BLE001 -- any calculator failure
+        raise CalculationError(f"forces of a displaced {what} failed: {exc}") from exc
+    if not np.all(np.isfinite(f)):
+        raise CalculationError(f"forces of a displaced {what} are not finite")
+    return f
 
 
 def _phonopy_of(plan: dict):
@@ -338,16 +340,9 @@ def _gamma_hessian(atoms, calc, disp: float, symmetrize: bool, use_symmetry: boo
     ph.generate_displacements(distance=disp, is_plusminus=True if not use_symmetry else "auto")
 
     def forces_of(sc) -> np.ndarray:
-        a = Atoms(symbols=sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions,
-                  masses=sc.masses, pbc=True)
-        a.calc = calc
-        try:
-            f = np.asarray(a.get_forces(), dtype=float)
-        except Exception as exc:  # noqa: BLE001 -- any calculator failure
-            raise CalculationError(f"forces of a displaced {what} failed: {exc}") from exc
-        if not np.all(np.isfinite(f)):
-            raise CalculationError(f"forces of a displaced {what} are not finite")
-        return f
+        return displaced_forces(Atoms(symbols=sc.symbols, cell=sc.cell,
+                                      scaled_positions=sc.scaled_positions, masses=sc.masses,
+                                      pbc=True), calc, what)
 
     f0 = forces_of(ph.supercell)
     scs = ph.supercells_with_displacements

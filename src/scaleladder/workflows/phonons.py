@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.errors import CalculationError, InputError
+from ..core.errors import InputError
 from ..core.pipeline import Node, stage
 from ..handoffs import PhononProperties, Structure
 from .calculators import make_calculator
@@ -21,15 +21,9 @@ __all__ = ["phonon_nodes", "displaced_forces", "phonon_properties"]
 @stage("workflows.phonons.forces", version="1")
 def displaced_forces(structure: Structure, calculator: dict) -> np.ndarray:
     """Forces (eV/Å) of one (displaced) supercell with a fresh calculator from its spec."""
-    atoms = structure.to_atoms()
-    atoms.calc = make_calculator(calculator)
-    try:
-        f = np.asarray(atoms.get_forces(), dtype=float)
-    except Exception as exc:  # noqa: BLE001 - any calculator failure
-        raise CalculationError(f"forces of a displaced supercell failed: {exc}") from exc
-    if not np.all(np.isfinite(f)):
-        raise CalculationError("forces of a displaced supercell are not finite")
-    return f
+    from ..atomistic.phonons import displaced_forces as forces
+
+    return forces(structure.to_atoms(), make_calculator(calculator))
 
 
 @stage("workflows.phonons.properties", version="1")
