@@ -624,6 +624,13 @@ def test_a_lease_of_a_dead_run_is_taken_over(tmp_path):
 # -------------------------------------------------------------------------------------------------
 # 11. SIGKILLed driver: process-pool workers exit
 # -------------------------------------------------------------------------------------------------
+def _parent_of(proc: Path) -> int | None:
+    try:
+        return int((proc / "stat").read_text().split(")")[-1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def test_process_pool_workers_exit_when_the_driver_is_killed(tmp_path):
     pidfile = tmp_path / "worker.pid"
     code = textwrap.dedent(f"""
@@ -641,8 +648,9 @@ def test_process_pool_workers_exit_when_the_driver_is_killed(tmp_path):
         time.sleep(0.2)
     assert pidfile.exists()
     worker = int(pidfile.read_text())
-    children = subprocess.run(["pgrep", "-P", str(driver.pid)], capture_output=True,
-                              text=True).stdout.split()
+    children = [p.name for p in Path("/proc").iterdir() if p.name.isdigit()
+                and _parent_of(p) == driver.pid]
+    assert str(worker) in children          # the pool worker (and the resource tracker) are its
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
     t0 = time.monotonic()
