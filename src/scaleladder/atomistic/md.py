@@ -145,10 +145,8 @@ class MDState:
         return atoms
 
 
-class _AnyMDEngine:
-    """Stands for "an MD engine" when only the kind of a checkpoint matters."""
-
-    kind = "scaleladder.md/3"
+#: checkpoint kind of MD runs (:class:`MDEngine`)
+_MD_KIND = "scaleladder.md/3"
 
 
 def write_checkpoint(path: str | os.PathLike, state: MDState) -> Path:
@@ -156,8 +154,7 @@ def write_checkpoint(path: str | os.PathLike, state: MDState) -> Path:
     fsynced, hashed, no pickle; the calculator is not stored)."""
     from ..core.simulation import write_simulation_checkpoint
 
-    return write_simulation_checkpoint(path, _AnyMDEngine(), state, {"step": [state.step]},
-                                       store_engine=False)
+    return write_simulation_checkpoint(path, _MD_KIND, state, {"step": [state.step]})
 
 
 def read_checkpoint(path: str | os.PathLike) -> MDState:
@@ -173,8 +170,7 @@ def read_checkpoint(path: str | os.PathLike) -> MDState:
     from ..core.simulation import read_simulation_checkpoint
 
     try:
-        _, state, _ = read_simulation_checkpoint(path, kind=_AnyMDEngine.kind,
-                                                 engine=_AnyMDEngine())
+        _, state, _ = read_simulation_checkpoint(path, kind=_MD_KIND, require_engine=False)
     except CheckpointError as exc:
         raise CheckpointError("checkpoint_path", exc.value, exc.expected, hint=exc.hint) from None
     except InputError as exc:
@@ -621,7 +617,7 @@ class MDEngine:
     the good ones.  The calculator is not stored in checkpoints: resume with :func:`resume_md`.
     """
 
-    kind = _AnyMDEngine.kind
+    kind = _MD_KIND
 
     def __init__(self, atoms, calc, settings, *, step0, time0, e0_per_atom, rng, steps,
                  trajectory=None, append=False, barostat=None, snapshots=frozenset()):

@@ -117,21 +117,37 @@ def _step_of(state: Any) -> int:
 
 def write_simulation_checkpoint(path: str | os.PathLike, engine: Any, state: Any,
                                 history: dict | None = None, *, store_engine: bool = True) -> Path:
-    """The driver's checkpoint: ``{engine kind, engine, state, history}`` in the one format."""
-    payload = {"engine_kind": engine.kind, "engine": engine if store_engine else None,
+    """The driver's checkpoint: ``{engine kind, engine, state, history}`` in the one format.
+
+    ``engine`` may be the engine or only its kind (a string; nothing stored but the kind)."""
+    kind = engine if isinstance(engine, str) else engine.kind
+    store = store_engine and not isinstance(engine, str)
+    payload = {"engine_kind": kind, "engine": engine if store else None,
                "state": state, "history": history or {"step": []}}
     return write_checkpoint(path, payload, kind=SIMULATION_CHECKPOINT)
 
 
 def read_simulation_checkpoint(path: str | os.PathLike, *, kind: str | None = None,
-                               engine: Any = None) -> tuple[Any, Any, dict]:
-    """``(engine, state, history)`` of a driver checkpoint; ``kind`` (the engine kind expected)
-    and ``engine`` (for checkpoints without one) as :func:`resume_simulation`."""
-    data = read_checkpoint(path, kind=SIMULATION_CHECKPOINT)
+                               engine: Any = None, require_engine: bool = True
+                               ) -> tuple[Any, Any, dict]:
+    """``(engine, state, history)`` of a driver checkpoint.
+
+    ``kind``: the engine kind expected; ``engine``: the engine to use for a checkpoint that does
+    not store one (checked against its kind).  With ``require_engine=False`` a checkpoint without
+    a stored engine and no ``engine`` given yields ``None`` as the engine (to read the state).
+    """
+    return _resolve(read_checkpoint(path, kind=SIMULATION_CHECKPOINT), path, kind, engine,
+                    require_engine)
+
+
+def _resolve(data: dict, path, kind: str | None, engine: Any, require_engine: bool = True):
     if kind is not None and data["engine_kind"] != kind:
         raise InputError("checkpoint", str(path), f"a checkpoint of a {kind} run",
                          hint=f"it holds a {data['engine_kind']} run")
     stored = data.get("engine")
+    history = {k: list(v) for k, v in (data.get("history") or {"step": []}).items()}
+    if engine is None and stored is None and not require_engine:
+        return None, data["state"], history
     if engine is None:
         if stored is None:
             raise InputError("engine", None, f"the {data['engine_kind']} engine to resume with "
@@ -140,7 +156,6 @@ def read_simulation_checkpoint(path: str | os.PathLike, *, kind: str | None = No
     if getattr(engine, "kind", None) != data["engine_kind"]:
         raise InputError("engine", getattr(engine, "kind", type(engine).__name__),
                          f"an engine of kind {data['engine_kind']!r} (the checkpoint's)")
-    history = {k: list(v) for k, v in (data.get("history") or {"step": []}).items()}
     return engine, data["state"], history
 
 
@@ -284,7 +299,7 @@ def resume_simulation(checkpoint: str | os.PathLike, steps: int, *, engine: Any 
         No engine stored and none given, or an engine of another kind.
     """
     data = read_checkpoint(checkpoint, kind=SIMULATION_CHECKPOINT)
-    engine, state, history = read_simulation_checkpoint(checkpoint, engine=engine)
+    engine, state, history = _resolve(data, checkpoint, None, engine)
     kwargs.setdefault("checkpoint", Path(checkpoint))
     kwargs.setdefault("store_engine", data.get("engine") is not None)
     return run_simulation(engine, state, steps, history=history, **kwargs)

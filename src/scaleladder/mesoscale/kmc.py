@@ -1029,21 +1029,12 @@ class KMCEngine:
                       stopped=stopped, checkpoint=checkpoint)
 
 
-class _AnyKMCEngine:
-    """Stands for "a KMC engine" when only the kind of a checkpoint matters."""
-
-    kind = KMCEngine.kind
-
-
-_ANY_ENGINE = _AnyKMCEngine()
-
-
 def write_checkpoint(path, state: KMCState) -> Path:
     """Write ``state`` as the one simulation driver does (the one checkpoint format: atomic,
     fsynced, hashed, no pickle; the model is not stored)."""
     from ..core.simulation import write_simulation_checkpoint
 
-    return write_simulation_checkpoint(path, _ANY_ENGINE, state, store_engine=False)
+    return write_simulation_checkpoint(path, KMCEngine.kind, state)
 
 
 def read_checkpoint(path) -> KMCState:
@@ -1056,7 +1047,7 @@ def read_checkpoint(path) -> KMCState:
     """
     from ..core.simulation import read_simulation_checkpoint
 
-    _, state, _ = read_simulation_checkpoint(path, kind=KMCEngine.kind, engine=_ANY_ENGINE)
+    _, state, _ = read_simulation_checkpoint(path, kind=KMCEngine.kind, require_engine=False)
     if not isinstance(state, KMCState):
         raise InputError("checkpoint", str(path), "a KMC checkpoint")
     return state
