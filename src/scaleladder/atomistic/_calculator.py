@@ -19,3 +19,19 @@ def store_results(calc, energy, energies, forces, stress, properties, **extra) -
         calc.results["stress"] = stress
     elif "stress" in properties:
         raise PropertyNotImplementedError(_NO_STRESS)
+
+
+def restart_neighbour_list(calc) -> bool:
+    """Make ``calc`` (one of this rung's numba calculators) build its Verlet list afresh at the
+    next call and forget its cached results; False (and nothing done) for other calculators.
+
+    The MD engine calls it at every checkpoint step, so that an uninterrupted run and a run
+    resumed from that checkpoint (whose new calculator builds its list there) sum the same
+    pairs in the same order from the same positions: bit for bit the same trajectory.
+    """
+    lists = getattr(calc, "_lists", None)
+    if lists is None or not hasattr(lists, "drop"):
+        return False
+    lists.drop()
+    calc.results = {}
+    return True

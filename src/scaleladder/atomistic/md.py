@@ -60,6 +60,7 @@ import numpy as np
 from ..core.codec import register
 from ..core.errors import CalculationError, InputError
 from ..core.units import EV_PER_A3_IN_GPA
+from ._calculator import restart_neighbour_list
 
 __all__ = ["MDState", "MDResult", "run_md", "resume_md", "block_average", "blocking_curve",
            "integrated_autocorrelation_time", "read_checkpoint", "write_checkpoint"]
@@ -637,6 +638,7 @@ class MDEngine:
         self.append = append
         self.traj = Trajectory(str(trajectory), "a" if append else "w", atoms) \
             if trajectory is not None else None
+        self.every = int(settings.get("checkpoint_every") or 0)
         self.snapshot_steps = frozenset(snapshots)
         self.snapshots: list = []
         self.rows: list = []
@@ -739,6 +741,10 @@ class MDEngine:
                 self._fail(step, problem)
             t = self.time0 + (step - self.step0) * self.dt
             self._current = self._accept(step, obs, lambda: self._state(step, t))
+            if self.every and step % self.every == 0:
+                # a checkpoint step: the run resumed from here builds its neighbour list here,
+                # so this run does too (same pairs, same order: resumes are bit for bit)
+                restart_neighbour_list(self.atoms.calc)
         return self._current, int(n), None
 
     def close(self) -> None:

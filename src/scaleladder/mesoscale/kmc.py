@@ -89,6 +89,7 @@ def _is_int(x) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 
+@register("KMCLattice")
 @dataclass(frozen=True, eq=False)
 class Lattice:
     """Sites of a periodic supercell and their neighbour shells (build with
@@ -124,6 +125,22 @@ class Lattice:
     neighbours: tuple
     vectors: tuple
     name: str = "custom"
+
+    def to_state(self) -> dict:
+        return {"cell": self.cell, "pbc": self.pbc, "basis": self.basis,
+                "size": [int(k) for k in self.size], "shell_distances": self.shell_distances,
+                "neighbours": list(self.neighbours), "vectors": list(self.vectors),
+                "name": self.name}
+
+    @classmethod
+    def from_state(cls, s: dict) -> "Lattice":
+        return cls(cell=np.asarray(s["cell"], dtype=float), pbc=np.asarray(s["pbc"], dtype=bool),
+                   basis=np.asarray(s["basis"], dtype=float), size=tuple(s["size"]),
+                   shell_distances=np.asarray(s["shell_distances"], dtype=float),
+                   neighbours=tuple(np.ascontiguousarray(a, dtype=np.int32)
+                                    for a in s["neighbours"]),
+                   vectors=tuple(np.asarray(a, dtype=float) for a in s["vectors"]),
+                   name=s["name"])
 
     # ---------------------------------------------------------------------------------------
     @classmethod
@@ -584,6 +601,7 @@ def _run_walkers(nbr, slot_rate, kind_rate, vec, nb, mover_site, mover_disp, tre
 # ============================================================================================
 # model and state
 # ============================================================================================
+@register("KMCModel")
 @dataclass(frozen=True, eq=False)
 class KMCModel:
     """A lattice with the rates of an event catalog at one temperature (build with
@@ -671,6 +689,22 @@ class KMCModel:
             a.setflags(write=False)
         return cls(lattice=lattice, catalog=catalog, temperature_K=float(temperature_K),
                    neighbours=nbr, slot_rates=slot_rate, slot_vectors=vec, event_rates=rates)
+
+    def to_state(self) -> dict:
+        return {"lattice": self.lattice, "catalog": self.catalog,
+                "temperature_K": self.temperature_K, "neighbours": self.neighbours,
+                "slot_rates": self.slot_rates, "slot_vectors": self.slot_vectors,
+                "event_rates": self.event_rates}
+
+    @classmethod
+    def from_state(cls, s: dict) -> "KMCModel":
+        arrays = {k: np.array(s[k], dtype=float) for k in ("slot_rates", "slot_vectors",
+                                                            "event_rates")}
+        for a in arrays.values():
+            a.setflags(write=False)
+        return cls(lattice=s["lattice"], catalog=s["catalog"],
+                   temperature_K=float(s["temperature_K"]),
+                   neighbours=np.ascontiguousarray(s["neighbours"], dtype=np.int32), **arrays)
 
     @property
     def dimensionality(self) -> int:
@@ -878,7 +912,8 @@ def _tree_size(n_leaves: int) -> int:
 
 def run_kmc(state: KMCState, model: KMCModel, *, n_events: int | None = None,
             t_max_s: float | None = None, sample_times_s=None, checkpoint=None,
-            checkpoint_every: int = 10_000_000, progress: bool = True) -> KMCRun:
+            checkpoint_every: int = 10_000_000, progress: bool = True,
+            store_model: bool = True) -> KMCRun:
     """Advance a copy of ``state`` by residence-time KMC.
 
     Parameters
@@ -902,6 +937,10 @@ def run_kmc(state: KMCState, model: KMCModel, *, n_events: int | None = None,
         Events per chunk (also the progress-report interval).
     progress : bool
         Log progress (INFO) after each chunk.
+    store_model : bool, default True
+        Store the engine (model, time limit, sample times) in the checkpoint, so that
+        :func:`scaleladder.core.simulation.resume_simulation` continues it from the file alone;
+        False stores the state only (resume with ``run_kmc(read_checkpoint(path), model)``).
 
     Returns
     -------
@@ -929,21 +968,24 @@ def run_kmc(state: KMCState, model: KMCModel, *, n_events: int | None = None,
     if n_target == 0:
         return engine.result(state, 0, 0.0, "events", None)
     run = run_simulation(engine, state, n_target, observe_every=every, checkpoint=checkpoint,
-                         checkpoint_every=every, store_engine=False,
+                         checkpoint_every=every, store_engine=bool(store_model),
                          log_every=every if progress else 2 ** 62,
                          label=f"kmc ({state.system})")
     stopped = "events" if run.stopped == "steps" else run.stopped
     return engine.result(run.state, run.steps, run.elapsed_s, stopped, run.checkpoint)
 
 
+@register("KMCEngine")
 class KMCEngine:
     """Residence-time KMC of one model as an engine of the project's one simulation protocol
     (:mod:`scaleladder.core.simulation`): ``advance(state, n)`` does ``n`` events (fewer when the
     time limit is reached or no event can happen), ``observe`` records the time.
 
     Run-scoped sampling (``sample_times_s``: ``|r|^2`` of the movers and the tracer sum at given
-    times) is kept by the engine, not in the state.  The engine holds a :class:`KMCModel` and is not
-    stored in checkpoints: resume with ``run_kmc(read_checkpoint(path), model, ...)``.
+    times) is kept by the engine, not in the state.  The engine (its :class:`KMCModel`, time
+    limit and sample times) is codec-encodable: ``run_kmc(..., store_model=True)`` stores it in
+    the checkpoint, and ``resume_simulation(path, n)`` then goes on from the file alone
+    (``run_kmc(read_checkpoint(path), model, ...)`` resumes any KMC checkpoint with a model).
     """
 
     kind = "scaleladder.kmc/2"
@@ -957,7 +999,16 @@ class KMCEngine:
         if not np.all(np.isfinite(st)) or np.any(np.diff(st) <= 0):
             raise InputError("sample_times_s", st.tolist()[:10], "finite, increasing times (s)")
         self.st = st
+        self.t_max_s = t_max_s
         self._tree = None       # (state it belongs to, tree, L, kind_rate)
+        self._started = False
+
+    def to_state(self) -> dict:
+        return {"model": self.model, "t_max_s": self.t_max_s, "sample_times_s": self.st}
+
+    @classmethod
+    def from_state(cls, s: dict) -> "KMCEngine":
+        return cls(s["model"], t_max_s=s["t_max_s"], sample_times_s=s["sample_times_s"])
 
     def start(self, state: KMCState) -> None:
         """Prepare the sampling buffers and the rate tree for ``state`` (checks it fits)."""
@@ -972,6 +1023,7 @@ class KMCEngine:
         self.idx[0] = int(np.searchsorted(self.st, state.time_s, side="left"))
         self.first_sample = int(self.idx[0])
         self._tree = (state, *self._build_tree(state))
+        self._started = True
         if not self._tree[1][1] > 0:
             raise CalculationError(f"run_kmc: the total rate is zero: no event can happen in "
                                    f"this {state.system} state (check the catalog's shells and "
@@ -994,6 +1046,8 @@ class KMCEngine:
         return tree, L, kind_rate
 
     def advance(self, state: KMCState, n: int) -> tuple[KMCState, int, str | None]:
+        if not self._started:           # a resumed engine (resume_simulation)
+            self.start(state)
         if self._tree is None or self._tree[0] is not state:
             self._tree = (state, *self._build_tree(state))
         _, tree, L, kind_rate = self._tree
