@@ -42,6 +42,8 @@ Energies in eV, distances in Å (ASE's units), throughout.
 """
 from __future__ import annotations
 
+import functools
+import os
 from typing import Any
 
 import numpy as np
@@ -626,11 +628,61 @@ def _climbing_tangent_force(neb) -> tuple[int, float]:
     return i, float(np.vdot(neb.real_forces[i], t))
 
 
+def _image_energy_forces(calc, atoms):
+    """Energy, forces and the process id of one band image with its own calculator (the unit
+    of work :func:`migration_barrier` hands to an ``image_map``)."""
+    import copy
+
+    atoms = atoms.copy()
+    atoms.calc = copy.deepcopy(calc)
+    return (float(atoms.get_potential_energy()), np.array(atoms.get_forces()), os.getpid())
+
+
+def _mapped_neb_class():
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.mep import NEB
+
+    class MappedNEB(NEB):
+        """ASE's NEB whose interior images are evaluated together through ``image_map``
+        before each force call (the results are attached as single-point calculators)."""
+
+        def __init__(self, images, calc, image_map, **kwargs):
+            super().__init__(images, **kwargs)
+            self._calc, self._map = calc, image_map
+            self.evaluated = {"where": "serial", "processes": set()}
+
+        def get_forces(self):
+            interior = self.images[1:-1]
+            stale = [i for i, im in enumerate(interior)
+                     if not isinstance(im.calc, SinglePointCalculator)
+                     or im.calc.check_state(im)]
+            if stale:
+                bare = []
+                for i in stale:
+                    a = interior[i].copy()
+                    a.calc = None
+                    bare.append(a)
+                results, where = self._map(functools.partial(_image_energy_forces, self._calc),
+                                           bare)
+                self.evaluated["where"] = where
+                for i, (e, f, pid) in zip(stale, results):
+                    im = interior[i]
+                    im.calc = SinglePointCalculator(im, energy=e, forces=f)
+                    self.evaluated["processes"].add(pid)
+            return super().get_forces()
+
+    return MappedNEB
+
+
+def _MappedNEB(images, calc, image_map, **kwargs):
+    return _mapped_neb_class()(images, calc, image_map, **kwargs)
+
+
 def migration_barrier(initial, final, calc, n_images: int = 7, climb: bool = True,
                       fmax: float = 0.01, method: str = "improvedtangent", steps: int = 1000,
                       optimizer: str = "FIRE", interpolation: str = "linear", k: float = 0.1,
                       relax_endpoints: bool = True, endpoint_fmax: float | None = None,
-                      saddle_check_radius: float | None = None):
+                      saddle_check_radius: float | None = None, image_map=None):
     """Minimum-energy path and barrier by the (climbing-image) nudged elastic band.
 
     The end states are relaxed first (BFGS to ``endpoint_fmax``, fixed cell) and their results
@@ -677,6 +729,14 @@ def migration_barrier(initial, final, calc, n_images: int = 7, climb: bool = Tru
         record its lowest eigenvalues and the number below -0.01 eV/Å² (one at a first-order
         saddle) in provenance (``saddle_check``).  Off by default (it costs ``6 m`` force
         calls for ``m`` atoms).
+    image_map : callable, optional
+        ``image_map(fn, images) -> (results, where)`` evaluates the interior images of each band
+        iteration (energy and forces, each with its own copy of ``calc``) instead of one after
+        the other with the shared ``calc``; :func:`scaleladder.core.pipeline.parallel_map`
+        spreads them over the Dask cluster the calling stage runs on.  ``calc`` must then be
+        picklable.  The band is the same to round-off (each image's calculator builds its own
+        neighbour list); provenance records ``image_evaluation`` (where, and how many
+        processes evaluated images).
 
     For vacancy hops, build the end states with :func:`vacancy_migration_path` and ``calc``:
     they are then relaxed into the lowest basin found and mapped onto each other by the hop.
@@ -762,7 +822,16 @@ def migration_barrier(initial, final, calc, n_images: int = 7, climb: bool = Tru
         images.append(img)
     images.append(ends[1])
 
-    neb = NEB(images, k=k, climb=bool(climb), method=method, allow_shared_calculator=True)
+    if image_map is None:
+        neb = NEB(images, k=k, climb=bool(climb), method=method, allow_shared_calculator=True)
+        evaluated = {"where": "serial", "processes": 1}
+    else:
+        if not callable(image_map):
+            raise InputError("image_map", image_map, "a callable image_map(fn, images) -> "
+                             "(results, where), e.g. scaleladder.core.pipeline.parallel_map")
+        neb = _MappedNEB(images, calc, image_map, k=k, climb=bool(climb), method=method,
+                         allow_shared_calculator=True)
+        evaluated = neb.evaluated
     neb.interpolate(method=interpolation, mic=True)
     opt_cls = FIRE if optimizer == "FIRE" else BFGS
     opt = opt_cls(neb, logfile=None)
@@ -843,6 +912,9 @@ def migration_barrier(initial, final, calc, n_images: int = 7, climb: bool = Tru
         "endpoint_relaxation_steps": end_steps,
         "e_initial_eV": float(energies[0]), "e_final_eV": float(energies[-1]),
         "endpoint_preparation": prep, "saddle_check": saddle,
+        "image_evaluation": {"where": evaluated["where"],
+                             "processes": int(evaluated["processes"]) if isinstance(
+                                 evaluated["processes"], int) else len(evaluated["processes"])},
         # the stationary points themselves, so that a later stage (harmonic-TST prefactor, a
         # dimer refinement) can start from them without redoing the band
         "configurations": {

@@ -38,7 +38,7 @@ from .errors import ExecutorError, InputError, MissingExtraError, ScaleLadderErr
 from .store import Store
 
 __all__ = ["stage", "Stage", "Node", "Runner", "RunStats", "report_progress", "checkpoint_dir",
-           "scratch_dir", "run_context"]
+           "scratch_dir", "run_context", "parallel_map", "on_cluster"]
 
 _KEY_SCHEMA = "scaleladder.node/2"
 _STAGES: dict[str, tuple[str, str]] = {}  # stage name -> (module, qualname) of its function
@@ -436,6 +436,41 @@ def scratch_dir(name: str) -> "os.PathLike | None":
     import os
 
     return _usable_dir(os.path.join(ctx["store_root"], "scratch", name))
+
+
+def on_cluster() -> bool:
+    """True when the calling code runs in a task on a Dask worker (where :func:`parallel_map`
+    spreads its items over the cluster)."""
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+def parallel_map(fn: Callable[[Any], Any], items: Iterable[Any]) -> tuple[list, str]:
+    """``[fn(x) for x in items]`` spread over the cluster the running stage is on.
+
+    Inside a stage that a :class:`Runner` runs on a Dask cluster, the items become tasks of
+    that cluster (submitted from the worker through ``distributed.worker_client``, which
+    secedes from the worker's thread pool while they run, so the worker itself computes some of
+    them): the images of a band, the members of an ensemble, spread over every worker.  Anywhere
+    else (in-process and process-pool runners, a direct call) the items run one after the other
+    in this process.  ``fn`` and the items must be picklable for the Dask case.
+
+    Returns ``(results in the order of items, where)``, ``where`` being ``"dask"`` or
+    ``"serial"``.
+    """
+    items = list(items)
+    if not on_cluster():
+        return [fn(x) for x in items], "serial"
+    from distributed import worker_client
+
+    with worker_client() as client:
+        futures = client.map(fn, items, pure=False)
+        return client.gather(futures), "dask"
 
 
 class run_context:

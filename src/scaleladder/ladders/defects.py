@@ -155,8 +155,13 @@ def vacancy_migration(relaxed: dict, potential: dict, supercell: tuple, n_images
         Interior images of the band.
     fmax : float
         NEB force tolerance (eV/Å).
+
+    On a Dask cluster the interior images of every band iteration are evaluated as tasks of the
+    cluster (:func:`~scaleladder.core.pipeline.parallel_map`); elsewhere one after the other
+    with one shared calculator.  Same band to round-off.
     """
     from ..atomistic import migration_barrier, vacancy_migration_path
+    from ..core.pipeline import on_cluster, parallel_map
 
     # end states relaxed into their basin (basin search + Hessian check), not the unrelaxed
     # symmetric vacancy: for Stillinger-Weber silicon that one is a trap (module notes of
@@ -164,7 +169,8 @@ def vacancy_migration(relaxed: dict, potential: dict, supercell: tuple, n_images
     calc = make_calculator(potential)
     initial, final = vacancy_migration_path(_bulk(relaxed), supercell=tuple(supercell),
                                             calc=calc, fmax=min(fmax, 1e-3))
-    return migration_barrier(initial, final, calc, n_images=n_images, fmax=fmax)
+    return migration_barrier(initial, final, calc, n_images=n_images, fmax=fmax,
+                             image_map=parallel_map if on_cluster() else None)
 
 
 @stage("atomistic.surface_energy_hkl", version="1")
