@@ -69,7 +69,7 @@ import numpy as np
 from ..core import validate
 from ..core.errors import CalculationError, InputError
 from .md import _MD_KIND, MDResult, MDState, _default_checkpoint, _positive_int, \
-    _validate_settings
+    _validate_settings, md_failure
 
 __all__ = ["run_md_lammps", "resume_md_lammps", "LammpsMDEngine", "lammps_pair_commands",
            "LammpsMDResult"]
@@ -626,18 +626,9 @@ class LammpsMDEngine:
             self.traj = Trajectory(str(trajectory), "a" if append else "w")
 
     def _fail(self, step, quantity, value, advice, cause=None):
-        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
-        lg = self.last_good
-        where = "no good frame" if lg is None else f"last good frame: step {lg[1]}"
         t = self.time0 + (step - self.step0) * self.dt
-        err = CalculationError(
-            f"MD in LAMMPS ({self.settings['ensemble']}) failed at step {step} (t = {t:g} fs):"
-            f" {quantity} = {shown}; what to change: {advice}; {where}")
-        err.step, err.quantity, err.value = step, quantity, value
-        err.last_good = None if lg is None else lg[0]
-        err.last_good_step = None if lg is None else lg[1]
-        err.checkpoint = None
-        raise err from cause
+        raise md_failure(f"MD in LAMMPS ({self.settings['ensemble']})", step, t, quantity, value,
+                         advice, self.last_good) from cause
 
     def _frame(self, step: int, command: str) -> MDState:
         """Run ``command`` in LAMMPS, check the frame reached, record it; its state."""

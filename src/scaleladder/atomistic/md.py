@@ -608,6 +608,22 @@ def _snapshot(atoms):
     return a
 
 
+def md_failure(what: str, step: int, t: float, quantity: str, value, advice: str,
+               last_good) -> CalculationError:
+    """The error of an MD run that blew up (both MD engines): the message and the attributes
+    ``step, quantity, value, last_good`` (Atoms or None), ``last_good_step``, ``checkpoint``
+    (None; the driver fills it in).  ``last_good`` is ``(Atoms, step, state)`` or None."""
+    shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+    where = "no good frame" if last_good is None else f"last good frame: step {last_good[1]}"
+    err = CalculationError(f"{what} failed at step {step} (t = {t:g} fs): {quantity} = {shown}; "
+                           f"what to change: {advice}; {where}")
+    err.step, err.quantity, err.value = step, quantity, value
+    err.last_good = None if last_good is None else last_good[0]
+    err.last_good_step = None if last_good is None else last_good[1]
+    err.checkpoint = None
+    return err
+
+
 class MDEngine:
     """ASE's integrators (velocity Verlet, Langevin, Langevin–BAOAB NPT) with the per-frame checks
     of :func:`run_md`, as an engine of the project's one simulation protocol
@@ -663,18 +679,9 @@ class MDEngine:
                 and self.last_written != self.last_good[1]:
             self.traj.write(self.last_good[0])
             self.last_written = self.last_good[1]
-        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
-        lg = self.last_good
-        where = "no good frame" if lg is None else f"last good frame: step {lg[1]}"
         t = self.time0 + (step - self.step0) * self.dt
-        err = CalculationError(
-            f"MD ({self.settings['ensemble']}) failed at step {step} (t = {t:g} fs): {quantity} "
-            f"= {shown}; what to change: {advice}; {where}")
-        err.step, err.quantity, err.value = step, quantity, value
-        err.last_good = None if lg is None else lg[0]
-        err.last_good_step = None if lg is None else lg[1]
-        err.checkpoint = None
-        raise err from cause
+        raise md_failure(f"MD ({self.settings['ensemble']})", step, t, quantity, value, advice,
+                         self.last_good) from cause
 
     def _evaluate(self, step: int):
         try:
