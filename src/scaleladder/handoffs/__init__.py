@@ -10,6 +10,7 @@ from .elastic import ElasticTensor
 from .events import EventCatalog, EventType
 from .eos import EquationOfState
 from .fracture import CriticalStress
+from .microstructure import Microstructure
 from .magnetism import ExchangeParameters, HamiltonianConvention, read_tb2j
 from .potential import FittedPotential
 from .phonons import HarmonicTSTPrefactor, PhononProperties, harmonic_rate
@@ -20,4 +21,4 @@ __all__ = ["Configuration", "ReferenceDataset", "EquationOfState", "FittedPotent
            "ElasticTensor", "SurfaceEnergy", "VacancyFormationEnergy", "MigrationBarrier",
            "PhononProperties", "HarmonicTSTPrefactor", "harmonic_rate", "EventCatalog", "EventType",
            "ExchangeParameters", "HamiltonianConvention", "read_tb2j", "Structure",
-           "CriticalStress"]
+           "CriticalStress", "Microstructure"]
