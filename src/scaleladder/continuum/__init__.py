@@ -1,4 +1,8 @@
-"""scaleladder.continuum: finite elements and fracture mechanics (SI units: Pa, m, J/m^2).
+"""scaleladder.continuum: finite elements, fracture mechanics and homogenisation.
+
+Fracture: SI units (Pa, m, J/m^2).  Homogenisation (:mod:`.homogenisation`, :mod:`.fft`,
+:mod:`.rve`, :mod:`.bounds`, :mod:`.microstructures`): ``Microstructure`` handoffs in (lengths in
+their own unit), ``ElasticTensor`` (GPa) out, with the RVE realisation and size in its budget.
 
 Handoffs in, handoffs out: :func:`plate_critical_stress` takes an ``ElasticTensor`` and a
 ``SurfaceEnergy`` (units converted by the handoffs) and returns a ``CriticalStress`` whose
@@ -24,7 +28,39 @@ from .fracture import (
     sih_paris_irwin_factor,
 )
 
+from .bounds import (
+    IsotropicBounds,
+    dilute_stiffness,
+    eshelby_tensor,
+    hashin_shtrikman_cubic,
+    hashin_shtrikman_isotropic,
+    isotropic_moduli,
+    isotropic_voigt,
+    laminate_stiffness,
+    mori_tanaka,
+    reuss_bound,
+    transverse_moduli,
+    voigt_bound,
+)
+from .fft import FFTSolution, fft_effective_stiffness, fft_solve
+from .homogenisation import Homogenisation, apparent_stiffness, homogenise
+from .microstructures import (
+    hexagonal_fibres,
+    laminate,
+    random_inclusions,
+    random_rotations,
+    refine,
+    voronoi_polycrystal,
+)
+from .rve import FEMSolution, VoxelFEM, fem_effective_stiffness
+
 __all__ = [
+    "IsotropicBounds", "dilute_stiffness", "eshelby_tensor", "hashin_shtrikman_cubic",
+    "hashin_shtrikman_isotropic", "isotropic_moduli", "isotropic_voigt", "laminate_stiffness",
+    "mori_tanaka", "reuss_bound", "transverse_moduli", "voigt_bound", "FFTSolution",
+    "fft_effective_stiffness", "fft_solve", "Homogenisation", "apparent_stiffness", "homogenise",
+    "hexagonal_fibres", "laminate", "random_inclusions", "random_rotations", "refine",
+    "voronoi_polycrystal", "FEMSolution", "VoxelFEM", "fem_effective_stiffness",
     "CentreCrackedPlate", "CrackedPlateSolution", "compliance_energy_release_rate",
     "crack_frame_111", "critical_stress", "energy_release_rate", "finite_width_factor",
     "griffith_critical_stress", "griffith_finite_width", "isotropic_stiffness", "mesh_convergence",

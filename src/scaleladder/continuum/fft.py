@@ -226,7 +226,9 @@ def fft_solve(micro, strain, *, scheme: str = "cg", tol: float = 1e-8, max_iter:
         p = r.copy()
         rr = float(np.vdot(r, r))
         ap = np.empty((6, N))
+        mean_sig = sig.mean(axis=1)            # ⟨C:(E + w)⟩, updated by linearity
         while True:
+            mean_norm = float(np.linalg.norm(mean_sig))
             res = math.sqrt(rr) / (rms * mean_norm)
             history.append(res)
             if res <= tol:
@@ -237,9 +239,11 @@ def fft_solve(micro, strain, *, scheme: str = "cg", tol: float = 1e-8, max_iter:
                     f" {it} iterations (contrast k_max/k_min = {kmax / kmin:.3g})",
                     suggestion="raise max_iter or loosen tol")
             stress(p, ap)
+            mean_cp = ap.mean(axis=1)
             ap = proj_flat(ap)
             alpha = rr / float(np.vdot(p, ap))
             w += alpha * p
+            mean_sig = mean_sig + alpha * mean_cp
             r -= alpha * ap
             rr_new = float(np.vdot(r, r))
             p *= rr_new / rr
