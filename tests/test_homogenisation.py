@@ -250,3 +250,40 @@ def test_bad_microstructures_are_refused_with_their_names():
         fft_effective_stiffness(Microstructure(lab, (1, 1)))
     with pytest.raises(CalculationError, match="jammed"):
         random_inclusions((40, 40), 1.0, 0.7, 0.06, max_attempts=20000)
+
+
+# --------------------------------------------------------------------------------------------
+# microstructures from the mesoscale rung (through the handoff)
+# --------------------------------------------------------------------------------------------
+def test_grain_growth_and_cahn_hilliard_fields_become_microstructures():
+    from scaleladder.mesoscale import phasefield as pf
+
+    grid = pf.SpectralGrid((48, 48), 1e-8)
+    gg = pf.run_phasefield(pf.GrainGrowth(6, 0.5, 1e-16, 1.0), grid,
+                           pf.voronoi_grains(grid, 16, 6, seed=2), 0.2, 40)
+    m = pf.grain_microstructure(gg.state, grid)
+    assert m.kind == "grains" and m.n_labels == pf.count_grains(gg.fields)
+    assert m.size == pytest.approx((0.48, 0.48)) and m.unit == "um"
+    with pytest.raises(InputError, match="stiffness of each phase"):
+        homogenise(m)
+    h = homogenise(m.with_phases([CU], orientations=random_rotations(m.n_labels, seed=0)))
+    assert h.within_bounds() and h.hill_mandel < 1e-10
+
+    rng = np.random.default_rng(0)
+    ch = pf.run_phasefield(pf.CahnHilliard(0.5, 1e-16, 1e-16), grid,
+                           0.5 + 0.05 * rng.standard_normal(grid.shape), 0.05, 200)
+    two = pf.phase_microstructure(ch.state, grid).with_phases([SOFT, STIFF])
+    assert 0.3 < two.volume_fractions()[1] < 0.7
+    h2 = homogenise(two)
+    k, g = h2.moduli
+    assert h2.bounds["hashin_shtrikman"].contains(k, g)
+    with pytest.raises(InputError, match="threshold"):
+        pf.phase_microstructure(ch.state, grid, threshold=5.0)
+
+
+def test_amg_preconditioned_cg_equals_the_direct_solve_in_3d():
+    m = random_inclusions((12, 12, 12), 1.0, 0.2, 0.2, seed=3, phases=(SOFT, STIFF))
+    direct, _ = fem_effective_stiffness(m, "periodic")
+    amg, sols = fem_effective_stiffness(m, "periodic", solver="cg", tol=1e-10)
+    assert np.abs(amg - direct).max() < 1e-7 * np.abs(direct).max()
+    assert all(0 < s.iterations < 200 for s in sols)      # AMG keeps CG short

@@ -93,6 +93,7 @@ __all__ = [
     "double_well_from_interface", "interface_from_double_well", "allen_cahn_mobility",
     "cahn_hilliard_mobility", "grain_growth_parameters", "double_well", "double_well_curvature",
     "tanh_profile", "circle", "voronoi_grains", "count_grains", "check_resolution",
+    "periodic_components", "grain_microstructure", "phase_microstructure",
 ]
 
 logger = logging.getLogger(__name__)
@@ -1023,46 +1024,130 @@ def voronoi_grains(grid: SpectralGrid, n_grains: int, n_order_parameters: int,
     return out
 
 
+def periodic_components(mask) -> tuple[np.ndarray, int]:
+    """Connected regions (face neighbours) of a boolean map on the periodic grid: labels
+    ``1..n`` (0 outside the mask) and ``n``; regions that touch across a periodic boundary are
+    one region."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(np.asarray(mask, dtype=bool))
+    if n == 0:
+        return labels, 0
+    parent = np.arange(n + 1)
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for ax in range(labels.ndim):
+        first = np.take(labels, 0, axis=ax)
+        last = np.take(labels, -1, axis=ax)
+        for a, b in zip(first.ravel(), last.ravel()):
+            if a and b:
+                ra, rb = find(a), find(b)
+                if ra != rb:
+                    parent[ra] = rb
+    roots = np.array([find(i) for i in range(n + 1)])
+    uniq, new = np.unique(roots, return_inverse=True)     # root 0 (background) stays 0
+    return new[labels.ravel()].reshape(labels.shape), int(len(uniq) - 1)
+
+
 def count_grains(fields, threshold: float = 0.5, min_size: int = 1) -> int:
     """Number of grains: periodic connected regions (face neighbours) where an order parameter
     exceeds ``threshold``, with at least ``min_size`` grid points."""
-    from scipy import ndimage
-
-    arr = np.asarray(fields, dtype=float)
     total = 0
-    for phi in arr:
-        labels, n = ndimage.label(phi > threshold)
-        if n == 0:
-            continue
-        parent = np.arange(n + 1)
-
-        def find(a):
-            while parent[a] != a:
-                parent[a] = parent[parent[a]]
-                a = parent[a]
-            return a
-
-        for ax in range(labels.ndim):
-            first = np.take(labels, 0, axis=ax)
-            last = np.take(labels, -1, axis=ax)
-            for a, b in zip(first.ravel(), last.ravel()):
-                if a and b:
-                    ra, rb = find(a), find(b)
-                    if ra != rb:
-                        parent[ra] = rb
-        roots = np.array([find(i) for i in range(n + 1)])
-        sizes = np.bincount(roots[labels.ravel()], minlength=n + 1)
-        sizes[0] = 0
-        total += int(np.count_nonzero(sizes >= min_size))
+    for phi in np.asarray(fields, dtype=float):
+        labels, n = periodic_components(phi > threshold)
+        if n:
+            sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+            total += int(np.count_nonzero(sizes >= min_size))
     return total
+
+
+def _grid_size_um(grid: "SpectralGrid") -> tuple:
+    return tuple(n * h * 1e6 for n, h in zip(grid.shape, grid.spacing))
+
+
+def grain_microstructure(state_or_fields, grid: "SpectralGrid", *, min_size: int = 1):
+    """The grain map of a grain-growth state as a :class:`~scaleladder.handoffs.Microstructure`
+    (geometry only; lengths in µm from the grid's metres).
+
+    Each grid point belongs to the order parameter that is largest there; each periodic
+    connected region of one order parameter is a grain (grains of one order parameter that do
+    not touch are distinct).  Regions smaller than ``min_size`` points join the neighbouring
+    grain they share most faces with.  The continuum attaches the crystal's stiffness and
+    orientations (``with_phases``): the mesoscale knows no elastic constants.
+    """
+    from ..handoffs import Microstructure
+
+    fields = _fields_of(state_or_fields)
+    if fields.ndim != len(grid.shape) + 1 or fields.shape[1:] != tuple(grid.shape):
+        raise InputError("fields", f"shape {fields.shape}",
+                         f"(n_order_parameters, *{tuple(grid.shape)})")
+    owner = np.argmax(fields, axis=0)
+    lab = np.zeros(grid.shape, dtype=np.int64)
+    n_total = 0
+    for i in range(fields.shape[0]):
+        comp, n = periodic_components(owner == i)
+        lab[comp > 0] = comp[comp > 0] - 1 + n_total
+        n_total += n
+    min_size = _v.positive_int("min_size", min_size)
+    if min_size > 1:
+        for _ in range(4):
+            sizes = np.bincount(lab.ravel(), minlength=n_total)
+            small = np.flatnonzero((sizes > 0) & (sizes < min_size))
+            if not small.size:
+                break
+            for g in small:
+                mask = lab == g
+                nb = np.concatenate([np.roll(lab, sh, axis=ax)[mask]
+                                     for ax in range(lab.ndim) for sh in (1, -1)])
+                nb = nb[nb != g]
+                if nb.size:
+                    lab[mask] = np.bincount(nb).argmax()
+    uniq, lab = np.unique(lab, return_inverse=True)
+    lab = lab.reshape(grid.shape)
+    return Microstructure(lab, _grid_size_um(grid), "um", kind="grains",
+                          label_phase=np.zeros(len(uniq), dtype=np.int64),
+                          phase_names=("crystal",),
+                          provenance={"generator": "phase-field grain growth (mesoscale)",
+                                      "n_order_parameters": int(fields.shape[0]),
+                                      "n_grains": int(len(uniq))})
+
+
+def phase_microstructure(state_or_field, grid: "SpectralGrid", *, threshold: float = 0.5):
+    """A two-phase map (``c <= threshold``: phase 0, above: phase 1) of a Cahn–Hilliard
+    composition field as a :class:`~scaleladder.handoffs.Microstructure` (geometry only;
+    lengths in µm)."""
+    from ..handoffs import Microstructure
+
+    c = _fields_of(state_or_field)
+    if c.ndim == len(grid.shape) + 1 and c.shape[0] == 1:
+        c = c[0]
+    if c.shape != tuple(grid.shape):
+        raise InputError("field", f"shape {c.shape}", f"one field of shape {tuple(grid.shape)}")
+    lab = (c > _v.finite("threshold", threshold)).astype(np.int64)
+    if lab.min() == lab.max():
+        raise InputError("threshold", threshold, "a value between the field's two phases "
+                         f"(the field spans {float(c.min()):.3g}..{float(c.max()):.3g})")
+    return Microstructure(lab, _grid_size_um(grid), "um", kind="phases",
+                          phase_names=("low", "high"),
+                          provenance={"generator": "phase-field Cahn-Hilliard (mesoscale)",
+                                      "threshold": float(threshold)})
+
+
+def _fields_of(state_or_fields) -> np.ndarray:
+    """The fields of a PhaseFieldState / PhaseFieldResult, or the array given."""
+    return np.asarray(getattr(state_or_fields, "fields", state_or_fields), dtype=float)
 
 
 # --------------------------------------------------------------------------------------------
 # output
 # --------------------------------------------------------------------------------------------
 def _display_field(state_or_fields, grid) -> np.ndarray:
-    arr = state_or_fields.fields if isinstance(state_or_fields, PhaseFieldState) else \
-        np.asarray(state_or_fields, dtype=float)
+    arr = _fields_of(state_or_fields)
     if arr.ndim == 2 or (grid is not None and arr.shape == grid.shape):  # a bare field
         return arr
     if arr.shape[0] == 1:
