@@ -56,6 +56,34 @@ def _apply_stiffness(table, labels, eps, out):
             out[a, v] = s
 
 
+@njit(cache=True, parallel=True, fastmath=False)
+def _project_hat(X, n, out):
+    """P in Fourier space, one pass per frequency: ``X``, ``out`` (6, M) complex Mandel,
+    ``n`` (3, M) unit wave vectors (zero where the fluctuation is not represented)."""
+    m = X.shape[1]
+    r2 = 1.0 / SQ2
+    for k in prange(m):
+        n0 = n[0, k]
+        n1 = n[1, k]
+        n2 = n[2, k]
+        t00 = X[0, k]
+        t11 = X[1, k]
+        t22 = X[2, k]
+        t12 = X[3, k] * r2
+        t02 = X[4, k] * r2
+        t01 = X[5, k] * r2
+        a0 = t00 * n0 + t01 * n1 + t02 * n2
+        a1 = t01 * n0 + t11 * n1 + t12 * n2
+        a2 = t02 * n0 + t12 * n1 + t22 * n2
+        s = n0 * a0 + n1 * a1 + n2 * a2
+        out[0, k] = 2 * n0 * a0 - s * n0 * n0
+        out[1, k] = 2 * n1 * a1 - s * n1 * n1
+        out[2, k] = 2 * n2 * a2 - s * n2 * n2
+        out[3, k] = SQ2 * (n1 * a2 + n2 * a1 - s * n1 * n2)
+        out[4, k] = SQ2 * (n0 * a2 + n2 * a0 - s * n0 * n2)
+        out[5, k] = SQ2 * (n0 * a1 + n1 * a0 - s * n0 * n1)
+
+
 class _Projector:
     """The projection ``P`` onto compatible zero-mean strain fields on one grid (Mandel)."""
 
@@ -82,6 +110,7 @@ class _Projector:
         n_unit = np.where(keep, xi / np.where(norm > 0, norm, 1.0), 0.0)
         self.n = n_unit
         self.fshape = n_unit.shape[1:]
+        self.n_flat = np.ascontiguousarray(n_unit.reshape(3, -1))
 
     def fft(self, x):
         return self.sfft.rfftn(x, axes=self.axes, workers=-1)
@@ -89,26 +118,11 @@ class _Projector:
     def ifft(self, z):
         return self.sfft.irfftn(z, s=self.shape, axes=self.axes, workers=-1)
 
-    def apply_hat(self, X):
-        """P in Fourier space on a Mandel field ``X`` (6, *fshape), complex."""
-        n0, n1, n2 = self.n
-        t00, t11, t22 = X[0], X[1], X[2]
-        t12, t02, t01 = X[3] / SQ2, X[4] / SQ2, X[5] / SQ2
-        a0 = t00 * n0 + t01 * n1 + t02 * n2
-        a1 = t01 * n0 + t11 * n1 + t12 * n2
-        a2 = t02 * n0 + t12 * n1 + t22 * n2
-        s = n0 * a0 + n1 * a1 + n2 * a2
-        out = np.empty_like(X)
-        out[0] = 2 * n0 * a0 - s * n0 * n0
-        out[1] = 2 * n1 * a1 - s * n1 * n1
-        out[2] = 2 * n2 * a2 - s * n2 * n2
-        out[3] = SQ2 * (n1 * a2 + n2 * a1 - s * n1 * n2)
-        out[4] = SQ2 * (n0 * a2 + n2 * a0 - s * n0 * n2)
-        out[5] = SQ2 * (n0 * a1 + n1 * a0 - s * n0 * n1)
-        return out
-
     def __call__(self, x):
-        return self.ifft(self.apply_hat(self.fft(x)))
+        X = self.fft(x)
+        flat = X.reshape(6, -1)
+        _project_hat(flat, self.n_flat, flat)          # in place: each frequency read first
+        return self.ifft(X)
 
 
 @dataclass
