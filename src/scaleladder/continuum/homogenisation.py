@@ -128,8 +128,10 @@ class Homogenisation:
                       else B.isotropic_moduli(row["mean"]))
             lines.append(f"  size {row['size']}: {row['n_realisations']} realisation(s), "
                          f"{what} = {kk:.4g}, {gg:.4g} GPa")
-        for name, var in self.stiffness.voigt[0, 0].budget().items():
-            lines.append(f"  budget of C11: {name} {np.sqrt(var):.3g} GPa")
+        c11 = self.stiffness.voigt[0, 0]
+        for name, var in c11.variances.items():
+            lines.append(f"  C11 = {float(c11.value):.4g} GPa: ±{np.sqrt(var):.3g} GPa from {name} "
+                         f"({100 * c11.budget()[name]:.0f} % of the variance)")
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
