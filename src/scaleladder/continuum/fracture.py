@@ -44,7 +44,7 @@ import numpy as np
 from ..core import validate as v
 from ..core.codec import register
 from ..core.errors import ConvergenceError, DomainWarning, InputError, StabilityError
-from ..core.tensors import rotate_voigt
+from ..core.tensors import check_rotations, rotate_voigt
 from .mesh import centre_crack_mesh_arrays, core_size, remap_crack_length
 
 __all__ = [
@@ -86,16 +86,6 @@ def _warn_units(field_name: str, c: np.ndarray) -> None:
     if 1.0 < scale < 1e5:
         warnings.warn(f"{field_name}: largest entry {scale:.4g} looks like GPa; the continuum rung "
                       "works in Pa (use ElasticTensor.to_pa())", DomainWarning, stacklevel=3)
-
-
-def _check_rotation(rotation: Any) -> np.ndarray:
-    R = v.finite_array("rotation", rotation, (3, 3))
-    err = float(np.max(np.abs(R @ R.T - np.eye(3))))
-    if err > 1e-8:
-        raise InputError("rotation", f"matrix with |R R^T - I|_max = {err:.2e}",
-                         "an orthonormal 3x3 matrix whose rows are the crack-frame axes x, y, z "
-                         "in crystal coordinates (normalise the rows)")
-    return R
 
 
 def isotropic_stiffness(youngs_modulus: float, poisson_ratio: float) -> np.ndarray:
@@ -159,7 +149,9 @@ def plane_strain_stiffness(C_voigt_pa: Any, rotation: Any = None, *,
     c = v.finite_array("C_voigt_pa", C_voigt_pa, (6, 6))
     c = _check_symmetric_pd("C_voigt_pa", c)
     if rotation is not None:
-        c = rotate_voigt(c, _check_rotation(rotation))
+        c = rotate_voigt(c, check_rotations("rotation", rotation, proper=False,
+                                            meaning="rows = the crack-frame axes x, y, z in "
+                                                    "crystal coordinates"))
     scale = float(np.max(np.abs(c)))
     bad = [(i, j, c[i, j]) for i in _IN_PLANE for j in _ANTI_PLANE
            if abs(c[i, j]) > coupling_tol * scale]

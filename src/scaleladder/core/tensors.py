@@ -23,7 +23,8 @@ import numpy as np
 from . import validate
 from .errors import InputError
 
-__all__ = ["VOIGT_PAIRS", "voigt_to_tensor", "tensor_to_voigt", "rotate_voigt", "stress_voigt",
+__all__ = ["VOIGT_PAIRS", "voigt_to_tensor", "tensor_to_voigt", "rotate_voigt", "check_rotations",
+           "stress_voigt",
            "small_strain_tensor", "deformation_small_strain", "green_lagrange_strain",
            "deformation_green_lagrange"]
 
@@ -48,6 +49,28 @@ def tensor_to_voigt(t: Any) -> np.ndarray:
         for b, (k, m) in enumerate(VOIGT_PAIRS):
             out[a, b] = t[i, j, k, m]
     return out
+
+
+def check_rotations(field: str, value: Any, n: int | None = None, *, proper: bool = True,
+                    meaning: str = "rows = the new axes in the old frame") -> np.ndarray:
+    """A 3x3 rotation (``n`` is None) or ``n`` of them, ``(n, 3, 3)``, checked: finite,
+    orthonormal to 1e-8 and, if ``proper``, of determinant +1.  The error names the field (and
+    the index of the first bad matrix) and what was expected."""
+    shape = (3, 3) if n is None else (int(n), 3, 3)
+    r = validate.finite_array(field, value, shape)
+    stack = r.reshape(-1, 3, 3)
+    orth = np.abs(np.einsum("nij,nkj->nik", stack, stack) - np.eye(3)).max(axis=(1, 2))
+    det = np.linalg.det(stack)
+    for k in range(stack.shape[0]):
+        name = field if n is None else f"{field}[{k}]"
+        if orth[k] > 1e-8:
+            raise InputError(name, stack[k].tolist(), f"an orthonormal 3x3 matrix ({meaning})",
+                             hint=f"max |R R^T - I| = {orth[k]:.3g}; normalise the rows")
+        if proper and abs(det[k] - 1.0) > 1e-8:
+            raise InputError(name, stack[k].tolist(), "a proper rotation with det(R) = +1",
+                             hint=f"det(R) = {det[k]:.6g}; a stiffness is invariant under "
+                                  "inversion, so -R gives the same result")
+    return r
 
 
 def rotate_voigt(c: Any, r: Any) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..core import units as _units
 from ..core.codec import register
-from ..core.tensors import rotate_voigt
+from ..core.tensors import check_rotations, rotate_voigt
 from ..core.errors import InputError, StabilityError
 from ..core.validate import finite, finite_array
 from ..uq import Estimate, propagate
@@ -24,20 +24,6 @@ from .potential import check_domain_warnings
 __all__ = ["ElasticTensor"]
 
 SYMMETRY_RTOL = 1e-6
-
-
-def _check_rotation(r: Any) -> np.ndarray:
-    r = finite_array("R", r, (3, 3))
-    orth = float(np.abs(r @ r.T - np.eye(3)).max())
-    if orth > 1e-8:
-        raise InputError("R", r.tolist(), "an orthonormal 3x3 matrix (rows = new axes)",
-                         hint=f"max |R R^T - I| = {orth:.3g}")
-    det = float(np.linalg.det(r))
-    if abs(det - 1.0) > 1e-8:
-        raise InputError("R", r.tolist(), "a proper rotation with det(R) = +1",
-                         hint=f"det(R) = {det:.6g}; an improper operation needs the full tensor "
-                              "(the stiffness is invariant under inversion anyway: use -R)")
-    return r
 
 
 def _vrh(c: np.ndarray) -> np.ndarray:
@@ -243,7 +229,7 @@ class ElasticTensor(DataclassCodec):
     # -- transforms ---------------------------------------------------------------------------
     def rotated(self, R: Any) -> "ElasticTensor":
         """The tensor in a rotated frame (``R``: rows = new axes in the old frame, det +1)."""
-        r = _check_rotation(R)
+        r = check_rotations("R", R)
         prov = dict(self.provenance)
         prov["rotated_by"] = r.tolist() if "rotated_by" not in prov else \
             (r @ np.asarray(prov["rotated_by"])).tolist()

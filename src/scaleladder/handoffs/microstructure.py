@@ -23,6 +23,7 @@ import numpy as np
 from ..core import units as _units
 from ..core.codec import register
 from ..core.errors import InputError, StabilityError
+from ..core.tensors import check_rotations
 from ._common import DataclassCodec, check_str, ro_array, setf, str_dict
 from .elastic import ElasticTensor
 
@@ -32,17 +33,8 @@ __all__ = ["Microstructure"]
 def _rotations(field_name: str, value: Any, n: int) -> np.ndarray:
     if value is None:
         return np.repeat(np.eye(3)[None], n, axis=0)
-    r = np.asarray(value, dtype=float)
-    if r.shape != (n, 3, 3) or not np.all(np.isfinite(r)):
-        raise InputError(field_name, f"array of shape {r.shape}",
-                         f"{n} finite 3x3 rotation matrices (one per label), shape ({n}, 3, 3)")
-    orth = np.abs(np.einsum("nij,nkj->nik", r, r) - np.eye(3)).max(axis=(1, 2))
-    det = np.linalg.det(r)
-    bad = np.flatnonzero((orth > 1e-8) | (np.abs(det - 1.0) > 1e-8))
-    if bad.size:
-        raise InputError(f"{field_name}[{int(bad[0])}]", r[bad[0]].tolist(),
-                         "a proper rotation (orthonormal rows, det = +1)")
-    return r
+    return check_rotations(field_name, value, n, meaning="one per label: rows = the crystal axes "
+                           "in the sample frame")
 
 
 @register("Microstructure")
