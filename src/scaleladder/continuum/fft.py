@@ -169,6 +169,34 @@ def _setup(micro):
     return table, labels, shape, kmin, kmax
 
 
+def cg_fluctuation(stress_of, proj_flat, b, stop):
+    """Conjugate gradients for ``P[C : w] = b`` on compatible zero-mean fields (Zeman et al.
+    2010): ``stress_of(x, out)`` applies the (linear, symmetric) local stiffness, ``proj_flat``
+    the projection; ``stop(rr, mean_cw, k)`` decides on the squared residual norm, the mean of
+    ``C : w`` so far and the iteration count (and may raise).  Returns ``(w, iterations)``."""
+    w = np.zeros_like(b)
+    r = b.copy()
+    p = r.copy()
+    rr = float(np.vdot(r, r))
+    ap = np.empty_like(b)
+    mean_cw = np.zeros(b.shape[0])
+    k = 0
+    while not stop(rr, mean_cw, k):
+        stress_of(p, ap)
+        mean_cp = ap.mean(axis=1)
+        ap = proj_flat(ap)
+        alpha = rr / float(np.vdot(p, ap))
+        w += alpha * p
+        mean_cw = mean_cw + alpha * mean_cp
+        r -= alpha * ap
+        rr_new = float(np.vdot(r, r))
+        p *= rr_new / rr
+        p += r
+        rr = rr_new
+        k += 1
+    return w, k
+
+
 def fft_solve(micro, strain, *, scheme: str = "cg", tol: float = 1e-8, max_iter: int = 2000,
               _setup_cache=None) -> FFTSolution:
     """Solve the periodic cell problem of ``micro`` under the macroscopic ``strain``.
@@ -213,7 +241,6 @@ def fft_solve(micro, strain, *, scheme: str = "cg", tol: float = 1e-8, max_iter:
 
     history = []
     stress(eps, sig)
-    mean_norm = float(np.linalg.norm(sig.mean(axis=1)))
     rms = math.sqrt(N)
     it = 0
     if scheme == "basic":
@@ -235,35 +262,19 @@ def fft_solve(micro, strain, *, scheme: str = "cg", tol: float = 1e-8, max_iter:
             it += 1
     else:
         # CG on the fluctuation w: A w = P[C:w] = b = -P[C:E]
-        w = np.zeros((6, N))
-        r = -proj_flat(sig)                    # b - A(0)
-        p = r.copy()
-        rr = float(np.vdot(r, r))
-        ap = np.empty((6, N))
-        mean_sig = sig.mean(axis=1)            # ⟨C:(E + w)⟩, updated by linearity
-        while True:
-            mean_norm = float(np.linalg.norm(mean_sig))
-            res = math.sqrt(rr) / (rms * mean_norm)
+        mean0 = sig.mean(axis=1)
+
+        def stop(rr, mean_cw, k):
+            res = math.sqrt(rr) / (rms * float(np.linalg.norm(mean0 + mean_cw)))
             history.append(res)
-            if res <= tol:
-                break
-            if it >= max_iter:
+            if res > tol and k >= max_iter:
                 raise ConvergenceError(
                     f"FFT conjugate gradients: equilibrium residual {res:.3g} > tol {tol:g} after"
-                    f" {it} iterations (contrast k_max/k_min = {kmax / kmin:.3g})",
+                    f" {k} iterations (contrast k_max/k_min = {kmax / kmin:.3g})",
                     suggestion="raise max_iter or loosen tol")
-            stress(p, ap)
-            mean_cp = ap.mean(axis=1)
-            ap = proj_flat(ap)
-            alpha = rr / float(np.vdot(p, ap))
-            w += alpha * p
-            mean_sig = mean_sig + alpha * mean_cp
-            r -= alpha * ap
-            rr_new = float(np.vdot(r, r))
-            p *= rr_new / rr
-            p += r
-            rr = rr_new
-            it += 1
+            return res <= tol
+
+        w, it = cg_fluctuation(stress, proj_flat, -proj_flat(sig), stop)
         eps = Em[:, None] + w
         stress(eps, sig)
         # the true residual (not the recursively updated one)
