@@ -42,6 +42,7 @@ from .bounds import (
     transverse_moduli,
     voigt_bound,
 )
+from .fe2 import FE2Result, PlasticRVE, fe2_solve, plate_with_hole, single_scale_solve
 from .fft import FFTSolution, fft_effective_stiffness, fft_solve
 from .homogenisation import Homogenisation, apparent_stiffness, homogenise
 from .microstructures import (
@@ -52,6 +53,7 @@ from .microstructures import (
     refine,
     voronoi_polycrystal,
 )
+from .plasticity import J2Hardening
 from .rve import FEMSolution, VoxelFEM, fem_effective_stiffness
 
 __all__ = [
@@ -60,7 +62,8 @@ __all__ = [
     "mori_tanaka", "reuss_bound", "transverse_moduli", "voigt_bound", "FFTSolution",
     "fft_effective_stiffness", "fft_solve", "Homogenisation", "apparent_stiffness", "homogenise",
     "hexagonal_fibres", "laminate", "random_inclusions", "random_rotations", "refine",
-    "voronoi_polycrystal", "FEMSolution", "VoxelFEM", "fem_effective_stiffness",
+    "voronoi_polycrystal", "FEMSolution", "VoxelFEM", "fem_effective_stiffness", "FE2Result",
+    "PlasticRVE", "fe2_solve", "plate_with_hole", "single_scale_solve", "J2Hardening",
     "CentreCrackedPlate", "CrackedPlateSolution", "compliance_energy_release_rate",
     "crack_frame_111", "critical_stress", "energy_release_rate", "finite_width_factor",
     "griffith_critical_stress", "griffith_finite_width", "isotropic_stiffness", "mesh_convergence",

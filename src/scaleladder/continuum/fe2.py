@@ -181,7 +181,8 @@ class PlasticRVE:
             ek = np.zeros(6)
             ek[k] = 1.0
             b = -self._pflat(np.ascontiguousarray(np.einsum("nab,b->an", K, ek)))
-            wk = self._linear_solve(K, vox, b, atol=1e-10 * rms * np.abs(kmean).max())
+            # 1e-8: the macro Newton needs the tangent, not its last digits
+            wk = self._linear_solve(K, vox, b, atol=1e-8 * rms * np.abs(kmean).max())
             kw = np.empty((6, self.N))
             _apply_stiffness(K, vox, wk, kw)
             cols[:, k] = kmean[:, k] + kw.mean(axis=1)
@@ -263,17 +264,19 @@ def _workers(executor) -> int:
 # macro: 2D plane strain on P1 triangles
 # --------------------------------------------------------------------------------------------
 def plate_with_hole(width: float = 1.0, height: float = 1.0, radius: float = 0.2,
-                    refine: int = 2):
+                    refine: int = 2, *, n_theta: int = 8, n_radial: int = 6):
     """A quarter plate ``[0, width] x [0, height]`` with a quarter hole of ``radius`` at the
-    origin (symmetry planes x = 0 and y = 0), triangulated with scikit-fem (finer at the hole:
-    ``refine`` uniform refinements of a graded base mesh)."""
+    origin (symmetry planes x = 0 and y = 0), triangulated with scikit-fem: ``n_theta`` x
+    ``n_radial`` cells along rays from the hole (graded towards it), each split in two
+    triangles, then ``refine`` uniform refinements (each x4 the elements)."""
     from skfem import MeshTri
 
     w, h, r = (_v.positive(n, x) for n, x in (("width", width), ("height", height),
                                                ("radius", radius)))
     if r >= 0.9 * min(w, h):
         raise InputError("radius", r, f"a hole smaller than the plate (< {0.9 * min(w, h):g})")
-    nt, nr = 8, 6
+    nt = _v.positive_int("n_theta", n_theta, 2)
+    nr = _v.positive_int("n_radial", n_radial, 2)
     th = np.linspace(0, np.pi / 2, nt + 1)
     pts, idx = [], {}
     for i, t in enumerate(th):
@@ -470,14 +473,32 @@ class _LinearRespond:
 
 
 def fe2_solve(mesh, rve: PlasticRVE, displacements: Sequence[float], *, executor: Any = None,
-              chunks: int | None = None, tol: float = 1e-8) -> FE2Result:
+              workers: int = 2, chunks: int | None = None, tol: float = 1e-8) -> FE2Result:
     """FE² on the quarter plate with a hole (see :func:`plate_with_hole`): prescribed top
     displacements (macro length unit), symmetry on x = 0 and y = 0, plane strain; every
     quadrature point's stress from ``rve``.  ``executor``: where the RVE solves run (None: here;
-    a ``concurrent.futures`` executor or a Dask client: in chunks)."""
+    ``"process"``: a spawned pool of ``workers`` processes, one numba thread each; a
+    ``concurrent.futures`` executor — spawn start method, ``numba.set_num_threads(1)`` as its
+    initializer — or a Dask client with one thread per worker: in chunks)."""
     steps = [float(d) for d in displacements]
     if not steps or not all(math.isfinite(d) for d in steps):
         raise InputError("displacements", displacements, "finite prescribed displacements")
+    if isinstance(executor, str):
+        if executor != "process":
+            raise InputError("executor", executor, "None, 'process', a concurrent.futures "
+                             "executor or a Dask client")
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        import numba
+
+        # spawn, not fork: the numba kernels' thread pools do not survive a fork; one numba
+        # thread per worker: the workers are the parallelism (threads inside each process on
+        # these small RVEs oversubscribe the cores and run ~20x slower)
+        with ProcessPoolExecutor(max_workers=_v.positive_int("workers", workers),
+                                 mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=numba.set_num_threads, initargs=(1,)) as pool:
+            return fe2_solve(mesh, rve, steps, executor=pool, chunks=chunks, tol=tol)
     t0 = time.perf_counter()
     n_points = mesh.t.shape[1]
     responder = _FE2Respond(rve, n_points, executor, chunks)

@@ -92,6 +92,8 @@ class _Projector:
 
         self.shape = tuple(shape)
         self.sfft = sfft
+        # threads pay off only on large grids (small RVEs of FE2 run many at once instead)
+        self.workers = -1 if int(np.prod(shape)) >= 32768 else 1
         self.axes = tuple(range(1, len(shape) + 1))
         freqs = [np.fft.fftfreq(n, d=L / n) for n, L in zip(shape[:-1], size[:-1])]
         freqs.append(np.fft.rfftfreq(shape[-1], d=size[-1] / shape[-1]))
@@ -113,10 +115,10 @@ class _Projector:
         self.n_flat = np.ascontiguousarray(n_unit.reshape(3, -1))
 
     def fft(self, x):
-        return self.sfft.rfftn(x, axes=self.axes, workers=-1)
+        return self.sfft.rfftn(x, axes=self.axes, workers=self.workers)
 
     def ifft(self, z):
-        return self.sfft.irfftn(z, s=self.shape, axes=self.axes, workers=-1)
+        return self.sfft.irfftn(z, s=self.shape, axes=self.axes, workers=self.workers)
 
     def __call__(self, x):
         X = self.fft(x)
