@@ -231,7 +231,7 @@ class _Dispatcher:
             if self.executor is None:
                 out = _respond_chunk(self.rve, es, ss)
             else:
-                n = self.chunks or 2 * _workers(self.executor)
+                n = self.chunks or 6 * _workers(self.executor)   # small chunks balance load
                 parts = [np.array_split(np.arange(len(idx)), n)][0]
                 parts = [p for p in parts if len(p)]
                 submit = getattr(self.executor, "submit")
