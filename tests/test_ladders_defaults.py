@@ -36,7 +36,7 @@ def _run_defaults(tmp_path, ladder):
 
 def test_every_ladder_is_covered_by_a_defaults_run():
     covered = {"silicon-fracture", "defects", "elastic-constants", "vacancy-diffusion", "magnet",
-               "qmmm-water"}
+               "qmmm-water", "polycrystal"}
     assert set(available_ladders()) == covered
 
 
@@ -96,3 +96,35 @@ def test_the_report_knows_no_ladder_by_name():
         spec = get_ladder(name)
         assert all(len(p) == 4 and callable(p[1]) for p in spec.plots)
     assert get_ladder("silicon-fracture").plots and get_ladder("silicon-fracture").headline
+
+
+def test_polycrystal_defaults(tmp_path):
+    """Cu from the EAM constants to a plate with a hole (issue 11): the homogenised moduli lie
+    within the bounds and near experiment, the budget names its sources, the part's SCF is the
+    finite-width Kirsch value, FE2 yields and keeps Hill-Mandel."""
+    import numpy as np
+
+    from scaleladder.continuum import hashin_shtrikman_cubic, isotropic_moduli
+    from scaleladder.ladders.polycrystal import CU_EXPERIMENT
+
+    res = _run_defaults(tmp_path, "polycrystal")
+    c = np.asarray(res["single_crystal"].voigt.value)
+    # Foiles-Baskes-Daw Cu_u3 (fitted to experiment): C11 167, C12 124, C44 76 GPa
+    assert c[0, 0] == pytest.approx(167.0, abs=1.5) and c[3, 3] == pytest.approx(76.4, abs=1.0)
+    hs = hashin_shtrikman_cubic(c[0, 0], c[0, 1], c[3, 3])
+    for which in ("t1", "t2"):
+        h = res[f"homogenised_{which}"]
+        k, g = isotropic_moduli(np.asarray(h.voigt.value))
+        assert k == pytest.approx((c[0, 0] + 2 * c[0, 1]) / 3, rel=1e-3)
+        assert hs.shear[0] * 0.99 <= g <= hs.shear[1] * 1.01
+        assert g == pytest.approx(CU_EXPERIMENT["shear_GPa"], rel=0.04)
+        e = 9 * k * g / (3 * k + g)
+        assert e == pytest.approx(CU_EXPERIMENT["youngs_GPa"], rel=0.04)
+        assert {"potential", "rve_realisation", "rve_size"} <= set(h.voigt.sources)
+        assert h.provenance["hill_mandel_max"] < 1e-10
+    p = res["part"]
+    assert 2.9 < float(p["scf"].value) < 3.5                # Kirsch 3, finite width raises it
+    assert "mesh" in p["scf"].sources and "potential" in p["scf"].sources
+    f = res["fe2"]
+    assert f["first_yield_step"] is not None and f["hill_mandel_max"] < 1e-6
+    assert f["nominal_MPa"] == sorted(f["nominal_MPa"])

@@ -9,7 +9,8 @@ _LADDERS = {"silicon-fracture": "scaleladder.ladders.silicon_fracture",
             "defects": "scaleladder.ladders.defects",
             "qmmm-water": "scaleladder.ladders.qmmm_water",
             "magnet": "scaleladder.ladders.magnet",
-            "vacancy-diffusion": "scaleladder.ladders.vacancy_diffusion"}
+            "vacancy-diffusion": "scaleladder.ladders.vacancy_diffusion",
+            "polycrystal": "scaleladder.ladders.polycrystal"}
 
 
 def available_ladders() -> dict[str, str]:
