@@ -384,6 +384,7 @@ def _forms():
 
 
 _INPLANE = [0, 1, 5]
+_SERIAL = object()          # "in this process, threads already set"
 
 
 def _solve_macro(mesh, respond, displacement_steps, *, tol=1e-8, max_newton=25, what="FE2"):
@@ -499,6 +500,18 @@ def fe2_solve(mesh, rve: PlasticRVE, displacements: Sequence[float], *, executor
                                  mp_context=multiprocessing.get_context("spawn"),
                                  initializer=numba.set_num_threads, initargs=(1,)) as pool:
             return fe2_solve(mesh, rve, steps, executor=pool, chunks=chunks, tol=tol)
+    if executor is None and rve.N < 32768:
+        # small RVEs: numba's threads cost more than they give (measured 0.8x); one thread
+        import numba
+
+        before = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            return fe2_solve(mesh, rve, steps, executor=_SERIAL, chunks=chunks, tol=tol)
+        finally:
+            numba.set_num_threads(before)
+    if executor is _SERIAL:
+        executor = None
     t0 = time.perf_counter()
     n_points = mesh.t.shape[1]
     responder = _FE2Respond(rve, n_points, executor, chunks)
