@@ -53,6 +53,7 @@ from .microstructures import (
     refine,
     voronoi_polycrystal,
 )
+from .multiscale_fem import evolving_microstructure, hmm, hou_wu_coefficient, msfem
 from .plasticity import J2Hardening
 from .rve import FEMSolution, VoxelFEM, fem_effective_stiffness
 
@@ -64,6 +65,7 @@ __all__ = [
     "hexagonal_fibres", "laminate", "random_inclusions", "random_rotations", "refine",
     "voronoi_polycrystal", "FEMSolution", "VoxelFEM", "fem_effective_stiffness", "FE2Result",
     "PlasticRVE", "fe2_solve", "plate_with_hole", "single_scale_solve", "J2Hardening",
+    "evolving_microstructure", "hmm", "hou_wu_coefficient", "msfem",
     "CentreCrackedPlate", "CrackedPlateSolution", "compliance_energy_release_rate",
     "crack_frame_111", "critical_stress", "energy_release_rate", "finite_width_factor",
     "griffith_critical_stress", "griffith_finite_width", "isotropic_stiffness", "mesh_convergence",
