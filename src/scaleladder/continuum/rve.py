@@ -167,11 +167,21 @@ class VoxelFEM:
         self.n_dofs_full = basis.N
         Kl = np.einsum("lab,abij->lij", self.C, self.M)
         nloc = self.edofs.shape[1]
-        rows = np.repeat(self.edofs, nloc, axis=1).ravel()
-        cols = np.tile(self.edofs, (1, nloc)).ravel()
-        data = Kl[self.el_label].reshape(-1)
-        self.K = sp.csr_matrix((data, (rows, cols)), shape=(basis.N, basis.N))
-        self.K.sum_duplicates()
+        # assembled in chunks of elements with 32-bit indices: the unsummed COO triplets of a
+        # 10⁶-dof voxel mesh would need ~5 GB at once, the summed CSR about 1 GB
+        edofs32 = self.edofs.astype(np.int32)
+        nel = edofs32.shape[0]
+        chunk = max(1, 20_000_000 // (nloc * nloc))
+        K = None
+        for a in range(0, nel, chunk):
+            e = edofs32[a:a + chunk]
+            rows = np.repeat(e, nloc, axis=1).ravel()
+            cols = np.tile(e, (1, nloc)).ravel()
+            data = Kl[self.el_label[a:a + chunk]].reshape(-1)
+            part = sp.csr_matrix((data, (rows, cols)), shape=(basis.N, basis.N))
+            part.sum_duplicates()
+            K = part if K is None else K + part
+        self.K = K
         # ∫ Bᵀ C e_k for each unit Mandel strain (per label), for loads and macro couplings
         self.BtC = np.einsum("ai,lab->lib", self.Bbar, self.C) * self.vol_e   # (nlab, nloc, 6)
         nodes = np.rint(mesh.p / np.array(h)[:, None]).astype(np.int64)       # (nd, nnodes)
