@@ -287,3 +287,56 @@ def test_amg_preconditioned_cg_equals_the_direct_solve_in_3d():
     amg, sols = fem_effective_stiffness(m, "periodic", solver="cg", tol=1e-10)
     assert np.abs(amg - direct).max() < 1e-7 * np.abs(direct).max()
     assert all(0 < s.iterations < 200 for s in sols)      # AMG keeps CG short
+
+
+# --------------------------------------------------------------------------------------------
+# RVEs on a user's mesh
+# --------------------------------------------------------------------------------------------
+def test_mesh_rve_equals_the_voxel_model_and_the_exact_laminate():
+    from skfem import MeshHex, MeshQuad, MeshTri
+
+    from scaleladder.continuum import MeshRVE
+
+    rng = np.random.default_rng(4)
+    lab = rng.integers(0, 2, (6, 5))
+    micro = Microstructure(lab, (1.2, 1.0), phases=(SOFT, _rotated_cubic(6)))
+    mesh = MeshQuad.init_tensor(np.linspace(0, 1.2, 7), np.linspace(0, 1.0, 6))
+    cent = mesh.p[:, mesh.t].mean(axis=1)
+    el_lab = lab[np.floor(cent[0] / 0.2).astype(int), np.floor(cent[1] / 0.2).astype(int)]
+    rve = MeshRVE(mesh, el_lab, micro.phases)
+    vox = VoxelFEM(micro)
+    for bc in ("periodic", "linear", "traction"):
+        c_mesh, sols = rve.effective_stiffness(bc)
+        c_vox, _ = vox.effective_stiffness(bc)
+        assert np.abs(c_mesh - c_vox).max() < 1e-10 * np.abs(c_vox).max(), bc
+        assert max(s.hill_mandel for s in sols) < 1e-11
+    # triangles and hexahedra: a laminate with its interface on mesh lines is exact
+    a, b = _rotated_cubic(7), _rotated_cubic(8)
+    exact = laminate_stiffness([a.voigt.value, b.voigt.value], [0.4, 0.6], 0)
+    tri = MeshTri.init_tensor(np.linspace(0, 1, 11), np.linspace(0, 1, 4))
+    t_lab = (tri.p[0, tri.t].mean(axis=0) > 0.4).astype(int)
+    hexm = MeshHex.init_tensor(np.linspace(0, 1, 6), np.linspace(0, 1, 3), np.linspace(0, 1, 3))
+    h_lab = (hexm.p[0, hexm.t].mean(axis=0) > 0.4).astype(int)
+    for mesh_, lab_ in ((tri, t_lab), (hexm, h_lab)):
+        c, _ = MeshRVE(mesh_, lab_, (a, b)).effective_stiffness("periodic")
+        assert np.abs(c - exact).max() < 1e-10 * np.abs(exact).max()
+
+
+def test_a_non_periodic_mesh_is_refused_for_periodic_conditions():
+    from skfem import MeshTri
+
+    from scaleladder.continuum import MeshRVE
+
+    mesh = MeshTri.init_tensor(np.linspace(0, 1, 5), np.linspace(0, 1, 5))
+    p = mesh.p.copy()
+    j = int(np.flatnonzero(np.isclose(p[0], 1.0) & np.isclose(p[1], 0.5))[0])
+    p[1, j] = 0.55                       # a node of the x = 1 face slides along it
+    bad = MeshTri(p, mesh.t)
+    rve = MeshRVE(bad, np.zeros(bad.t.shape[1], dtype=int), (SOFT,))
+    with pytest.raises(InputError, match="periodic mesh"):
+        rve.effective_stiffness("periodic")
+    rve.effective_stiffness("linear")     # the other conditions do not need periodicity
+    with pytest.raises(InputError, match="one integer label per element"):
+        MeshRVE(mesh, np.zeros(3, dtype=int), (SOFT,))
+    with pytest.raises(InputError, match="unknown phase"):
+        MeshRVE(mesh, np.ones(mesh.t.shape[1], dtype=int), (SOFT,))

@@ -55,7 +55,7 @@ from .microstructures import (
 )
 from .multiscale_fem import evolving_microstructure, hmm, hou_wu_coefficient, msfem
 from .plasticity import J2Hardening
-from .rve import FEMSolution, VoxelFEM, fem_effective_stiffness
+from .rve import FEMSolution, MeshRVE, VoxelFEM, fem_effective_stiffness
 
 __all__ = [
     "IsotropicBounds", "dilute_stiffness", "eshelby_tensor", "hashin_shtrikman_cubic",
@@ -63,7 +63,8 @@ __all__ = [
     "mori_tanaka", "reuss_bound", "transverse_moduli", "voigt_bound", "FFTSolution",
     "fft_effective_stiffness", "fft_solve", "Homogenisation", "apparent_stiffness", "homogenise",
     "hexagonal_fibres", "laminate", "random_inclusions", "random_rotations", "refine",
-    "voronoi_polycrystal", "FEMSolution", "VoxelFEM", "fem_effective_stiffness", "FE2Result",
+    "voronoi_polycrystal", "FEMSolution", "VoxelFEM", "MeshRVE", "fem_effective_stiffness",
+    "FE2Result",
     "PlasticRVE", "fe2_solve", "plate_with_hole", "single_scale_solve", "J2Hardening",
     "evolving_microstructure", "hmm", "hou_wu_coefficient", "msfem",
     "CentreCrackedPlate", "CrackedPlateSolution", "compliance_energy_release_rate",
