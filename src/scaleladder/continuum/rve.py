@@ -131,7 +131,16 @@ class _RVEModel:
         """∫ Bᵀ Σ: uniform tractions Σ·n on the boundary, in volume form."""
         return self.Bsum.T @ sigma_m
 
-    def _solve(self, A, b, key):
+    def _components(self) -> np.ndarray:
+        """Displacement component (0, 1, 2) of every dof."""
+        if "comp" not in self._cache:
+            comp = np.empty(self.n_dofs_full, dtype=np.int64)
+            for c in range(3):
+                comp[self.nodal_dofs[c]] = c
+            self._cache["comp"] = comp
+        return self._cache["comp"]
+
+    def _solve(self, A, b, key, comps=None):
         if self.solver == "direct":
             from scipy.sparse.linalg import factorized
 
@@ -143,7 +152,14 @@ class _RVEModel:
 
         if key not in self._cache:
             A = sp.csr_matrix(A)
-            ml = pyamg.smoothed_aggregation_solver(A, symmetry="symmetric")
+            B = None
+            if comps is not None:
+                # near-nullspace: the three translations (rotations are not periodic, and the
+                # other conditions fix the boundary), one block per displacement component —
+                # the default (one constant vector) treats the components as one scalar field
+                B = np.zeros((A.shape[0], 3))
+                B[np.arange(comps.size), comps] = 1.0
+            ml = pyamg.smoothed_aggregation_solver(A, B=B, symmetry="symmetric")
             self._cache[key] = (A, ml.aspreconditioner(cycle="V"))
         A, M = self._cache[key]
         count = [0]
@@ -197,7 +213,9 @@ class _RVEModel:
                 self._cache["P"] = P[:, keep]
             P = self._cache["P"]
             A = (P.T @ self.K @ P)
-            x, it = self._solve(A, P.T @ f, "periodic")
+            comps = np.asarray(P.T @ self._components() / np.maximum(
+                np.asarray(P.sum(axis=0)).ravel(), 1)).astype(np.int64)
+            x, it = self._solve(A, P.T @ f, "periodic", comps)
             w = P @ x
             n = A.shape[0]
         else:
@@ -207,7 +225,7 @@ class _RVEModel:
                 self._cache["free_lin"] = free
             free = self._cache["free_lin"]
             A = self.K[free][:, free]
-            x, it = self._solve(A, f[free], "linear")
+            x, it = self._solve(A, f[free], "linear", self._components()[free])
             w = np.zeros(self.n_dofs_full)
             w[free] = x
             n = free.size
@@ -227,7 +245,7 @@ class _RVEModel:
         free = self._cache["free_trac"]
         if self.ndim == 3:
             A = self.K[free][:, free]
-            x, it = self._solve(A, f[free], "traction")
+            x, it = self._solve(A, f[free], "traction", self._components()[free])
             w = np.zeros(self.n_dofs_full)
             w[free] = x
             return self._finish("traction", np.zeros(6), w, free.size, it, t0, fields)
@@ -239,7 +257,8 @@ class _RVEModel:
         A = sp.bmat([[self.K[free][:, free], sp.csr_matrix(kwz[:, None])],
                      [sp.csr_matrix(kwz[None, :]), sp.csr_matrix([[czz]])]], format="csr")
         b = np.concatenate([f[free], [self.volume * Sm[2]]])
-        x, it = self._solve(A, b, "traction")
+        x, it = self._solve(A, b, "traction",
+                            np.concatenate([self._components()[free], [2]]))
         w = np.zeros(self.n_dofs_full)
         w[free] = x[:-1]
         macro = np.zeros(6)
