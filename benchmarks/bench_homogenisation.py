@@ -14,6 +14,7 @@ What is measured:
   ``scipy.fft`` calls with ``workers=-1``).  ``ratio`` = iteration / FFT bound; aim <= 2.
 * FE2 (plane-strain plate with a hole, one J2-plastic RVE per quadrature point): wall time in
   process and on 1 and 2 spawned worker processes (aim: 2 workers >= 1.7x one).
+* Peer: the same periodic voxel RVE in fedoo (if installed; the ``bench`` extra has it).
 * FEM (periodic, trilinear voxels) on an N³ two-phase RSA microstructure: AMG-preconditioned
   conjugate gradients (pyamg smoothed aggregation) against scipy's sparse direct solver
   (SuperLU through ``factorized``) for one load case: time and peak resident memory, each in
@@ -126,6 +127,52 @@ def fe2_case(n_rve: int = 16) -> list:
     return rows
 
 
+def peer_case(n: int = 12) -> dict | None:
+    """The same periodic voxel RVE (hex8, two isotropic phases) in fedoo (``pip install fedoo``:
+    ``homogen.get_homogenized_stiffness``, its scipy direct solver) and here (direct and AMG-CG):
+    times and the largest difference of the 6x6 (fedoo's shear order xy, xz, yz permuted)."""
+    try:
+        import fedoo as fd
+    except ImportError:
+        return None
+    import warnings
+
+    from scaleladder.continuum import fem_effective_stiffness, isotropic_voigt, random_inclusions
+    from scaleladder.handoffs import ElasticTensor
+
+    E1, nu1, E2, nu2 = 10.0, 0.3, 100.0, 0.25
+
+    def iso(E, nu):
+        return ElasticTensor.from_voigt(isotropic_voigt(E / (3 * (1 - 2 * nu)), E / (2 * (1 + nu))),
+                                        relaxed_ions=True)
+
+    micro = random_inclusions((n,) * 3, 1.0, 0.2, max(0.2, 2.5 / n), seed=1,
+                              phases=(iso(E1, nu1), iso(E2, nu2)))
+    t0 = time.perf_counter()
+    c_direct, _ = fem_effective_stiffness(micro, "periodic")
+    t_direct = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    c_cg, _ = fem_effective_stiffness(micro, "periodic", solver="cg", tol=1e-10)
+    t_cg = time.perf_counter() - t0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fd.ModelingSpace("3D")
+        mesh = fd.mesh.box_mesh(n + 1, n + 1, n + 1, elm_type="hex8")
+        idx = np.clip((mesh.element_centers * n).astype(int), 0, n - 1)
+        lab = micro.labels[idx[:, 0], idx[:, 1], idx[:, 2]]
+        mat = fd.constitutivelaw.Heterogeneous(
+            (fd.constitutivelaw.ElasticIsotrop(E1, nu1), fd.constitutivelaw.ElasticIsotrop(E2, nu2)),
+            (np.flatnonzero(lab == 0), np.flatnonzero(lab == 1)))
+        assemb = fd.Assembly.create(fd.weakform.StressEquilibrium(mat), mesh)
+        t0 = time.perf_counter()
+        c_fd = np.asarray(fd.homogen.get_homogenized_stiffness(assemb))
+        t_fd = time.perf_counter() - t0
+    perm = [0, 1, 2, 5, 4, 3]                          # fedoo: xx yy zz xy xz yz
+    c_fd = c_fd[np.ix_(perm, perm)]
+    return {"n": n, "fedoo_s": t_fd, "direct_s": t_direct, "cg_s": t_cg,
+            "max_diff": float(np.abs(c_fd - c_direct).max() / np.abs(c_direct).max())}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
@@ -136,6 +183,7 @@ def main(argv=None) -> None:
                          "~50k dofs takes hours: --fem-solvers cg)")
     ap.add_argument("--skip-fft", action="store_true")
     ap.add_argument("--skip-fe2", action="store_true")
+    ap.add_argument("--skip-peer", action="store_true")
     ap.add_argument("--fem-child", nargs=2, metavar=("N", "SOLVER"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.fem_child:
@@ -164,6 +212,11 @@ def main(argv=None) -> None:
         print(f"FE2 plate with a hole, 96 RVEs, {row['solves']} RVE solves, {row['label']:10s}: "
               f"{row['s']:.1f} s (speed-up over 1 worker {base / row['s']:.2f}); "
               f"force {row['force']:.6f}")
+    peer = None if a.skip_peer else peer_case(8 if a.quick else 16)
+    if peer is not None:
+        print(f"peer: fedoo on the same {peer['n']}^3 periodic voxel RVE: {peer['fedoo_s']:.1f} s; "
+              f"scaleladder direct {peer['direct_s']:.1f} s ({peer['fedoo_s'] / peer['direct_s']:.1f}x"
+              f" faster), AMG-CG {peer['cg_s']:.1f} s; same 6x6 to {peer['max_diff']:.1e}")
     ok = [r_ for r_ in rows if "error" not in r_]
     if len(ok) == 2:
         cg, di = ok
