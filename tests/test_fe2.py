@@ -137,3 +137,16 @@ def test_fe2_bad_input():
         J2Hardening(-1.0)
     with pytest.raises(InputError, match="radius"):
         plate_with_hole(radius=2.0)
+
+
+def test_fe2_rve_solves_run_on_a_dask_cluster():
+    distributed = pytest.importorskip("distributed")
+    m = _micro(12)
+    mesh = plate_with_hole(refine=0, n_theta=3, n_radial=2)
+    rve = PlasticRVE(m, [J2Hardening(0.15, 2.0), None])
+    serial = fe2_solve(mesh, rve, [5e-4, 1.5e-3])
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        spread = fe2_solve(mesh, rve, [5e-4, 1.5e-3], executor=client)
+    assert np.allclose(spread.force, serial.force, rtol=1e-12)

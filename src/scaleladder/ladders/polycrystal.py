@@ -289,7 +289,16 @@ def fe2(crystal: ElasticTensor, hole_ratio: float, yield_stress_MPa: float,
     first_yield_nominal_MPa = part["first_yield_nominal_MPa"]
     d_yield = float(first_yield_nominal_MPa.value) / 1e3 / e_eff
     steps = [d_yield * f for f in (0.5, 0.9, 1.1, 1.5, 2.0, 3.0)]
-    r = fe2_solve(mesh, rve, steps, executor="process", workers=2)
+    from ..core.pipeline import on_cluster
+
+    if on_cluster():
+        # on a Dask cluster the RVE solves become tasks of the cluster (the stage secedes)
+        from distributed import worker_client
+
+        with worker_client() as client:
+            r = fe2_solve(mesh, rve, steps, executor=client)
+    else:
+        r = fe2_solve(mesh, rve, steps, executor="process", workers=2)
     return {"displacement": r.displacement, "nominal_MPa": [1e3 * s for s in r.nominal_stress],
             "first_yield_step": r.first_yield_step, "steps_over_elastic_yield":
             [0.5, 0.9, 1.1, 1.5, 2.0, 3.0], "hill_mandel_max": r.hill_mandel,
