@@ -198,7 +198,18 @@ class PlasticRVE:
 
 
 def _respond_chunk(rve: PlasticRVE, strains, states):
-    return [rve.respond(e, s) for e, s in zip(strains, states)]
+    """RVE solves of one chunk (on a worker).  Small RVEs run their numba kernels on one thread
+    (``numba.set_num_threads`` is per calling thread): the workers are the parallelism, and
+    threads inside each on these arrays oversubscribe the cores (measured ~20x slower)."""
+    import numba
+
+    before = numba.get_num_threads()
+    if rve.N < 32768:
+        numba.set_num_threads(1)
+    try:
+        return [rve.respond(e, s) for e, s in zip(strains, states)]
+    finally:
+        numba.set_num_threads(before)
 
 
 class _Dispatcher:
@@ -384,7 +395,6 @@ def _forms():
 
 
 _INPLANE = [0, 1, 5]
-_SERIAL = object()          # "in this process, threads already set"
 
 
 def _solve_macro(mesh, respond, displacement_steps, *, tol=1e-8, max_newton=25, what="FE2"):
@@ -478,9 +488,9 @@ def fe2_solve(mesh, rve: PlasticRVE, displacements: Sequence[float], *, executor
     """FE² on the quarter plate with a hole (see :func:`plate_with_hole`): prescribed top
     displacements (macro length unit), symmetry on x = 0 and y = 0, plane strain; every
     quadrature point's stress from ``rve``.  ``executor``: where the RVE solves run (None: here;
-    ``"process"``: a spawned pool of ``workers`` processes, one numba thread each; a
-    ``concurrent.futures`` executor — spawn start method, ``numba.set_num_threads(1)`` as its
-    initializer — or a Dask client with one thread per worker: in chunks)."""
+    ``"process"``: a spawned pool of ``workers`` processes; a ``concurrent.futures`` executor
+    (spawn start method) or a Dask client: in chunks, each chunk's small RVEs on one numba
+    thread)."""
     steps = [float(d) for d in displacements]
     if not steps or not all(math.isfinite(d) for d in steps):
         raise InputError("displacements", displacements, "finite prescribed displacements")
@@ -491,27 +501,11 @@ def fe2_solve(mesh, rve: PlasticRVE, displacements: Sequence[float], *, executor
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        import numba
-
-        # spawn, not fork: the numba kernels' thread pools do not survive a fork; one numba
-        # thread per worker: the workers are the parallelism (threads inside each process on
-        # these small RVEs oversubscribe the cores and run ~20x slower)
+        # spawn, not fork: the numba kernels' thread pools do not survive a fork (each chunk
+        # runs its small RVEs on one numba thread: _respond_chunk)
         with ProcessPoolExecutor(max_workers=_v.positive_int("workers", workers),
-                                 mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=numba.set_num_threads, initargs=(1,)) as pool:
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
             return fe2_solve(mesh, rve, steps, executor=pool, chunks=chunks, tol=tol)
-    if executor is None and rve.N < 32768:
-        # small RVEs: numba's threads cost more than they give (measured 0.8x); one thread
-        import numba
-
-        before = numba.get_num_threads()
-        numba.set_num_threads(1)
-        try:
-            return fe2_solve(mesh, rve, steps, executor=_SERIAL, chunks=chunks, tol=tol)
-        finally:
-            numba.set_num_threads(before)
-    if executor is _SERIAL:
-        executor = None
     t0 = time.perf_counter()
     n_points = mesh.t.shape[1]
     responder = _FE2Respond(rve, n_points, executor, chunks)
