@@ -36,7 +36,7 @@ from .fft import _apply_stiffness, _Projector, cg_fluctuation
 from .plasticity import J2Hardening, j2_update
 
 __all__ = ["PlasticRVE", "RVEState", "RVEResponse", "FE2Result", "fe2_solve", "plate_with_hole",
-           "single_scale_solve"]
+           "single_scale_solve", "tension_symmetry_conditions"]
 
 
 @dataclass
@@ -397,29 +397,43 @@ def _forms():
 _INPLANE = [0, 1, 5]
 
 
-def _solve_macro(mesh, respond, displacement_steps, *, tol=1e-8, max_newton=25, what="FE2"):
-    """Newton on the plate with hole: u_x = 0 on x = 0, u_y = 0 on y = 0, u_y = δ on the top."""
+def tension_symmetry_conditions(mesh, basis):
+    """The default macro boundary conditions: symmetry ``u_x = 0`` on x = 0 and ``u_y = 0`` on
+    y = 0, the prescribed displacement ``u_y`` on the top edge (a quarter model in tension, e.g.
+    :func:`plate_with_hole`).  Returns ``(held, loaded, loaded_width)``: dofs held at 0, dofs
+    set to the prescribed displacement, and the loaded edge's length (nominal stress =
+    reaction / width)."""
+    p = mesh.p
+    top = np.flatnonzero(np.isclose(p[1], p[1].max()))
+    left = np.flatnonzero(np.isclose(p[0], p[0].min()))
+    bottom = np.flatnonzero(np.isclose(p[1], p[1].min()))
+    nd = basis.nodal_dofs
+    held = np.unique(np.concatenate([nd[0, left], nd[1, bottom]]))
+    return held, nd[1, top], float(p[0, top].max() - p[0, top].min())
+
+
+def _solve_macro(mesh, respond, displacement_steps, *, tol=1e-8, max_newton=25, what="FE2",
+                 conditions=None):
+    """Newton over the load steps: ``conditions(mesh, basis) -> (held, loaded, width)``
+    (default :func:`tension_symmetry_conditions`)."""
     from skfem import condense, solve
 
     basis = _macro(mesh)
     internal, tangent = _forms()
-    p = mesh.p
-    ymax = p[1].max()
-    top = np.flatnonzero(np.isclose(p[1], ymax))
-    left = np.flatnonzero(np.isclose(p[0], 0.0))
-    bottom = np.flatnonzero(np.isclose(p[1], 0.0))
-    nd = basis.nodal_dofs
-    d_top, d_left, d_bot = nd[1, top], nd[0, left], nd[1, bottom]
-    fixed = np.unique(np.concatenate([d_top, d_left, d_bot]))
-    width = float(p[0, top].max() - p[0, top].min())
+    held, d_top, width = (conditions or tension_symmetry_conditions)(mesh, basis)
+    held, d_top = np.asarray(held, dtype=np.int64), np.asarray(d_top, dtype=np.int64)
+    if d_top.size == 0 or not width > 0:
+        raise InputError("conditions", f"{d_top.size} loaded dofs, width {width}",
+                         "boundary conditions with loaded dofs and a positive loaded width")
+    held = np.setdiff1d(held, d_top)
+    fixed = np.unique(np.concatenate([held, d_top]))
     u = np.zeros(basis.N)
     out = {"displacement": [], "force": [], "peak": [], "nominal": [], "newton": []}
     nq = basis.X.shape[1]
     sig6 = None
     for delta in displacement_steps:
         u[d_top] = delta
-        u[d_left] = 0.0
-        u[d_bot] = 0.0
+        u[held] = 0.0
         for it in range(max_newton + 1):
             e6 = _strain6(basis, u)                                  # (6, nel, nq)
             flat = e6.reshape(6, -1).T
@@ -484,10 +498,12 @@ class _LinearRespond:
 
 
 def fe2_solve(mesh, rve: PlasticRVE, displacements: Sequence[float], *, executor: Any = None,
-              workers: int = 2, chunks: int | None = None, tol: float = 1e-8) -> FE2Result:
-    """FE² on the quarter plate with a hole (see :func:`plate_with_hole`): prescribed top
-    displacements (macro length unit), symmetry on x = 0 and y = 0, plane strain; every
-    quadrature point's stress from ``rve``.  ``executor``: where the RVE solves run (None: here;
+              workers: int = 2, chunks: int | None = None, tol: float = 1e-8,
+              conditions=None) -> FE2Result:
+    """FE² in plane strain on any P1 triangle mesh: prescribed displacements (macro length
+    unit) on the loaded dofs of ``conditions(mesh, basis) -> (held, loaded, width)`` (default
+    :func:`tension_symmetry_conditions`: the quarter model of :func:`plate_with_hole`, a notched
+    bar, ...); every quadrature point's stress from ``rve``.  ``executor``: where the RVE solves run (None: here;
     ``"process"``: a spawned pool of ``workers`` processes; a ``concurrent.futures`` executor
     (spawn start method) or a Dask client: in chunks, each chunk's small RVEs on one numba
     thread)."""
@@ -505,7 +521,8 @@ def fe2_solve(mesh, rve: PlasticRVE, displacements: Sequence[float], *, executor
         # runs its small RVEs on one numba thread: _respond_chunk)
         with ProcessPoolExecutor(max_workers=_v.positive_int("workers", workers),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
-            return fe2_solve(mesh, rve, steps, executor=pool, chunks=chunks, tol=tol)
+            return fe2_solve(mesh, rve, steps, executor=pool, chunks=chunks, tol=tol,
+                             conditions=conditions)
     t0 = time.perf_counter()
     n_points = mesh.t.shape[1]
     responder = _FE2Respond(rve, n_points, executor, chunks)
@@ -525,7 +542,7 @@ def fe2_solve(mesh, rve: PlasticRVE, displacements: Sequence[float], *, executor
             out_steps.append(1)
 
     out_steps: list = []
-    basis, u, sig6, out = _solve_macro(mesh, _Track(), steps, tol=tol)
+    basis, u, sig6, out = _solve_macro(mesh, _Track(), steps, tol=tol, conditions=conditions)
     return FE2Result(displacement=out["displacement"], force=out["force"],
                      stress=sig6[:, :, 0].T.copy(), peak_stress=out["peak"],
                      nominal_stress=out["nominal"], newton=out["newton"],
@@ -535,7 +552,8 @@ def fe2_solve(mesh, rve: PlasticRVE, displacements: Sequence[float], *, executor
                      elapsed_s=time.perf_counter() - t0, mesh=mesh, u=u)
 
 
-def single_scale_solve(mesh, stiffness, displacements: Sequence[float]) -> FE2Result:
+def single_scale_solve(mesh, stiffness, displacements: Sequence[float], *,
+                       conditions=None) -> FE2Result:
     """The same plate with one homogeneous (e.g. homogenised) stiffness: an ``ElasticTensor``
     or a Voigt 6x6 in GPa."""
     c = np.asarray(getattr(getattr(stiffness, "voigt", None), "value", stiffness), dtype=float)
@@ -543,7 +561,7 @@ def single_scale_solve(mesh, stiffness, displacements: Sequence[float]) -> FE2Re
         raise InputError("stiffness", c.shape, "an ElasticTensor or a 6x6 Voigt matrix (GPa)")
     t0 = time.perf_counter()
     basis, u, sig6, out = _solve_macro(mesh, _LinearRespond(c), [float(d) for d in displacements],
-                                       what="single-scale")
+                                       what="single-scale", conditions=conditions)
     return FE2Result(displacement=out["displacement"], force=out["force"],
                      stress=sig6[:, :, 0].T.copy(), peak_stress=out["peak"],
                      nominal_stress=out["nominal"], newton=out["newton"],
