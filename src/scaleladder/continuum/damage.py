@@ -1,0 +1,435 @@
+"""Softening and its cures, in one dimension first: variational phase-field fracture (AT1, AT2)
+and the local strain-softening damage model whose mesh dependence is the pathology.
+
+Phase field (Bourdin, Francfort & Marigo 2000; Pham, Amor, Marigo & Maurini 2011): the energy of
+a bar of Young's modulus ``E`` (cross-section 1) with damage ``d`` in [0, 1] is
+
+    ℰ(u, d) = ∫ ½ (1 − d)² E u'² dx + (G_c / c_w) ∫ (w(d)/ℓ + ℓ d'²) dx,
+
+AT2: ``w = d²``, ``c_w = 2``; AT1: ``w = d``, ``c_w = 8/3``.  It is minimised by alternate
+minimisation: ``u`` at fixed ``d`` (a linear solve), then ``d`` at fixed ``u`` — a
+*bound-constrained* quadratic program ``d_prev ≤ d ≤ 1`` (irreversibility).  Bounds rather than a
+history field: the history field (Miehe et al. 2010) is a heuristic for AT2 that is not the
+variational irreversibility and cannot keep AT1's damage non-negative; the bounds are exact for
+both.  The iterations stop when the damage changes by less than ``tol`` (max norm).
+
+Closed forms (Tanné, Li, Bourdin, Marigo & Maurini 2018), used by the tests: homogeneous peak
+stress ``σ_c = (9/16)√(E G_c/(3ℓ))`` (AT2) and ``√(3 E G_c/(8ℓ))`` (AT1, the elastic limit);
+the optimal 1D crack profiles ``exp(−|x|/ℓ)`` (AT2) and ``(1 − |x|/(2ℓ))²`` on ``|x| ≤ 2ℓ``
+(AT1), each dissipating exactly ``G_c`` (Γ-convergence).
+
+Local damage (the pathology): ``σ = (1 − D(κ)) E ε`` with linear softening from the strength
+``f_t`` at ``ε₀ = f_t/E`` to zero stress at ``ε_f``; a bar loaded in tension localises into the
+weakest element, so the softening band is one element wide and the dissipated energy
+``h f_t ε_f / 2`` vanishes with the element size ``h``.  Solved with the band's own strain as
+the control (the bar's elongation snaps back once ``h`` is small).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..core import validate as _v
+from ..core.errors import ConvergenceError, InputError
+
+__all__ = ["PhaseFieldBar", "BarResult", "homogeneous_response", "peak_stress",
+           "optimal_profile", "local_damage_bar", "LocalDamageResult", "MODELS"]
+
+MODELS = ("AT1", "AT2")
+_CW = {"AT1": 8.0 / 3.0, "AT2": 2.0}
+
+
+def homogeneous_response(model: str, E: float, Gc: float, ell: float, strain) -> tuple:
+    """Closed-form homogeneous damage and stress of the bar at the given strains."""
+    _v.one_of("model", model, MODELS)
+    eps = np.asarray(strain, dtype=float)
+    if model == "AT2":
+        x = E * eps ** 2 * ell / Gc
+        d = x / (1 + x)
+    else:
+        d = np.clip(1.0 - 3.0 * Gc / (8.0 * ell * E * np.maximum(eps ** 2, 1e-300)), 0.0, 1.0)
+    return d, (1 - d) ** 2 * E * eps
+
+
+def peak_stress(model: str, E: float, Gc: float, ell: float) -> float:
+    """Homogeneous peak (AT2) or elastic-limit (AT1) stress."""
+    _v.one_of("model", model, MODELS)
+    if model == "AT2":
+        return 9.0 / 16.0 * math.sqrt(E * Gc / (3.0 * ell))
+    return math.sqrt(3.0 * E * Gc / (8.0 * ell))
+
+
+def optimal_profile(model: str, x, ell: float) -> np.ndarray:
+    """The optimal damage profile of a 1D crack at x = 0."""
+    _v.one_of("model", model, MODELS)
+    r = np.abs(np.asarray(x, dtype=float))
+    if model == "AT2":
+        return np.exp(-r / ell)
+    return np.where(r <= 2 * ell, (1 - r / (2 * ell)) ** 2, 0.0)
+
+
+@dataclass
+class BarResult:
+    """A loading history of the phase-field bar.
+
+    Attributes
+    ----------
+    displacement, force : list of float
+        Prescribed end displacement and the reaction (stress x unit section) per step.
+    elastic_energy, surface_energy : list of float
+        Energies at each converged step.
+    iterations : list of int
+        Alternate-minimisation iterations per step.
+    d : numpy.ndarray
+        Damage at the nodes after the last step; ``x`` the node coordinates.
+    history : list of numpy.ndarray
+        Damage after every step (for irreversibility checks and plots).
+    """
+
+    displacement: list = field(default_factory=list)
+    force: list = field(default_factory=list)
+    elastic_energy: list = field(default_factory=list)
+    surface_energy: list = field(default_factory=list)
+    iterations: list = field(default_factory=list)
+    d: np.ndarray | None = None
+    x: np.ndarray | None = None
+    history: list = field(default_factory=list)
+
+    @property
+    def dissipated(self) -> float:
+        return float(self.surface_energy[-1]) if self.surface_energy else 0.0
+
+
+class PhaseFieldBar:
+    """A 1D phase-field bar ``[0, L]`` on P1 elements (scikit-fem), clamped at x = 0 and pulled
+    at x = L, damage free at both ends.
+
+    Parameters
+    ----------
+    model : {"AT1", "AT2"}
+    E : float
+        Young's modulus (any consistent unit; GPa with Gc in GPa·length gives stresses in GPa).
+    Gc : float
+        Critical energy release rate (energy per area, same units).
+    ell : float
+        Internal length (> 0, at least 2 elements: refused otherwise).
+    length : float
+    n : int
+        Elements.
+    weak : float
+        Relative reduction of the middle element's ``Gc``, to place the crack (0: a perfectly
+        homogeneous bar).
+    """
+
+    def __init__(self, model: str, E: float, Gc: float, ell: float, length: float = 1.0,
+                 n: int = 200, weak: float = 0.0, tol: float = 1e-8, max_iter: int = 2000):
+        from skfem import Basis, ElementLineP1, MeshLine
+
+        _v.one_of("model", model, MODELS)
+        self.model = model
+        self.E = _v.positive("E", E)
+        self.Gc = _v.positive("Gc", Gc)
+        ell = _v.finite("ell", ell)
+        if ell <= 0:
+            raise InputError("ell", ell, "a positive internal length")
+        self.L = _v.positive("length", length)
+        self.n = _v.positive_int("n", n, 4)
+        h = self.L / self.n
+        if ell < 2 * h:
+            raise InputError("ell", ell, f"an internal length of at least two elements "
+                             f"(h = {h:.4g}: ell >= {2 * h:.4g}); the band would not be resolved",
+                             hint="refine the mesh (n) or raise ell")
+        self.ell = ell
+        self.tol = _v.positive("tol", tol)
+        self.max_iter = _v.positive_int("max_iter", max_iter)
+        self.mesh = MeshLine(np.linspace(0.0, self.L, self.n + 1))
+        self.basis = Basis(self.mesh, ElementLineP1())
+        self.x = self.mesh.p[0]
+        # element-wise Gc (a weakened middle element places the crack)
+        gc = np.full(self.n, self.Gc)
+        if weak:
+            gc[self.n // 2] *= 1.0 - float(weak)
+        self.gc_el = gc
+        self.d = np.zeros(self.basis.N)
+        self.u = np.zeros(self.basis.N)
+        self._delta = 0.0                       # the last prescribed end displacement
+        self._assemble_static()
+
+    def _assemble_static(self):
+        from skfem import BilinearForm, LinearForm
+
+        cw = _CW[self.model]
+        gc_q = self.gc_el[:, None] * np.ones(self.basis.X.shape[1])
+
+        @BilinearForm
+        def grad_term(d, v, w):
+            return 2.0 * w.gc / cw * self.ell * d.grad[0] * v.grad[0]
+
+        @BilinearForm
+        def well2(d, v, w):                       # AT2: w(d) = d², its Hessian 2/ℓ
+            return 2.0 * w.gc / cw / self.ell * d * v
+
+        @LinearForm
+        def well1(v, w):                          # AT1: w(d) = d, a constant force
+            return w.gc / cw / self.ell * v
+
+        self.K_grad = grad_term.assemble(self.basis, gc=gc_q)
+        self.K_well = well2.assemble(self.basis, gc=gc_q) if self.model == "AT2" else None
+        self.f_well = well1.assemble(self.basis, gc=gc_q) if self.model == "AT1" else None
+
+    # -- the two sub-problems ------------------------------------------------------------------
+    def _u_step(self, delta):
+        from skfem import BilinearForm, condense, solve
+
+        dq = self.basis.interpolate(self.d)
+        E = self.E
+
+        @BilinearForm
+        def stiff(u, v, w):
+            return ((1 - w.dq) ** 2 + 1e-10) * E * u.grad[0] * v.grad[0]
+
+        K = stiff.assemble(self.basis, dq=dq)
+        x = np.zeros(self.basis.N)
+        x[-1] = delta
+        D = np.array([0, self.basis.N - 1])
+        self.u = solve(*condense(K, np.zeros(self.basis.N), x=x, D=D))
+        return K
+
+    def _d_step(self, lower):
+        """The bound-constrained damage problem at fixed u."""
+        from scipy.optimize import minimize
+        from skfem import BilinearForm, LinearForm
+
+        eq = self.basis.interpolate(self.u).grad[0]
+        E = self.E
+
+        @BilinearForm
+        def drive(d, v, w):
+            return E * w.e ** 2 * d * v
+
+        @LinearForm
+        def rhs(v, w):
+            return E * w.e ** 2 * v
+
+        A = drive.assemble(self.basis, e=eq) + self.K_grad
+        if self.K_well is not None:
+            A = A + self.K_well
+        b = rhs.assemble(self.basis, e=eq)
+        if self.f_well is not None:
+            b = b - self.f_well
+        A = A.tocsr()
+
+        def fun(d):
+            Ad = A @ d
+            return 0.5 * d @ Ad - b @ d, Ad - b
+
+        res = minimize(fun, np.clip(self.d, lower, 1.0), jac=True, method="L-BFGS-B",
+                       bounds=list(zip(lower, np.ones_like(lower))),
+                       options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 5000})
+        return np.clip(res.x, lower, 1.0)
+
+    def energies(self) -> tuple[float, float]:
+        """(elastic, surface) energy of the current state."""
+        from skfem import Functional
+
+        cw = _CW[self.model]
+        ell = self.ell
+        E = self.E
+        at2 = self.model == "AT2"
+
+        @Functional
+        def el(w):
+            return 0.5 * (1 - w.d) ** 2 * E * w.ug ** 2
+
+        @Functional
+        def surf(w):
+            wd = w.d ** 2 if at2 else w.d
+            return w.gc / cw * (wd / ell + ell * w.dg ** 2)
+
+        di = self.basis.interpolate(self.d)
+        ui = self.basis.interpolate(self.u)
+        gc_q = self.gc_el[:, None] * np.ones(self.basis.X.shape[1])
+        return (float(el.assemble(self.basis, d=di, ug=ui.grad[0])),
+                float(surf.assemble(self.basis, d=di, dg=di.grad[0], gc=gc_q)))
+
+    def crack_profile(self) -> tuple[np.ndarray, float]:
+        """The optimal damage profile of a crack at the middle node: the surface energy
+        minimised with ``d = 1`` there and no load.  Returns ``(d, surface energy)``; the energy
+        tends to ``Gc`` (AT1 exactly once ``L/2 > 2ℓ``; AT2 ``Gc tanh(L/(2ℓ))`` with the free
+        ends) as ``h/ℓ → 0``."""
+        lower = np.zeros(self.basis.N)
+        mid = int(np.argmin(np.abs(self.x - self.L / 2)))
+        lower[mid] = 1.0
+        self.u = np.zeros(self.basis.N)
+        self.d = self._d_step(lower)
+        return self.d.copy(), self.energies()[1]
+
+    def load(self, displacements, *, irreversible: bool = True) -> BarResult:
+        """Alternate minimisation at each prescribed end displacement (in order)."""
+        res = BarResult(x=self.x)
+        prev_delta = self._delta
+        for delta in displacements:
+            delta = float(delta)
+            if not irreversible and delta < prev_delta and np.any(self.d > 0):
+                raise InputError("irreversible", False, "True when unloading a damaged bar "
+                                 "(without irreversibility the damage would heal)")
+            lower = self.d.copy() if irreversible else np.zeros_like(self.d)
+            for it in range(1, self.max_iter + 1):
+                self._u_step(delta)
+                d_new = self._d_step(lower)
+                change = float(np.abs(d_new - self.d).max())
+                self.d = d_new
+                if change < self.tol:
+                    break
+            else:
+                raise ConvergenceError(f"alternate minimisation: damage still changing by "
+                                       f"{change:.3g} after {self.max_iter} iterations at "
+                                       f"displacement {delta:g}", suggestion="smaller steps")
+            K = self._u_step(delta)
+            force = float((K @ self.u)[-1])
+            el, su = self.energies()
+            res.displacement.append(delta)
+            res.force.append(force)
+            res.elastic_energy.append(el)
+            res.surface_energy.append(su)
+            res.iterations.append(it)
+            res.history.append(self.d.copy())
+            prev_delta = self._delta = delta
+        res.d = self.d.copy()
+        return res
+
+
+# --------------------------------------------------------------------------------------------
+# the local model
+# --------------------------------------------------------------------------------------------
+@dataclass
+class LocalDamageResult:
+    """One run of :func:`local_damage_bar` to full separation.
+
+    Attributes
+    ----------
+    h : float
+        Element size.
+    band_width : float
+        Length of the elements that damaged (D > 0) at the end.
+    dissipated : float
+        External work per unit section over the whole path (∮ F du at the end), = the energy
+        dissipated once the bar is separated (no elastic energy is left).
+    elongation, force : list of float
+        The equilibrium path (force per unit section = stress); it snaps back for small h.
+    snapback : bool
+    ellipticity_lost : list of int
+        Per step, the elements whose tangent modulus (the 1D acoustic tensor) is <= 0.
+    newton : list of int
+    """
+
+    h: float
+    band_width: float
+    dissipated: float
+    elongation: list
+    force: list
+    snapback: bool
+    ellipticity_lost: list
+    newton: list
+
+
+def _softening(kappa, eps0, eps_f):
+    """Linear softening: D(κ) and dD/dκ (stress falls linearly from f_t at ε₀ to 0 at ε_f)."""
+    k = np.maximum(kappa, eps0)
+    D = np.where(kappa <= eps0, 0.0,
+                 np.minimum(1.0, (eps_f / k) * (k - eps0) / (eps_f - eps0)))
+    dD = np.where((kappa > eps0) & (kappa < eps_f), eps_f * eps0 / (k ** 2 * (eps_f - eps0)), 0.0)
+    return D, dD
+
+
+def local_damage_bar(n: int, *, E: float = 30e3, ft: float = 3.0, eps_f: float = 2e-3,
+                     length: float = 100.0, weak: float = 0.01, steps: int = 80,
+                     tol: float = 1e-10) -> LocalDamageResult:
+    """A bar of ``n`` P1 elements (scikit-fem mesh), clamped at x = 0, an end force at x = L,
+    with *local* linear-softening damage ``σ = (1 − D(κ)) E ε`` (κ the largest strain so far),
+    loaded to full separation (units e.g. MPa and mm: a concrete-like E 30 GPa, f_t 3 MPa,
+    ε_f 2e-3).  The middle element is ``weak`` weaker.
+
+    Path following: indirect displacement control (de Borst 1987) — the middle element's strain
+    is prescribed and the load factor is an unknown of the Newton iteration, so the path is
+    followed through its snap-back.  Returns the measured band width, the dissipated energy
+    (external work around the path) and the elements that lost ellipticity at each step.
+    """
+    from skfem import MeshLine
+
+    n = _v.positive_int("n", n, 3)
+    E, ft, eps_f, length = (_v.positive(k, v) for k, v in (("E", E), ("ft", ft),
+                                                           ("eps_f", eps_f), ("length", length)))
+    eps0 = ft / E
+    if eps_f <= eps0:
+        raise InputError("eps_f", eps_f, f"a failure strain above ε₀ = f_t/E = {eps0:.3g}")
+    mesh = MeshLine(np.linspace(0.0, length, n + 1))
+    t = mesh.t                                            # (2, n) element nodes
+    h = np.diff(mesh.p[0, t], axis=0)[0]                  # element lengths
+    e0 = np.full(n, eps0)
+    m = n // 2
+    e0[m] *= 1.0 - weak
+    nn = mesh.p.shape[1]
+    u = np.zeros(nn)
+    lam = 0.0
+    kappa = np.zeros(n)
+    path_u, path_f, lost, newton = [0.0], [0.0], [], []
+    free = np.arange(1, nn)                               # u_0 = 0
+    # the first point is the peak of the weak element (the rest of the bar below its strength),
+    # then its softening branch: every other element unloads
+    for target in np.linspace(e0[m], eps_f, steps + 1):
+        # predictor: the band at its target strain, every other element unloading along its
+        # secant at the band's stress (Newton from a uniform strain would find the trivial
+        # branch on which the whole bar softens together)
+        Dk, _ = _softening(np.maximum(kappa, np.where(np.arange(n) == m, target, 0.0)), e0, eps_f)
+        sig_band = (1 - Dk[m]) * E * target
+        eps_pred = np.where(np.arange(n) == m, target, sig_band / ((1 - Dk) * E + 1e-300))
+        u[1:] = np.cumsum(eps_pred * h)
+        lam = sig_band
+        for it in range(60):
+            eps = (u[t[1]] - u[t[0]]) / h
+            kap = np.maximum(kappa, eps)
+            D, dD = _softening(kap, e0, eps_f)
+            sig = (1 - D) * E * eps
+            loading = eps >= kappa
+            Et = (1 - D) * E - np.where(loading, dD * E * eps, 0.0)
+            fint = np.zeros(nn)
+            np.add.at(fint, t[0], -sig)
+            np.add.at(fint, t[1], sig)
+            fext = np.zeros(nn)
+            fext[-1] = 1.0
+            r = fint - lam * fext
+            g = eps[m] - target
+            if np.abs(r[free]).max() <= tol * ft and abs(g) <= tol * eps_f:
+                break
+            K = np.zeros((nn, nn))
+            for a in range(2):
+                for b in range(2):
+                    np.add.at(K, (t[a], t[b]), (1 if a == b else -1) * Et / h)
+            # bordered system: [K  -fext; c^T 0] [du; dlam] = [-r; -g]
+            A = np.zeros((free.size + 1, free.size + 1))
+            A[:-1, :-1] = K[np.ix_(free, free)]
+            A[:-1, -1] = -fext[free]
+            c = np.zeros(nn)
+            c[t[1, m]], c[t[0, m]] = 1.0 / h[m], -1.0 / h[m]
+            A[-1, :-1] = c[free]
+            sol = np.linalg.solve(A, -np.concatenate([r[free], [g]]))
+            u[free] += sol[:-1]
+            lam += sol[-1]
+        else:
+            raise ConvergenceError(f"local damage bar: Newton did not converge at band strain "
+                                   f"{target:.4g}", suggestion="more steps")
+        kappa = np.maximum(kappa, (u[t[1]] - u[t[0]]) / h)
+        newton.append(it)
+        path_u.append(float(u[-1]))
+        path_f.append(float(lam))
+        lost.append([int(k) for k in np.flatnonzero(Et <= 0)])
+    pu, pf = np.array(path_u), np.array(path_f)
+    work = float(np.sum(0.5 * (pf[1:] + pf[:-1]) * np.diff(pu)))
+    D_end, _ = _softening(kappa, e0, eps_f)
+    return LocalDamageResult(h=float(h[m]), band_width=float(h[D_end > 0].sum()),
+                             dissipated=work, elongation=path_u, force=path_f,
+                             snapback=bool(np.any(np.diff(pu) < 0)), ellipticity_lost=lost,
+                             newton=newton)

@@ -1,0 +1,117 @@
+"""Softening, localisation and the phase-field cure, in 1D (issue 12, first part)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scaleladder.continuum.damage import (PhaseFieldBar, homogeneous_response, local_damage_bar,
+                                          optimal_profile, peak_stress)
+from scaleladder.core.errors import InputError
+
+
+@pytest.mark.parametrize("model", ["AT1", "AT2"])
+def test_homogeneous_bar_follows_the_closed_form(model):
+    """A homogeneous bar: AT2 damages from the first load (peak (9/16)√(E Gc/3ℓ)); AT1 stays
+    elastic up to √(3 E Gc/8ℓ)."""
+    E, Gc, ell = 2.0, 0.5, 0.1
+    bar = PhaseFieldBar(model, E, Gc, ell, n=40)
+    sc = peak_stress(model, E, Gc, ell)
+    eps_c = np.sqrt(Gc / (3 * E * ell)) if model == "AT2" else sc / E
+    strains = np.linspace(0.2, 0.97, 5) * eps_c
+    r = bar.load(strains)                      # end displacement = strain x L (L = 1)
+    d, s = homogeneous_response(model, E, Gc, ell, strains)
+    assert np.abs(np.array(r.force) - s).max() < 1e-6 * sc
+    assert np.abs(r.history[-1] - d[-1]).max() < 1e-6
+    if model == "AT1":
+        assert not np.any(r.history[-1])      # elastic below the limit
+    at = homogeneous_response(model, E, Gc, ell, eps_c * np.array([1 - 1e-3, 1.0, 1 + 1e-3]))[1]
+    assert at[1] == pytest.approx(sc, rel=1e-12) and at[0] < sc and at[2] < sc   # the peak
+
+
+@pytest.mark.parametrize("model", ["AT1", "AT2"])
+def test_optimal_crack_profile_and_gamma_convergence(model):
+    """The 1D crack's damage profile is the closed form, and its surface energy tends to Gc as
+    h/ℓ → 0 (second order here)."""
+    errs = []
+    for n in (100, 200, 400):
+        bar = PhaseFieldBar(model, 1.0, 1.0, 0.05, n=n)
+        d, energy = bar.crack_profile()
+        assert np.abs(d - optimal_profile(model, bar.x - 0.5, 0.05)).max() < 1e-3
+        errs.append(abs(energy - 1.0))
+    assert errs[-1] < 2e-4 and errs[0] / errs[-1] > 10
+
+
+def test_at1_bar_breaks_with_mesh_objective_dissipation():
+    """Pulled apart, the AT1 bar dissipates Gc (within a few per cent on three meshes, converging
+    as h → 0): the internal length makes the softening mesh objective."""
+    out = []
+    for n in (100, 200, 400):
+        ell = 0.05
+        bar = PhaseFieldBar("AT1", 1.0, 1.0, ell, n=n, weak=0.1)
+        sc = peak_stress("AT1", 1.0, 1.0, ell)
+        steps = np.concatenate([np.linspace(0.5, 1.0, 6), np.linspace(1.05, 3, 8)]) * sc
+        r = bar.load(steps)
+        assert r.force[-1] < 1e-3 * sc                 # broken
+        out.append(r.dissipated)
+    assert all(abs(e - 1.0) < 0.08 for e in out)
+    assert abs(out[2] - 1.0) < abs(out[0] - 1.0) / 2    # converging to Gc
+
+
+def test_local_damage_localises_in_one_element_and_its_dissipation_vanishes_with_h():
+    """The pathology: the softening band is one element wide and the dissipated energy is
+    proportional to h (→ 0); the tangent of the band turns negative (loss of ellipticity)."""
+    res = [(n, local_damage_bar(n)) for n in (11, 21, 41, 81)]
+    for n, r in res:
+        assert r.band_width == pytest.approx(r.h, rel=1e-12)
+        assert r.dissipated == pytest.approx(r.h * 0.5 * 3.0 * 0.99 * 2e-3, rel=1e-6)
+        # after the peak only the middle element has a negative tangent: ellipticity is lost
+        # there and nowhere else
+        assert all(lost == [n // 2] for lost in r.ellipticity_lost[1:-1])
+    res = [r for _, r in res]
+    h = np.array([r.h for r in res])
+    w = np.array([r.dissipated for r in res])
+    rate = np.polyfit(np.log(h), np.log(w), 1)[0]
+    assert rate == pytest.approx(1.0, abs=0.02)                 # W ∝ h: no limit as h → 0
+    assert res[-1].snapback and not res[0].snapback
+
+
+def test_damage_never_heals_and_unloading_without_irreversibility_is_refused():
+    ell = 0.05
+    eps_c = np.sqrt(1.0 / (3 * ell))                       # AT2 homogeneous peak strain
+    bar = PhaseFieldBar("AT2", 1.0, 1.0, ell, n=60, weak=0.1)
+    r = bar.load(np.array([0.6, 0.9, 1.0, 1.2, 0.8, 0.4, 0.0]) * eps_c)
+    for a, b in zip(r.history[:-1], r.history[1:]):
+        assert np.all(b >= a - 1e-12)                      # monotone, under unloading too
+    assert r.history[-1].max() > 0.9                       # a crack formed and stays
+    assert abs(r.force[-1]) < 1e-8                         # unloaded
+    bar2 = PhaseFieldBar("AT2", 1.0, 1.0, ell, n=60)
+    bar2.load([0.9 * eps_c])
+    with pytest.raises(InputError, match="irreversible"):
+        bar2.load([0.5 * eps_c], irreversible=False)
+
+
+def test_energy_balance_of_the_alternate_minimisation():
+    """Before the crack forms (AT2, smooth evolution): external work = elastic + surface energy
+    at convergence (trapezoidal work over fine steps)."""
+    ell = 0.1
+    sc = peak_stress("AT2", 1.0, 1.0, ell)
+    eps_c = np.sqrt(1.0 / (3 * ell))
+    steps = np.linspace(0, 0.9, 200)[1:] * eps_c
+    r = PhaseFieldBar("AT2", 1.0, 1.0, ell, n=40, tol=1e-10).load(steps)
+    u = np.concatenate([[0.0], r.displacement])
+    f = np.concatenate([[0.0], r.force])
+    work = np.sum(0.5 * (f[1:] + f[:-1]) * np.diff(u))
+    total = r.elastic_energy[-1] + r.surface_energy[-1]
+    assert work == pytest.approx(total, rel=2e-4)
+    assert sc > 0
+
+
+def test_bad_input():
+    with pytest.raises(InputError, match="ell"):
+        PhaseFieldBar("AT1", 1.0, 1.0, -0.1)
+    with pytest.raises(InputError, match="two elements"):
+        PhaseFieldBar("AT1", 1.0, 1.0, 0.005, n=100)
+    with pytest.raises(InputError, match="model"):
+        PhaseFieldBar("AT3", 1.0, 1.0, 0.1)
+    with pytest.raises(InputError, match="eps_f"):
+        local_damage_bar(11, eps_f=1e-5)
