@@ -42,6 +42,7 @@ from .bounds import (
     transverse_moduli,
     voigt_bound,
 )
+from .damage import PhaseFieldBar, local_damage_bar
 from .fe2 import (FE2Result, PlasticRVE, fe2_solve, plate_with_hole, single_scale_solve,
                   tension_symmetry_conditions)
 from .fft import FFTSolution, fft_effective_stiffness, fft_solve
@@ -67,7 +68,7 @@ __all__ = [
     "voronoi_polycrystal", "FEMSolution", "VoxelFEM", "MeshRVE", "fem_effective_stiffness",
     "FE2Result",
     "PlasticRVE", "fe2_solve", "plate_with_hole", "single_scale_solve", "J2Hardening",
-    "tension_symmetry_conditions",
+    "tension_symmetry_conditions", "PhaseFieldBar", "local_damage_bar",
     "evolving_microstructure", "hmm", "hou_wu_coefficient", "msfem",
     "CentreCrackedPlate", "CrackedPlateSolution", "compliance_energy_release_rate",
     "crack_frame_111", "critical_stress", "energy_release_rate", "finite_width_factor",
