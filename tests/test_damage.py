@@ -115,3 +115,21 @@ def test_bad_input():
         PhaseFieldBar("AT3", 1.0, 1.0, 0.1)
     with pytest.raises(InputError, match="eps_f"):
         local_damage_bar(11, eps_f=1e-5)
+
+
+def test_gradient_damage_band_and_dissipation_converge_with_the_mesh():
+    """The cure by an internal length: with ē − ℓ²ē'' = ε driving the damage, the band spans
+    many elements and keeps its width, and the dissipated energy converges as h → 0 (three
+    meshes, ℓ/h = 2, 4, 8) — against the local model's W ∝ h."""
+    from scaleladder.continuum.damage import gradient_damage_bar
+
+    res = [gradient_damage_bar(n, ell=4.0) for n in (50, 100, 200)]
+    widths = [r.band_width for r in res]
+    w = [r.dissipated for r in res]
+    assert all(abs(b - widths[-1]) < 0.1 * widths[-1] for b in widths)
+    assert widths[-1] > 10 * res[-1].h                     # not one element
+    assert abs(w[1] - w[2]) < 0.03 * w[2] and abs(w[0] - w[2]) < 0.08 * w[2]
+    assert abs(w[1] - w[2]) < abs(w[0] - w[2])              # converging
+    assert max(max(r.newton) for r in res) <= 10
+    with pytest.raises(InputError, match="two elements"):
+        gradient_damage_bar(50, ell=1.0)
