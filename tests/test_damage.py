@@ -133,3 +133,13 @@ def test_gradient_damage_band_and_dissipation_converge_with_the_mesh():
     assert max(max(r.newton) for r in res) <= 10
     with pytest.raises(InputError, match="two elements"):
         gradient_damage_bar(50, ell=1.0)
+
+
+def test_integral_nonlocal_damage_converges_with_the_mesh():
+    from scaleladder.continuum.damage import nonlocal_damage_bar
+
+    res = [nonlocal_damage_bar(n, ell=4.0) for n in (50, 100, 200)]
+    w = [r.dissipated for r in res]
+    assert abs(w[1] - w[2]) < 0.01 * w[2] and abs(w[0] - w[2]) < 0.03 * w[2]
+    assert all(abs(r.band_width - res[-1].band_width) < 0.1 * res[-1].band_width for r in res)
+    assert res[-1].band_width > 20 * res[-1].h

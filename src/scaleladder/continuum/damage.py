@@ -20,7 +20,9 @@ the optimal 1D crack profiles ``exp(−|x|/ℓ)`` (AT2) and ``(1 − |x|/(2ℓ))
 
 Implicit gradient damage (Peerlings, de Borst, Brekelmans & de Vree 1996): the same local
 softening law driven by a nonlocal equivalent strain ``ē − ℓ² ē'' = ε`` spreads the band over a
-width set by ℓ, so band width and dissipation converge with h (:func:`gradient_damage_bar`).
+width set by ℓ, so band width and dissipation converge with h (:func:`gradient_damage_bar`); the
+integral nonlocal model (Pijaudier-Cabot & Bažant 1987) does the same with a Gaussian average
+(:func:`nonlocal_damage_bar`).
 
 Local damage (the pathology): ``σ = (1 − D(κ)) E ε`` with linear softening from the strength
 ``f_t`` at ``ε₀ = f_t/E`` to zero stress at ``ε_f``; a bar loaded in tension localises into the
@@ -40,7 +42,7 @@ from ..core.errors import ConvergenceError, InputError
 
 __all__ = ["PhaseFieldBar", "BarResult", "homogeneous_response", "peak_stress",
            "optimal_profile", "local_damage_bar", "LocalDamageResult", "gradient_damage_bar",
-           "GradientDamageResult", "MODELS"]
+           "nonlocal_damage_bar", "GradientDamageResult", "MODELS"]
 
 MODELS = ("AT1", "AT2")
 _CW = {"AT1": 8.0 / 3.0, "AT2": 2.0}
@@ -597,6 +599,102 @@ def gradient_damage_bar(n: int, *, ell: float = 2.0, E: float = 30e3, ft: float 
     pu, pf = np.array(path_u), np.array(path_f)
     work = float(np.sum(0.5 * (pf[1:] + pf[:-1]) * np.diff(pu)))
     eps = (u[t[1]] - u[t[0]]) / h
+    elastic_left = float(np.sum(0.5 * (1 - D_end) * E * eps ** 2 * h))
+    return GradientDamageResult(h=h, band_width=float(h * np.count_nonzero(D_end > band_threshold)),
+                                dissipated=work - elastic_left, elongation=path_u, force=path_f,
+                                damage=D_end, xq=xq, newton=newton)
+
+
+def nonlocal_damage_bar(n: int, *, ell: float = 4.0, E: float = 30e3, ft: float = 3.0,
+                        alpha: float = 0.99, beta: float = 300.0, length: float = 100.0,
+                        weak: float = 0.1, control_half: float | None = None,
+                        steps: int = 120, stop_stress: float = 0.05, band_threshold: float = 0.05,
+                        tol: float = 1e-9, max_newton: int = 40) -> GradientDamageResult:
+    """Integral nonlocal damage (Pijaudier-Cabot & Bažant 1987): the damage of each element is
+    driven by the Gaussian-weighted average ``ē(x) = ∫ α(x, s) ε(s) ds / ∫ α(x, s) ds``,
+    ``α = exp(−(x − s)²/(2ℓ²))``, renormalised near the bar's ends; otherwise as
+    :func:`gradient_damage_bar` (exponential softening, indirect displacement control).  The
+    averaging matrix is dense: a 1D tool for comparing the cures, not for large meshes."""
+    from skfem import MeshLine
+
+    n = _v.positive_int("n", n, 8)
+    ell = _v.finite("ell", ell)
+    if ell <= 0:
+        raise InputError("ell", ell, "a positive internal length")
+    E, ft, length = (_v.positive(k, v) for k, v in (("E", E), ("ft", ft), ("length", length)))
+    h = length / n
+    if ell < 2 * h:
+        raise InputError("ell", ell, f"an internal length of at least two elements (h = {h:.4g})")
+    mesh = MeshLine(np.linspace(0.0, length, n + 1))
+    t = mesh.t
+    x = mesh.p[0]
+    xq = 0.5 * (x[t[0]] + x[t[1]])
+    k0 = np.full(n, ft / E)
+    k0[np.abs(xq - length / 2) < 0.05 * length] *= 1.0 - weak
+    W = np.exp(-((xq[:, None] - xq[None, :]) ** 2) / (2 * ell * ell))
+    W /= W.sum(axis=1, keepdims=True)                      # ē = W ε (element midpoints)
+    nn = x.size
+    u = np.zeros(nn)
+    lam = 0.0
+    kappa = np.zeros(n)
+    a = 3 * ell if control_half is None else _v.positive("control_half", control_half)
+    iL = int(np.argmin(np.abs(x - (length / 2 - a))))
+    iR = int(np.argmin(np.abs(x - (length / 2 + a))))
+    free = np.arange(1, nn)
+    B = np.zeros((n, nn))                                  # ε = B u
+    B[np.arange(n), t[0]] = -1.0 / h
+    B[np.arange(n), t[1]] = 1.0 / h
+    path_u, path_f, newton = [0.0], [0.0], []
+    peak = 0.0
+    opening = 0.0
+    d_open = d_open0 = 2 * a * ft / E / 10.0
+    for _ in range(steps * 20):
+        opening += d_open
+        for it in range(max_newton + 1):
+            eps = B @ u
+            eb = W @ eps
+            kap = np.maximum(kappa, eb)
+            D, dD = _exp_softening(kap, k0, alpha, beta)
+            loading = eb >= kappa
+            sig = (1 - D) * E * eps
+            fu = h * (B.T @ sig)
+            fu[-1] -= lam
+            g = (u[iR] - u[iL]) - opening
+            if (np.abs(fu[free]).max() <= tol * max(abs(lam), 1e-3 * ft)
+                    and abs(g) <= tol * max(opening, 1e-12)):
+                break
+            if it == max_newton:
+                raise ConvergenceError(f"nonlocal damage bar: Newton did not converge at opening "
+                                       f"{opening:.4g}", suggestion="smaller increments")
+            # dσ/du = (1 − D) E B − E ε dD W B (loading elements)
+            dsig = ((1 - D) * E)[:, None] * B - (np.where(loading, dD, 0.0) * E * eps)[:, None] \
+                * (W @ B)
+            K = h * (B.T @ dsig)
+            m = free.size
+            J = np.zeros((m + 1, m + 1))
+            J[:m, :m] = K[np.ix_(free, free)]
+            J[m - 1, m] = -1.0                                 # the last free dof is the end
+            J[m, iR - 1] += 1.0
+            J[m, iL - 1] -= 1.0
+            sol = np.linalg.solve(J, -np.concatenate([fu[free], [g]]))
+            u[free] += sol[:m]
+            lam += sol[m]
+        kappa = np.maximum(kappa, W @ (B @ u))
+        if peak > 0 and lam < 0.9 * peak:
+            d_open = min(d_open * 1.05, 50 * d_open0)
+        newton.append(it)
+        path_u.append(float(u[-1]))
+        path_f.append(float(lam))
+        peak = max(peak, lam)
+        if peak > 0 and lam < stop_stress * peak and lam < path_f[-2]:
+            break
+    else:
+        raise ConvergenceError("nonlocal damage bar: the stress did not fall below "
+                               f"{stop_stress:g} of its peak", suggestion="more steps")
+    D_end, _ = _exp_softening(kappa, k0, alpha, beta)
+    pu, pf = np.array(path_u), np.array(path_f)
+    work = float(np.sum(0.5 * (pf[1:] + pf[:-1]) * np.diff(pu)))
+    eps = B @ u
     elastic_left = float(np.sum(0.5 * (1 - D_end) * E * eps ** 2 * h))
     return GradientDamageResult(h=h, band_width=float(h * np.count_nonzero(D_end > band_threshold)),
                                 dissipated=work - elastic_left, elongation=path_u, force=path_f,
