@@ -143,3 +143,22 @@ def test_integral_nonlocal_damage_converges_with_the_mesh():
     assert abs(w[1] - w[2]) < 0.01 * w[2] and abs(w[0] - w[2]) < 0.03 * w[2]
     assert all(abs(r.band_width - res[-1].band_width) < 0.1 * res[-1].band_width for r in res)
     assert res[-1].band_width > 20 * res[-1].h
+
+
+def test_handoffs_into_the_phase_field_gc_and_the_internal_length():
+    from scaleladder.continuum.damage import critical_energy_release_rate, internal_length
+    from scaleladder.core.errors import UnitError
+    from scaleladder.handoffs import SurfaceEnergy
+    from scaleladder.uq import Estimate
+
+    gamma = SurfaceEnergy(miller=(1, 1, 1), value=Estimate(0.1, "eV/Å^2", {"xc": [0.09, 0.11]}))
+    gc = critical_energy_release_rate(gamma)
+    assert gc.unit == "J/m^2" and float(gc.value) == pytest.approx(2 * 0.1 * 16.0217663, rel=1e-6)
+    assert set(gc.sources) == {"xc"}
+    with pytest.raises(UnitError, match="energy per area"):
+        critical_energy_release_rate(Estimate(1.0, "GPa"))
+    with pytest.raises(InputError, match="surface"):
+        critical_energy_release_rate(3.2)
+    for model in ("AT1", "AT2"):
+        ell = internal_length(2.0, 0.5, 1.1, model)
+        assert peak_stress(model, 2.0, 0.5, ell) == pytest.approx(1.1, rel=1e-12)

@@ -41,11 +41,39 @@ from ..core import validate as _v
 from ..core.errors import ConvergenceError, InputError
 
 __all__ = ["PhaseFieldBar", "BarResult", "homogeneous_response", "peak_stress",
+           "critical_energy_release_rate", "internal_length",
            "optimal_profile", "local_damage_bar", "LocalDamageResult", "gradient_damage_bar",
            "nonlocal_damage_bar", "GradientDamageResult", "MODELS"]
 
 MODELS = ("AT1", "AT2")
 _CW = {"AT1": 8.0 / 3.0, "AT2": 2.0}
+
+
+def critical_energy_release_rate(surface):
+    """``G_c = 2γ`` (J/m², an Estimate with γ's sources) from a ``SurfaceEnergy`` handoff or an
+    Estimate of γ in any energy-per-area unit (eV/Å², J/m², ...); anything else is refused."""
+    from ..core import units as _units
+    from ..core.errors import UnitError
+    from ..handoffs import SurfaceEnergy
+    from ..uq import Estimate
+
+    gamma = surface.value if isinstance(surface, SurfaceEnergy) else surface
+    if not isinstance(gamma, Estimate):
+        raise InputError("surface", type(surface).__name__,
+                         "a SurfaceEnergy handoff or an Estimate of the surface energy")
+    if not _units.same_dimension(gamma.unit, "J/m^2"):
+        raise UnitError("surface.unit", gamma.unit, "an energy per area (J/m^2, eV/Å^2, ...): "
+                        "G_c = 2γ is an energy release rate")
+    return 2.0 * gamma.to("J/m^2")
+
+
+def internal_length(E: float, Gc: float, strength: float, model: str = "AT1") -> float:
+    """The internal length that gives a homogeneous bar the strength ``σ_c`` (consistent units):
+    AT1 ``ℓ = 3 E G_c / (8 σ_c²)``, AT2 ``ℓ = 27 E G_c / (256 σ_c²)``."""
+    _v.one_of("model", model, MODELS)
+    E, Gc, strength = (_v.positive(k, v) for k, v in (("E", E), ("Gc", Gc),
+                                                      ("strength", strength)))
+    return (3.0 / 8.0 if model == "AT1" else 27.0 / 256.0) * E * Gc / strength ** 2
 
 
 def homogeneous_response(model: str, E: float, Gc: float, ell: float, strain) -> tuple:
