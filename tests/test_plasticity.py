@@ -4,7 +4,6 @@ continuum.plasticity model that FE2 uses)."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from scaleladder.continuum._mandel import stiffness_to_mandel
 from scaleladder.continuum.bounds import isotropic_voigt
