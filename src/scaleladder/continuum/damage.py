@@ -511,22 +511,9 @@ def _exp_softening(kappa, k0, alpha, beta):
     return D, dD
 
 
-def gradient_damage_bar(n: int, *, ell: float = 2.0, E: float = 30e3, ft: float = 3.0,
-                        alpha: float = 0.99, beta: float = 300.0, length: float = 100.0,
-                        weak: float = 0.1, control_half: float | None = None,
-                        steps: int = 120, stop_stress: float = 0.05, band_threshold: float = 0.05,
-                        tol: float = 1e-9, max_newton: int = 40) -> GradientDamageResult:
-    """Implicit gradient-enhanced damage on a bar of ``n`` P1 elements (scikit-fem mesh): the
-    damage is driven by a nonlocal equivalent strain ``ē − ℓ² ē'' = ε`` (natural boundary
-    conditions), with exponential softening.  The internal length ℓ spreads the band over
-    several elements, so band width and dissipated energy converge as h → 0 (asserted on
-    three meshes) instead of vanishing as in :func:`local_damage_bar`.
-
-    A weak zone (``weak`` lower κ₀ over the middle 10 % of the bar) places the band; the path is
-    followed by indirect displacement control on the opening ``u(x_c + a) − u(x_c − a)`` over
-    ``a = control_half`` (default ``3 ℓ``), which grows monotonically through the snap-back.
-    The run stops when the stress falls below ``stop_stress`` of the peak.
-    """
+def _regularised_bar(n, ell, E, ft, length, weak):
+    """Validated settings and the P1 mesh of the regularised bars; the middle 10 % is ``weak``
+    weaker (its κ₀), to place the band."""
     from skfem import MeshLine
 
     n = _v.positive_int("n", n, 8)
@@ -543,6 +530,39 @@ def gradient_damage_bar(n: int, *, ell: float = 2.0, E: float = 30e3, ft: float 
     xq = 0.5 * (x[t[0]] + x[t[1]])                         # one point per element (midpoint)
     k0 = np.full(n, ft / E)
     k0[np.abs(xq - length / 2) < 0.05 * length] *= 1.0 - weak
+    return n, ell, E, ft, length, h, t, x, xq, k0
+
+
+def _bar_result(kappa, k0, alpha, beta, u, t, h, E, path_u, path_f, band_threshold, xq, newton):
+    """Band width, and the dissipated energy = external work around the path minus the elastic
+    energy still stored at the end."""
+    D_end, _ = _exp_softening(kappa, k0, alpha, beta)
+    pu, pf = np.array(path_u), np.array(path_f)
+    work = float(np.sum(0.5 * (pf[1:] + pf[:-1]) * np.diff(pu)))
+    eps = (u[t[1]] - u[t[0]]) / h
+    elastic_left = float(np.sum(0.5 * (1 - D_end) * E * eps ** 2 * h))
+    return GradientDamageResult(h=h, band_width=float(h * np.count_nonzero(D_end > band_threshold)),
+                                dissipated=work - elastic_left, elongation=path_u, force=path_f,
+                                damage=D_end, xq=xq, newton=newton)
+
+
+def gradient_damage_bar(n: int, *, ell: float = 2.0, E: float = 30e3, ft: float = 3.0,
+                        alpha: float = 0.99, beta: float = 300.0, length: float = 100.0,
+                        weak: float = 0.1, control_half: float | None = None,
+                        steps: int = 120, stop_stress: float = 0.05, band_threshold: float = 0.05,
+                        tol: float = 1e-9, max_newton: int = 40) -> GradientDamageResult:
+    """Implicit gradient-enhanced damage on a bar of ``n`` P1 elements (scikit-fem mesh): the
+    damage is driven by a nonlocal equivalent strain ``ē − ℓ² ē'' = ε`` (natural boundary
+    conditions), with exponential softening.  The internal length ℓ spreads the band over
+    several elements, so band width and dissipated energy converge as h → 0 (asserted on
+    three meshes) instead of vanishing as in :func:`local_damage_bar`.
+
+    A weak zone (``weak`` lower κ₀ over the middle 10 % of the bar) places the band; the path is
+    followed by indirect displacement control on the opening ``u(x_c + a) − u(x_c − a)`` over
+    ``a = control_half`` (default ``3 ℓ``), which grows monotonically through the snap-back.
+    The run stops when the stress falls below ``stop_stress`` of the peak.
+    """
+    n, ell, E, ft, length, h, t, x, xq, k0 = _regularised_bar(n, ell, E, ft, length, weak)
     c = ell * ell
     nn = x.size
     # unknowns: u (nn) then ē (nn); u_0 = 0; load factor λ (end force) extra
@@ -623,14 +643,8 @@ def gradient_damage_bar(n: int, *, ell: float = 2.0, E: float = 30e3, ft: float 
     else:
         raise ConvergenceError("gradient damage bar: the stress did not fall below "
                                f"{stop_stress:g} of its peak", suggestion="more steps")
-    D_end, _ = _exp_softening(kappa, k0, alpha, beta)
-    pu, pf = np.array(path_u), np.array(path_f)
-    work = float(np.sum(0.5 * (pf[1:] + pf[:-1]) * np.diff(pu)))
-    eps = (u[t[1]] - u[t[0]]) / h
-    elastic_left = float(np.sum(0.5 * (1 - D_end) * E * eps ** 2 * h))
-    return GradientDamageResult(h=h, band_width=float(h * np.count_nonzero(D_end > band_threshold)),
-                                dissipated=work - elastic_left, elongation=path_u, force=path_f,
-                                damage=D_end, xq=xq, newton=newton)
+    return _bar_result(kappa, k0, alpha, beta, u, t, h, E, path_u, path_f, band_threshold, xq,
+                       newton)
 
 
 def nonlocal_damage_bar(n: int, *, ell: float = 4.0, E: float = 30e3, ft: float = 3.0,
@@ -643,22 +657,7 @@ def nonlocal_damage_bar(n: int, *, ell: float = 4.0, E: float = 30e3, ft: float 
     ``α = exp(−(x − s)²/(2ℓ²))``, renormalised near the bar's ends; otherwise as
     :func:`gradient_damage_bar` (exponential softening, indirect displacement control).  The
     averaging matrix is dense: a 1D tool for comparing the cures, not for large meshes."""
-    from skfem import MeshLine
-
-    n = _v.positive_int("n", n, 8)
-    ell = _v.finite("ell", ell)
-    if ell <= 0:
-        raise InputError("ell", ell, "a positive internal length")
-    E, ft, length = (_v.positive(k, v) for k, v in (("E", E), ("ft", ft), ("length", length)))
-    h = length / n
-    if ell < 2 * h:
-        raise InputError("ell", ell, f"an internal length of at least two elements (h = {h:.4g})")
-    mesh = MeshLine(np.linspace(0.0, length, n + 1))
-    t = mesh.t
-    x = mesh.p[0]
-    xq = 0.5 * (x[t[0]] + x[t[1]])
-    k0 = np.full(n, ft / E)
-    k0[np.abs(xq - length / 2) < 0.05 * length] *= 1.0 - weak
+    n, ell, E, ft, length, h, t, x, xq, k0 = _regularised_bar(n, ell, E, ft, length, weak)
     W = np.exp(-((xq[:, None] - xq[None, :]) ** 2) / (2 * ell * ell))
     W /= W.sum(axis=1, keepdims=True)                      # ē = W ε (element midpoints)
     nn = x.size
@@ -719,11 +718,5 @@ def nonlocal_damage_bar(n: int, *, ell: float = 4.0, E: float = 30e3, ft: float 
     else:
         raise ConvergenceError("nonlocal damage bar: the stress did not fall below "
                                f"{stop_stress:g} of its peak", suggestion="more steps")
-    D_end, _ = _exp_softening(kappa, k0, alpha, beta)
-    pu, pf = np.array(path_u), np.array(path_f)
-    work = float(np.sum(0.5 * (pf[1:] + pf[:-1]) * np.diff(pu)))
-    eps = B @ u
-    elastic_left = float(np.sum(0.5 * (1 - D_end) * E * eps ** 2 * h))
-    return GradientDamageResult(h=h, band_width=float(h * np.count_nonzero(D_end > band_threshold)),
-                                dissipated=work - elastic_left, elongation=path_u, force=path_f,
-                                damage=D_end, xq=xq, newton=newton)
+    return _bar_result(kappa, k0, alpha, beta, u, t, h, E, path_u, path_f, band_threshold, xq,
+                       newton)

@@ -10,7 +10,7 @@ the *consistent macroscopic tangent* ``dΣ/dE`` (the effective stiffness of the 
 six more CG solves with the voxels' consistent tangents) and the updated internal variables,
 with the Hill–Mandel residual of the solve.
 
-Macro: :class:`FE2Plate`-style problems are 2D plane strain (``E_zz = E_xz = E_yz = 0``; the RVE
+Macro: :func:`fe2_solve` is 2D plane strain (``E_zz = E_xz = E_yz = 0``; the RVE
 is columnar and its out-of-plane fluctuations stay free) on scikit-fem P1 triangles, one
 quadrature point per element; Newton with the consistent tangent, load stepping on prescribed
 displacements, internal variables committed at converged steps.  All RVE solves of one Newton

