@@ -55,3 +55,36 @@ def test_rerun_reuses_everything(flagship):
     again = runner.run(spec.build(settings))
     assert runner.stats.computed == 0
     assert again["fracture"]["sigma_c"].identical(results["fracture"]["sigma_c"])
+
+
+def test_fracture_phasefield_defaults_reuse_the_flagship(flagship, tmp_path):
+    """The fracture-phasefield ladder with its defaults, on the flagship's store: every stage of
+    the flagship comes from the cache (only the five phase-field stages run); σ_c within 5 % of
+    the flagship's LEFM σ_c; the budget holds the atomistic sources, the internal length and the
+    phase-field mesh; the notch nucleates no lower than the strength relation predicts."""
+    from scaleladder.ladders import fracture_phasefield as fp
+
+    _, _, _, store, results = flagship
+    spec = get_ladder("fracture-phasefield")
+    settings = spec.resolve()
+    runner = Runner(store, progress=False)
+    res = runner.run(spec.build(settings))
+    assert runner.stats.computed == 5
+    cs = res["critical_stress"]
+    assert cs["sigma_lefm"].identical(results["fracture"]["sigma_c"])
+    assert abs(cs["ratio_to_lefm"] - 1) < 0.05
+    assert set(cs["sigma_c"].sources) == {sf.XC, sf.FIT, sf.TRANSFER, fp.ELL, fp.PF_MESH}
+    notch = res["notch"]
+    assert 1.0 <= notch["ratio"] < 1.5
+    assert spec.summarize(settings, res)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from scaleladder.ladders.base import pyplot
+
+    plt = pyplot()
+    for name, fn, size, n_axes in spec.plots:
+        fig, axes = plt.subplots(1, n_axes, figsize=size)
+        fn(res, axes)
+        fig.savefig(tmp_path / f"{name}.png")
+        plt.close(fig)

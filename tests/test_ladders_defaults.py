@@ -3,7 +3,8 @@
 A ladder that fails with its defaults is the worst first impression a user can get, so each one is
 run here exactly as ``scaleladder run <ladder>`` runs it, and its headline numbers are checked
 against the physics they must reproduce.  The cheap ones are in the default suite; the flagship
-(tests/test_flagship_slow.py) and qmmm-water (PBE0/def2-svp DFT) are in the slow suite.  The
+and fracture-phasefield, which reuses the flagship's stages from its store
+(tests/test_flagship_slow.py), and qmmm-water (PBE0/def2-svp DFT) are in the slow suite.  The
 defects ladder's defaults run in tests/test_reliability.py.
 """
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _run_defaults(tmp_path, ladder):
 
 def test_every_ladder_is_covered_by_a_defaults_run():
     covered = {"silicon-fracture", "defects", "elastic-constants", "vacancy-diffusion", "magnet",
-               "qmmm-water", "polycrystal"}
+               "qmmm-water", "polycrystal", "fracture-phasefield"}
     assert set(available_ladders()) == covered
 
 

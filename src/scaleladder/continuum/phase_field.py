@@ -277,7 +277,7 @@ class PhaseFieldFracture:
                  split: str = "voldev", fixed: dict | None = None, loaded: dict | None = None,
                  initial_crack: Callable | None = None, rotation: Any = None,
                  solver: str = "direct", tol: float = 1e-4, max_iter: int = 300,
-                 residual_stiffness: float = 1e-6, newton_tol: float = 1e-9):
+                 residual_stiffness: float = 1e-6, newton_tol: float = 1e-8):
         from skfem import Basis, ElementTriP1, ElementVector, MeshTri
 
         if not isinstance(mesh, MeshTri):
@@ -429,7 +429,7 @@ class PhaseFieldFracture:
             fe = np.einsum("aie,ea,e->ie", self.B, sig, self.area)
             R = np.bincount(self.u_dofs.ravel(), fe.ravel(), minlength=self.ub.N)
             Rf = R[self.free]
-            scale = max(np.abs(R[self.D]).max(), 1e-300)
+            scale = max(float(np.abs(fe).max()), 1e-300)       # element force scale
             if it > 1 and (np.abs(Rf).max() <= self.newton_tol * scale or np.abs(Rf).max() == 0):
                 break
             DB = np.einsum("eab,bje->aje", Dt * self.area[:, None, None], self.B)
@@ -567,16 +567,19 @@ class PhaseFieldFracture:
 
     def run(self, delta_max: float, n_steps: int = 20, *, irreversible: bool = True,
             max_damage_increment: float = 0.2, min_step: float | None = None,
-            stop_force_fraction: float | None = None, snapshot_steps=(), progress: bool = False,
-            schedule=None) -> PhaseFieldResult:
+            stop_force_fraction: float | None = None, stop_at_instability: bool = False,
+            snapshot_steps=(), progress: bool = False, schedule=None) -> PhaseFieldResult:
         """Load from the current δ to ``delta_max`` in steps of ``delta_max / n_steps``, adapted.
 
         A step whose damage grows somewhere by more than ``max_damage_increment`` is redone with
         half the increment, down to ``min_step`` (default ``delta_max / (n_steps · 64)``), where it
         is accepted (brutal propagation); after an easy step the increment grows by 1.5 (capped at
         the initial one).  ``stop_force_fraction``: stop once the force has fallen below this
-        fraction of the peak (the crack has run).  ``schedule``: an explicit sequence of δ instead
-        (no adaptation; may unload).
+        fraction of the peak (the crack has run).  ``stop_at_instability``: stop when the damage
+        still jumps at the smallest increment (unstable propagation under displacement control:
+        the last converged step is the peak; the jump is not converged, ``info["unstable_at"]``
+        records its δ) — what a critical load needs, at a fraction of the cost of running the
+        crack through.  ``schedule``: an explicit sequence of δ instead (no adaptation; may unload).
         """
         self.irreversible = bool(irreversible)
         res = PhaseFieldResult(nodes=self.mesh.p.copy(), triangles=self.mesh.t.copy())
@@ -624,8 +627,15 @@ class PhaseFieldFracture:
                 t0 = time.perf_counter()
                 can_halve = abs(inc_now) > hmin * 1.0001
                 it = self.step(self.delta + inc_now,
-                               abort_growth=max_damage_increment if can_halve else None)
+                               abort_growth=max_damage_increment
+                               if (can_halve or stop_at_instability) else None)
                 grow = float(np.max(self.d - saved[1]))
+                if (stop_at_instability and not can_halve and grow > max_damage_increment):
+                    # the damage jumps at the smallest increment: unstable propagation; the peak
+                    # is the last converged step, and the jump itself is not converged
+                    self._restore(saved)
+                    res.info["unstable_at"] = float(saved[3] + inc_now)
+                    break
                 if it < 0 or (grow > max_damage_increment and can_halve):
                     self._restore(saved)
                     inc = inc_now / 2
@@ -700,3 +710,156 @@ def _gc_estimate(est) -> float:
         raise UnitError("Gc.unit", est.unit, "an energy per area (J/m^2): a critical energy release "
                         "rate (pass a SurfaceEnergy for G_c = 2γ)")
     return float(est.to("J/m^2").value)
+
+
+# --------------------------------------------------------------------------------------------
+# specimens
+# --------------------------------------------------------------------------------------------
+def _homogeneous_critical_energy(model: str, Gc: float, ell: float) -> float:
+    """Undamaged energy density ``ψ_c`` of the homogeneous solution at AT1's elastic limit
+    (``3G_c/(16ℓ)``: damage starts where ``2ψ`` exceeds the well's slope ``3G_c/(8ℓ)``) or at
+    AT2's peak stress (``G_c/(6ℓ)``): the phase-field strength in energy form, valid for any
+    stiffness (under uniaxial stress ``σ_c = √(2 E_dir ψ_c)``: ``√(3EG_c/(8ℓ))`` and
+    ``(9/16)√(EG_c/(3ℓ))`` at the peak's undamaged strain)."""
+    return 3.0 * Gc / (16.0 * ell) if model == "AT1" else Gc / (6.0 * ell)
+
+
+def centre_cracked_plate(stiffness: Any, Gc: Any, *, half_crack: float, half_width: float,
+                         half_height: float, ell: float, h: float, model: str = "AT1",
+                         split: str = "voldev", rotation: Any = None, n_steps: int = 40,
+                         solver: str = "direct",
+                         progress: bool = False) -> dict:
+    """A centre-cracked plate ``[-W, W] × [-H, H]`` pulled by its edges ``y = ±H`` (rigid grips),
+    the crack ``|x| ≤ a`` on ``y = 0`` given as damage ``d = 1``; loaded until it propagates
+    unstably (``stop_at_instability``: the peak is the last converged step).  The initial crack is ``d = 1`` on the
+    vertices within ``h`` of the crack line, so that two rows of elements are fully broken: with
+    ``d = 1`` on one row of vertices only, every P1 element across the crack keeps a vertex with
+    ``d < 1`` and bridges the faces (it stiffened this plate's crack by a factor of ~6 in
+    compliance and put the peak stress 2.5x above LEFM).  Element size ``h`` in the box
+    ``|x| ≤ 1.6a``, ``|y| ≤ 3ℓ``.
+
+    Returns a dict: ``sigma_peak`` (remote stress at the peak force, Pa), ``result``
+    (:class:`PhaseFieldResult`), ``Gc``, ``Gc_eff`` (:func:`effective_toughness`), ``ell``, ``h``,
+    ``geometry``, ``profile`` (damage across the crack at ``x = 0`` after the initial profile
+    formed: ``y``, ``d``).
+    """
+    a = _v.positive("half_crack", half_crack)
+    W = _v.positive("half_width", half_width)
+    H = _v.positive("half_height", half_height)
+    if a >= W:
+        raise InputError("half_crack", a, f"a crack shorter than the plate (a < W = {W:g} m)")
+    ell = _v.positive("ell", ell)
+    h = _v.positive("h", h)
+    mesh = band_mesh(W, H, h, fine_half_width=min(1.6 * a, W), band_half_height=min(3 * ell, H),
+                     growth=1.25)
+    tol = 1e-9 * W
+    pf = PhaseFieldFracture(
+        mesh, stiffness, Gc, ell, model=model, split=split, rotation=rotation, solver=solver,
+        fixed={"y": lambda x, y: y < -H + tol, "x": lambda x, y: (y < -H + tol) & (np.abs(x) < tol)},
+        loaded={"y": (lambda x, y: y > H - tol, 1.0)},
+        initial_crack=lambda x, y: (np.abs(y) <= 1.01 * h) & (np.abs(x) <= a + tol), tol=1e-3,
+        max_iter=5000)
+    pf.step(0.0)                                   # the crack's optimal profile at zero load
+    on_axis = np.flatnonzero(np.abs(mesh.p[0]) < tol)
+    order = np.argsort(mesh.p[1, on_axis])
+    profile = {"y": mesh.p[1, on_axis][order], "d": pf.d[on_axis][order]}
+    # load range: the strain at which an uncracked plate would reach the phase-field strength
+    Ed = 1.0 / np.linalg.inv(pf.C)[1, 1]
+    eps_s = math.sqrt(2.0 * _homogeneous_critical_energy(model, pf.Gc, ell) / Ed)
+    res = pf.run(2 * H * eps_s, n_steps, stop_at_instability=True, progress=progress)
+    return {"sigma_peak": res.peak_force / (2 * W), "result": res, "Gc": pf.Gc,
+            "Gc_eff": effective_toughness(pf.Gc, h, ell, model), "ell": ell, "h": h,
+            "model": model, "split": split, "profile": profile,
+            "geometry": {"a_m": a, "W_m": W, "H_m": H, "nodes": int(mesh.p.shape[1])}}
+
+
+def holed_plate_mesh(half_width: float, radius: float, h: float, *, ring: float,
+                     n_outer: int = 20):
+    """An O-grid triangle mesh of the square ``[-W, W]²`` with a central hole of ``radius``:
+    element size ``h`` (radially) and ``≈ h`` (around) in the ring ``R ≤ r ≤ R + ring``, graded
+    towards the outer edges beyond it."""
+    from skfem import MeshTri
+
+    W = _v.positive("half_width", half_width)
+    R = _v.positive("radius", radius)
+    h = _v.positive("h", h)
+    ring = _v.positive("ring", ring)
+    if R + ring >= 0.8 * W:
+        raise InputError("radius", R, f"a hole whose refined ring ends well inside the plate "
+                         f"(R + ring < {0.8 * W:g} m)")
+    nt = int(math.ceil(2 * math.pi * R / h / 8.0)) * 8
+    th = 2 * math.pi * np.arange(nt) / nt - math.pi / 2       # a ray at -90°: (0, -W)
+    nr = max(1, int(round(ring / h)))
+    r_in = R + ring * np.arange(nr + 1) / nr
+    span = W - (R + ring)
+    p_exp = math.log(1.5 * h / span) / math.log(1.0 / n_outer)
+    q = (np.arange(1, n_outer + 1) / n_outer) ** max(p_exp, 1.0)
+    c, s = np.cos(th), np.sin(th)
+    far = W / np.maximum(np.abs(c), np.abs(s))
+    rr = np.concatenate([np.repeat(r_in[:, None], nt, axis=1),
+                         (R + ring) + (far[None, :] - (R + ring)) * q[:, None]])   # (nrad, nt)
+    x, y = rr * c[None, :], rr * s[None, :]
+    nrad = rr.shape[0]
+    idx = np.arange(nrad * nt).reshape(nrad, nt)
+    a_ = idx[:-1, :]
+    b_ = np.roll(idx[:-1, :], -1, axis=1)
+    c_ = np.roll(idx[1:, :], -1, axis=1)
+    d_ = idx[1:, :]
+    tri = np.concatenate([np.stack([a_, b_, c_]).reshape(3, -1),
+                          np.stack([a_, c_, d_]).reshape(3, -1)], axis=1)
+    return MeshTri(np.stack([x.ravel(), y.ravel()]), tri)
+
+
+def notched_plate(stiffness: Any, Gc: Any, *, radius: float, half_width: float, ell: float,
+                  h: float, model: str = "AT1", split: str = "voldev", rotation: Any = None,
+                  n_steps: int = 30, solver: str = "direct",
+                  progress: bool = False) -> dict:
+    """Crack nucleation at a circular hole (no pre-crack: LEFM has nothing to say) in the plate
+    ``[-W, W]²`` pulled by its edges ``y = ±W``.
+
+    The phase-field strength relation predicts nucleation where the elastic energy density at
+    the hole's edge reaches the homogeneous critical value ``ψ_c`` (AT1 ``3G_c/(16ℓ)``, AT2
+    ``G_c/(6ℓ)``): ``σ_strength = σ(1)·√(ψ_c/ψ_max(1))`` from the undamaged elastic solution
+    at unit load.  Returns ``sigma_peak`` and ``sigma_strength`` (remote stresses, Pa), their
+    ratio, the stress concentration ``kt`` (hole-edge σ_yy over remote, elastic), the result.
+    """
+    pf, info = notch_model(stiffness, Gc, radius=radius, half_width=half_width, ell=ell, h=h,
+                           model=model, split=split, rotation=rotation, solver=solver)
+    R, W = info["R_m"], info["W_m"]
+    sig_strength, kt, delta_strength = info["sigma_strength"], info["kt"], info["delta_strength"]
+    res = pf.run(2.0 * delta_strength, n_steps, stop_at_instability=True, progress=progress)
+    sp_ = res.peak_force / (2 * W)
+    return {"sigma_peak": sp_, "sigma_strength": sig_strength, "ratio": sp_ / sig_strength,
+            "kt": kt, "result": res, "Gc": pf.Gc, "ell": ell, "h": h, "model": model,
+            "geometry": {"R_m": R, "W_m": W, "nodes": int(pf.mesh.p.shape[1])}}
+
+
+def notch_model(stiffness: Any, Gc: Any, *, radius: float, half_width: float, ell: float,
+                h: float, model: str = "AT1", split: str = "voldev", rotation: Any = None,
+                solver: str = "direct"):
+    """The holed plate of :func:`notched_plate` and its strength prediction, unloaded:
+    ``(PhaseFieldFracture, info)`` with ``info`` = ``sigma_strength`` (Pa), ``delta_strength``
+    (the grip displacement there, m), ``kt``, ``R_m``, ``W_m``."""
+    R = _v.positive("radius", radius)
+    W = _v.positive("half_width", half_width)
+    ell = _v.positive("ell", ell)
+    mesh = holed_plate_mesh(W, R, h, ring=min(4 * ell, 0.5 * R + 2 * ell))
+    tol = 1e-9 * W
+    pf = PhaseFieldFracture(
+        mesh, stiffness, Gc, ell, model=model, split=split, rotation=rotation, solver=solver,
+        fixed={"y": lambda x, y: y < -W + tol, "x": lambda x, y: (y < -W + tol) & (np.abs(x) < tol)},
+        loaded={"y": (lambda x, y: y > W - tol, 1.0)}, tol=1e-3, max_iter=5000)
+    # the elastic solution at unit δ (d = 0): remote stress and the largest energy density
+    pf._u_step(1.0)
+    s1 = pf.force() / (2 * W)
+    # the discrete threshold: AT1's damage starts at a vertex where the area-weighted mean of ψ⁺
+    # over its elements (the lumped driving force) reaches ψ_c
+    pp = pf._psi_plus()
+    nodal = np.bincount(pf.d_dofs.ravel(), np.tile(pp * pf.area / 3.0, 3), minlength=pf.db.N)
+    pmax = float(np.max(nodal / pf.f_one))
+    psi_c = _homogeneous_critical_energy(pf.model, pf.Gc, ell)
+    delta_strength = math.sqrt(psi_c / pmax)
+    kt = float((pf.strains() @ pf.C.T)[:, 1].max()) / s1
+    pf.u[:] = 0.0
+    return pf, {"sigma_strength": s1 * delta_strength, "delta_strength": delta_strength,
+                "kt": kt, "R_m": R, "W_m": W}

@@ -10,7 +10,8 @@ _LADDERS = {"silicon-fracture": "scaleladder.ladders.silicon_fracture",
             "qmmm-water": "scaleladder.ladders.qmmm_water",
             "magnet": "scaleladder.ladders.magnet",
             "vacancy-diffusion": "scaleladder.ladders.vacancy_diffusion",
-            "polycrystal": "scaleladder.ladders.polycrystal"}
+            "polycrystal": "scaleladder.ladders.polycrystal",
+            "fracture-phasefield": "scaleladder.ladders.fracture_phasefield"}
 
 
 def available_ladders() -> dict[str, str]:
