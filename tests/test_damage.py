@@ -162,3 +162,40 @@ def test_handoffs_into_the_phase_field_gc_and_the_internal_length():
     for model in ("AT1", "AT2"):
         ell = internal_length(2.0, 0.5, 1.1, model)
         assert peak_stress(model, 2.0, 0.5, ell) == pytest.approx(1.1, rel=1e-12)
+
+
+def test_local_damage_strip_2d_localises_into_one_element_column():
+    """2D local softening: the band is one column of elements wide on every mesh and the
+    dissipated energy is B·h·f_t·ε_f/2 (× 0.99, the weak column's strength) — it vanishes with h."""
+    from scaleladder.continuum.damage import local_damage_strip
+
+    runs = [local_damage_strip(nx, steps=40) for nx in (8, 16, 32)]
+    for r in runs:
+        assert r.band_width == pytest.approx(r.h)
+        assert r.dissipated == pytest.approx(0.99 * 25.0 * r.h * 3.0 * 2e-3 / 2, rel=2e-3)
+        el = r.ellipticity
+        # ellipticity is lost where and when the softening starts: in the weak column, at the
+        # peak of the path (its first point is the weak column reaching f_t; the elastic
+        # loading before it keeps det Q > 0 trivially), and stays lost along the softening
+        assert el["in_weak_column"] and el["first_step"] == 1 and el["peak_step"] == 1
+        assert all(m < 0 for m in el["min_det"][1:])
+    d = [r.dissipated for r in runs]
+    assert d[0] / d[1] == pytest.approx(2.0, rel=0.01) and d[1] / d[2] == pytest.approx(2.0, rel=0.01)
+    assert runs[-1].snapback
+
+
+def test_acoustic_determinant_of_an_isotropic_solid_is_direction_free():
+    from scaleladder.continuum.damage import acoustic_determinant
+
+    E, nu = 30e3, 0.2
+    C = E / (1 - nu ** 2) * np.array([[1, nu, 0], [nu, 1, 0], [0, 0, (1 - nu) / 2]])
+    th = np.linspace(0, np.pi, 7)
+    # Q(n) = [[C11, 0], [0, C66]] in the (n, t) frame for every n
+    det, _ = acoustic_determinant(C, n_angles=360)
+    assert det == pytest.approx(C[0, 0] * C[2, 2], rel=1e-12)
+    # a softening tangent along x: a band with normal x can form
+    e = np.array([1e-4, -nu * 1e-4, 0.0])
+    Ce = C @ e
+    Dt = C - 2.0 * np.outer(Ce, Ce) / (Ce @ e)
+    assert acoustic_determinant(Dt)[0] < 0
+    del th

@@ -43,7 +43,8 @@ from ..core.errors import ConvergenceError, InputError
 __all__ = ["PhaseFieldBar", "BarResult", "homogeneous_response", "peak_stress",
            "critical_energy_release_rate", "internal_length",
            "optimal_profile", "local_damage_bar", "LocalDamageResult", "gradient_damage_bar",
-           "nonlocal_damage_bar", "GradientDamageResult", "MODELS"]
+           "nonlocal_damage_bar", "GradientDamageResult", "MODELS", "local_damage_strip",
+           "LocalDamage2DResult", "acoustic_determinant"]
 
 MODELS = ("AT1", "AT2")
 _CW = {"AT1": 8.0 / 3.0, "AT2": 2.0}
@@ -720,3 +721,177 @@ def nonlocal_damage_bar(n: int, *, ell: float = 4.0, E: float = 30e3, ft: float 
                                f"{stop_stress:g} of its peak", suggestion="more steps")
     return _bar_result(kappa, k0, alpha, beta, u, t, h, E, path_u, path_f, band_threshold, xq,
                        newton)
+
+
+# --------------------------------------------------------------------------------------------
+# the local model in two dimensions, with the acoustic-tensor check
+# --------------------------------------------------------------------------------------------
+@dataclass
+class LocalDamage2DResult:
+    """One run of :func:`local_damage_strip` to full separation.
+
+    Attributes
+    ----------
+    h : float
+        Element size (the squares' edge; each square is two P1 triangles).
+    band_width : float
+        Extent along the strip of the elements that damaged (D > 0) at the end.
+    dissipated : float
+        External work per unit thickness around the whole path (J/m if SI).
+    elongation, force : list of float
+        The equilibrium path (end displacement, end force per unit thickness).
+    snapback : bool
+    ellipticity : dict
+        ``first_step`` (index into the path, 1-based like it), ``elements`` (indices where
+        ``min_n det Q(n) ≤ 0`` first), ``angle_deg`` (the critical band normal's angle from x),
+        ``peak_step`` (where the force peaked), ``min_det`` (per step, min over elements and
+        directions of ``det Q(n)`` normalised by ``det Q`` of the undamaged solid).
+    """
+
+    h: float
+    band_width: float
+    dissipated: float
+    elongation: list
+    force: list
+    snapback: bool
+    ellipticity: dict
+    newton: list
+
+
+def acoustic_determinant(D, n_angles: int = 180):
+    """``min_n det Q(n)`` and its angle for stacks of 2D tangents ``D`` (..., 3, 3) in Voigt
+    ``[xx, yy, xy]`` with engineering shear: ``Q_jk(n) = n_i D_ijkl n_l``, i.e. ``Nᵀ D N`` with
+    ``N = [[n_x, 0], [0, n_y], [n_y, n_x]]`` (the strain of the jump ``sym(n ⊗ m)``).  Loss of
+    strong ellipticity (a band with normal ``n`` can form) where it is ≤ 0 (Rice 1976)."""
+    th = np.linspace(0.0, np.pi, n_angles, endpoint=False)
+    c, s = np.cos(th), np.sin(th)
+    N = np.zeros((n_angles, 3, 2))
+    N[:, 0, 0], N[:, 1, 1], N[:, 2, 0], N[:, 2, 1] = c, s, s, c
+    Q = np.einsum("aik,...ij,ajl->...akl", N, np.asarray(D), N)
+    det = Q[..., 0, 0] * Q[..., 1, 1] - Q[..., 0, 1] * Q[..., 1, 0]
+    k = np.argmin(det, axis=-1)
+    return np.take_along_axis(det, k[..., None], -1)[..., 0], np.degrees(th[k])
+
+
+def local_damage_strip(nx: int, *, E: float = 30e3, nu: float = 0.2, ft: float = 3.0,
+                       eps_f: float = 2e-3, length: float = 100.0, width_ratio: float = 0.25,
+                       weak: float = 0.01, steps: int = 60, tol: float = 1e-9) -> LocalDamage2DResult:
+    """A plane-stress strip ``[0, L] × [0, L·width_ratio]`` of ``nx`` × ``nx·width_ratio`` squares
+    (two P1 triangles each, scikit-fem), pulled along x, with *local* isotropic damage
+    ``σ = (1 − D(κ)) C ε``: κ the largest equivalent strain so far, ``ε_eq = √(ε·C·ε / E)``
+    (equal to the axial strain in uniaxial stress), linear softening from ``f_t`` to zero stress at
+    ``ε_f`` (units e.g. MPa and mm).  The middle column of squares is ``weak`` weaker.
+
+    Path following by indirect displacement control (the weak column's mean axial strain is
+    prescribed, the end displacement is an unknown: the path is followed through its snap-back).
+    At every converged step the acoustic tensor of every element's tangent
+    ``D_t = (1 − D) C − D'(κ) (Cε)⊗(Cε)/(E ε_eq)`` is scanned over band normals
+    (:func:`acoustic_determinant`): the first step and place where ``det Q(n) ≤ 0`` is recorded.
+    """
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import spsolve
+    from skfem import Basis, ElementTriP1, ElementVector, MeshTri
+
+    nx = _v.positive_int("nx", nx, 4)
+    E, ft, eps_f, length = (_v.positive(k, v) for k, v in (("E", E), ("ft", ft),
+                                                           ("eps_f", eps_f), ("length", length)))
+    nu = _v.in_range("nu", nu, -0.99, 0.49)
+    wr = _v.in_range("width_ratio", width_ratio, 0.05, 1.0)
+    eps0 = ft / E
+    if eps_f <= eps0:
+        raise InputError("eps_f", eps_f, f"a failure strain above ε₀ = f_t/E = {eps0:.3g}")
+    ny = max(1, int(round(nx * wr)))
+    h = length / nx
+    mesh = MeshTri.init_tensor(np.linspace(0, length, nx + 1), np.linspace(0, ny * h, ny + 1))
+    ub = Basis(mesh, ElementVector(ElementTriP1()), intorder=1)
+    nel = mesh.t.shape[1]
+    C = E / (1 - nu ** 2) * np.array([[1, nu, 0], [nu, 1, 0], [0, 0, (1 - nu) / 2]])
+    B = np.zeros((3, 6, nel))
+    for i in range(6):
+        g = np.asarray(ub.basis[i][0].grad)[:, :, :, 0]
+        B[0, i], B[1, i], B[2, i] = g[0, 0], g[1, 1], g[0, 1] + g[1, 0]
+    area = ub.dx.sum(axis=1)
+    dofs = ub.element_dofs
+    rr = np.repeat(dofs[:, None, :], 6, axis=1)
+    rows, cols = rr.ravel(), np.transpose(rr, (1, 0, 2)).ravel()
+    xc = mesh.p[0, mesh.t].mean(axis=0)
+    col = np.floor(xc / h).astype(int)
+    band = col == nx // 2
+    e0 = np.full(nel, eps0)
+    e0[band] *= 1.0 - weak
+    x, y = mesh.p
+    left = np.flatnonzero(x < 1e-9 * length)
+    right = np.flatnonzero(x > length * (1 - 1e-9))
+    corner = np.flatnonzero((x < 1e-9 * length) & (y < 1e-9 * length))
+    D_fix = np.concatenate([ub.nodal_dofs[0, left], ub.nodal_dofs[1, corner]])
+    D_load = ub.nodal_dofs[0, right]
+    free = np.setdiff1d(np.arange(ub.N), np.concatenate([D_fix, D_load]))
+    # the constraint: mean ε_xx over the weak column (area weighted) = target
+    cvec = np.zeros(ub.N)
+    np.add.at(cvec, dofs[:, band].ravel(), (B[0][:, band] * (area[band] / area[band].sum())).ravel())
+    det0, _ = acoustic_determinant(C)
+    u = np.zeros(ub.N)
+    lam = 0.0
+    kappa = np.zeros(nel)
+    path_u, path_f, newton, min_det = [0.0], [0.0], [], []
+    first = None
+    def bordered(Dmat):
+        ke = np.einsum("aie,eab,bje,e->ije", B, Dmat, B, area)
+        K = sp.coo_matrix((ke.ravel(), (rows, cols)), shape=(ub.N, ub.N)).tocsr()
+        kfl = np.asarray(K[free][:, D_load].sum(axis=1)).ravel()       # d R_f / d λ
+        return sp.bmat([[K[free][:, free], sp.csr_matrix(kfl[:, None])],
+                        [sp.csr_matrix(cvec[free][None, :]),
+                         sp.csr_matrix([[cvec[D_load].sum()]])]]).tocsc()
+
+    for target in np.linspace(float(e0[band][0]), eps_f, steps + 1):
+        # predictor: the weak column at its target (secant damage there), everything else
+        # unloading along its secant — one linear solve; Newton from the previous state would
+        # head for the branch on which the whole strip softens together
+        Dsec, _ = _softening(np.maximum(kappa, np.where(band, target, 0.0)), e0, eps_f)
+        sol = spsolve(bordered((1 - Dsec)[:, None, None] * C),
+                      np.concatenate([np.zeros(free.size), [target]]))
+        u[free], lam = sol[:-1], sol[-1]
+        for it in range(60):
+            u[D_load] = lam
+            eps = np.einsum("aie,ie->ea", B, u[dofs])
+            Ce = eps @ C
+            eeq = np.sqrt(np.maximum(np.einsum("ea,ea->e", eps, Ce), 0.0) / E)
+            kap = np.maximum(kappa, eeq)
+            Dm, dD = _softening(kap, e0, eps_f)
+            sig = (1 - Dm)[:, None] * Ce
+            loading = (eeq >= kappa) & (eeq > 0)
+            coef = np.where(loading, dD / (E * np.maximum(eeq, 1e-300)), 0.0)
+            Dt = (1 - Dm)[:, None, None] * C - coef[:, None, None] * Ce[:, :, None] * Ce[:, None, :]
+            fe = np.einsum("aie,ea,e->ie", B, sig, area)
+            R = np.bincount(dofs.ravel(), fe.ravel(), minlength=ub.N)
+            g = float(cvec @ u) - target
+            if it > 0 and np.abs(R[free]).max() <= tol * ft * h and abs(g) <= tol * eps_f:
+                break
+            sol = spsolve(bordered(Dt), -np.concatenate([R[free], [g]]))
+            u[free] += sol[:-1]
+            lam += sol[-1]
+        else:
+            raise ConvergenceError(f"local damage strip: Newton did not converge at band strain "
+                                   f"{target:.4g}", suggestion="more steps")
+        kappa = kap.copy()
+        newton.append(it)
+        path_u.append(float(lam))
+        path_f.append(float(R[D_load].sum()))
+        det, ang = acoustic_determinant(Dt)
+        min_det.append(float(det.min() / det0))
+        if first is None and np.any(det <= 0):
+            bad = np.flatnonzero(det <= 0)
+            first = {"first_step": len(path_u) - 1, "elements": [int(b) for b in bad],
+                     "angle_deg": float(ang[bad[0]]), "in_weak_column": bool(np.all(band[bad]))}
+    pu, pf = np.array(path_u), np.array(path_f)
+    work = float(np.sum(0.5 * (pf[1:] + pf[:-1]) * np.diff(pu)))
+    D_end, _ = _softening(kappa, e0, eps_f)
+    cols_damaged = np.unique(col[D_end > 0])
+    ell = dict(first or {"first_step": None, "elements": [], "angle_deg": None,
+                         "in_weak_column": False})
+    ell["peak_step"] = int(np.argmax(pf))
+    ell["min_det"] = min_det
+    return LocalDamage2DResult(h=h, band_width=float(cols_damaged.size * h), dissipated=work,
+                               elongation=path_u, force=path_f,
+                               snapback=bool(np.any(np.diff(pu) < 0)), ellipticity=ell,
+                               newton=newton)
