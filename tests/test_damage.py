@@ -178,7 +178,7 @@ def test_local_damage_strip_2d_localises_into_one_element_column():
         # peak of the path (its first point is the weak column reaching f_t; the elastic
         # loading before it keeps det Q > 0 trivially), and stays lost along the softening
         assert el["in_weak_column"] and el["first_step"] == 1 and el["peak_step"] == 1
-        assert all(m < 0 for m in el["min_det"][1:])
+        assert all(m <= 1e-12 for m in el["min_det"][1:])   # 0 once separated (D = 1)
     d = [r.dissipated for r in runs]
     assert d[0] / d[1] == pytest.approx(2.0, rel=0.01) and d[1] / d[2] == pytest.approx(2.0, rel=0.01)
     assert runs[-1].snapback
