@@ -356,7 +356,6 @@ class PhaseFieldFracture:
 
     def _boundary(self, fixed: dict, loaded: dict):
         x, y = self.mesh.p
-        nn = self.mesh.p.shape[1]
         comp = {"x": 0, "y": 1}
         dofs, vals = [], []
         for key, fn in fixed.items():
@@ -384,7 +383,6 @@ class PhaseFieldFracture:
             raise InputError("loaded", loaded, "at least one loaded vertex (a function selecting "
                              "boundary vertices and a sign)")
         self.free = np.setdiff1d(np.arange(self.ub.N), D)
-        del nn
 
     # -- fields -------------------------------------------------------------------------------
     def strains(self, u: np.ndarray | None = None) -> np.ndarray:
@@ -420,7 +418,6 @@ class PhaseFieldFracture:
         gbar = self._gbar()
         u = self.u.copy()
         u[self.D] = delta * self.unit
-        nb = self.ub.Nbfun
         for it in range(1, 31):
             eps = self.strains(u)
             _, _, sp_, sm, Dp, Dm = elastic_split(eps, self.C, self.split)
@@ -437,15 +434,12 @@ class PhaseFieldFracture:
             K = sp.coo_matrix((ke.ravel(), (self._urows, self._ucols)),
                               shape=(self.ub.N, self.ub.N)).tocsr()
             du = self._solve(K[self.free][:, self.free], -Rf)
-            u[self.free] += du
-            if self.split == "none":
-                continue          # linear: one more pass only computes the residual
+            u[self.free] += du      # (linear for split "none": the next pass finds R = 0)
         else:
             raise ConvergenceError(f"displacement Newton: residual {np.abs(Rf).max():.3g} after 30 "
                                    f"iterations at δ = {delta:g}", suggestion="smaller load steps")
         self.u = u
         self._reaction = R
-        del nb
         return it
 
     def _psi_plus(self):
@@ -481,7 +475,6 @@ class PhaseFieldFracture:
         d = np.clip(self.d, lower, upper)
         lam = A @ d - b
         c = 1.0
-        n = d.size
         act_lo = act_hi = None
         for _ in range(60):
             lo = (lam - c * (d - lower) > 0) & (lower < upper)    # gradient pushes below the bound
@@ -499,7 +492,6 @@ class PhaseFieldFracture:
             lam[inact] = 0.0
         else:
             return self._d_step_lbfgsb(A, b, lower, upper)
-        del n
         return np.clip(d, lower, upper)
 
     def _d_step_lbfgsb(self, A, b, lower, upper):
@@ -696,9 +688,10 @@ def _toughness(Gc: Any) -> float:
     from ..uq import Estimate
     from .damage import critical_energy_release_rate
 
-    if isinstance(Gc, (SurfaceEnergy, Estimate)):
-        return float(critical_energy_release_rate(Gc).value) if isinstance(Gc, SurfaceEnergy) \
-            else _gc_estimate(Gc)
+    if isinstance(Gc, SurfaceEnergy):
+        return float(critical_energy_release_rate(Gc).value)
+    if isinstance(Gc, Estimate):
+        return _gc_estimate(Gc)
     return _v.positive("Gc", Gc)
 
 
