@@ -39,6 +39,7 @@ import numpy as np
 
 from ..core import validate as _v
 from ..core.errors import ConvergenceError, InputError
+from ._p1 import block_pattern, strain_operator
 
 __all__ = ["PhaseFieldBar", "BarResult", "homogeneous_response", "peak_stress",
            "critical_energy_release_rate", "internal_length",
@@ -104,6 +105,27 @@ def optimal_profile(model: str, x, ell: float) -> np.ndarray:
     if model == "AT2":
         return np.exp(-r / ell)
     return np.where(r <= 2 * ell, (1 - r / (2 * ell)) ** 2, 0.0)
+
+
+def alternate_minimisation(model, delta: float, lower: np.ndarray, *,
+                           abort_growth: float | None = None) -> int:
+    """The staggered scheme of the phase-field models (1D bar and 2D): ``model._u_step(delta)``
+    (displacement at fixed damage) then ``model._d_step(lower)`` (damage at fixed displacement,
+    bounded below by ``lower``), until the damage changes by less than ``model.tol`` (max norm).
+    Returns the iterations, or ``-1`` as soon as the damage has grown by more than
+    ``abort_growth`` above ``lower`` somewhere (the caller redoes the step smaller)."""
+    for it in range(1, model.max_iter + 1):
+        model._u_step(delta)
+        d_new = model._d_step(lower)
+        change = float(np.abs(d_new - model.d).max())
+        model.d = d_new
+        if change < model.tol:
+            return it
+        if abort_growth is not None and float(np.max(model.d - lower)) > abort_growth:
+            return -1
+    raise ConvergenceError(f"alternate minimisation: damage still changing by {change:.3g} after "
+                           f"{model.max_iter} iterations at load {delta:g}",
+                           suggestion="smaller steps or a larger max_iter")
 
 
 @dataclass
@@ -312,17 +334,7 @@ class PhaseFieldBar:
                 raise InputError("irreversible", False, "True when unloading a damaged bar "
                                  "(without irreversibility the damage would heal)")
             lower = self.d.copy() if irreversible else np.zeros_like(self.d)
-            for it in range(1, self.max_iter + 1):
-                self._u_step(delta)
-                d_new = self._d_step(lower)
-                change = float(np.abs(d_new - self.d).max())
-                self.d = d_new
-                if change < self.tol:
-                    break
-            else:
-                raise ConvergenceError(f"alternate minimisation: damage still changing by "
-                                       f"{change:.3g} after {self.max_iter} iterations at "
-                                       f"displacement {delta:g}", suggestion="smaller steps")
+            it = alternate_minimisation(self, delta, lower)
             K = self._u_step(delta)
             force = float((K @ self.u)[-1])
             el, su = self.energies()
@@ -806,14 +818,9 @@ def local_damage_strip(nx: int, *, E: float = 30e3, nu: float = 0.2, ft: float =
     ub = Basis(mesh, ElementVector(ElementTriP1()), intorder=1)
     nel = mesh.t.shape[1]
     C = E / (1 - nu ** 2) * np.array([[1, nu, 0], [nu, 1, 0], [0, 0, (1 - nu) / 2]])
-    B = np.zeros((3, 6, nel))
-    for i in range(6):
-        g = np.asarray(ub.basis[i][0].grad)[:, :, :, 0]
-        B[0, i], B[1, i], B[2, i] = g[0, 0], g[1, 1], g[0, 1] + g[1, 0]
-    area = ub.dx.sum(axis=1)
+    B, area = strain_operator(ub)
     dofs = ub.element_dofs
-    rr = np.repeat(dofs[:, None, :], 6, axis=1)
-    rows, cols = rr.ravel(), np.transpose(rr, (1, 0, 2)).ravel()
+    rows, cols = block_pattern(dofs, dofs)
     xc = mesh.p[0, mesh.t].mean(axis=0)
     col = np.floor(xc / h).astype(int)
     band = col == nx // 2
@@ -934,11 +941,7 @@ def gradient_damage_strip(nx: int, *, ell: float = 4.0, E: float = 30e3, nu: flo
     nel = mesh.t.shape[1]
     Nn = sb.N
     C = E / (1 - nu ** 2) * np.array([[1, nu, 0], [nu, 1, 0], [0, 0, (1 - nu) / 2]])
-    B = np.zeros((3, 6, nel))
-    for i in range(6):
-        g = np.asarray(ub.basis[i][0].grad)[:, :, :, 0]
-        B[0, i], B[1, i], B[2, i] = g[0, 0], g[1, 1], g[0, 1] + g[1, 0]
-    area = ub.dx.sum(axis=1)
+    B, area = strain_operator(ub)
     udofs, sdofs = ub.element_dofs, sb.element_dofs
 
     @BilinearForm
@@ -965,12 +968,9 @@ def gradient_damage_strip(nx: int, *, ell: float = 4.0, E: float = 30e3, nu: flo
     cvec[ub.nodal_dofs[0, on_r]] += 1.0 / on_r.size
     cvec[ub.nodal_dofs[0, on_l]] -= 1.0 / on_l.size
     # sparsity patterns of the element blocks
-    ru = np.repeat(udofs[:, None, :], 6, axis=1)
-    uu_r, uu_c = ru.ravel(), np.transpose(ru, (1, 0, 2)).ravel()
-    ue_r = np.repeat(udofs[:, None, :], 3, axis=1).ravel()
-    ue_c = np.repeat(sdofs[None, :, :], 6, axis=0).ravel()
-    eu_r = np.repeat(sdofs[:, None, :], 6, axis=1).ravel()
-    eu_c = np.repeat(udofs[None, :, :], 3, axis=0).ravel()
+    uu_r, uu_c = block_pattern(udofs, udofs)
+    ue_r, ue_c = block_pattern(udofs, sdofs)
+    eu_r, eu_c = block_pattern(sdofs, udofs)
     u = np.zeros(ub.N)
     eb = np.zeros(Nn)
     lam = 0.0

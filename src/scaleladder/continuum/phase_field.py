@@ -51,6 +51,7 @@ import scipy.sparse as sp
 from ..core import validate as _v
 from ..core.codec import register
 from ..core.errors import ConvergenceError, DomainWarning, InputError
+from .damage import alternate_minimisation
 
 __all__ = ["PhaseFieldFracture", "PhaseFieldResult", "effective_toughness", "band_mesh",
            "elastic_split", "SPLITS", "reuss_bulk_modulus"]
@@ -323,25 +324,16 @@ class PhaseFieldFracture:
         from skfem import BilinearForm, LinearForm
         from skfem.helpers import dot, grad
 
+        from ._p1 import block_pattern, strain_operator
+
         ub, db = self.ub, self.db
-        nel = self.mesh.t.shape[1]
-        # B (3 strain comps, 6 local dofs, nel); P1 gradients are constant per element
-        B = np.zeros((3, ub.Nbfun, nel))
-        for i in range(ub.Nbfun):
-            g = ub.basis[i][0].grad[:, :, :, 0]       # (component, derivative, nel)
-            B[0, i] = g[0, 0]
-            B[1, i] = g[1, 1]
-            B[2, i] = g[0, 1] + g[1, 0]
-        self.B = B
-        self.area = ub.dx.sum(axis=1)
+        self.B, self.area = strain_operator(ub)       # P1 gradients are constant per element
         self.wq = ub.dx                               # (nel, nq) quadrature weights
         self.phi_q = np.stack([np.asarray(db.basis[i][0]) for i in range(db.Nbfun)])   # (3, nel, nq)
         self.u_dofs = ub.element_dofs                 # (6, nel)
         self.d_dofs = db.element_dofs                 # (3, nel)
-        r = np.repeat(self.u_dofs[:, None, :], ub.Nbfun, axis=1)
-        self._urows, self._ucols = r.ravel(), np.transpose(r, (1, 0, 2)).ravel()
-        r = np.repeat(self.d_dofs[:, None, :], db.Nbfun, axis=1)
-        self._drows, self._dcols = r.ravel(), np.transpose(r, (1, 0, 2)).ravel()
+        self._urows, self._ucols = block_pattern(self.u_dofs, self.u_dofs)
+        self._drows, self._dcols = block_pattern(self.d_dofs, self.d_dofs)
 
         @BilinearForm
         def lap(u, v, w):
@@ -532,19 +524,9 @@ class PhaseFieldFracture:
             raise InputError("irreversible", False, "True when unloading a damaged body (without "
                              "irreversibility the damage would heal on unloading)")
         lower = self.d_floor if self.irreversible else np.zeros_like(self.d)
-        for it in range(1, self.max_iter + 1):
-            self._u_step(delta)
-            d_new = self._d_step(lower)
-            change = float(np.abs(d_new - self.d).max())
-            self.d = d_new
-            if change < self.tol:
-                break
-            if abort_growth is not None and float(np.max(self.d - lower)) > abort_growth:
-                return -1
-        else:
-            raise ConvergenceError(f"alternate minimisation: damage still changing by {change:.3g} "
-                                   f"after {self.max_iter} iterations at δ = {delta:g}",
-                                   suggestion="smaller steps or a larger max_iter")
+        it = alternate_minimisation(self, delta, lower, abort_growth=abort_growth)
+        if it < 0:
+            return -1
         self._u_step(delta)
         self.delta = delta
         if self.irreversible:
