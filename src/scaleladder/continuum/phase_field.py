@@ -375,6 +375,14 @@ class PhaseFieldFracture:
             raise InputError("loaded", loaded, "at least one loaded vertex (a function selecting "
                              "boundary vertices and a sign)")
         self.free = np.setdiff1d(np.arange(self.ub.N), D)
+        # rigid-body modes (two translations, the rotation) on the free dofs: AMG's near-nullspace
+        rbm = np.zeros((self.ub.N, 3))
+        rbm[self.ub.nodal_dofs[0], 0] = 1.0
+        rbm[self.ub.nodal_dofs[1], 1] = 1.0
+        span = float(max(np.ptp(x), np.ptp(y)))
+        rbm[self.ub.nodal_dofs[0], 2] = -(y - y.mean()) / span
+        rbm[self.ub.nodal_dofs[1], 2] = (x - x.mean()) / span
+        self._rbm = rbm[self.free]
 
     # -- fields -------------------------------------------------------------------------------
     def strains(self, u: np.ndarray | None = None) -> np.ndarray:
@@ -391,7 +399,9 @@ class PhaseFieldFracture:
         d = self.d if d is None else d
         return ((1.0 - d[self.d_dofs]) ** 2 + self.k).mean(axis=0)
 
-    def _solve(self, A, b):
+    def _solve(self, A, b, near_null=None):
+        """SPD solve: SuperLU, or pyamg SA-AMG + CG (``near_null``: the near-nullspace vectors
+        of the aggregation — the rigid-body modes for the displacement problem)."""
         if self.solver == "direct" or A.shape[0] < 200:
             from scipy.sparse.linalg import splu
 
@@ -401,7 +411,7 @@ class PhaseFieldFracture:
                         options={"SymmetricMode": True}).solve(b)
         import pyamg
 
-        ml = pyamg.smoothed_aggregation_solver(A.tocsr())
+        ml = pyamg.smoothed_aggregation_solver(A.tocsr(), B=near_null)
         x = ml.solve(b, tol=1e-10, accel="cg", maxiter=500)
         return x
 
@@ -425,7 +435,7 @@ class PhaseFieldFracture:
             ke = np.einsum("aie,aje->ije", self.B, DB)
             K = sp.coo_matrix((ke.ravel(), (self._urows, self._ucols)),
                               shape=(self.ub.N, self.ub.N)).tocsr()
-            du = self._solve(K[self.free][:, self.free], -Rf)
+            du = self._solve(K[self.free][:, self.free], -Rf, near_null=self._rbm)
             u[self.free] += du      # (linear for split "none": the next pass finds R = 0)
         else:
             raise ConvergenceError(f"displacement Newton: residual {np.abs(Rf).max():.3g} after 30 "
