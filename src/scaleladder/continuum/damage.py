@@ -524,6 +524,40 @@ def _exp_softening(kappa, k0, alpha, beta):
     return D, dD
 
 
+class _OpeningControl:
+    """The path of the regularised damage models under indirect displacement control: openings
+    in strides of ``d_open0`` (longer, up to 50x, once the force is past 90 % of its peak), the
+    recorded path, and the stop once the force has fallen below ``stop_stress`` of its peak."""
+
+    def __init__(self, d_open0: float, stop_stress: float, max_steps: int):
+        self.d_open0 = self.d_open = d_open0
+        self.stop_stress = stop_stress
+        self.max_steps = max_steps
+        self.opening = 0.0
+        self.peak = 0.0
+        self.path_u, self.path_f, self.newton = [0.0], [0.0], []
+
+    def __iter__(self):
+        for _ in range(self.max_steps):
+            self.opening += self.d_open
+            yield self.opening
+
+    def record(self, elongation: float, force: float, newton: int) -> bool:
+        """Add a converged point; True when the run is done."""
+        if self.peak > 0 and force < 0.9 * self.peak:
+            self.d_open = min(self.d_open * 1.05, 50 * self.d_open0)
+        self.newton.append(newton)
+        self.path_u.append(float(elongation))
+        self.path_f.append(float(force))
+        self.peak = max(self.peak, force)
+        return bool(self.peak > 0 and force < self.stop_stress * self.peak
+                    and force < self.path_f[-2])
+
+    def not_reached(self, what: str) -> ConvergenceError:
+        return ConvergenceError(f"{what}: the force did not fall below {self.stop_stress:g} of "
+                                f"its peak", suggestion="more steps or a larger stop_stress")
+
+
 def _regularised_bar(n, ell, E, ft, length, weak):
     """Validated settings and the P1 mesh of the regularised bars; the middle 10 % is ``weak``
     weaker (its κ₀), to place the band."""
@@ -587,7 +621,6 @@ def gradient_damage_bar(n: int, *, ell: float = 2.0, E: float = 30e3, ft: float 
     iL = int(np.argmin(np.abs(x - (length / 2 - a))))
     iR = int(np.argmin(np.abs(x - (length / 2 + a))))
     free_u = np.arange(1, nn)
-    path_u, path_f, newton = [0.0], [0.0], []
     # element matrices (P1, length h): stiffness-like (1/h)[[1,-1],[-1,1]], mass (h/6)[[2,1],[1,2]]
     Ks = np.array([[1.0, -1.0], [-1.0, 1.0]]) / h
     Ms = np.array([[2.0, 1.0], [1.0, 2.0]]) * h / 6.0
@@ -597,11 +630,8 @@ def gradient_damage_bar(n: int, *, ell: float = 2.0, E: float = 30e3, ft: float 
     for i in range(2):
         for j in range(2):
             np.add.at(Aee, (t[i], t[j]), Ms[i, j] + c * Ks[i, j])
-    peak = 0.0
-    opening = 0.0
-    d_open = d_open0 = 2 * a * ft / E / 10.0               # elastic opening at the peak / 10
-    for step in range(steps * 20):
-        opening += d_open
+    ctl = _OpeningControl(2 * a * ft / E / 10.0, stop_stress, steps * 20)  # peak opening / 10
+    for opening in ctl:
         for it in range(max_newton + 1):
             eps = (u[t[1]] - u[t[0]]) / h
             ebq = 0.5 * (eb[t[0]] + eb[t[1]])
@@ -645,19 +675,12 @@ def gradient_damage_bar(n: int, *, ell: float = 2.0, E: float = 30e3, ft: float 
             eb += sol[free_u.size:free_u.size + nn]
             lam += sol[-1]
         kappa = np.maximum(kappa, 0.5 * (eb[t[0]] + eb[t[1]]))
-        if peak > 0 and lam < 0.9 * peak:
-            d_open = min(d_open * 1.05, 50 * d_open0)          # past the peak: longer strides
-        newton.append(it)
-        path_u.append(float(u[-1]))
-        path_f.append(float(lam))
-        peak = max(peak, lam)
-        if peak > 0 and lam < stop_stress * peak and lam < path_f[-2]:
+        if ctl.record(u[-1], lam, it):
             break
     else:
-        raise ConvergenceError("gradient damage bar: the stress did not fall below "
-                               f"{stop_stress:g} of its peak", suggestion="more steps")
-    return _bar_result(kappa, k0, alpha, beta, u, t, h, E, path_u, path_f, band_threshold, xq,
-                       newton)
+        raise ctl.not_reached("gradient damage bar")
+    return _bar_result(kappa, k0, alpha, beta, u, t, h, E, ctl.path_u, ctl.path_f,
+                       band_threshold, xq, ctl.newton)
 
 
 def nonlocal_damage_bar(n: int, *, ell: float = 4.0, E: float = 30e3, ft: float = 3.0,
@@ -684,12 +707,8 @@ def nonlocal_damage_bar(n: int, *, ell: float = 4.0, E: float = 30e3, ft: float 
     B = np.zeros((n, nn))                                  # ε = B u
     B[np.arange(n), t[0]] = -1.0 / h
     B[np.arange(n), t[1]] = 1.0 / h
-    path_u, path_f, newton = [0.0], [0.0], []
-    peak = 0.0
-    opening = 0.0
-    d_open = d_open0 = 2 * a * ft / E / 10.0
-    for _ in range(steps * 20):
-        opening += d_open
+    ctl = _OpeningControl(2 * a * ft / E / 10.0, stop_stress, steps * 20)
+    for opening in ctl:
         for it in range(max_newton + 1):
             eps = B @ u
             eb = W @ eps
@@ -720,19 +739,12 @@ def nonlocal_damage_bar(n: int, *, ell: float = 4.0, E: float = 30e3, ft: float 
             u[free] += sol[:m]
             lam += sol[m]
         kappa = np.maximum(kappa, W @ (B @ u))
-        if peak > 0 and lam < 0.9 * peak:
-            d_open = min(d_open * 1.05, 50 * d_open0)
-        newton.append(it)
-        path_u.append(float(u[-1]))
-        path_f.append(float(lam))
-        peak = max(peak, lam)
-        if peak > 0 and lam < stop_stress * peak and lam < path_f[-2]:
+        if ctl.record(u[-1], lam, it):
             break
     else:
-        raise ConvergenceError("nonlocal damage bar: the stress did not fall below "
-                               f"{stop_stress:g} of its peak", suggestion="more steps")
-    return _bar_result(kappa, k0, alpha, beta, u, t, h, E, path_u, path_f, band_threshold, xq,
-                       newton)
+        raise ctl.not_reached("nonlocal damage bar")
+    return _bar_result(kappa, k0, alpha, beta, u, t, h, E, ctl.path_u, ctl.path_f,
+                       band_threshold, xq, ctl.newton)
 
 
 # --------------------------------------------------------------------------------------------
@@ -975,12 +987,8 @@ def gradient_damage_strip(nx: int, *, ell: float = 4.0, E: float = 30e3, nu: flo
     eb = np.zeros(Nn)
     lam = 0.0
     kappa = np.zeros(nel)
-    path_u, path_f, newton = [0.0], [0.0], []
-    peak = 0.0
-    opening = 0.0
-    d_open = d_open0 = 2 * a * ft / E / 10.0
-    for _step in range(4000):
-        opening += d_open
+    ctl = _OpeningControl(2 * a * ft / E / 10.0, stop_stress, 4000)
+    for opening in ctl:
         for it in range(max_newton + 1):
             u[D_load] = lam
             eps = np.einsum("aie,ie->ea", B, u[udofs])
@@ -1022,25 +1030,17 @@ def gradient_damage_strip(nx: int, *, ell: float = 4.0, E: float = 30e3, nu: flo
             eb += sol[free.size:free.size + Nn]
             lam += sol[-1]
         kappa = np.maximum(kappa, eb[sdofs].mean(axis=0))
-        force = float(Ru[D_load].sum())
-        if peak > 0 and force < 0.9 * peak:
-            d_open = min(d_open * 1.05, 50 * d_open0)          # past the peak: longer strides
-        newton.append(it)
-        path_u.append(float(lam))
-        path_f.append(force)
-        peak = max(peak, force)
-        if peak > 0 and force < stop_stress * peak and force < path_f[-2]:
+        if ctl.record(lam, float(Ru[D_load].sum()), it):
             break
     else:
-        raise ConvergenceError("gradient damage strip: the force did not fall below "
-                               f"{stop_stress:g} of its peak", suggestion="a larger stop_stress")
+        raise ctl.not_reached("gradient damage strip")
     D_end, _ = _exp_softening(kappa, k0, alpha, beta)
-    pu, pf = np.array(path_u), np.array(path_f)
+    pu, pf = np.array(ctl.path_u), np.array(ctl.path_f)
     work = float(np.sum(0.5 * (pf[1:] + pf[:-1]) * np.diff(pu)))
     eps = np.einsum("aie,ie->ea", B, u[udofs])
     elastic_left = float(np.sum(0.5 * (1 - D_end) * np.einsum("ea,ab,eb->e", eps, C, eps) * area))
     dam = D_end > band_threshold
     bw = float(xc_el[dam].max() - xc_el[dam].min() + h) if np.any(dam) else 0.0
     return GradientDamageResult(h=h, band_width=bw, dissipated=work - elastic_left,
-                                elongation=path_u, force=path_f, damage=D_end, xq=xc_el,
-                                newton=newton)
+                                elongation=ctl.path_u, force=ctl.path_f, damage=D_end,
+                                xq=xc_el, newton=ctl.newton)
