@@ -517,6 +517,13 @@ def _morse_phi(r, D0, alpha, r0):
     return D0 * ex * (ex - 2.0)
 
 
+def _morse_derivatives(r, D0, alpha, r0):
+    """``phi, phi', phi''`` of the (unshifted) Morse potential."""
+    ex = np.exp(-alpha * (r - r0))
+    return D0 * ex * (ex - 2.0), 2.0 * alpha * D0 * ex * (1.0 - ex), \
+        2.0 * alpha * alpha * D0 * ex * (2.0 * ex - 1.0)
+
+
 def _kernel_parameters(kind: int, p: dict) -> tuple[np.ndarray, float]:
     """``(prm, rc)`` for the kernel from validated parameters."""
     rc = p["rc"]
@@ -789,6 +796,25 @@ class _PairCalculator(Calculator):
 
     def todict(self) -> dict:
         return dict(self.parameters)
+
+    def pair(self, r) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``φ(r), φ'(r), φ''(r)`` of this calculator's pair function (eV, eV/Å, eV/Å²) at the
+        distances ``r`` (Å): truncated at ``rc`` (zero beyond) and shifted as the calculator is —
+        the same function its kernels sum, for lattice sums (Cauchy–Born) and chain models."""
+        r = np.asarray(r, dtype=float)
+        p = self.parameters
+        if self._kind == "lj":
+            args = (p["epsilon"], p["sigma"])
+            f = _lj_derivatives
+        else:
+            args = (p["D0"], p["alpha"], p["r0"])
+            f = _morse_derivatives
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            phi, d1, d2 = f(r, *args)
+            shift = f(np.array(p["rc"]), *args)[0] if p["shift"] else 0.0
+        inside = r < p["rc"]
+        return (np.where(inside, phi - shift, 0.0), np.where(inside, d1, 0.0),
+                np.where(inside, d2, 0.0))
 
 
 class LennardJones(_PairCalculator):

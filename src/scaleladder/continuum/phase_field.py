@@ -54,7 +54,8 @@ from ..core.errors import ConvergenceError, DomainWarning, InputError
 from .damage import alternate_minimisation
 
 __all__ = ["PhaseFieldFracture", "PhaseFieldResult", "effective_toughness", "band_mesh",
-           "elastic_split", "SPLITS", "reuss_bulk_modulus"]
+           "elastic_split", "SPLITS", "reuss_bulk_modulus", "rve_scale_separation", "cracked_cell",
+           "RVE_SEPARATION"]
 
 SPLITS = ("none", "voldev", "spectral")
 MODELS = ("AT1", "AT2")
@@ -68,6 +69,45 @@ def effective_toughness(Gc: float, h: float, ell: float, model: str) -> float:
     dissipates (Bourdin, Francfort & Marigo 2008)."""
     _v.one_of("model", model, MODELS)
     return float(Gc) * (1.0 + float(h) / (_CW[model] * float(ell)))
+
+
+RVE_SEPARATION = 10.0      # L_RVE / ℓ below which a softening RVE is warned about
+
+
+def rve_scale_separation(ell: float, size: float, model: str = "AT2", *,
+                         ratio: float = RVE_SEPARATION) -> dict:
+    """The rule ``ℓ ≪ L_RVE`` for a damage model inside a (periodic) RVE of side ``size``.
+
+    A crack band of a periodic cell interacts with its images: the AT2 band across a cell of
+    height ``L`` is ``cosh((y − L/2)/ℓ)/cosh(L/2ℓ)`` and dissipates ``G_c tanh(L/2ℓ)`` per unit
+    length instead of ``G_c`` (``2e^{−L/ℓ}`` too little); AT1's band has the compact support
+    ``|y| ≤ 2ℓ`` and is exact once ``L ≥ 4ℓ``.  A cell that cannot hold the band (``L < 4ℓ``)
+    is refused (``InputError`` naming ``ell``); ``L < ratio · ℓ`` gives a ``DomainWarning`` with
+    the band's share of the cell and the energy bias.  Beyond this rule, no RVE exists for the
+    softening branch at all (Gitman, Askes & Sluys 2007): once a band has formed, the dissipated
+    energy per unit volume is ``G_c/L`` — it scales with the cell, not with the material.
+
+    Returns ``{"ell_over_L", "band_fraction", "band_energy_factor"}`` (the last: dissipation of
+    a band across the cell per ``G_c`` and unit length).
+    """
+    ell = _v.positive("ell", ell)
+    L = _v.positive("size", size)
+    model = _v.one_of("model", model, MODELS)
+    ratio = _v.in_range("ratio", ratio, 4.0, 1e6)
+    factor = math.tanh(L / (2 * ell)) if model == "AT2" else 1.0
+    band = 4.0 * ell if model == "AT1" else 2.0 * ell * math.log(100.0)   # AT2: to d = 1 %
+    out = {"ell_over_L": ell / L, "band_fraction": min(1.0, band / L), "band_energy_factor": factor}
+    if L < 4.0 * ell:
+        raise InputError("ell", ell, f"an internal length much smaller than the RVE (L = {L:.4g} m: "
+                         f"ell <= L/4 = {L / 4:.4g} m at the very least, ell <= L/{ratio:g} for a "
+                         "representative cell); the crack band does not fit in the cell",
+                         hint="a larger RVE or a smaller ell")
+    if L < ratio * ell:
+        warnings.warn(f"ell = {ell:.4g} m is not small against the RVE (L = {L:.4g} m = "
+                      f"{L / ell:.3g} ell < {ratio:g} ell): a crack band fills "
+                      f"{100 * out['band_fraction']:.0f} % of the cell and dissipates "
+                      f"{100 * (1 - factor):.2g} % too little", DomainWarning, stacklevel=3)
+    return out
 
 
 def reuss_bulk_modulus(C2d: np.ndarray) -> float:
@@ -263,6 +303,13 @@ class PhaseFieldFracture:
     loaded : dict
         ``{"x"|"y": (boolean function of (x, y), sign)}``: vertices where that displacement equals
         ``sign * δ``; the reported force is ``Σ sign · reaction`` over them, conjugate to δ.
+    macro_strain : array_like of 3, optional
+        Periodic boundary conditions instead of ``fixed``/``loaded``: the mesh is a periodic cell
+        (a box with matching vertices on opposite sides) under the macroscopic strain
+        ``δ · E`` (``E`` in Voigt ``[xx, yy, γ_xy]``); displacement fluctuation and damage are
+        periodic, and the force conjugate to δ is ``|Ω| Σ : E`` (``Σ`` the volume-averaged
+        stress).  The scale-separation rule ℓ ≪ L of a softening RVE is checked
+        (:func:`rve_scale_separation`).
     initial_crack : callable, optional
         Boolean function of vertex coordinates: vertices with ``d = 1`` from the start (a crack of
         damage; its optimal profile develops in the first step).
@@ -277,7 +324,7 @@ class PhaseFieldFracture:
     def __init__(self, mesh, stiffness: Any, Gc: Any, ell: float, *, model: str = "AT2",
                  split: str = "voldev", fixed: dict | None = None, loaded: dict | None = None,
                  initial_crack: Callable | None = None, rotation: Any = None,
-                 solver: str = "direct", tol: float = 1e-4, max_iter: int = 300,
+                 macro_strain: Any = None, solver: str = "direct", tol: float = 1e-4, max_iter: int = 300,
                  residual_stiffness: float = 1e-6, newton_tol: float = 1e-8):
         from skfem import Basis, ElementTriP1, ElementVector, MeshTri
 
@@ -309,12 +356,22 @@ class PhaseFieldFracture:
         self.ub = Basis(mesh, ElementVector(ElementTriP1()), intorder=2)
         self.db = Basis(mesh, ElementTriP1(), intorder=2)
         self._precompute()
-        self._boundary(fixed or {}, loaded or {})
+        self._Pu = self._Pd = None
+        if macro_strain is None:
+            self._boundary(fixed or {}, loaded or {})
+        else:
+            if fixed or loaded:
+                raise InputError("macro_strain", macro_strain, "either periodic loading by a "
+                                 "macroscopic strain or fixed/loaded boundaries, not both")
+            self._periodic(macro_strain)
         self.u = np.zeros(self.ub.N)
+        self._u_at = 0.0                    # the δ at which self.u was computed
         self.d = np.zeros(self.db.N)
         if initial_crack is not None:
             x, y = mesh.p
             self.d[np.asarray(initial_crack(x, y), dtype=bool)] = 1.0
+            if self._Pd is not None:        # a periodic crack: damage on one image is on all
+                self.d = np.asarray(self._Pd @ (self._Pd.T @ self.d > 0), dtype=float)
         self.d_floor = self.d.copy()        # irreversibility bound (committed damage)
         self.delta = 0.0
         self.irreversible = True
@@ -384,6 +441,54 @@ class PhaseFieldFracture:
         rbm[self.ub.nodal_dofs[1], 2] = (x - x.mean()) / span
         self._rbm = rbm[self.free]
 
+    def _periodic(self, macro_strain):
+        """Periodic cell under ``δ·E``: ``u = δ g + P w`` with ``g = E·x`` and ``w`` the periodic
+        fluctuation (one vertex class held, which removes the rigid translations); ``d = P_d d_r``."""
+        from .rve import periodic_node_map
+
+        E = _v.finite_array("macro_strain", macro_strain, (3,))
+        if not np.any(E):
+            raise InputError("macro_strain", macro_strain,
+                             "a non-zero Voigt strain direction [xx, yy, γ_xy] (3 numbers)")
+        p = self.mesh.p
+        lo, hi = p.min(axis=1), p.max(axis=1)
+        span = hi - lo
+        bnodes = self.mesh.boundary_nodes()
+        on_side = np.zeros(bnodes.size, dtype=bool)
+        for k in range(2):
+            x = p[k, bnodes]
+            on_side |= (np.abs(x - lo[k]) <= 1e-9 * span[k]) | (np.abs(x - hi[k]) <= 1e-9 * span[k])
+        if not on_side.all():
+            j = int(bnodes[np.flatnonzero(~on_side)[0]])
+            raise InputError("mesh", f"boundary vertex {j} at {p[:, j].tolist()}",
+                             "a periodic cell: a rectangle without holes cut through its sides "
+                             "(every boundary vertex on a side)")
+        pnode, n_cls = periodic_node_map(p, lo, hi, tol=1e-8 * float(span.max()))
+        n = p.shape[1]
+        self.cell = (float(span[0]), float(span[1]))
+        self.macro_strain = E
+        rve_scale_separation(self.ell, min(self.cell), self.model)
+        self._Pd = sp.csr_matrix((np.ones(n), (np.arange(n), pnode)), shape=(n, n_cls))
+        self._rep = np.zeros(n_cls, dtype=int)                  # a vertex of each class
+        self._rep[pnode] = np.arange(n)
+        keep = np.flatnonzero(np.arange(n_cls) != pnode[0])     # hold vertex 0's class
+        col = -np.ones(n_cls, dtype=int)
+        col[keep] = np.arange(keep.size)
+        rows = self.ub.nodal_dofs.T.ravel()
+        cols = (2 * col[pnode][:, None] + np.arange(2)[None, :]).ravel()
+        ok = np.repeat(col[pnode] >= 0, 2)
+        self._Pu = sp.csr_matrix((np.ones(int(ok.sum())), (rows[ok], cols[ok])),
+                                 shape=(self.ub.N, 2 * keep.size))
+        x, y = p - lo[:, None]
+        g = np.zeros(self.ub.N)
+        g[self.ub.nodal_dofs[0]] = E[0] * x + 0.5 * E[2] * y
+        g[self.ub.nodal_dofs[1]] = 0.5 * E[2] * x + E[1] * y
+        self._g = g
+        # the two translations: AMG's near-nullspace of the fluctuation (held at one vertex only)
+        self._rbm = np.zeros((self._Pu.shape[1], 2))
+        self._rbm[0::2, 0] = 1.0
+        self._rbm[1::2, 1] = 1.0
+
     # -- fields -------------------------------------------------------------------------------
     def strains(self, u: np.ndarray | None = None) -> np.ndarray:
         """Element strains (nel, 3), Voigt ``[xx, yy, γ_xy]``."""
@@ -418,8 +523,11 @@ class PhaseFieldFracture:
     # -- the two sub-problems -----------------------------------------------------------------
     def _u_step(self, delta: float) -> int:
         gbar = self._gbar()
-        u = self.u.copy()
-        u[self.D] = delta * self.unit
+        if self._Pu is None:
+            u = self.u.copy()
+            u[self.D] = delta * self.unit
+        else:
+            u = self.u + (delta - self._u_at) * self._g
         for it in range(1, 31):
             eps = self.strains(u)
             _, _, sp_, sm, Dp, Dm = elastic_split(eps, self.C, self.split)
@@ -427,7 +535,7 @@ class PhaseFieldFracture:
             Dt = gbar[:, None, None] * Dp + Dm
             fe = np.einsum("aie,ea,e->ie", self.B, sig, self.area)
             R = np.bincount(self.u_dofs.ravel(), fe.ravel(), minlength=self.ub.N)
-            Rf = R[self.free]
+            Rf = R[self.free] if self._Pu is None else self._Pu.T @ R
             scale = max(float(np.abs(fe).max()), 1e-300)       # element force scale
             if it > 1 and (np.abs(Rf).max() <= self.newton_tol * scale or np.abs(Rf).max() == 0):
                 break
@@ -435,12 +543,17 @@ class PhaseFieldFracture:
             ke = np.einsum("aie,aje->ije", self.B, DB)
             K = sp.coo_matrix((ke.ravel(), (self._urows, self._ucols)),
                               shape=(self.ub.N, self.ub.N)).tocsr()
-            du = self._solve(K[self.free][:, self.free], -Rf, near_null=self._rbm)
-            u[self.free] += du      # (linear for split "none": the next pass finds R = 0)
+            if self._Pu is None:
+                du = self._solve(K[self.free][:, self.free], -Rf, near_null=self._rbm)
+                u[self.free] += du      # (linear for split "none": the next pass finds R = 0)
+            else:
+                Kr = (self._Pu.T @ K @ self._Pu).tocsr()
+                u += self._Pu @ self._solve(Kr, -Rf, near_null=self._rbm)
         else:
             raise ConvergenceError(f"displacement Newton: residual {np.abs(Rf).max():.3g} after 30 "
                                    f"iterations at δ = {delta:g}", suggestion="smaller load steps")
         self.u = u
+        self._u_at = delta
         self._reaction = R
         return it
 
@@ -471,16 +584,25 @@ class PhaseFieldFracture:
         return A.tocsr(), b
 
     def _d_step(self, lower: np.ndarray) -> np.ndarray:
-        """``min ½dᵀAd − bᵀd`` on ``lower ≤ d ≤ 1``: primal–dual active set."""
+        """``min ½dᵀAd − bᵀd`` on ``lower ≤ d ≤ 1``: primal–dual active set (for a periodic
+        cell, on the periodic damage ``d = P_d d_r``)."""
         A, b = self._d_matrices()
+        if self._Pd is None:
+            return self._bounded_qp(A, b, self.d, lower)
+        P = self._Pd
+        dr = self._bounded_qp((P.T @ A @ P).tocsr(), P.T @ b, self.d[self._rep], lower[self._rep])
+        return P @ dr
+
+    def _bounded_qp(self, A, b, d0, lower):
         upper = np.ones_like(lower)
-        d = np.clip(self.d, lower, upper)
+        pinned = lower >= upper       # fully broken: d = 1 is the only admissible value
+        d = np.clip(d0, lower, upper)
         lam = A @ d - b
         c = 1.0
         act_lo = act_hi = None
         for _ in range(60):
-            lo = (lam - c * (d - lower) > 0) & (lower < upper)    # gradient pushes below the bound
-            hi = (lam + c * (upper - d) < 0) & ~lo
+            lo = (lam - c * (d - lower) > 0) & ~pinned            # gradient pushes below the bound
+            hi = ((lam + c * (upper - d) < 0) | pinned) & ~lo
             if act_lo is not None and np.array_equal(lo, act_lo) and np.array_equal(hi, act_hi):
                 break
             act_lo, act_hi = lo, hi
@@ -493,10 +615,10 @@ class PhaseFieldFracture:
             lam = A @ d - b
             lam[inact] = 0.0
         else:
-            return self._d_step_lbfgsb(A, b, lower, upper)
+            return self._d_step_lbfgsb(A, b, d0, lower, upper)
         return np.clip(d, lower, upper)
 
-    def _d_step_lbfgsb(self, A, b, lower, upper):
+    def _d_step_lbfgsb(self, A, b, d0, lower, upper):
         """Fallback when the active set cycles (a mesh with obtuse triangles): L-BFGS-B."""
         from scipy.optimize import minimize
 
@@ -504,7 +626,7 @@ class PhaseFieldFracture:
             Ad = A @ d
             return 0.5 * d @ Ad - b @ d, Ad - b
 
-        res = minimize(fun, np.clip(self.d, lower, upper), jac=True, method="L-BFGS-B",
+        res = minimize(fun, np.clip(d0, lower, upper), jac=True, method="L-BFGS-B",
                        bounds=np.stack([lower, upper], axis=1),
                        options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 20000})
         return np.clip(res.x, lower, upper)
@@ -521,8 +643,19 @@ class PhaseFieldFracture:
         return el, float(su)
 
     def force(self) -> float:
-        """The reaction conjugate to δ (N/m): ``Σ sign · R`` over the loaded dofs."""
+        """The reaction conjugate to δ (N/m): ``Σ sign · R`` over the loaded dofs; for a periodic
+        cell ``R · ∂u/∂δ = |Ω| Σ : E`` (``Σ`` the average stress, Pa; ``|Ω|`` the cell area)."""
+        if self._Pu is not None:
+            return float(self._reaction @ self._g)
         return float(self._reaction[self.D] @ self.unit)
+
+    def macro_stress(self) -> np.ndarray:
+        """Volume-averaged stress ``Σ`` (Pa, Voigt ``[xx, yy, xy]``) of the current state — for a
+        periodic cell the homogenised stress (Hill–Mandel: ``Σ : δE = δℰ/|Ω|``)."""
+        eps = self.strains()
+        _, _, sp_, sm, _, _ = elastic_split(eps, self.C, self.split)
+        sig = self._gbar()[:, None] * sp_ + sm
+        return (sig * self.area[:, None]).sum(axis=0) / float(self.area.sum())
 
     # -- one load step ------------------------------------------------------------------------
     def step(self, delta: float, abort_growth: float | None = None) -> int:
@@ -548,6 +681,7 @@ class PhaseFieldFracture:
 
     def _restore(self, s):
         self.u, self.d, self.d_floor, self.delta = (s[0].copy(), s[1].copy(), s[2].copy(), s[3])
+        self._u_at = self.delta
 
     def run(self, delta_max: float, n_steps: int = 20, *, irreversible: bool = True,
             max_damage_increment: float = 0.2, min_step: float | None = None,
@@ -848,3 +982,52 @@ def notch_model(stiffness: Any, Gc: Any, *, radius: float, half_width: float, el
     pf.u[:] = 0.0
     return pf, {"sigma_strength": s1 * delta_strength, "delta_strength": delta_strength,
                 "kt": kt, "R_m": R, "W_m": W}
+
+
+def cracked_cell(stiffness: Any, Gc: Any, *, size: float, half_crack: float, ell: float, h: float,
+                 model: str = "AT2", split: str = "voldev", rotation: Any = None,
+                 n_steps: int = 30, solver: str = "direct", stop_force_fraction: float = 0.02,
+                 progress: bool = False) -> dict:
+    """A square periodic cell ``L × L`` with a centre crack ``|x| ≤ a`` on ``y = 0`` (damage
+    ``d = 1`` within ``h`` of the line, as in :func:`centre_cracked_plate`), pulled by the
+    macroscopic strain ``δ·e_yy`` until the crack has run through the cell (force below
+    ``stop_force_fraction`` of the peak): a softening RVE.  Element size ``h`` in the band
+    ``|y| ≤ 3ℓ`` (all of ``x``), geometric growth outside.
+
+    Returns a dict: ``result`` (:class:`PhaseFieldResult`; its force is ``L² Σ_yy`` in N/m),
+    ``stress`` and ``strain`` (the homogenised ``Σ_yy`` in Pa against ``δ``), ``peak_stress``,
+    ``dissipation_per_area`` (J/m³: the surface energy gained from the start, per cell area),
+    ``band_energy`` (surface energy of the final state per unit crack length, J/m²), ``Gc_eff``
+    (:func:`effective_toughness`), ``separation`` (:func:`rve_scale_separation`), ``size``.
+    """
+    L = _v.positive("size", size)
+    a = _v.positive("half_crack", half_crack)
+    if a >= L / 2:
+        raise InputError("half_crack", a, f"a crack shorter than the cell (a < L/2 = {L / 2:g} m)")
+    ell = _v.positive("ell", ell)
+    h = _v.positive("h", h)
+    fraction = _v.in_range("stop_force_fraction", stop_force_fraction, 0.0, 0.5)
+    W = L / 2
+    mesh = band_mesh(W, W, h, band_half_height=min(3 * ell, W), growth=1.25)
+    tol = 1e-9 * L
+    pf = PhaseFieldFracture(mesh, stiffness, Gc, ell, model=model, split=split, rotation=rotation,
+                            solver=solver, macro_strain=[0.0, 1.0, 0.0],
+                            initial_crack=lambda x, y: (np.abs(y) <= 1.01 * h) & (np.abs(x) <= a + tol),
+                            tol=1e-3, max_iter=5000)
+    pf.step(0.0)
+    _, s0 = pf.energies()
+    Ed = 1.0 / np.linalg.inv(pf.C)[1, 1]
+    eps_s = math.sqrt(2.0 * _homogeneous_critical_energy(model, pf.Gc, ell) / Ed)
+    res = pf.run(2.0 * eps_s, n_steps, stop_force_fraction=fraction, progress=progress)
+    area = L * L
+    stress = np.asarray(res.force) / area
+    if stress[-1] > fraction * stress.max() * 1.0001:
+        raise ConvergenceError(f"cracked cell: the crack has not run through the cell by δ = "
+                               f"{res.displacement[-1]:.4g} (stress still {stress[-1]:.4g} Pa)",
+                               suggestion="a larger load range")
+    _, s1 = pf.energies()
+    return {"result": res, "strain": np.asarray(res.displacement), "stress": stress,
+            "peak_stress": float(stress.max()), "dissipation_per_area": (s1 - s0) / area,
+            "band_energy": s1 / L, "Gc": pf.Gc, "Gc_eff": effective_toughness(pf.Gc, h, ell, model),
+            "separation": rve_scale_separation(ell, L, model, ratio=4.0), "size": L, "ell": ell,
+            "h": h, "model": model, "nodes": int(mesh.p.shape[1])}

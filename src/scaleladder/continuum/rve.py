@@ -539,49 +539,13 @@ class MeshRVE(_RVEModel):
         self._cache: dict = {}
 
     def _periodic_map(self):
-        """Node equivalences across opposite faces (union-find over the axes), as a dof map."""
-        p = self.mesh.p
-        n = p.shape[1]
-        parent = np.arange(n)
-
-        def find(a):
-            while parent[a] != a:
-                parent[a] = parent[parent[a]]
-                a = parent[a]
-            return a
-
-        span = self.hi - self.lo
-        tol = self.periodic_tol * float(span.max())
-        for k in range(self.ndim):
-            lo_nodes = np.flatnonzero(np.abs(p[k] - self.lo[k]) <= tol)
-            hi_nodes = np.flatnonzero(np.abs(p[k] - self.hi[k]) <= tol)
-            other = [j for j in range(self.ndim) if j != k]
-            if lo_nodes.size != hi_nodes.size:
-                raise InputError("mesh", f"{lo_nodes.size} nodes on the face x{k} = min and "
-                                 f"{hi_nodes.size} on x{k} = max",
-                                 "a periodic mesh (matching nodes on opposite faces) for "
-                                 "periodic boundary conditions")
-            from scipy.spatial import cKDTree
-
-            tree = cKDTree(p[np.ix_(other, hi_nodes)].T)
-            d, idx = tree.query(p[np.ix_(other, lo_nodes)].T)
-            bad = np.flatnonzero(d > tol)
-            if bad.size:
-                j = int(lo_nodes[bad[0]])
-                raise InputError("mesh", f"node {j} at {p[:, j].tolist()} has no partner on the "
-                                 f"opposite face (nearest {d[bad[0]]:.3g} away)",
-                                 "a periodic mesh (matching nodes on opposite faces) for "
-                                 "periodic boundary conditions")
-            for a, b in zip(lo_nodes, hi_nodes[idx]):
-                ra, rb = find(int(a)), find(int(b))
-                if ra != rb:
-                    parent[rb] = ra
-        roots = np.array([find(i) for i in range(n)])
-        uniq, pnode = np.unique(roots, return_inverse=True)
+        """Node equivalences across opposite faces, as a dof map (full → periodic dofs)."""
+        pnode, n_unique = periodic_node_map(self.mesh.p, self.lo, self.hi,
+                                            tol=self.periodic_tol * float((self.hi - self.lo).max()))
         rows = self.nodal_dofs.T.ravel()
         cols = (3 * pnode[:, None] + np.arange(3)[None, :]).ravel()
         return sp.csr_matrix((np.ones(rows.size), (rows, cols)),
-                             shape=(self.n_dofs_full, 3 * uniq.size))
+                             shape=(self.n_dofs_full, 3 * n_unique))
 
     def _boundary_nodes(self):
         return self.mesh.boundary_nodes()
@@ -605,6 +569,52 @@ class MeshRVE(_RVEModel):
             cy = self._node_at([lo[0], hi[1], lo[2]])
             fixed += [self.nodal_dofs[1, cx], self.nodal_dofs[2, cx], self.nodal_dofs[2, cy]]
         return np.array(fixed)
+
+
+def periodic_node_map(p: np.ndarray, lo, hi, *, tol: float) -> tuple[np.ndarray, int]:
+    """Equivalence classes of the nodes ``p`` (ndim, n) of a box mesh under periodicity: nodes on
+    opposite faces ``x_k = lo_k`` and ``x_k = hi_k`` with the same other coordinates (within
+    ``tol``, a length) are one node; union-find over the axes, so the corners collapse to one.
+    Returns ``(pnode, n_unique)``: the class of every node, numbered ``0 .. n_unique − 1``.
+    Raises an ``InputError`` naming the first node without a partner on the opposite face."""
+    from scipy.spatial import cKDTree
+
+    p = np.asarray(p, dtype=float)
+    ndim, n = p.shape
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    parent = np.arange(n)
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for k in range(ndim):
+        lo_nodes = np.flatnonzero(np.abs(p[k] - lo[k]) <= tol)
+        hi_nodes = np.flatnonzero(np.abs(p[k] - hi[k]) <= tol)
+        other = [j for j in range(ndim) if j != k]
+        if lo_nodes.size != hi_nodes.size:
+            raise InputError("mesh", f"{lo_nodes.size} nodes on the face x{k} = min and "
+                             f"{hi_nodes.size} on x{k} = max",
+                             "a periodic mesh (matching nodes on opposite faces) for "
+                             "periodic boundary conditions")
+        tree = cKDTree(p[np.ix_(other, hi_nodes)].T)
+        d, idx = tree.query(p[np.ix_(other, lo_nodes)].T)
+        bad = np.flatnonzero(d > tol)
+        if bad.size:
+            j = int(lo_nodes[bad[0]])
+            raise InputError("mesh", f"node {j} at {p[:, j].tolist()} has no partner on the "
+                             f"opposite face (nearest {d[bad[0]]:.3g} away)",
+                             "a periodic mesh (matching nodes on opposite faces) for "
+                             "periodic boundary conditions")
+        for a, b in zip(lo_nodes, hi_nodes[idx]):
+            ra, rb = find(int(a)), find(int(b))
+            if ra != rb:
+                parent[rb] = ra
+    roots = np.array([find(i) for i in range(n)])
+    uniq, pnode = np.unique(roots, return_inverse=True)
+    return pnode, int(uniq.size)
 
 
 def fem_effective_stiffness(micro, bc: str = "periodic", *, solver: str = "direct",

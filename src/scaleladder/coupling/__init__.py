@@ -10,16 +10,22 @@ QM–MM term), :class:`ElectrostaticEmbedding` (additive, MM charges in the QM H
 Hand-shake schemes: :class:`ForceMixing` (forces only, abrupt or smooth λ, buffer),
 :class:`EnergyMixing` (conservative, optional ghost-force correction), :func:`ghost_forces`,
 :func:`stadium_langevin` (Langevin friction on the hand-shake shell only).
+Atoms and continuum: :class:`CauchyBorn` (W(F) of any calculator's crystal, internal relaxation of
+the basis), :class:`PairLattice` (closed-form lattice sums, 1D–3D), :class:`QCChain` (1D
+quasicontinuum: energy-based, ghost-force-corrected and force-based).
 """
 from .regions import LinkAtom, QMRegion, default_link_fraction
 from .interactions import COULOMB_EV_A, PairInteractions
 from .ledger import PAIR_CLASSES, EnergyLedger, LedgerTerm
 from .qmmm import MechanicalEmbedding, ONIOM, mm_charges
 from .embedding import ElectrostaticEmbedding
+from .cauchy_born import CauchyBorn, PairLattice, acoustic_tensor
+from .quasicontinuum import QCChain
 from .force_mixing import (EnergyMixing, ForceMixing, MixingRegions, ghost_forces, mixing_regions,
                            region_temperature, stadium_friction, stadium_langevin)
 
 __all__ = ["LinkAtom", "QMRegion", "default_link_fraction", "PairInteractions", "COULOMB_EV_A",
            "EnergyLedger", "LedgerTerm", "PAIR_CLASSES", "ONIOM", "MechanicalEmbedding", "mm_charges",
            "ElectrostaticEmbedding", "ForceMixing", "EnergyMixing", "MixingRegions", "mixing_regions",
-           "ghost_forces", "stadium_langevin", "stadium_friction", "region_temperature"]
+           "ghost_forces", "stadium_langevin", "stadium_friction", "region_temperature",
+           "CauchyBorn", "PairLattice", "acoustic_tensor", "QCChain"]
