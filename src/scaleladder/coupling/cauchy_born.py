@@ -149,6 +149,24 @@ class PairLattice:
         _, d1, _ = self._pair(r)
         return np.einsum("n,ni,nJ->iJ", d1 / r, x, R) / (2.0 * self.volume)
 
+    def batch(self, Fs) -> tuple[np.ndarray, np.ndarray]:
+        """``W`` (n,) and ``P`` (n, d, d) for a stack of deformation gradients (n, d, d) — the
+        quasicontinuum's elements, in one vectorised lattice sum."""
+        Fs = np.asarray(Fs, dtype=float).reshape(-1, self.dim, self.dim)
+        det = np.linalg.det(Fs)
+        if not np.all(np.isfinite(Fs)) or np.any(det <= 0):
+            k = int(np.flatnonzero(~np.isfinite(det) | (det <= 0))[0])
+            raise InputError("F", Fs[k].tolist(), f"deformation gradients with det F > 0 "
+                             f"(element {k} is inverted)")
+        smin = float(np.linalg.svd(Fs, compute_uv=False).min())
+        R = self._shell(np.eye(self.dim) * smin)
+        x = np.einsum("eij,nj->eni", Fs, R)                 # (n_el, n_R, d)
+        r = np.linalg.norm(x, axis=2)
+        e, d1, _ = self._pair(r)
+        W = e.sum(axis=1) / (2.0 * self.volume)
+        P = np.einsum("en,eni,nJ->eiJ", d1 / r, x, R) / (2.0 * self.volume)
+        return W, P
+
     def tangent(self, F) -> np.ndarray:
         """``A_iJkL = ∂²W/∂F_iJ∂F_kL`` (eV/Å^d)."""
         F = self._F(F)

@@ -51,7 +51,7 @@ SOURCE_HANDOFFS = {
 }
 
 
-@stage("continuum.phasefield_plate", version="1")
+@stage("continuum.phasefield_plate", version="2")
 def phasefield_plate(combined: dict, a: float, width_ratio: float, height_ratio: float,
                      model: str, split: str, ell: float, h: float) -> dict:
     """The centre-cracked (111) plate by phase-field fracture (continuum rung)."""
@@ -64,7 +64,7 @@ def phasefield_plate(combined: dict, a: float, width_ratio: float, height_ratio:
                                 model=model, split=split, rotation=crack_frame_111())
 
 
-@stage("continuum.phasefield_notch", version="1")
+@stage("continuum.phasefield_notch", version="2")
 def phasefield_notch(combined: dict, radius: float, width_ratio: float, model: str, split: str,
                      ell: float, h: float) -> dict:
     """Nucleation at a circular hole in the (111)-frame plate (continuum rung)."""
