@@ -189,6 +189,23 @@ class PairLattice:
             return voigt_from_tangent(A, S)
         return A - np.einsum("ik,jl->ijkl", eye, S)
 
+    def zero_stress_scale(self) -> float:
+        """The scale ``s`` with ``P(s I) = 0`` (a uniform dilation that relaxes the lattice: its
+        zero-pressure lattice constant is ``s`` times the reference one), by Brent's method on
+        the mean normal stress."""
+        from scipy.optimize import brentq
+
+        d = self.dim
+
+        def p(s):
+            return float(np.trace(self.stress(s * np.eye(d)))) / d
+
+        lo, hi = 0.8, 1.2
+        if p(lo) * p(hi) > 0:
+            raise InputError("pair", "no zero-stress dilation within ±20 % of the reference",
+                             "a lattice whose reference spacing is near the potential's equilibrium")
+        return float(brentq(p, lo, hi, xtol=1e-14))
+
     # the lattices the quasicontinuum uses ---------------------------------------------------
     @classmethod
     def chain(cls, a: float, pair: Any, rc: float | None = None) -> "PairLattice":
