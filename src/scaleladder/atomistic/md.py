@@ -63,7 +63,7 @@ from ..core.units import EV_PER_A3_IN_GPA
 from ._calculator import restart_neighbour_list
 
 __all__ = ["MDState", "MDResult", "run_md", "resume_md", "block_average", "blocking_curve",
-           "integrated_autocorrelation_time", "read_checkpoint", "write_checkpoint"]
+           "integrated_autocorrelation_time", "read_checkpoint", "write_checkpoint", "RESPA"]
 
 _ENSEMBLES = ("nve", "nvt", "npt")
 _CELL_FLUCTUATIONS = ("isotropic", "full")
@@ -558,10 +558,85 @@ def _barostat_mass(atoms, settings):
     return float(factor * volume * b * (tau / (2.0 * np.pi)) ** 2)
 
 
-def _make_integrator(atoms, settings, rng, barostat=None):
+class RESPA:
+    """r-RESPA (impulse) multiple time stepping (Tuckerman, Berne & Martyna 1992): the forces
+    split into a fast part (``fast``, an ASE calculator) and the slow rest (the atoms'
+    calculator minus ``fast``).  One outer step ``Δt``: a half kick of the slow force, ``n``
+    velocity-Verlet steps of ``δt = Δt/n`` under the fast force, a half kick of the slow force
+    at the new positions.  With ``n = 1`` it is velocity Verlet on the total force.  With a
+    ``friction`` (1/fs) and ``temperature_K`` it is the Langevin variant: an exact
+    Ornstein–Uhlenbeck half step on the momenta right after the first slow kick and right
+    before the last (``O B [A…] B O`` around the inner loop, symmetric), drawing from ``rng``.
+
+    The slow force is recomputed from the positions (total − fast), so the integrator carries
+    no state beyond positions and momenta: a checkpointed run resumes bit for bit.
+    """
+
+    def __init__(self, atoms, timestep, fast, n_inner: int, *, temperature_K=None, friction=None,
+                 rng=None):
+        self.atoms = atoms
+        self.dt = float(timestep)
+        self.fast = fast
+        self.n = int(n_inner)
+        self.friction = friction
+        self.temperature_K = temperature_K
+        self.rng = rng
+        self._ff = None
+        self._fs = None
+        self.nsteps = 0
+
+    def _fast_forces(self):
+        return np.asarray(self.fast.get_forces(self.atoms), dtype=float)
+
+    def _ou(self, p, m, half_dt):
+        from ase import units
+
+        g = np.asarray(self.friction, dtype=float) / units.fs
+        g = g[:, None] if np.ndim(g) == 1 else g
+        c1 = np.exp(-g * half_dt)
+        kT = units.kB * self.temperature_K
+        xi = self.rng.standard_normal(p.shape)
+        return c1 * p + np.sqrt((1.0 - c1 ** 2) * m * kT) * xi
+
+    def step(self):
+        atoms = self.atoms
+        m = atoms.get_masses()[:, None]
+        if self._fs is None:
+            self._ff = self._fast_forces()
+            self._fs = np.asarray(atoms.get_forces(), dtype=float) - self._ff
+        dt, dti = self.dt, self.dt / self.n
+        p = atoms.get_momenta() + 0.5 * dt * self._fs
+        if self.friction is not None:
+            p = self._ou(p, m, 0.5 * dt)
+        ff = self._ff
+        for _ in range(self.n):
+            p = p + 0.5 * dti * ff
+            atoms.set_momenta(p)
+            atoms.set_positions(atoms.get_positions() + dti * atoms.get_momenta() / m)
+            p = atoms.get_momenta()
+            ff = self._fast_forces()
+            p = p + 0.5 * dti * ff
+        ftot = np.asarray(atoms.get_forces(), dtype=float)
+        self._ff, self._fs = ff, ftot - ff
+        p = p + 0.5 * dt * self._fs
+        if self.friction is not None:
+            p = self._ou(p, m, 0.5 * dt)
+        atoms.set_momenta(p)
+        self.nsteps += 1
+        return ftot
+
+
+def _make_integrator(atoms, settings, rng, barostat=None, fast=None):
     from ase import units
 
     dt = settings["timestep_fs"] * units.fs
+    n_inner = settings.get("inner_steps", 1)
+    if fast is not None:
+        langevin = settings["ensemble"] == "nvt"
+        return RESPA(atoms, dt, fast, n_inner,
+                     temperature_K=settings["temperature_K"] if langevin else None,
+                     friction=settings["friction"] if langevin else None,
+                     rng=rng if langevin else None)
     if settings["ensemble"] == "nve":
         from ase.md.verlet import VelocityVerlet
 
@@ -637,9 +712,10 @@ class MDEngine:
     kind = _MD_KIND
 
     def __init__(self, atoms, calc, settings, *, step0, time0, e0_per_atom, rng, steps,
-                 trajectory=None, append=False, barostat=None, snapshots=frozenset()):
+                 trajectory=None, append=False, barostat=None, snapshots=frozenset(), fast=None):
         from ase.io.trajectory import Trajectory
 
+        self.fast = fast
         self.atoms = atoms
         atoms.calc = calc
         self.settings = settings
@@ -699,7 +775,8 @@ class MDEngine:
         if self.dyn is None:
             # built after the first check: the rng state saved with the first frame is the one
             # the first step will use
-            self.dyn = _make_integrator(self.atoms, self.settings, self.rng, self.barostat)
+            self.dyn = _make_integrator(self.atoms, self.settings, self.rng, self.barostat,
+                                        fast=self.fast)
         self.rows.append((self.time0 + k * self.dt,) + scalars)
         self.cells.append(cell)
         if stress is not None:
@@ -752,6 +829,9 @@ class MDEngine:
                 # a checkpoint step: the run resumed from here builds its neighbour list here,
                 # so this run does too (same pairs, same order: resumes are bit for bit)
                 restart_neighbour_list(self.atoms.calc)
+                if isinstance(self.dyn, RESPA):          # and the fast/slow forces afresh
+                    restart_neighbour_list(self.fast)
+                    self.dyn._fs = None
         return self._current, int(n), None
 
     def close(self) -> None:
@@ -771,6 +851,27 @@ class MDEngine:
                         else -stress_arr[:, :3].mean(axis=1), snapshots=tuple(self.snapshots))
 
 
+def _check_respa(settings: dict, fast_calc, inner_timestep_fs) -> int:
+    """Inner steps per outer step of a multiple-time-step run (1 without one)."""
+    if fast_calc is None and inner_timestep_fs is None:
+        return 1
+    if fast_calc is None or not hasattr(fast_calc, "get_forces"):
+        raise InputError("fast_calc", fast_calc, "an ASE calculator for the fast forces, given "
+                         "with inner_timestep_fs")
+    if settings["ensemble"] == "npt":
+        raise InputError("ensemble", "npt", "'nve' or 'nvt' with multiple time stepping")
+    if inner_timestep_fs is None:
+        raise InputError("inner_timestep_fs", None, "the inner step (fs) of the fast forces")
+    inner = _positive_float("inner_timestep_fs", inner_timestep_fs)
+    ratio = settings["timestep_fs"] / inner
+    n = int(round(ratio))
+    if n < 1 or abs(ratio - n) > 1e-9 * ratio:
+        raise InputError("inner_timestep_fs", inner_timestep_fs,
+                         f"a step that divides the outer timestep_fs = {settings['timestep_fs']:g} "
+                         f"fs a whole number of times (ratio {ratio:.6g})")
+    return n
+
+
 def _check_snapshot_steps(snapshots, steps: int) -> frozenset:
     if snapshots is None:
         return frozenset()
@@ -784,13 +885,13 @@ def _check_snapshot_steps(snapshots, steps: int) -> frozenset:
 
 
 def _drive(atoms, calc, steps, settings, *, step0, time0, e0_per_atom, rng, trajectory,
-           checkpoint, append, barostat=None, snapshots=frozenset()):
+           checkpoint, append, barostat=None, snapshots=frozenset(), fast=None):
     """Run ``steps`` monitored steps from ``atoms`` through the one simulation driver."""
     from ..core.simulation import run_simulation
 
     engine = MDEngine(atoms, calc, settings, step0=step0, time0=time0, e0_per_atom=e0_per_atom,
                       rng=rng, steps=steps, trajectory=trajectory, append=append,
-                      barostat=barostat, snapshots=snapshots)
+                      barostat=barostat, snapshots=snapshots, fast=fast)
     try:
         state0 = engine.start()
         every = settings["checkpoint_every"] or steps
@@ -818,7 +919,7 @@ def run_md(atoms, calc, *, steps: int, ensemble: str = "nve", temperature_K: flo
            trajectory: str | os.PathLike | None = None, trajectory_every: int = 1,
            checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 100,
            energy_drift_tol: float = 0.05, max_force: float = 50.0, fix_com: bool = False,
-           snapshots=None) -> MDResult:
+           snapshots=None, fast_calc=None, inner_timestep_fs: float | None = None) -> MDResult:
     """Run monitored molecular dynamics with an ASE integrator.
 
     Parameters
@@ -890,6 +991,13 @@ def run_md(atoms, calc, *, steps: int, ensemble: str = "nve", temperature_K: flo
         temperature).  Kept on resume.
     snapshots : sequence of int, optional
         Steps whose frames are copied into ``MDResult.snapshots``.
+    fast_calc : ase Calculator, optional
+        Multiple time stepping (:class:`RESPA`, NVE or NVT): the fast part of ``calc``'s forces
+        (e.g. the bonded terms, or the MM part of a QM/MM calculator), integrated every inner
+        step; the slow rest (``calc`` − ``fast_calc``) every outer step ``timestep_fs``.
+    inner_timestep_fs : float
+        The inner step (fs); ``timestep_fs`` must be a whole multiple of it (refused otherwise).
+        Required with ``fast_calc``.
 
     Returns
     -------
@@ -935,6 +1043,7 @@ def run_md(atoms, calc, *, steps: int, ensemble: str = "nve", temperature_K: flo
                              "a fully periodic cell of non-zero volume for NPT")
     fix_com = bool(fix_com)
     settings["fix_com"] = fix_com
+    settings["inner_steps"] = _check_respa(settings, fast_calc, inner_timestep_fs)
     snap_steps = _check_snapshot_steps(snapshots, steps)
     work = _snapshot(atoms)
     if fix_com:
@@ -951,11 +1060,11 @@ def run_md(atoms, calc, *, steps: int, ensemble: str = "nve", temperature_K: flo
     return _drive(work, calc, steps, settings, step0=0, time0=0.0, e0_per_atom=None,
                   rng=rng if settings["ensemble"] in ("nvt", "npt") else None,
                   trajectory=trajectory, checkpoint=_default_checkpoint(trajectory, checkpoint),
-                  append=False, snapshots=snap_steps)
+                  append=False, snapshots=snap_steps, fast=fast_calc)
 
 
 def resume_md(checkpoint_path: str | os.PathLike, calc, steps: int, *,
-              trajectory: str | os.PathLike | None = None) -> MDResult:
+              trajectory: str | os.PathLike | None = None, fast_calc=None) -> MDResult:
     """Continue a run from a checkpoint written by :func:`run_md`.
 
     Parameters
@@ -969,6 +1078,8 @@ def resume_md(checkpoint_path: str | os.PathLike, calc, steps: int, *,
     trajectory : path, optional
         Trajectory to append to (typically the original run's; the checkpointed frame is not
         written again).
+    fast_calc : ase Calculator, optional
+        The fast part again, for a run that used multiple time stepping (required then).
 
     Returns
     -------
@@ -994,6 +1105,10 @@ def resume_md(checkpoint_path: str | os.PathLike, calc, steps: int, *,
         from ase.constraints import FixCom
 
         atoms.set_constraint(FixCom())
+    if settings.get("inner_steps", 1) > 1 and fast_calc is None:
+        raise InputError("fast_calc", None, "the fast part of the forces: this checkpoint is of a "
+                         f"multiple-time-step run ({settings['inner_steps']} inner steps)")
     return _drive(atoms, calc, steps, settings, step0=state.step, time0=state.time_fs,
                   e0_per_atom=state.e0_per_atom, rng=rng, trajectory=trajectory,
-                  checkpoint=Path(checkpoint_path), append=append, barostat=state.barostat)
+                  checkpoint=Path(checkpoint_path), append=append, barostat=state.barostat,
+                  fast=fast_calc if settings.get("inner_steps", 1) > 1 else None)
