@@ -38,7 +38,7 @@ from ..core import validate as _v
 from ..core.errors import InputError
 
 __all__ = ["junction_reflection", "spring_reflection", "impedance_reflection", "Chain1D",
-           "measure_reflection", "ReflectionMeasurement", "chain_frequency"]
+           "measure_reflection", "ReflectionMeasurement", "chain_frequency", "right_going_packet"]
 
 
 def chain_frequency(q, m: float, k: float):
@@ -147,6 +147,20 @@ class Chain1D:
         return u, v
 
 
+def right_going_packet(n_sites: int, m: float, k: float, q0: float, width: float, *,
+                       centre: float):
+    """Displacements and velocities of a Gaussian packet of **right-going** modes only, carrier
+    ``q0``, spatial width ``width`` (sites), centred at site ``centre`` of a uniform chain of
+    ``n_sites`` (site 0 leftmost); also the mode grid ``q``, amplitudes ``A(q)`` and ``ω(q)``
+    (the modal energies are ``∝ ω² A²``)."""
+    sq = 1.0 / _v.positive("width", width)
+    q = np.linspace(max(1e-4, q0 - 6 * sq), min(math.pi - 1e-4, q0 + 6 * sq), 801)
+    A = np.exp(-0.5 * ((q - q0) / sq) ** 2)
+    w = chain_frequency(q, m, k)
+    phase = np.exp(1j * np.outer(np.arange(n_sites) - centre, q))      # (n, nq)
+    return (phase @ A).real, (phase @ (-1j * w * A)).real, q, A, w
+
+
 @dataclass
 class ReflectionMeasurement:
     """Reflected energy fraction measured by simulation and predicted from ``R(q)``."""
@@ -185,18 +199,9 @@ def measure_reflection(m1: float, k1: float, m2: float, k2: float, kJ: float, *,
     chain = Chain1D(masses, springs)
     if damping is not None:
         chain.damping[nL:] = _v.finite_array("damping", damping, (nR,))
-    # a packet of right-going modes only, centred at site nL/2
-    n = np.arange(nL) - (nL - 1)                      # left sites ..., -1, 0 (the junction site)
-    n0 = -nL / 2.0
-    sq = 1.0 / width
-    q = np.linspace(max(1e-4, q0 - 6 * sq), min(math.pi - 1e-4, q0 + 6 * sq), 801)
-    A = np.exp(-0.5 * ((q - q0) / sq) ** 2)
-    w = chain_frequency(q, m1, k1)
-    phase = np.exp(1j * np.outer(n - n0, q))           # (nL, nq)
     u = np.zeros(nL + nR)
     v = np.zeros(nL + nR)
-    u[:nL] = (phase @ A).real
-    v[:nL] = (phase @ (-1j * w * A)).real
+    u[:nL], v[:nL], q, A, w = right_going_packet(nL, m1, k1, q0, width, centre=nL / 2.0)
     left = np.zeros(nL + nR, dtype=bool)
     left[:nL] = True
     E0 = chain.energy(u, v)
