@@ -62,6 +62,19 @@ def test_energy_based_forces_are_the_energy_gradient():
         assert np.allclose(f, fd, atol=1e-7)
 
 
+def _loop_work(qc, y0, i, j, h=0.02, n=20):
+    """Work of the forces around the square loop y_i += h, y_j += h, y_i −= h, y_j −= h
+    (midpoint rule)."""
+    y, work = y0.copy(), 0.0
+    for k, s in ((i, 1), (j, 1), (i, -1), (j, -1)):
+        for _ in range(n):
+            mid = y.copy()
+            mid[k] += 0.5 * s * h / n
+            work += qc.forces(mid)[k] * s * h / n
+            y[k] += s * h / n
+    return work
+
+
 def test_force_based_qc_has_no_energy_and_is_not_conservative():
     qc = _coarse("force")
     with pytest.raises(PropertyNotImplementedError, match="not conservative"):
@@ -69,22 +82,8 @@ def test_force_based_qc_has_no_energy_and_is_not_conservative():
     # the work of its forces around a closed loop is not zero: no energy exists
     y0 = qc.homogeneous(1.0)
     i, j = 30, 32          # next-nearest neighbours across the interface (atomistic, local)
-    loop = [(i, 1), (j, 1), (i, -1), (j, -1)]
-    y, work, h = y0.copy(), 0.0, 0.02
-    for k, s in loop:
-        for _ in range(20):
-            mid = y.copy()
-            mid[k] += 0.5 * s * h / 20
-            work += qc.forces(mid)[k] * s * h / 20
-            y[k] += s * h / 20
-    qe = _coarse("energy")
-    y, work_e = y0.copy(), 0.0
-    for k, s in loop:
-        for _ in range(20):
-            mid = y.copy()
-            mid[k] += 0.5 * s * h / 20
-            work_e += qe.forces(mid)[k] * s * h / 20
-            y[k] += s * h / 20
+    work = _loop_work(qc, y0, i, j)
+    work_e = _loop_work(_coarse("energy"), y0, i, j)
     assert abs(work_e) < 1e-9                    # conservative: midpoint rule exact to O(h³)
     assert abs(work) > 1e3 * abs(work_e) + 1e-8
 

@@ -132,9 +132,7 @@ class PairLattice:
 
     def energy_density(self, F) -> float:
         """``W(F) = (1/2Ω₀) Σ_R φ(|FR|)`` (eV per Å^d of reference)."""
-        F = self._F(F)
-        r = np.linalg.norm(self._shell(F) @ F.T, axis=1)
-        return float(self._pair(r)[0].sum() / (2.0 * self.volume))
+        return float(self.batch(self._F(F)[None])[0][0])
 
     def site_energy(self, F) -> float:
         """Energy per atom (eV): ``Ω₀ W(F)``."""
@@ -142,12 +140,7 @@ class PairLattice:
 
     def stress(self, F) -> np.ndarray:
         """First Piola–Kirchhoff stress ``P_iJ = ∂W/∂F_iJ`` (eV/Å^d)."""
-        F = self._F(F)
-        R = self._shell(F)
-        x = R @ F.T
-        r = np.linalg.norm(x, axis=1)
-        _, d1, _ = self._pair(r)
-        return np.einsum("n,ni,nJ->iJ", d1 / r, x, R) / (2.0 * self.volume)
+        return self.batch(self._F(F)[None])[1][0]
 
     def batch(self, Fs) -> tuple[np.ndarray, np.ndarray]:
         """``W`` (n,) and ``P`` (n, d, d) for a stack of deformation gradients (n, d, d) — the
