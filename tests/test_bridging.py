@@ -70,3 +70,14 @@ def test_bad_input():
         BridgingDomain1D(100, 1, 8, 40, damping=0.5)
     with pytest.raises(InputError, match="method"):
         BridgingDomain1D(100, 1, 8, 40, method="arlequin")
+    with pytest.raises(InputError, match="blending.*counted twice"):
+        BridgingDomain1D(100, 1, 8, 40, blending=None)
+
+
+def test_cubic_blending_adds_the_masses_back_at_every_tied_site():
+    bd = BridgingDomain1D(100, 1, 8, 40, blending="cubic")
+    tied = bd.tied
+    # blended masses add back to m at every tied site (atom + node)
+    na = bd.na
+    node_of = np.searchsorted(bd.x_nodes, bd.x_atoms[tied])
+    assert np.allclose(bd.mass[tied] + bd.mass[na + node_of], 1.0)

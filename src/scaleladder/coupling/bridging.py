@@ -57,6 +57,10 @@ class BridgingDomain1D:
     method : {"lagrange", "penalty"}
     penalty : float
         ``p`` for the penalty method (force per length, like ``k``).
+    blending : {"linear", "cubic"}
+        ``α`` across the overlap: linear, or the cubic ``3s² − 2s³`` (zero slope at both ends).
+        ``None`` is refused: overlapping regions without a blending function count the
+        overlap's energy twice.
     damping : float
         Largest viscous damping rate (1/time) of the atoms in a band that ends at ``X_b``: the
         cure for the short waves the mesh cannot carry (they are absorbed instead of reflected).
@@ -72,8 +76,8 @@ class BridgingDomain1D:
 
     def __init__(self, n_atoms: int, ratio: int, n_overlap: int, n_elements: int, *,
                  m: float = 1.0, k: float = 1.0, a: float = 1.0, method: str = "lagrange",
-                 penalty: float | None = None, damping: float = 0.0,
-                 damping_band: float = 0.0, filtered: bool = True):
+                 penalty: float | None = None, blending: str | None = "linear",
+                 damping: float = 0.0, damping_band: float = 0.0, filtered: bool = True):
         self.na = _v.positive_int("n_atoms", n_atoms, minimum=4)
         self.ratio = _v.positive_int("ratio", ratio)
         self.no = _v.positive_int("n_overlap", n_overlap)
@@ -96,8 +100,14 @@ class BridgingDomain1D:
         x_nodes = Xa + h * np.arange(self.ne + 1)
         self.x_atoms, self.x_nodes, self.Xa, self.Xb, self.h = x_atoms, x_nodes, Xa, Xb, h
 
+        if blending is None:
+            raise InputError("blending", None, "a blending function ('linear' or 'cubic'): "
+                             "without one the overlap's energy and mass are counted twice")
+        self.blending = _v.one_of("blending", blending, ("linear", "cubic"))
+
         def alpha(x):
-            return np.clip((Xb - x) / (Xb - Xa), 0.0, 1.0)
+            t = np.clip((Xb - x) / (Xb - Xa), 0.0, 1.0)
+            return t if self.blending == "linear" else t * t * (3.0 - 2.0 * t)
 
         self.alpha = alpha
         na, nn = self.na, self.ne + 1
