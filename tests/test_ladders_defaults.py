@@ -4,7 +4,8 @@ A ladder that fails with its defaults is the worst first impression a user can g
 run here exactly as ``scaleladder run <ladder>`` runs it, and its headline numbers are checked
 against the physics they must reproduce.  The cheap ones are in the default suite; the flagship
 and fracture-phasefield, which reuses the flagship's stages from its store
-(tests/test_flagship_slow.py), and qmmm-water (PBE0/def2-svp DFT) are in the slow suite.  The
+(tests/test_flagship_slow.py), qmmm-water (PBE0/def2-svp DFT) and nanoindentation (three
+indentations, one fully atomistic) are in the slow suite.  The
 defects ladder's defaults run in tests/test_reliability.py.
 """
 from __future__ import annotations
@@ -37,7 +38,7 @@ def _run_defaults(tmp_path, ladder):
 
 def test_every_ladder_is_covered_by_a_defaults_run():
     covered = {"silicon-fracture", "defects", "elastic-constants", "vacancy-diffusion", "magnet",
-               "qmmm-water", "polycrystal", "fracture-phasefield"}
+               "qmmm-water", "polycrystal", "fracture-phasefield", "nanoindentation"}
     assert set(available_ladders()) == covered
 
 
@@ -129,3 +130,17 @@ def test_polycrystal_defaults(tmp_path):
     f = res["fe2"]
     assert f["first_yield_step"] is not None and f["hill_mandel_max"] < 1e-6
     assert f["nominal_MPa"] == sorted(f["nominal_MPa"])
+
+
+@pytest.mark.slow
+def test_nanoindentation_defaults(tmp_path):
+    """Full atomistics, the adaptive QC at the same size and a larger QC: the QC's load within
+    1.5 % of the reference at every step from 1.5 Å (the same loading as the slow QC test), the
+    QC error carried as the load's one source, the large sample at fewer DOFs than atoms."""
+    res = _run_defaults(tmp_path, "nanoindentation")
+    ld = res["load"]
+    err = abs(__import__("numpy").asarray(ld["relative_error"]))
+    assert (err[2:] < 0.015).all()
+    assert set(ld["load"].sources) == {"QC coupling"} and ld["load"].unit == "eV/Å"
+    assert ld["large_dof_ratio"] > 3.0
+    assert res["qc_large"]["load"][-1] > 0

@@ -11,7 +11,8 @@ _LADDERS = {"silicon-fracture": "scaleladder.ladders.silicon_fracture",
             "magnet": "scaleladder.ladders.magnet",
             "vacancy-diffusion": "scaleladder.ladders.vacancy_diffusion",
             "polycrystal": "scaleladder.ladders.polycrystal",
-            "fracture-phasefield": "scaleladder.ladders.fracture_phasefield"}
+            "fracture-phasefield": "scaleladder.ladders.fracture_phasefield",
+            "nanoindentation": "scaleladder.ladders.nanoindentation"}
 
 
 def available_ladders() -> dict[str, str]:
