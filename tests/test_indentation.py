@@ -67,6 +67,29 @@ def test_cauchy_born_indicator():
     assert hot.size and np.all(np.abs(hot[:, 1] - X[:, 1].mean()) < 3.5)    # ≤ 1.5 rows away
 
 
+def test_coarsening_returns_quiet_nonlocal_atoms_to_the_continuum():
+    """A nonlocal disc in a homogeneously strained crystal is quiet: everything outside the kept
+    region goes back; with a slip step through part of it, the atoms near the step stay."""
+    from scaleladder.coupling.indentation import coarsen_nonlocal
+
+    X, _, _ = indentation_sample(30, 20, 2.4417)
+    n = X.shape[0]
+    c = X.mean(axis=0)
+    d = np.linalg.norm(X - c, axis=1)
+    nl = d < 15.0
+    keep = d < 5.0
+    qc = QC2D(X, 2.4417, POT, np.arange(n), nl)
+    F = np.array([[1.01, 0.02], [0.0, 0.99]])
+    out = coarsen_nonlocal(qc, qc.homogeneous(F), nl, keep, 0.02, reach=8.0)
+    assert np.array_equal(out, keep)
+    y = X.copy()
+    y[(X[:, 1] > c[1]) & (X[:, 0] > c[0]), 0] += 1.2          # a step on the right half
+    out = coarsen_nonlocal(qc, y, nl, keep, 0.02, reach=8.0)
+    right = nl & (X[:, 0] > c[0] + 6) & (np.abs(X[:, 1] - c[1]) < 3)
+    left = nl & (X[:, 0] < c[0] - 14) & (np.abs(X[:, 1] - c[1]) < 3)
+    assert out[right].all() and not out[left].any()
+
+
 @pytest.mark.slow
 def test_adaptive_qc_matches_full_atomistics_in_the_load():
     """50 x 30 lattice, cylinder R = 15 Å, loaded in four steps from 1.5 Å: the adaptive

@@ -14,8 +14,10 @@ a triangular lattice, solved atom by atom (the reference) or by the adaptive qua
 * :func:`indent` — the loading: depth steps, each relaxed with FIRE; with ``adaptive=True`` every
   step is followed by refinement cycles — repatoms whose indicator exceeds ``tol`` become
   nonlocal, the mesh is refined to atoms within ``rc + 2a`` of them — until the nonlocal set stops
-  growing.  (The nonlocal region only grows: slip leaves steps and stacking faults behind, so a
-  region that once slipped stays atomistic; coarsening is not done.)  ``full=True`` runs the same loading on the fully atomistic model.
+  growing.  With ``coarsen=True`` nonlocal atoms where the indicator has fallen below a quarter of
+  the threshold, away from any that has not, go back to the continuum before the next step
+  (:func:`coarsen_nonlocal`); off by default, because slip leaves steps and stacking faults that
+  should stay atomistic.  ``full=True`` runs the same loading on the fully atomistic model.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from ..core.errors import InputError
 from .qc2d import QC2D, triangular_lattice
 
 __all__ = ["CylindricalIndenter", "graded_repatoms", "cauchy_born_indicator", "indent",
-           "IndentationResult", "indentation_sample"]
+           "IndentationResult", "indentation_sample", "coarsen_nonlocal"]
 
 
 class CylindricalIndenter:
@@ -119,6 +121,25 @@ def cauchy_born_indicator(qc: QC2D, y: np.ndarray) -> np.ndarray:
     return np.sqrt(((cmax - cmin) ** 2).sum(axis=1))
 
 
+def coarsen_nonlocal(qc: QC2D, y: np.ndarray, nonlocal_mask: np.ndarray, keep: np.ndarray,
+                     tol: float, reach: float) -> np.ndarray:
+    """The nonlocal mask after coarsening where the Cauchy–Born rule holds again: nonlocal atoms
+    outside ``keep`` whose indicator is below ``tol/4`` (hysteresis against the refinement
+    threshold ``tol``) and that are farther than ``reach`` from every atom still above it go
+    back to the continuum (and the mesh with them)."""
+    from scipy.spatial import cKDTree
+
+    eta = np.zeros(qc.X.shape[0])
+    eta[qc.rep] = cauchy_born_indicator(qc, y)
+    warm = nonlocal_mask & (eta > 0.25 * tol)
+    quiet = nonlocal_mask & ~keep & ~warm
+    if warm.any() and quiet.any():
+        d = cKDTree(qc.X[warm]).query(qc.X[quiet])[0]
+        idx = np.flatnonzero(quiet)
+        quiet[idx[d <= reach]] = False
+    return nonlocal_mask & ~quiet
+
+
 @dataclass
 class IndentationResult:
     """Load–depth history and the cost of one indentation run."""
@@ -155,7 +176,7 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
            variant: str = "force", fine_radius: float | None = None, adaptive: bool = True,
            tol: float = 0.02, nonlocal_depth: float | None = None, fmax: float = 1e-4,
            max_cycles: int = 6, K: float = 10.0, surface_nonlocal: bool = True,
-           progress: bool = False) -> IndentationResult:
+           coarsen: bool = False, progress: bool = False) -> IndentationResult:
     """Indent the sample (:func:`indentation_sample`) at the depths ``depths`` (Å, increasing).
     Depth is measured from the relaxed free surface under the axis (the sample is relaxed with
     the indenter away first; ``info["surface_relaxation_A"]``).  ``fmax`` (eV/Å) must be tight:
@@ -171,7 +192,9 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
     follows :func:`cauchy_born_indicator` with threshold ``tol``.  ``surface_nonlocal``: the
     top surface layer (depth ``rc``) is atomistic along the whole sample — a free surface is where
     the Cauchy–Born rule fails first (the surface atoms miss half their neighbours and relax), and
-    the contact height depends on that relaxation.
+    the contact height depends on that relaxation.  ``coarsen``: before every step after the
+    first, nonlocal atoms where the indicator has fallen quiet return to the continuum
+    (:func:`coarsen_nonlocal`; off by default — slip leaves steps and stacking faults behind).
     """
     nx = _v.positive_int("nx", nx, minimum=8)
     ny = _v.positive_int("ny", ny, minimum=8)
@@ -203,6 +226,7 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
         nl_mask = np.linalg.norm(X - centre, axis=1) <= nd
         if surface_nonlocal:
             nl_mask |= X[:, 1] > ys - (rc or 0.0) - 1e-9
+        keep = nl_mask.copy()
         rep_mask = base | _pad(X, nl_mask, reach)
     qc = QC2D(X, a, pair, np.flatnonzero(rep_mask), nl_mask, variant="energy" if full else variant,
               external=ind)
@@ -216,6 +240,15 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
         t0 = time.perf_counter()
         ind.depth = float(depth)
         cycles = 0
+        if coarsen and not full and res.depth:
+            coarse_nl = coarsen_nonlocal(qc, y, nl_mask, keep, tol, reach)
+            if np.any(coarse_nl != nl_mask):
+                y_sites = qc.Phi @ y
+                nl_mask = coarse_nl
+                rep_mask = base | _pad(X, nl_mask, reach)
+                qc = QC2D(X, a, pair, np.flatnonzero(rep_mask), nl_mask, variant=variant,
+                          external=ind)
+                y = y_sites[qc.rep]
         while True:
             y = qc.relax(y, fixed_sites[qc.rep], fmax=fmax)
             if full or not adaptive or cycles >= max_cycles:
