@@ -176,7 +176,8 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
            variant: str = "force", fine_radius: float | None = None, adaptive: bool = True,
            tol: float = 0.02, nonlocal_depth: float | None = None, fmax: float = 1e-4,
            max_cycles: int = 6, K: float = 10.0, surface_nonlocal: bool = True,
-           coarsen: bool = False, progress: bool = False) -> IndentationResult:
+           coarsen: bool = False, surface_depth: float | None = None,
+           progress: bool = False) -> IndentationResult:
     """Indent the sample (:func:`indentation_sample`) at the depths ``depths`` (Å, increasing).
     Depth is measured from the relaxed free surface under the axis (the sample is relaxed with
     the indenter away first; ``info["surface_relaxation_A"]``).  ``fmax`` (eV/Å) must be tight:
@@ -192,7 +193,8 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
     follows :func:`cauchy_born_indicator` with threshold ``tol``.  ``surface_nonlocal``: the
     top surface layer (depth ``rc``) is atomistic along the whole sample — a free surface is where
     the Cauchy–Born rule fails first (the surface atoms miss half their neighbours and relax), and
-    the contact height depends on that relaxation.  ``coarsen``: before every step after the
+    the contact height depends on that relaxation; ``surface_depth`` (Å, default ``rc``) is the
+    layer's thickness.  ``coarsen``: before every step after the
     first, nonlocal atoms where the indicator has fallen quiet return to the continuum
     (:func:`coarsen_nonlocal`; off by default — slip leaves steps and stacking faults behind).
     """
@@ -225,7 +227,8 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
         base = graded_repatoms(X, nx, ny, a, centre, fr + reach)
         nl_mask = np.linalg.norm(X - centre, axis=1) <= nd
         if surface_nonlocal:
-            nl_mask |= X[:, 1] > ys - (rc or 0.0) - 1e-9
+            sd = (rc or 0.0) if surface_depth is None else _v.positive("surface_depth", surface_depth)
+            nl_mask |= X[:, 1] > ys - sd - 1e-9
         keep = nl_mask.copy()
         rep_mask = base | _pad(X, nl_mask, reach)
     qc = QC2D(X, a, pair, np.flatnonzero(rep_mask), nl_mask, variant="energy" if full else variant,
