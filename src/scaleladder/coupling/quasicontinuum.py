@@ -236,6 +236,7 @@ class QCChain:
             f = f - self._ghost_for(y)
         return f
 
+    @property
     def interior(self) -> np.ndarray:
         """Mask of the repatoms farther than the cutoff from both free ends (where a homogeneous
         deformation of the full atomistic chain has zero force)."""
@@ -249,7 +250,7 @@ class QCChain:
         y = self.homogeneous(F)
         if self.variant == "gfc":
             self.set_reference(y)
-        return float(np.abs(self.forces(y)[self.interior()]).max())
+        return float(np.abs(self.forces(y)[self.interior]).max())
 
     def relax(self, y0, fixed, *, tol: float = 1e-9, max_iter: int = 100) -> np.ndarray:
         """Equilibrium repatom positions with the repatoms in ``fixed`` (mask or indices) held:
