@@ -111,3 +111,20 @@ def test_bad_input():
         indent(20, 12, A, POT, radius=8.0, depths=[1.0, 0.5])
     with pytest.raises(InputError, match="radius"):
         CylindricalIndenter(-1.0, 0.0, 0.0)
+
+
+def test_a_support_thicker_than_the_cutoff_removes_the_spurious_bottom_surface():
+    """Held bottom and side layers of one row leave a second free surface whose stress bows the
+    full atomistic sample (its surface rises 0.14 Å mid-span against 0.07 Å in the QC); held
+    layers as thick as the cutoff make the two relaxed surfaces agree."""
+    X, _, thin = indentation_sample(24, 14, 2.4417)
+    _, _, thick = indentation_sample(24, 14, 2.4417, hold=POT.cutoff)
+    assert thick.sum() > 2 * thin.sum()
+    kw = dict(radius=6.0, depths=[0.02], nonlocal_depth=8.0, fine_radius=10.0, adaptive=False)
+    rel = {}
+    for hold in (None, POT.cutoff):
+        rel[hold] = [indent(24, 14, A, POT, full=full, hold=hold, **kw).info["surface_relaxation_A"]
+                     for full in (True, False)]
+    full_t, qc_t = rel[POT.cutoff]
+    assert abs(full_t - qc_t) < 0.1 * abs(qc_t)
+    assert abs(rel[None][0] - rel[None][1]) > abs(full_t - qc_t)

@@ -66,14 +66,22 @@ class CylindricalIndenter:
         return float(-self(y)[1][:, 1].sum())
 
 
-def indentation_sample(nx: int, ny: int, a: float):
+def indentation_sample(nx: int, ny: int, a: float, hold: float | None = None):
     """A triangular-lattice slab ``nx × ny`` with the close-packed surface on top; returns
-    ``(X, top, fixed)``: sites, the top-surface mask, and the held sites (bottom row and the two
-    side columns)."""
+    ``(X, top, fixed)``: sites, the top-surface mask, and the held sites — the bottom rows and
+    side columns within ``hold`` (Å) of the bottom and sides (default: one row and one column).
+    A held layer thinner than the cutoff leaves the atoms above it without part of their
+    neighbours, a second free surface whose surface stress bows the sample; hold ≥ rc for a
+    bulk-like support."""
     X = triangular_lattice(nx, ny, a)
     lo, hi = X.min(axis=0), X.max(axis=0)
     top = X[:, 1] > hi[1] - 1e-9
-    fixed = (X[:, 1] < lo[1] + 1e-9) | (X[:, 0] < lo[0] + 0.75 * a) | (X[:, 0] > hi[0] - 0.75 * a)
+    if hold is None:
+        fixed = (X[:, 1] < lo[1] + 1e-9) | (X[:, 0] < lo[0] + 0.75 * a) | \
+            (X[:, 0] > hi[0] - 0.75 * a)
+    else:
+        t = _v.positive("hold", hold) + 1e-9
+        fixed = (X[:, 1] < lo[1] + t) | (X[:, 0] < lo[0] + t) | (X[:, 0] > hi[0] - t)
     return X, top, fixed
 
 
@@ -177,7 +185,7 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
            tol: float = 0.02, nonlocal_depth: float | None = None, fmax: float = 1e-4,
            max_cycles: int = 6, K: float = 10.0, surface_nonlocal: bool = True,
            coarsen: bool = False, surface_depth: float | None = None,
-           progress: bool = False) -> IndentationResult:
+           hold: float | None = None, progress: bool = False) -> IndentationResult:
     """Indent the sample (:func:`indentation_sample`) at the depths ``depths`` (Å, increasing).
     Depth is measured from the relaxed free surface under the axis (the sample is relaxed with
     the indenter away first; ``info["surface_relaxation_A"]``).  ``fmax`` (eV/Å) must be tight:
@@ -194,7 +202,8 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
     top surface layer (depth ``rc``) is atomistic along the whole sample — a free surface is where
     the Cauchy–Born rule fails first (the surface atoms miss half their neighbours and relax), and
     the contact height depends on that relaxation; ``surface_depth`` (Å, default ``rc``) is the
-    layer's thickness.  ``coarsen``: before every step after the
+    layer's thickness.  ``hold``: thickness (Å) of the held bottom and side layers
+    (:func:`indentation_sample`; default one row/column).  ``coarsen``: before every step after the
     first, nonlocal atoms where the indicator has fallen quiet return to the continuum
     (:func:`coarsen_nonlocal`; off by default — slip leaves steps and stacking faults behind).
     """
@@ -207,7 +216,7 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
     from .cauchy_born import PairLattice
 
     a = a * PairLattice.triangular(a, pair).zero_stress_scale()     # the zero-stress lattice
-    X, top, fixed_sites = indentation_sample(nx, ny, a)
+    X, top, fixed_sites = indentation_sample(nx, ny, a, hold)
     xc = 0.5 * (X[:, 0].min() + X[:, 0].max())
     xc = X[top][np.argmin(np.abs(X[top, 0] - xc)), 0]          # axis over a surface atom
     ys = X[:, 1].max()
