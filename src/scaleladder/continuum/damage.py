@@ -107,6 +107,17 @@ def optimal_profile(model: str, x, ell: float) -> np.ndarray:
     return np.where(r <= 2 * ell, (1 - r / (2 * ell)) ** 2, 0.0)
 
 
+def _strip_supports(ub, x, y, length):
+    """The 2D strips' supports: ``u_x = 0`` on the left edge, ``u_y = 0`` at its bottom corner,
+    ``u_x`` prescribed on the right edge.  Returns ``(fixed dofs, loaded dofs, free dofs)``."""
+    left = np.flatnonzero(x < 1e-9 * length)
+    right = np.flatnonzero(x > length * (1 - 1e-9))
+    corner = np.flatnonzero((x < 1e-9 * length) & (y < 1e-9 * length))
+    D_fix = np.concatenate([ub.nodal_dofs[0, left], ub.nodal_dofs[1, corner]])
+    D_load = ub.nodal_dofs[0, right]
+    return D_fix, D_load, np.setdiff1d(np.arange(ub.N), np.concatenate([D_fix, D_load]))
+
+
 def alternate_minimisation(model, delta: float, lower: np.ndarray, *,
                            abort_growth: float | None = None) -> int:
     """The staggered scheme of the phase-field models (1D bar and 2D): ``model._u_step(delta)``
@@ -839,12 +850,7 @@ def local_damage_strip(nx: int, *, E: float = 30e3, nu: float = 0.2, ft: float =
     e0 = np.full(nel, eps0)
     e0[band] *= 1.0 - weak
     x, y = mesh.p
-    left = np.flatnonzero(x < 1e-9 * length)
-    right = np.flatnonzero(x > length * (1 - 1e-9))
-    corner = np.flatnonzero((x < 1e-9 * length) & (y < 1e-9 * length))
-    D_fix = np.concatenate([ub.nodal_dofs[0, left], ub.nodal_dofs[1, corner]])
-    D_load = ub.nodal_dofs[0, right]
-    free = np.setdiff1d(np.arange(ub.N), np.concatenate([D_fix, D_load]))
+    D_fix, D_load, free = _strip_supports(ub, x, y, length)
     # the constraint: mean ε_xx over the weak column (area weighted) = target
     cvec = np.zeros(ub.N)
     np.add.at(cvec, dofs[:, band].ravel(), (B[0][:, band] * (area[band] / area[band].sum())).ravel())
@@ -965,12 +971,7 @@ def gradient_damage_strip(nx: int, *, ell: float = 4.0, E: float = 30e3, nu: flo
     xc_el = x[mesh.t].mean(axis=0)
     k0 = np.full(nel, ft / E)
     k0[np.abs(xc_el - length / 2) < 0.05 * length] *= 1.0 - weak
-    left = np.flatnonzero(x < 1e-9 * length)
-    right = np.flatnonzero(x > length * (1 - 1e-9))
-    corner = np.flatnonzero((x < 1e-9 * length) & (y < 1e-9 * length))
-    D_fix = np.concatenate([ub.nodal_dofs[0, left], ub.nodal_dofs[1, corner]])
-    D_load = ub.nodal_dofs[0, right]
-    free = np.setdiff1d(np.arange(ub.N), np.concatenate([D_fix, D_load]))
+    D_fix, D_load, free = _strip_supports(ub, x, y, length)
     a = 3 * ell if control_half is None else _v.positive("control_half", control_half)
     xs = np.unique(x)
     xl = xs[np.argmin(np.abs(xs - (length / 2 - a)))]
