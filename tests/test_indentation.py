@@ -122,9 +122,9 @@ def test_a_support_thicker_than_the_cutoff_removes_the_spurious_bottom_surface()
     assert thick.sum() > 2 * thin.sum()
     kw = dict(radius=6.0, depths=[0.02], nonlocal_depth=8.0, fine_radius=10.0, adaptive=False)
     rel = {}
-    for hold in (None, POT.cutoff):
+    for hold in (0.8 * A, POT.cutoff):                # one row / column, then the default (rc)
         rel[hold] = [indent(24, 14, A, POT, full=full, hold=hold, **kw).info["surface_relaxation_A"]
                      for full in (True, False)]
     full_t, qc_t = rel[POT.cutoff]
     assert abs(full_t - qc_t) < 0.1 * abs(qc_t)
-    assert abs(rel[None][0] - rel[None][1]) > abs(full_t - qc_t)
+    assert abs(rel[0.8 * A][0] - rel[0.8 * A][1]) > abs(full_t - qc_t)

@@ -571,10 +571,11 @@ class MeshRVE(_RVEModel):
         return np.array(fixed)
 
 
-def periodic_node_map(p: np.ndarray, lo, hi, *, tol: float) -> tuple[np.ndarray, int]:
+def periodic_node_map(p: np.ndarray, lo, hi, *, tol: float, axes=None) -> tuple[np.ndarray, int]:
     """Equivalence classes of the nodes ``p`` (ndim, n) of a box mesh under periodicity: nodes on
     opposite faces ``x_k = lo_k`` and ``x_k = hi_k`` with the same other coordinates (within
     ``tol``, a length) are one node; union-find over the axes, so the corners collapse to one.
+    ``axes``: the periodic axes (default all; e.g. ``(1,)`` for a strip periodic in y only).
     Returns ``(pnode, n_unique)``: the class of every node, numbered ``0 .. n_unique − 1``.
     Raises an ``InputError`` naming the first node without a partner on the opposite face."""
     from scipy.spatial import cKDTree
@@ -590,7 +591,7 @@ def periodic_node_map(p: np.ndarray, lo, hi, *, tol: float) -> tuple[np.ndarray,
             a = parent[a]
         return a
 
-    for k in range(ndim):
+    for k in (range(ndim) if axes is None else axes):
         lo_nodes = np.flatnonzero(np.abs(p[k] - lo[k]) <= tol)
         hi_nodes = np.flatnonzero(np.abs(p[k] - hi[k]) <= tol)
         other = [j for j in range(ndim) if j != k]

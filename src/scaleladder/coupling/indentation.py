@@ -156,6 +156,7 @@ class IndentationResult:
     load: list = field(default_factory=list)
     energy: list = field(default_factory=list)
     repatoms: list = field(default_factory=list)
+    free_repatoms: list = field(default_factory=list)
     nonlocal_atoms: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
     y_sites: np.ndarray | None = None
@@ -167,8 +168,8 @@ class IndentationResult:
 
     @property
     def dofs(self) -> int:
-        """Degrees of freedom at the last step (2 per repatom)."""
-        return 2 * int(self.repatoms[-1]) if self.repatoms else 0
+        """Degrees of freedom at the last step: 2 per free (not held) repatom."""
+        return 2 * int(self.free_repatoms[-1]) if self.free_repatoms else 0
 
     def first_drop(self, fraction: float = 0.05) -> int | None:
         """Index of the first step whose load falls by more than ``fraction`` of the previous
@@ -203,7 +204,11 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
     the Cauchy–Born rule fails first (the surface atoms miss half their neighbours and relax), and
     the contact height depends on that relaxation; ``surface_depth`` (Å, default ``rc``) is the
     layer's thickness.  ``hold``: thickness (Å) of the held bottom and side layers
-    (:func:`indentation_sample`; default one row/column).  ``coarsen``: before every step after the
+    (:func:`indentation_sample`; default the potential's cutoff, so the support is bulk-like).
+    Every held site is a repatom of the QC too, so both models hold the same support (held
+    sites are not degrees of freedom: :attr:`IndentationResult.dofs` counts free repatoms);
+    a QC that held only the boundary row would clamp a continuum one layer thick and come out
+    softer than the reference.  ``coarsen``: before every step after the
     first, nonlocal atoms where the indicator has fallen quiet return to the continuum
     (:func:`coarsen_nonlocal`; off by default — slip leaves steps and stacking faults behind).
     """
@@ -216,6 +221,8 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
     from .cauchy_born import PairLattice
 
     a = a * PairLattice.triangular(a, pair).zero_stress_scale()     # the zero-stress lattice
+    if hold is None and getattr(pair, "cutoff", None):
+        hold = float(pair.cutoff)
     X, top, fixed_sites = indentation_sample(nx, ny, a, hold)
     xc = 0.5 * (X[:, 0].min() + X[:, 0].max())
     xc = X[top][np.argmin(np.abs(X[top, 0] - xc)), 0]          # axis over a surface atom
@@ -225,7 +232,8 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
     reach = (rc or 0.0) + 2 * a
     res = IndentationResult(X=X)
     res.info = {"nx": nx, "ny": ny, "a0": a, "radius": radius, "full": full, "variant": variant,
-                "adaptive": adaptive and not full, "tol": tol, "sites": int(X.shape[0])}
+                "adaptive": adaptive and not full, "tol": tol, "sites": int(X.shape[0]),
+                "hold": hold, "held_sites": int(fixed_sites.sum())}
     centre = np.array([xc, ys])
     if full:
         rep_mask = np.ones(X.shape[0], dtype=bool)
@@ -233,7 +241,7 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
     else:
         fr = radius if fine_radius is None else _v.positive("fine_radius", fine_radius)
         nd = 0.5 * radius if nonlocal_depth is None else _v.positive("nonlocal_depth", nonlocal_depth)
-        base = graded_repatoms(X, nx, ny, a, centre, fr + reach)
+        base = graded_repatoms(X, nx, ny, a, centre, fr + reach) | fixed_sites
         nl_mask = np.linalg.norm(X - centre, axis=1) <= nd
         if surface_nonlocal:
             sd = (rc or 0.0) if surface_depth is None else _v.positive("surface_depth", surface_depth)
@@ -281,6 +289,7 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
         res.load.append(ind.load(y))
         res.energy.append(qc.energy(y) if qc.variant != "force" else float("nan"))
         res.repatoms.append(int(qc.rep.size))
+        res.free_repatoms.append(int(qc.rep.size - fixed_sites[qc.rep].sum()))
         res.nonlocal_atoms.append(int(qc.nonlocal_.sum()))
         res.seconds.append(time.perf_counter() - t0)
         if progress:

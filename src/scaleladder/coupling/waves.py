@@ -148,16 +148,19 @@ class Chain1D:
 
 
 def right_going_packet(n_sites: int, m: float, k: float, q0: float, width: float, *,
-                       centre: float):
+                       centre: float, x=None, frequency=None):
     """Displacements and velocities of a Gaussian packet of **right-going** modes only, carrier
     ``q0``, spatial width ``width`` (sites), centred at site ``centre`` of a uniform chain of
     ``n_sites`` (site 0 leftmost); also the mode grid ``q``, amplitudes ``A(q)`` and ``ω(q)``
-    (the modal energies are ``∝ ω² A²``)."""
+    (the modal energies are ``∝ ω² A²``).  ``x``: the sites' coordinates in lattice spacings
+    (default ``0 .. n_sites − 1``; a 2D lattice's sites for a plane-wave packet along x) and
+    ``frequency``: ``ω(q)`` of that lattice's branch (default the chain's)."""
     sq = 1.0 / _v.positive("width", width)
     q = np.linspace(max(1e-4, q0 - 6 * sq), min(math.pi - 1e-4, q0 + 6 * sq), 801)
     A = np.exp(-0.5 * ((q - q0) / sq) ** 2)
-    w = chain_frequency(q, m, k)
-    phase = np.exp(1j * np.outer(np.arange(n_sites) - centre, q))      # (n, nq)
+    w = chain_frequency(q, m, k) if frequency is None else np.asarray(frequency(q), dtype=float)
+    x = np.arange(n_sites) if x is None else np.asarray(x, dtype=float)
+    phase = np.exp(1j * np.outer(x - centre, q))      # (n, nq)
     return (phase @ A).real, (phase @ (-1j * w * A)).real, q, A, w
 
 
