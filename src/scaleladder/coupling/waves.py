@@ -38,12 +38,29 @@ from ..core import validate as _v
 from ..core.errors import InputError
 
 __all__ = ["junction_reflection", "spring_reflection", "impedance_reflection", "Chain1D",
-           "measure_reflection", "ReflectionMeasurement", "chain_frequency", "right_going_packet"]
+           "measure_reflection", "ReflectionMeasurement", "chain_frequency", "right_going_packet",
+           "triangular_frequency"]
 
 
 def chain_frequency(q, m: float, k: float):
     """``ω(q) = 2√(k/m) |sin(q/2)|`` of a uniform chain (rad per unit time)."""
     return 2.0 * np.sqrt(k / m) * np.abs(np.sin(0.5 * np.asarray(q, dtype=float)))
+
+
+def triangular_frequency(q, m: float, k: float, polarisation: str = "longitudinal"):
+    """``ω(q)`` of a triangular lattice with nearest-neighbour springs ``k`` (spacing 1, close-
+    packed rows along x) for a plane wave along x: the bonds at 0° and ±60° give
+    ``ω_L² = (k/m)[2(1 − cos q) + 1 − cos(q/2)]`` (longitudinal) and
+    ``ω_T² = (3k/m)(1 − cos(q/2))`` (transverse); the long-wave limits are the Cauchy–Born
+    speeds ``c_L² = 9ka²/8m``, ``c_T² = 3ka²/8m`` (``λ = μ = √3k/4`` per unit area)."""
+    q = np.asarray(q, dtype=float)
+    if polarisation == "longitudinal":
+        w2 = 2.0 * (1.0 - np.cos(q)) + 1.0 - np.cos(0.5 * q)
+    elif polarisation == "transverse":
+        w2 = 3.0 * (1.0 - np.cos(0.5 * q))
+    else:
+        raise InputError("polarisation", polarisation, "'longitudinal' or 'transverse'")
+    return np.sqrt(k / m * w2)
 
 
 def junction_reflection(q, m1: float, k1: float, m2: float, k2: float, kJ: float,
