@@ -147,6 +147,7 @@ class QC2D:
                              "atomistic region", "a mesh refined to lattice triangles where it "
                              "meets the nonlocal sites (refine there)")
         self.w_qce = self.area * (3 - n_nl) / 3.0
+        self._with_local = np.flatnonzero(n_nl < 3)
         self.lattice = PairLattice.triangular(self.a, self.phi, self.rc)
         # the cluster: nonlocal sites and every site that may come within rc of one
         from scipy.spatial import cKDTree
@@ -202,13 +203,19 @@ class QC2D:
         F = _v.finite_array("F", F, (2, 2))
         return self.X[self.rep] @ F.T
 
-    def _local(self, y, w):
-        Ye = y[self.T]                                             # (n_el, 3, 2)
-        F = np.einsum("eai,eaJ->eiJ", Ye, self.G)
-        W, P = self.lattice.batch(F)
-        ge = np.einsum("e,eiJ,eaJ->eai", w, P, self.G)             # dE/dy_a per element
+    def _local(self, y, w, elements=None):
+        """Cauchy–Born energy ``Σ_e w_e W(F_e)`` and its gradient, over ``elements`` (all)."""
+        T, G = (self.T, self.G) if elements is None else (self.T[elements], self.G[elements])
+        if elements is not None:
+            w = w[elements]
         g = np.zeros_like(y)
-        np.add.at(g, self.T.ravel(), ge.reshape(-1, 2))
+        if T.shape[0] == 0:
+            return 0.0, g
+        F = np.einsum("eai,eaJ->eiJ", y[T], G)
+        W, P = self.lattice.batch(F)
+        ge = np.einsum("e,eiJ,eaJ->eai", w, P, G).reshape(-1, 2)  # dE/dy_a per element
+        for c in range(2):
+            g[:, c] = np.bincount(T.ravel(), weights=ge[:, c], minlength=y.shape[0])
         return float(np.sum(w * W)), g
 
     def _nonlocal(self, y, full: bool):
@@ -229,17 +236,19 @@ class QC2D:
         e, d1, _ = self.phi(r)
         fij = (w * d1 / r)[:, None] * d                            # force on i from j
         fc = np.zeros_like(yc)
-        np.add.at(fc, i, fij)
-        np.add.at(fc, j, -fij)
+        for c in range(2):
+            fc[:, c] = np.bincount(i, weights=fij[:, c], minlength=yc.shape[0]) - \
+                np.bincount(j, weights=fij[:, c], minlength=yc.shape[0])
         return float(np.sum(w * e)), self.Phi_c.T @ fc, fc
 
     def _qce(self, y):
         e_nl, f_nl, _ = self._nonlocal(y, full=False)
-        e_l, g_l = self._local(y, self.w_qce)
+        e_l, g_l = self._local(y, self.w_qce, self._with_local)     # w = 0 on the others
         return e_nl + e_l, f_nl - g_l
 
     def _qcf(self, y):
-        _, g_l = self._local(y, self.area)
+        # the local forces are wanted on local repatoms only: elements with a local vertex
+        _, g_l = self._local(y, self.area, self._with_local)
         f = -g_l
         if self.cluster.size:
             _, _, fc = self._nonlocal(y, full=True)
