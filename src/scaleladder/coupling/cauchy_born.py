@@ -64,6 +64,22 @@ def acoustic_tensor(A: np.ndarray, n) -> np.ndarray:
     return np.einsum("iJkL,J,L->ik", A, n, n)
 
 
+def _smallest_singular_value(Fs: np.ndarray) -> float:
+    """``min σ`` over a stack of matrices (n, d, d): closed form for d ≤ 2, ``eigvalsh`` of FᵀF
+    otherwise (the quasicontinuum calls this at every force evaluation)."""
+    d = Fs.shape[-1]
+    if d == 1:
+        return float(np.abs(Fs).min())
+    C = np.swapaxes(Fs, 1, 2) @ Fs
+    if d == 2:
+        tr = C[:, 0, 0] + C[:, 1, 1]
+        det = C[:, 0, 0] * C[:, 1, 1] - C[:, 0, 1] * C[:, 1, 0]
+        lam = 0.5 * (tr - np.sqrt(np.maximum(tr * tr - 4.0 * det, 0.0)))
+    else:
+        lam = np.linalg.eigvalsh(C)[:, 0]
+    return float(np.sqrt(max(lam.min(), 0.0)))
+
+
 class PairLattice:
     """Cauchy–Born ``W(F)`` of a Bravais lattice with a central pair potential, in closed form.
 
@@ -151,13 +167,12 @@ class PairLattice:
             k = int(np.flatnonzero(~np.isfinite(det) | (det <= 0))[0])
             raise InputError("F", Fs[k].tolist(), f"deformation gradients with det F > 0 "
                              f"(element {k} is inverted)")
-        smin = float(np.linalg.svd(Fs, compute_uv=False).min())
-        R = self._shell(np.eye(self.dim) * smin)
-        x = np.einsum("eij,nj->eni", Fs, R)                 # (n_el, n_R, d)
-        r = np.linalg.norm(x, axis=2)
+        R = self._shell(np.eye(self.dim) * _smallest_singular_value(Fs))
+        x = Fs @ R.T                                         # (n_el, d, n_R): F R
+        r = np.sqrt(np.einsum("ein,ein->en", x, x))
         e, d1, _ = self._pair(r)
         W = e.sum(axis=1) / (2.0 * self.volume)
-        P = np.einsum("en,eni,nJ->eiJ", d1 / r, x, R) / (2.0 * self.volume)
+        P = (x * (d1 / r)[:, None, :]) @ R / (2.0 * self.volume)   # Σ_R φ'/r (FR)_i R_J
         return W, P
 
     def tangent(self, F) -> np.ndarray:

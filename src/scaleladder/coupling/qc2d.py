@@ -211,9 +211,9 @@ class QC2D:
         g = np.zeros_like(y)
         if T.shape[0] == 0:
             return 0.0, g
-        F = np.einsum("eai,eaJ->eiJ", y[T], G)
+        F = y[T].transpose(0, 2, 1) @ G                           # (n_el, 2, 2): Σ_a y_a ∇N_a
         W, P = self.lattice.batch(F)
-        ge = np.einsum("e,eiJ,eaJ->eai", w, P, G).reshape(-1, 2)  # dE/dy_a per element
+        ge = (G @ (w[:, None, None] * P).transpose(0, 2, 1)).reshape(-1, 2)  # dE/dy_a per element
         for c in range(2):
             g[:, c] = np.bincount(T.ravel(), weights=ge[:, c], minlength=y.shape[0])
         return float(np.sum(w * W)), g
@@ -332,6 +332,7 @@ class _Holder:
 
     def __init__(self, qc: QC2D, y: np.ndarray, hold: np.ndarray):
         self.qc, self.y, self.hold = qc, y, hold
+        self._cache = None
 
     def __ase_optimizable__(self):
         from ase.optimize.optimize import Optimizable
@@ -346,7 +347,10 @@ class _Holder:
                 holder.y[~holder.hold] = x.reshape(-1, 2)
 
             def get_gradient(self):
-                return -holder.qc.forces(holder.y)[~holder.hold].ravel()
+                # ASE asks for the gradient up to three times per step at the same positions
+                if holder._cache is None or not np.array_equal(holder._cache[0], holder.y):
+                    holder._cache = (holder.y.copy(), -holder.qc.forces(holder.y)[~holder.hold].ravel())
+                return holder._cache[1].copy()
 
             def get_value(self):
                 if holder.qc.variant == "force":
