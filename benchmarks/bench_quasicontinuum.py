@@ -1,16 +1,17 @@
 """Benchmark: the adaptive quasicontinuum against full atomistics on 2D nanoindentation
-(coupling.indentation).
+(coupling.indentation) — load error against degrees of freedom, and the speed-up.
 
 Run with one command::
 
-    python benchmarks/bench_quasicontinuum.py                 # 100 x 60 lattice (6000 atoms)
-    python benchmarks/bench_quasicontinuum.py --nx 50 --ny 30 # the slow test's size
+    python benchmarks/bench_quasicontinuum.py                       # 240 x 144 (34 560 atoms)
+    python benchmarks/bench_quasicontinuum.py --nx 100 --ny 60      # a quicker size
 
 The same loading (a Kelchner cylinder of radius R, depth steps from 0.5 Å, each relaxed with
-FIRE to 1e-4 eV/Å) on the same Morse triangular crystal, solved atom by atom and by the adaptive
-force-based QC (graded mesh, surface and contact nonlocal, Cauchy–Born indicator).  Printed: the
-load at every depth for both and the relative error, the degrees of freedom (2 per repatom) and
-the wall time of each run, and their ratios.
+FIRE to 1e-4 eV/Å) on the same Morse triangular crystal (held walls as thick as the cutoff),
+solved atom by atom once and by the adaptive force-based QC (graded mesh, surface and contact
+nonlocal, Cauchy–Born indicator) for each fully resolved radius in ``--fine-radius``.  Printed:
+the load at every depth for the full model and each QC, the relative errors, the degrees of
+freedom (2 per free site or repatom) and the wall times, and their ratios.
 """
 from __future__ import annotations
 
@@ -26,36 +27,45 @@ from scaleladder.coupling.indentation import indent
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--nx", type=int, default=100)
-    ap.add_argument("--ny", type=int, default=60)
+    ap.add_argument("--nx", type=int, default=240)
+    ap.add_argument("--ny", type=int, default=144)
     ap.add_argument("--radius", type=float, default=15.0)
     ap.add_argument("--depth", type=float, default=3.0)
     ap.add_argument("--step", type=float, default=0.5)
-    ap.add_argument("--surface-width", type=float, default=None,
-                    help="half-width (Å) of the nonlocal surface layer (default: the whole surface)")
+    ap.add_argument("--fine-radius", type=float, nargs="+", default=[25.0, 50.0, 60.0],
+                    help="radii (Å) of the fully resolved region around the contact, one QC run each")
     args = ap.parse_args()
     a = 2.6
     pot = Morse(D0=0.4, alpha=1.3, r0=a, rc=6.0)
     depths = np.arange(args.step, args.depth + 1e-9, args.step)
-    kw = dict(radius=args.radius, depths=depths, nonlocal_depth=20.0, fine_radius=25.0,
-              surface_width=args.surface_width)
+    kw = dict(radius=args.radius, depths=depths, nonlocal_depth=20.0)
     out = {}
-    for name, full in (("full", True), ("qc", False)):
+    t0 = time.perf_counter()
+    r = indent(args.nx, args.ny, a, pot, full=True, **kw)
+    out["full"] = {"load": r.load, "dofs": r.dofs, "seconds": time.perf_counter() - t0}
+    for fr in args.fine_radius:
         t0 = time.perf_counter()
-        r = indent(args.nx, args.ny, a, pot, full=full, **kw)
-        out[name] = {"load": r.load, "dofs": r.dofs, "seconds": time.perf_counter() - t0,
-                     "nonlocal": r.nonlocal_atoms[-1]}
-    f, q = out["full"], out["qc"]
+        r = indent(args.nx, args.ny, a, pot, fine_radius=fr, **kw)
+        out[f"qc{fr:g}"] = {"load": r.load, "dofs": r.dofs, "seconds": time.perf_counter() - t0,
+                            "nonlocal": r.nonlocal_atoms[-1]}
+    f = out["full"]
     print(f"2D nanoindentation, Morse triangular lattice {args.nx} x {args.ny} "
-          f"({args.nx * args.ny} atoms), cylinder R = {args.radius} Å, nonlocal surface "
-          f"{'everywhere' if args.surface_width is None else f'within {args.surface_width:g} Å of the axis'}")
-    print(f"{'depth (Å)':>10} {'full (eV/Å)':>12} {'QC (eV/Å)':>12} {'error':>8}")
-    for d, lf, lq in zip(depths, f["load"], q["load"]):
-        print(f"{d:10.2f} {lf:12.4f} {lq:12.4f} {100 * (lq / lf - 1):7.2f}%")
-    print(f"degrees of freedom (free sites x 2): full {f['dofs']}, QC {q['dofs']} ({f['dofs'] / q['dofs']:.2f}x fewer; "
-          f"{q['nonlocal']} nonlocal atoms)")
-    print(f"wall time: full {f['seconds']:.1f} s, QC {q['seconds']:.1f} s "
-          f"({f['seconds'] / q['seconds']:.2f}x)")
+          f"({args.nx * args.ny} atoms), cylinder R = {args.radius} Å")
+    qcs = [k for k in out if k != "full"]
+    print(f"{'depth (Å)':>10} {'full (eV/Å)':>12}" + "".join(f" {'QC, fine ' + k[2:] + ' Å':>18}" for k in qcs))
+    for i, d in enumerate(depths):
+        row = f"{d:10.2f} {f['load'][i]:12.4f}"
+        for k in qcs:
+            lq = out[k]["load"][i]
+            row += f" {lq:9.4f} ({100 * (lq / f['load'][i] - 1):+5.2f}%)"
+        print(row)
+    print(f"full atomistics: {f['dofs']} DOFs, {f['seconds']:.1f} s")
+    for k in qcs:
+        q = out[k]
+        err = max(abs(lq / lf - 1) for lq, lf in zip(q["load"], f["load"]))
+        print(f"QC, fine radius {k[2:]} Å: {q['dofs']} DOFs ({f['dofs'] / q['dofs']:.1f}x fewer; "
+              f"{q['nonlocal']} nonlocal atoms), {q['seconds']:.1f} s ({f['seconds'] / q['seconds']:.1f}x "
+              f"faster), largest load error {100 * err:.2f} %")
     print(json.dumps({k: {kk: (vv if not isinstance(vv, list) else [round(x, 5) for x in vv])
                           for kk, vv in v.items()} for k, v in out.items()}))
 

@@ -135,12 +135,12 @@ def test_polycrystal_defaults(tmp_path):
 @pytest.mark.slow
 def test_nanoindentation_defaults(tmp_path):
     """Full atomistics, the adaptive QC at the same size and a larger QC: the QC's load within
-    1.5 % of the reference at every step from 1.5 Å (the same loading as the slow QC test), the
-    QC error carried as the load's one source, the large sample at fewer DOFs than atoms."""
+    1 % of the reference at every step, the QC error carried as the load's one source, the
+    large sample at fewer DOFs than atoms."""
     res = _run_defaults(tmp_path, "nanoindentation")
     ld = res["load"]
     err = abs(__import__("numpy").asarray(ld["relative_error"]))
-    assert (err[2:] < 0.015).all()
+    assert (err < 0.01).all()
     assert set(ld["load"].sources) == {"QC coupling"} and ld["load"].unit == "eV/Å"
     assert ld["large_dof_ratio"] > 3.0
     assert res["qc_large"]["load"][-1] > 0

@@ -186,8 +186,7 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
            tol: float = 0.02, nonlocal_depth: float | None = None, fmax: float = 1e-4,
            max_cycles: int = 6, K: float = 10.0, surface_nonlocal: bool = True,
            coarsen: bool = False, surface_depth: float | None = None,
-           hold: float | None = None, surface_width: float | None = None,
-           progress: bool = False) -> IndentationResult:
+           hold: float | None = None, progress: bool = False) -> IndentationResult:
     """Indent the sample (:func:`indentation_sample`) at the depths ``depths`` (Å, increasing).
     Depth is measured from the relaxed free surface under the axis (the sample is relaxed with
     the indenter away first; ``info["surface_relaxation_A"]``).  ``fmax`` (eV/Å) must be tight:
@@ -204,9 +203,7 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
     top surface layer (depth ``rc``) is atomistic along the whole sample — a free surface is where
     the Cauchy–Born rule fails first (the surface atoms miss half their neighbours and relax), and
     the contact height depends on that relaxation; ``surface_depth`` (Å, default ``rc``) is the
-    layer's thickness, and ``surface_width`` (Å, default: the whole surface) how far either side
-    of the axis it reaches — far from the contact the relaxed surface is flat and uniform, and a
-    Cauchy–Born surface there costs the load little (measured in the benchmark).  ``hold``: thickness (Å) of the held bottom and side layers
+    layer's thickness.  ``hold``: thickness (Å) of the held bottom and side layers
     (:func:`indentation_sample`; default the potential's cutoff, so the support is bulk-like).
     Every held site is a repatom of the QC too, so both models hold the same support (held
     sites are not degrees of freedom: :attr:`IndentationResult.dofs` counts free repatoms);
@@ -248,10 +245,7 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
         nl_mask = np.linalg.norm(X - centre, axis=1) <= nd
         if surface_nonlocal:
             sd = (rc or 0.0) if surface_depth is None else _v.positive("surface_depth", surface_depth)
-            surf = X[:, 1] > ys - sd - 1e-9
-            if surface_width is not None:
-                surf &= np.abs(X[:, 0] - xc) <= _v.positive("surface_width", surface_width)
-            nl_mask |= surf
+            nl_mask |= X[:, 1] > ys - sd - 1e-9
         keep = nl_mask.copy()
         rep_mask = base | _pad(X, nl_mask, reach)
     qc = QC2D(X, a, pair, np.flatnonzero(rep_mask), nl_mask, variant="energy" if full else variant,
