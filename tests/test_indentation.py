@@ -128,3 +128,35 @@ def test_a_support_thicker_than_the_cutoff_removes_the_spurious_bottom_surface()
     full_t, qc_t = rel[POT.cutoff]
     assert abs(full_t - qc_t) < 0.1 * abs(qc_t)
     assert abs(rel[0.8 * A][0] - rel[0.8 * A][1]) > abs(full_t - qc_t)
+
+
+def test_a_killed_indentation_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """The run is killed during its third depth step; rerun with the same checkpoint it resumes
+    after the second and ends with the uninterrupted run's loads, bit for bit.  A checkpoint of
+    another run is refused, naming what differs."""
+    from scaleladder.core.checkpoint import CheckpointError
+    from scaleladder.coupling import qc2d
+
+    kw = dict(radius=6.0, depths=[0.2, 0.4, 0.6], nonlocal_depth=8.0, fine_radius=10.0,
+              adaptive=False)
+    ck = tmp_path / "indent.npz"
+    relax = qc2d.QC2D.relax
+    calls = {"n": 0}
+
+    def dying(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] > 3:              # the free surface and two depth steps, then the kill
+            raise KeyboardInterrupt("killed")
+        return relax(self, *a, **k)
+
+    monkeypatch.setattr(qc2d.QC2D, "relax", dying)
+    with pytest.raises(KeyboardInterrupt):
+        indent(24, 14, A, POT, checkpoint=ck, **kw)
+    monkeypatch.setattr(qc2d.QC2D, "relax", relax)
+    assert ck.is_file()
+    again = indent(24, 14, A, POT, checkpoint=ck, **kw)
+    assert again.info["resumed_steps"] == 2
+    straight = indent(24, 14, A, POT, **kw)
+    assert again.load == straight.load and len(again.load) == 3
+    with pytest.raises(CheckpointError, match="radius"):
+        indent(24, 14, A, POT, checkpoint=ck, **dict(kw, radius=7.0))

@@ -186,7 +186,8 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
            tol: float = 0.02, nonlocal_depth: float | None = None, fmax: float = 1e-4,
            max_cycles: int = 6, K: float = 10.0, surface_nonlocal: bool = True,
            coarsen: bool = False, surface_depth: float | None = None,
-           hold: float | None = None, progress: bool = False) -> IndentationResult:
+           hold: float | None = None, checkpoint=None,
+           progress: bool = False) -> IndentationResult:
     """Indent the sample (:func:`indentation_sample`) at the depths ``depths`` (Å, increasing).
     Depth is measured from the relaxed free surface under the axis (the sample is relaxed with
     the indenter away first; ``info["surface_relaxation_A"]``).  ``fmax`` (eV/Å) must be tight:
@@ -211,6 +212,9 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
     softer than the reference.  ``coarsen``: before every step after the
     first, nonlocal atoms where the indicator has fallen quiet return to the continuum
     (:func:`coarsen_nonlocal`; off by default — slip leaves steps and stacking faults behind).
+    ``checkpoint``: a file (the project's one checkpoint format) written after every depth step;
+    a run given an existing one resumes after its last completed step (the same inputs are
+    required: a checkpoint of another run is refused), so a kill loses at most one step.
     """
     nx = _v.positive_int("nx", nx, minimum=8)
     ny = _v.positive_int("ny", ny, minimum=8)
@@ -248,15 +252,32 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
             nl_mask |= X[:, 1] > ys - sd - 1e-9
         keep = nl_mask.copy()
         rep_mask = base | _pad(X, nl_mask, reach)
+    inputs = {"nx": nx, "ny": ny, "a": a, "pair": [type(pair).__name__,
+                                                  dict(getattr(pair, "parameters", {}) or {})],
+              "radius": float(radius), "depths": depths.tolist(), "full": bool(full),
+              "variant": variant, "fine_radius": fine_radius, "adaptive": bool(adaptive),
+              "tol": float(tol), "nonlocal_depth": nonlocal_depth, "fmax": float(fmax),
+              "max_cycles": int(max_cycles), "K": float(K), "surface_nonlocal": bool(surface_nonlocal),
+              "coarsen": bool(coarsen), "surface_depth": surface_depth, "hold": hold}
+    saved = _resume(checkpoint, inputs)
+    if saved is not None:
+        nl_mask, rep_mask = saved["nonlocal"].astype(bool), saved["rep"].astype(bool)
     qc = QC2D(X, a, pair, np.flatnonzero(rep_mask), nl_mask, variant="energy" if full else variant,
               external=ind)
-    # the zero of depth: the relaxed free surface under the axis (indenter away), as in experiment
-    ind.depth = -10.0 * a
-    y = qc.relax(X[qc.rep].copy(), fixed_sites[qc.rep], fmax=fmax)
-    near = top[qc.rep] & (np.abs(X[qc.rep, 0] - xc) < 1.5 * a)
-    ind.y0 = float(y[near, 1].max())
+    if saved is None:
+        # the zero of depth: the relaxed free surface under the axis (indenter away), as in experiment
+        ind.depth = -10.0 * a
+        y = qc.relax(X[qc.rep].copy(), fixed_sites[qc.rep], fmax=fmax)
+        near = top[qc.rep] & (np.abs(X[qc.rep, 0] - xc) < 1.5 * a)
+        ind.y0 = float(y[near, 1].max())
+    else:
+        y, ind.y0 = saved["y"], float(saved["y0"])
+        for k in ("depth", "load", "energy", "repatoms", "free_repatoms", "nonlocal_atoms",
+                  "seconds"):
+            getattr(res, k).extend(saved["history"][k])
     res.info["surface_relaxation_A"] = ind.y0 - ys
-    for depth in depths:
+    res.info["resumed_steps"] = len(res.depth)
+    for depth in depths[len(res.depth):]:
         t0 = time.perf_counter()
         ind.depth = float(depth)
         cycles = 0
@@ -292,6 +313,14 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
         res.free_repatoms.append(int(qc.rep.size - fixed_sites[qc.rep].sum()))
         res.nonlocal_atoms.append(int(qc.nonlocal_.sum()))
         res.seconds.append(time.perf_counter() - t0)
+        if checkpoint is not None:
+            from ..core.checkpoint import write_checkpoint
+
+            write_checkpoint(checkpoint, {
+                "inputs": inputs, "y": y, "y0": ind.y0, "nonlocal": nl_mask, "rep": rep_mask,
+                "history": {k: list(getattr(res, k)) for k in (
+                    "depth", "load", "energy", "repatoms", "free_repatoms", "nonlocal_atoms",
+                    "seconds")}}, kind="indentation")
         if progress:
             print(f"  depth {depth:6.3f} Å  load {res.load[-1]:9.4f} eV/Å  repatoms {qc.rep.size:6d}  "
                   f"nonlocal {res.nonlocal_atoms[-1]:6d}  {res.seconds[-1]:6.1f} s", flush=True)
@@ -300,6 +329,28 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
     res.final_nonlocal = np.flatnonzero(qc.nonlocal_)
     res.final_triangles = qc.T.copy()
     return res
+
+
+def _resume(checkpoint, inputs: dict):
+    """The saved state of an interrupted run with the same ``inputs``, or None (no file)."""
+    import json
+    from pathlib import Path
+
+    from ..core.checkpoint import CheckpointError, read_checkpoint
+
+    if checkpoint is None or not Path(checkpoint).is_file():
+        return None
+    state = read_checkpoint(checkpoint, kind="indentation", field="checkpoint")
+
+    def canon(d):
+        return json.dumps(d, sort_keys=True, default=str)
+
+    if canon(state["inputs"]) != canon(inputs):
+        diff = sorted(k for k in inputs if canon(inputs[k]) != canon(state["inputs"].get(k)))
+        raise CheckpointError("checkpoint", str(checkpoint), "a checkpoint of this indentation "
+                              "run", hint=f"it was written with other inputs ({', '.join(diff)}); "
+                              "delete it or pass another file")
+    return state
 
 
 def _pad(X: np.ndarray, mask: np.ndarray, reach: float) -> np.ndarray:

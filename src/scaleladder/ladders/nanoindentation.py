@@ -44,11 +44,16 @@ def _pair(D0, alpha, r0, rc):
 
 
 def _run(nx, ny, potential, radius, depth, step, full, tol, fine_radius=50.0):
+    import os
+
+    from ..core.pipeline import checkpoint_dir
     from ..coupling.indentation import indent
 
     depths = np.arange(step, depth + 1e-9, step)
+    ck = checkpoint_dir()           # every depth step checkpointed: a killed run resumes
     r = indent(nx, ny, potential["r0"], _pair(**potential), radius=radius, depths=depths,
-               full=full, tol=tol, nonlocal_depth=20.0, fine_radius=fine_radius)
+               full=full, tol=tol, nonlocal_depth=20.0, fine_radius=fine_radius,
+               checkpoint=None if ck is None else os.path.join(ck, "indent.npz"))
     drop = r.first_drop()
     return {"depth": r.depth, "load": r.load, "repatoms": r.repatoms,
             "nonlocal": r.nonlocal_atoms, "seconds": r.seconds, "dofs": r.dofs,
