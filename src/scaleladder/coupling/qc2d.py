@@ -33,7 +33,7 @@ from ..core.errors import ConvergenceError, InputError, PropertyNotImplementedEr
 from .cauchy_born import PairLattice
 from .quasicontinuum import VARIANTS, _pair_function
 
-__all__ = ["QC2D", "triangular_lattice"]
+__all__ = ["QC2D", "triangular_lattice", "pair_energy"]
 
 
 def triangular_lattice(nx: int, ny: int, a: float) -> np.ndarray:
@@ -46,6 +46,15 @@ def triangular_lattice(nx: int, ny: int, a: float) -> np.ndarray:
     x = a * (i + 0.5 * (j % 2))
     y = a * j * math.sqrt(3.0) / 2.0
     return np.column_stack([x.ravel(), y.ravel()])
+
+
+def pair_energy(y, pair: Any, rc: float | None = None) -> float:
+    """Full atomistic energy (eV) ``Σ_{i<j} φ(r_ij)`` of the positions ``y`` (n, d) under a pair
+    potential (free boundaries): how QC configurations are scored against the full model."""
+    phi, rc = _pair_function(pair, rc)
+    y = _v.finite_array("y", y, (None, None))
+    i, j = _pairs_within(y, rc)
+    return float(np.sum(phi(np.linalg.norm(y[j] - y[i], axis=1))[0])) if i.size else 0.0
 
 
 def _pairs_within(y: np.ndarray, rc: float):
@@ -77,19 +86,25 @@ class QC2D:
         ``y_rep (m, 2) -> (energy eV, forces (m, 2) eV/Å)`` acting on the repatoms (an indenter).
     """
 
+    dim = 2
+
     def __init__(self, X, a: float, pair: Any, repatoms, nonlocal_sites=(), *,
                  variant: str = "energy", rc: float | None = None,
                  external: Callable | None = None):
         from scipy.spatial import Delaunay
 
-        self.X = _v.finite_array("X", X, (None, 2))
+        d = self.dim
+        self.X = _v.finite_array("X", X, (None, d))
         self.a = _v.positive("a", a)
         self.phi, self.rc = _pair_function(pair, rc)
         self.variant = _v.one_of("variant", variant, VARIANTS)
+        if d == 3 and self.variant != "force":
+            raise InputError("variant", variant, "'force' in 3D (the energy-based weights are the "
+                             "2D lattice's; the force-based QC needs none)")
         n = self.X.shape[0]
         rep = np.unique(np.asarray(repatoms))
-        if rep.size < 3 or not np.issubdtype(rep.dtype, np.integer) or rep[0] < 0 or rep[-1] >= n:
-            raise InputError("repatoms", f"{rep.size} indices", f"site indices in [0, {n}), at least 3")
+        if rep.size < d + 1 or not np.issubdtype(rep.dtype, np.integer) or rep[0] < 0 or rep[-1] >= n:
+            raise InputError("repatoms", f"{rep.size} indices", f"site indices in [0, {n}), at least {d + 1}")
         self.rep = rep
         nl = np.zeros(n, dtype=bool)
         nls = np.asarray(nonlocal_sites)
@@ -110,14 +125,29 @@ class QC2D:
         self.external = external
         # mesh of the repatoms
         Xr = self.X[rep]
-        tri = Delaunay(Xr)
-        T = tri.simplices
-        e1, e2 = Xr[T[:, 1]] - Xr[T[:, 0]], Xr[T[:, 2]] - Xr[T[:, 0]]
-        area = 0.5 * (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
-        keep = np.abs(area) > 1e-6 * self.a ** 2
+        if d == 2:
+            tri = Delaunay(Xr)
+        else:
+            # a lattice is full of cospherical points (fcc's octahedra), where Delaunay is not
+            # unique: triangulate a copy perturbed by 1e-7 a, which is a conforming mesh whose
+            # degenerate (flat) tetrahedra are kept below in their limit form
+            tri = Delaunay(Xr + 1e-7 * self.a * np.random.default_rng(0).standard_normal(Xr.shape))
+        T = tri.simplices.copy()
+        edges = (Xr[T[:, 1:]] - Xr[T[:, :1]]).transpose(0, 2, 1)    # (n_el, d, d): columns
+        area = np.linalg.det(edges) / math.factorial(d)           # signed area (2D) / volume (3D)
+        keep = np.abs(area) > 1e-6 * self.a ** d
+        if d == 3:
+            pert = tri.points
+            ep = (pert[T[:, 1:]] - pert[T[:, :1]]).transpose(0, 2, 1)
+            sign = np.sign(np.linalg.det(ep))                      # orientation in the perturbed mesh
+            T[sign < 0] = T[sign < 0][:, [0, 2, 1, 3]]
+            area = np.linalg.det((Xr[T[:, 1:]] - Xr[T[:, :1]]).transpose(0, 2, 1)) / 6.0
+            self._flat_elements(Xr, T[~keep], tri, keep)
+        else:
+            self.T_flat = np.zeros((0, d + 1), dtype=int)
         T, area = T[keep], area[keep]
         flip = area < 0
-        T[flip] = T[flip][:, [0, 2, 1]]
+        T[flip] = T[flip][:, [0, 2, 1] + list(range(3, d + 1))]
         self.T, self.area = T, np.abs(area)
         # every site inside some element; barycentric interpolation
         simplex = self._locate(tri, keep)
@@ -126,29 +156,31 @@ class QC2D:
             raise InputError("repatoms", f"site {k} at {self.X[k].round(3).tolist()} outside the mesh",
                              "repatoms whose triangulation covers every site (keep the sample's "
                              "boundary sites as repatoms)")
-        Xe = Xr[self.T]                                            # (n_el, 3, 2)
-        M = np.concatenate([np.ones((len(self.T), 3, 1)), Xe], axis=2)   # rows [1, x, y]
+        Xe = Xr[self.T]                                            # (n_el, d + 1, d)
+        M = np.concatenate([np.ones((len(self.T), d + 1, 1)), Xe], axis=2)   # rows [1, x, y(, z)]
         Minv = np.linalg.inv(M)                                    # (n_el, 3, 3)
         lam = np.einsum("sk,skj->sj", np.column_stack([np.ones(n), self.X]), Minv[simplex])
         lam[np.abs(lam) < 1e-12] = 0.0
-        rows = np.repeat(np.arange(n), 3)
+        rows = np.repeat(np.arange(n), d + 1)
         self.Phi = sp.csr_matrix((lam.ravel(), (rows, self.T[simplex].ravel())), shape=(n, rep.size))
         self.Phi.eliminate_zeros()
-        self.G = Minv[:, 1:, :].transpose(0, 2, 1)                 # (n_el, 3 vertices, 2): ∇N
-        # interface elements: lattice triangles; Cauchy–Born weights
+        self.G = Minv[:, 1:, :].transpose(0, 2, 1)                 # (n_el, d + 1 vertices, d): ∇N
+        # interface elements: lattice triangles; Cauchy–Born weights (2D; in 3D the force-based
+        # QC needs only that every site within rc of a nonlocal one is a repatom)
         nl_rep = nl[rep]
         n_nl = nl_rep[self.T].sum(axis=1)
         lat_area = math.sqrt(3.0) / 4.0 * self.a ** 2
         touch = n_nl > 0
-        coarse = touch & (np.abs(self.area - lat_area) > 1e-6 * lat_area)
+        coarse = touch & (np.abs(self.area - lat_area) > 1e-6 * lat_area) & (d == 2)
         if np.any(coarse):
             k = int(np.flatnonzero(coarse)[0])
             raise InputError("repatoms", f"element {k} (area {self.area[k]:.4g} Å²) touches the "
                              "atomistic region", "a mesh refined to lattice triangles where it "
                              "meets the nonlocal sites (refine there)")
-        self.w_qce = self.area * (3 - n_nl) / 3.0
-        self._with_local = np.flatnonzero(n_nl < 3)
-        self.lattice = PairLattice.triangular(self.a, self.phi, self.rc)
+        self.w_qce = self.area * (d + 1 - n_nl) / (d + 1.0)
+        self._with_local = np.flatnonzero(n_nl < d + 1)
+        self.lattice = (PairLattice.triangular(self.a, self.phi, self.rc) if d == 2 else
+                        PairLattice.fcc(self.a * math.sqrt(2.0), self.phi, self.rc))
         # the cluster: nonlocal sites and every site that may come within rc of one
         from scipy.spatial import cKDTree
 
@@ -169,6 +201,48 @@ class QC2D:
         d = np.minimum(Xr - lo, hi - Xr).min(axis=1)
         self.interior = d > self.rc + self.a
 
+    def _flat_elements(self, Xr, Tf, tri, keep) -> None:
+        """Flat tetrahedra (four coplanar repatoms) of the perturbed Delaunay mesh: they have no
+        volume and no deformation gradient of their own, but they join two splittings of a
+        square, and without them the mesh does not conform (the patch test fails at their
+        vertices).  Their limit contribution to the nodal forces is ``P·(V∇N_a)`` with
+        ``V∇N_a`` the adjugate rows ``(e2×e3, e3×e1, e1×e2)/6`` (finite when V → 0, oriented as
+        in the perturbed mesh) and ``P`` taken from the nearest regular element (the
+        element sharing a face with it, else one sharing a vertex)."""
+        self.T_flat = Tf
+        if Tf.shape[0] == 0:
+            self.VG_flat = np.zeros((0, 4, 3))
+            self.src_flat = np.zeros(0, dtype=int)
+            return
+        e = Xr[Tf[:, 1:]] - Xr[Tf[:, :1]]                         # (n_f, 3 edges, 3)
+        r1 = np.cross(e[:, 1], e[:, 2])
+        r2 = np.cross(e[:, 2], e[:, 0])
+        r3 = np.cross(e[:, 0], e[:, 1])
+        VG = np.stack([-(r1 + r2 + r3), r1, r2, r3], axis=1) / 6.0
+        self.VG_flat = VG
+        # the regular element whose F stands in: a face neighbour, else one sharing a vertex
+        new = -np.ones(len(keep), dtype=int)
+        new[keep] = np.arange(int(keep.sum()))
+        flat_idx = np.flatnonzero(~keep)
+        src = -np.ones(len(flat_idx), dtype=int)
+        for k, f in enumerate(flat_idx):
+            frontier, seen = [f], {f}
+            while frontier and src[k] < 0:
+                nxt = []
+                for g in frontier:
+                    for h in tri.neighbors[g]:
+                        if h < 0 or h in seen:
+                            continue
+                        if keep[h]:
+                            src[k] = new[h]
+                            break
+                        seen.add(h)
+                        nxt.append(h)
+                    if src[k] >= 0:
+                        break
+                frontier = nxt
+        self.src_flat = src
+
     def _locate(self, tri, keep):
         """Element (in the kept numbering) containing each site, ``-1`` outside the mesh."""
         s = tri.find_simplex(self.X, tol=1e-9)
@@ -178,9 +252,9 @@ class QC2D:
         # a site Delaunay placed in a dropped sliver: look for it in the kept elements
         Xr = self.X[self.rep]
         P = Xr[self.T]
-        d = np.stack([P[:, 1] - P[:, 0], P[:, 2] - P[:, 0]], axis=2)
+        D = (P[:, 1:] - P[:, :1]).transpose(0, 2, 1)
         for k in np.flatnonzero(out < 0):
-            lam = np.linalg.solve(d, (self.X[k] - P[:, 0])[..., None])[..., 0]
+            lam = np.linalg.solve(D, (self.X[k] - P[:, 0])[..., None])[..., 0]
             ok = np.flatnonzero((lam >= -1e-9).all(axis=1) & (lam.sum(axis=1) <= 1 + 1e-9))
             if ok.size:
                 out[k] = ok[0]
@@ -189,10 +263,10 @@ class QC2D:
     # -- pieces -------------------------------------------------------------------------------
     @property
     def n_dofs(self) -> int:
-        return 2 * int(self.rep.size)
+        return self.dim * int(self.rep.size)
 
     def _y(self, y_rep) -> np.ndarray:
-        return _v.finite_array("y", y_rep, (self.rep.size, 2))
+        return _v.finite_array("y", y_rep, (self.rep.size, self.dim))
 
     def sites(self, y_rep) -> np.ndarray:
         """Positions of every site (Å)."""
@@ -200,7 +274,7 @@ class QC2D:
 
     def homogeneous(self, F) -> np.ndarray:
         """Repatom positions of ``y = F X``."""
-        F = _v.finite_array("F", F, (2, 2))
+        F = _v.finite_array("F", F, (self.dim, self.dim))
         return self.X[self.rep] @ F.T
 
     def _local(self, y, w, elements=None):
@@ -211,18 +285,26 @@ class QC2D:
         g = np.zeros_like(y)
         if T.shape[0] == 0:
             return 0.0, g
-        F = y[T].transpose(0, 2, 1) @ G                           # (n_el, 2, 2): Σ_a y_a ∇N_a
+        F = y[T].transpose(0, 2, 1) @ G                           # (n_el, d, d): Σ_a y_a ∇N_a
         W, P = self.lattice.batch(F)
-        ge = (G @ (w[:, None, None] * P).transpose(0, 2, 1)).reshape(-1, 2)  # dE/dy_a per element
-        for c in range(2):
-            g[:, c] = np.bincount(T.ravel(), weights=ge[:, c], minlength=y.shape[0])
+        ge = (G @ (w[:, None, None] * P).transpose(0, 2, 1)).reshape(-1, self.dim)  # dE/dy_a
+        Tall = T.ravel()
+        if self.T_flat.shape[0]:                                  # flat tetrahedra (3D): no energy
+            s = self.src_flat
+            Fs = y[self.T[s]].transpose(0, 2, 1) @ self.G[s]
+            Ps = self.lattice.batch(Fs)[1]
+            gf = (self.VG_flat @ Ps.transpose(0, 2, 1)).reshape(-1, self.dim)
+            ge = np.concatenate([ge, gf])
+            Tall = np.concatenate([Tall, self.T_flat.ravel()])
+        for c in range(self.dim):
+            g[:, c] = np.bincount(Tall, weights=ge[:, c], minlength=y.shape[0])
         return float(np.sum(w * W)), g
 
     def _nonlocal(self, y, full: bool):
         """Pair sums in the cluster: ``full=False`` — the nonlocal site energies (weights
         ½(a_i + a_j)); ``True`` — every pair with weight 1 (atomistic forces on the cluster)."""
         if self.cluster.size == 0:
-            return 0.0, np.zeros_like(y), np.zeros((0, 2))
+            return 0.0, np.zeros_like(y), np.zeros((0, self.dim))
         yc = self.Phi_c @ y
         i, j = _pairs_within(yc, self.rc)
         w = 0.5 * (self.nl_c[i] + self.nl_c[j])
@@ -236,7 +318,7 @@ class QC2D:
         e, d1, _ = self.phi(r)
         fij = (w * d1 / r)[:, None] * d                            # force on i from j
         fc = np.zeros_like(yc)
-        for c in range(2):
+        for c in range(self.dim):
             fc[:, c] = np.bincount(i, weights=fij[:, c], minlength=yc.shape[0]) - \
                 np.bincount(j, weights=fij[:, c], minlength=yc.shape[0])
         return float(np.sum(w * e)), self.Phi_c.T @ fc, fc
@@ -262,9 +344,9 @@ class QC2D:
         y = self._y(y_rep)
         self._ghost = self._qce(y)[1] - self._qcf(y)
 
-    def ghost_forces(self, F=np.eye(2)) -> np.ndarray:
-        """QCE forces (m, 2) under the homogeneous deformation ``F`` (eV/Å)."""
-        return self._qce(self.homogeneous(F))[1]
+    def ghost_forces(self, F=None) -> np.ndarray:
+        """QCE forces (m, d) under the homogeneous deformation ``F`` (default ``I``; eV/Å)."""
+        return self._qce(self.homogeneous(np.eye(self.dim) if F is None else F))[1]
 
     def energy(self, y_rep) -> float:
         """QC energy (eV) plus the external potential's; QCF raises."""
@@ -307,6 +389,23 @@ class QC2D:
         finally:
             self.external = ext
 
+    def _stiffness_scale(self) -> np.ndarray:
+        """Per repatom, how much stiffer its node is than an atom's: a node of a coarse element
+        of size h carries stiffness ~ (h/a)^(d−2) (an element's energy is ~ h^d (u/h)²), so
+        ``(V_i/V_atom)^((d−2)/d)`` with ``V_i`` its share of the mesh — 1 in 2D, large for
+        coarse 3D nodes.  FIRE is run in coordinates scaled by its square root (a diagonal
+        preconditioner), or the coarse nodes set its step and the atoms crawl."""
+        if self.dim == 2:
+            return np.ones(self.rep.size)
+        v = np.zeros(self.rep.size)
+        for k in range(self.dim + 1):
+            v += np.bincount(self.T[:, k], weights=self.area, minlength=self.rep.size)
+        v /= self.dim + 1
+        v_atom = self.a ** 3 / math.sqrt(2.0)                     # fcc: a_c³/4
+        c = np.maximum(v / v_atom, 1.0) ** ((self.dim - 2) / self.dim)
+        c[self.nonlocal_[self.rep]] = 1.0
+        return c
+
     def relax(self, y0, fixed, *, fmax: float = 1e-4, steps: int = 20000) -> np.ndarray:
         """Relax the free repatoms with ASE's FIRE (forces only: works for every variant) until
         the largest free force is below ``fmax`` eV/Å; ``fixed``: mask or indices of repatoms."""
@@ -315,10 +414,19 @@ class QC2D:
         y = self._y(y0).copy()
         hold = np.zeros(self.rep.size, dtype=bool)
         hold[np.asarray(fixed)] = True
-        holder = _Holder(self, y, hold)
+        holder = _Holder(self, y, hold, self._stiffness_scale())
         opt = FIRE(holder, logfile=None, maxstep=0.2 * self.a)
-        if not opt.run(fmax=_v.positive("fmax", fmax), steps=_v.positive_int("steps", steps)):
-            f = np.linalg.norm(self.forces(holder.y)[~hold], axis=1).max()
+        # elements whose vertices are all held have a fixed energy and push only on held
+        # repatoms: left out while relaxing
+        saved = self._with_local
+        self._with_local = saved[~hold[self.T[saved]].all(axis=1)]
+        try:
+            ok = opt.run(fmax=_v.positive("fmax", fmax), steps=_v.positive_int("steps", steps))
+            if not ok:
+                f = np.linalg.norm(self.forces(holder.y)[~hold], axis=1).max()
+        finally:
+            self._with_local = saved
+        if not ok:
             raise ConvergenceError(f"QC relaxation: largest force {f:.3g} eV/Å after {steps} FIRE "
                                    "steps", suggestion="smaller load steps or more steps")
         return holder.y
@@ -327,12 +435,14 @@ class QC2D:
 
 
 class _Holder:
-    """What ASE's optimisers need: an object with ``__ase_optimizable__`` (the free repatoms as
-    3D positions with z = 0; the value is the QC energy, NaN for the force-based variant)."""
+    """What ASE's optimisers need: an object with ``__ase_optimizable__`` (the free repatoms'
+    coordinates as one flat vector; the value is the QC energy, NaN for the force-based variant)."""
 
-    def __init__(self, qc: QC2D, y: np.ndarray, hold: np.ndarray):
+    def __init__(self, qc: QC2D, y: np.ndarray, hold: np.ndarray, scale=None):
         self.qc, self.y, self.hold = qc, y, hold
         self._cache = None
+        c = np.ones(y.shape[0]) if scale is None else np.asarray(scale, dtype=float)
+        self.s = np.repeat(np.sqrt(c[~hold]), qc.dim)            # x = s·y on the free DOFs
 
     def __ase_optimizable__(self):
         from ase.optimize.optimize import Optimizable
@@ -341,16 +451,16 @@ class _Holder:
 
         class _Opt(Optimizable):
             def get_x(self):
-                return holder.y[~holder.hold].ravel().copy()
+                return holder.y[~holder.hold].ravel() * holder.s
 
             def set_x(self, x):
-                holder.y[~holder.hold] = x.reshape(-1, 2)
+                holder.y[~holder.hold] = (x / holder.s).reshape(-1, holder.qc.dim)
 
             def get_gradient(self):
                 # ASE asks for the gradient up to three times per step at the same positions
                 if holder._cache is None or not np.array_equal(holder._cache[0], holder.y):
                     holder._cache = (holder.y.copy(), -holder.qc.forces(holder.y)[~holder.hold].ravel())
-                return holder._cache[1].copy()
+                return holder._cache[1] / holder.s
 
             def get_value(self):
                 if holder.qc.variant == "force":
@@ -361,11 +471,11 @@ class _Holder:
                 return iter(())
 
             def ndofs(self):
-                return int(2 * (~holder.hold).sum())
+                return int(holder.qc.dim * (~holder.hold).sum())
 
-            def gradient_norm(self, gradient):
-                return float(np.sqrt((gradient.reshape(-1, 2) ** 2).sum(axis=1)).max()) \
-                    if gradient.size else 0.0
+            def gradient_norm(self, gradient):          # of the real forces, unscaled
+                g = (gradient * holder.s).reshape(-1, holder.qc.dim)
+                return float(np.sqrt((g ** 2).sum(axis=1)).max()) if gradient.size else 0.0
 
             def converged(self, gradient, fmax):
                 return self.gradient_norm(gradient) < fmax
