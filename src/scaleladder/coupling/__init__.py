@@ -12,7 +12,10 @@ Hand-shake schemes: :class:`ForceMixing` (forces only, abrupt or smooth λ, buff
 :func:`stadium_langevin` (Langevin friction on the hand-shake shell only).
 Atoms and continuum: :class:`CauchyBorn` (W(F) of any calculator's crystal, internal relaxation of
 the basis), :class:`PairLattice` (closed-form lattice sums, 1D–3D), :class:`QCChain` (1D
-quasicontinuum: energy-based, ghost-force-corrected and force-based).
+quasicontinuum: energy-based, ghost-force-corrected and force-based); in submodules:
+``qc2d.QC2D`` and ``qc3d.QC3D`` (2D triangular and 3D fcc quasicontinuum), ``indentation``,
+``dislocation`` and ``qc3d.vacancy`` (applications against full atomistics), ``bridging`` (1D and
+2D bridging domain), ``waves`` (reflection at interfaces).
 """
 from .regions import LinkAtom, QMRegion, default_link_fraction
 from .interactions import COULOMB_EV_A, PairInteractions
