@@ -49,6 +49,24 @@ class _Bridged:
     method: str
     filtered: bool = False
 
+    def _settings(self, ratio, n_overlap, n_elements, m, k, a, method, penalty, blending) -> None:
+        """The settings both models share, validated."""
+        self.ratio = _v.positive_int("ratio", ratio)
+        self.no = _v.positive_int("n_overlap", n_overlap)
+        self.ne = _v.positive_int("n_elements", n_elements, minimum=self.no + 1)
+        self.m, self.k, self.a = (_v.positive(n, v) for n, v in (("m", m), ("k", k), ("a", a)))
+        self.method = _v.one_of("method", method, METHODS)
+        if self.method == "penalty":
+            if penalty is None:
+                raise InputError("penalty", None, "a penalty stiffness p > 0 for method='penalty'")
+            self.p = _v.positive("penalty", penalty)
+        elif penalty is not None:
+            raise InputError("penalty", penalty, "None unless method='penalty'")
+        if blending is None:
+            raise InputError("blending", None, "a blending function ('linear' or 'cubic'): "
+                             "without one the overlap's energy and mass are counted twice")
+        self.blending = _v.one_of("blending", blending, ("linear", "cubic"))
+
     def _finish(self, live: np.ndarray) -> None:
         self.live = live
         self._Minv = np.where(live, 1.0 / np.where(live, self.mass, 1.0), 0.0)
@@ -58,6 +76,12 @@ class _Bridged:
             from scipy.sparse.linalg import splu
 
             self._lu = splu((self.G @ sp.diags(self._Minv) @ self.G.T).tocsc())
+
+    def alpha(self, x):
+        """The blending function: 1 at ``X_a`` falling to 0 at ``X_b`` (linear, or the cubic
+        ``3s² − 2s³`` with zero slope at both ends)."""
+        t = np.clip((self.Xb - np.asarray(x, dtype=float)) / (self.Xb - self.Xa), 0.0, 1.0)
+        return t if self.blending == "linear" else t * t * (3.0 - 2.0 * t)
 
     def project(self, v: np.ndarray) -> np.ndarray:
         """``v − M⁻¹Gᵀ(GM⁻¹Gᵀ)⁻¹Gv`` (Lagrange), or ``v`` (penalty)."""
@@ -146,17 +170,7 @@ class BridgingDomain1D(_Bridged):
                  penalty: float | None = None, blending: str | None = "linear",
                  damping: float = 0.0, damping_band: float = 0.0, filtered: bool = True):
         self.na = _v.positive_int("n_atoms", n_atoms, minimum=4)
-        self.ratio = _v.positive_int("ratio", ratio)
-        self.no = _v.positive_int("n_overlap", n_overlap)
-        self.ne = _v.positive_int("n_elements", n_elements, minimum=self.no + 1)
-        self.m, self.k, self.a = (_v.positive(n, v) for n, v in (("m", m), ("k", k), ("a", a)))
-        self.method = _v.one_of("method", method, METHODS)
-        if self.method == "penalty":
-            if penalty is None:
-                raise InputError("penalty", None, "a penalty stiffness p > 0 for method='penalty'")
-            self.p = _v.positive("penalty", penalty)
-        elif penalty is not None:
-            raise InputError("penalty", penalty, "None unless method='penalty'")
+        self._settings(ratio, n_overlap, n_elements, m, k, a, method, penalty, blending)
         h = self.ratio * self.a
         x_atoms = self.a * np.arange(self.na)
         Xb = x_atoms[-1]
@@ -167,16 +181,7 @@ class BridgingDomain1D(_Bridged):
         x_nodes = Xa + h * np.arange(self.ne + 1)
         self.x_atoms, self.x_nodes, self.Xa, self.Xb, self.h = x_atoms, x_nodes, Xa, Xb, h
 
-        if blending is None:
-            raise InputError("blending", None, "a blending function ('linear' or 'cubic'): "
-                             "without one the overlap's energy and mass are counted twice")
-        self.blending = _v.one_of("blending", blending, ("linear", "cubic"))
-
-        def alpha(x):
-            t = np.clip((Xb - x) / (Xb - Xa), 0.0, 1.0)
-            return t if self.blending == "linear" else t * t * (3.0 - 2.0 * t)
-
-        self.alpha = alpha
+        alpha = self.alpha
         na, nn = self.na, self.ne + 1
         self.n = na + nn
         # stiffness and lumped mass of bonds and elements, both scaled by the same weights
@@ -331,25 +336,11 @@ class BridgingDomain2D(_Bridged):
         from ..continuum.rve import periodic_node_map
 
         self.nc = _v.positive_int("n_cols", n_cols, minimum=4)
-        self.ratio = _v.positive_int("ratio", ratio)
         self.nr = _v.positive_int("n_rows", n_rows, minimum=4)   # below 4 a bond and its periodic image join the same pair
-        if self.nr % (2 * self.ratio):
-            raise InputError("n_rows", n_rows, f"a multiple of 2·ratio = {2 * self.ratio} (the "
+        if self.nr % (2 * _v.positive_int("ratio", ratio)):
+            raise InputError("n_rows", n_rows, f"a multiple of 2·ratio = {2 * ratio} (the "
                              "mesh's rows must repeat with the strip's period)")
-        self.no = _v.positive_int("n_overlap", n_overlap)
-        self.ne = _v.positive_int("n_elements", n_elements, minimum=self.no + 1)
-        self.m, self.k, self.a = (_v.positive(n, v) for n, v in (("m", m), ("k", k), ("a", a)))
-        self.method = _v.one_of("method", method, METHODS)
-        if self.method == "penalty":
-            if penalty is None:
-                raise InputError("penalty", None, "a penalty stiffness p > 0 for method='penalty'")
-            self.p = _v.positive("penalty", penalty)
-        elif penalty is not None:
-            raise InputError("penalty", penalty, "None unless method='penalty'")
-        if blending is None:
-            raise InputError("blending", None, "a blending function ('linear' or 'cubic'): "
-                             "without one the overlap's energy and mass are counted twice")
-        self.blending = _v.one_of("blending", blending, ("linear", "cubic"))
+        self._settings(ratio, n_overlap, n_elements, m, k, a, method, penalty, blending)
         a, h = self.a, self.ratio * self.a
         ry = 0.5 * math.sqrt(3.0)
         Ly = self.nr * ry * a
@@ -359,12 +350,7 @@ class BridgingDomain2D(_Bridged):
             raise InputError("n_overlap", n_overlap, f"an overlap shorter than the lattice "
                              f"({self.no} elements of {h:g} > {Xb:g})")
         self.Xa, self.Xb, self.h, self.Ly = Xa, Xb, h, Ly
-
-        def alpha(x):
-            t = np.clip((Xb - x) / (Xb - Xa), 0.0, 1.0)
-            return t if self.blending == "linear" else t * t * (3.0 - 2.0 * t)
-
-        self.alpha = alpha
+        alpha = self.alpha
         # atoms: row j at y = j·ry·a, shifted by a/2 on odd rows, x ≤ X_b
         xs, ys = [], []
         for j in range(self.nr):
