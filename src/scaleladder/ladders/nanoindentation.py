@@ -65,13 +65,13 @@ def _run(nx, ny, potential, radius, depth, step, full, tol, fine_radius=50.0):
             "info": r.info, "sites": int(r.X.shape[0])}
 
 
-@stage("coupling.indent_reference", version="2")
+@stage("coupling.indent_reference", version="3")
 def reference(nx: int, ny: int, potential: dict, radius: float, depth: float, step: float) -> dict:
     """Full atomistic indentation (coupling layer)."""
     return _run(nx, ny, potential, radius, depth, step, True, 0.02)
 
 
-@stage("coupling.indent_qc", version="2")
+@stage("coupling.indent_qc", version="3")
 def quasicontinuum(nx: int, ny: int, potential: dict, radius: float, depth: float, step: float,
                    tol: float, fine_radius: float) -> dict:
     """Adaptive force-based QC indentation (coupling layer)."""
