@@ -93,15 +93,15 @@ def test_coarsening_returns_quiet_nonlocal_atoms_to_the_continuum():
 @pytest.mark.slow
 def test_adaptive_qc_matches_full_atomistics_in_the_load():
     """50 x 30 lattice, cylinder R = 15 Å, loaded in steps of 0.5 Å to 3 Å, walls held as thick
-    as the cutoff in both models: the adaptive force-based QC's load is within 0.5 % of the full
-    atomistic model's at every step (measured +0.30 … −0.07 %); its nonlocal region grows under
-    the indenter; it has fewer degrees of freedom."""
+    as the cutoff in both models, relaxed to 1e-6 eV/Å: the adaptive force-based QC's load is
+    within 0.2 % of the full atomistic model's at every step (measured +0.02 … +0.08 %); its
+    nonlocal region grows under the indenter; it has fewer degrees of freedom."""
     depths = np.arange(0.5, 3.01, 0.5)
     kw = dict(radius=15.0, depths=depths, nonlocal_depth=20.0, fine_radius=25.0)
     full = indent(50, 30, A, POT, full=True, **kw)
     qc = indent(50, 30, A, POT, **kw)
     err = np.abs(np.array(qc.load) / np.array(full.load) - 1)
-    assert np.all(err < 0.005)
+    assert np.all(err < 0.002)
     assert np.all(np.diff(qc.nonlocal_atoms) >= 0) and qc.nonlocal_atoms[-1] > qc.nonlocal_atoms[0]
     assert qc.dofs < full.dofs and full.dofs == 2 * (full.info["sites"] - full.info["held_sites"])
 
