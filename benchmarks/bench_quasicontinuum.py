@@ -30,7 +30,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--nx", type=int, default=100)
     ap.add_argument("--ny", type=int, default=60)
-    ap.add_argument("--fmax", type=float, default=1e-6, help="FIRE force tolerance (eV/Å)")
+    ap.add_argument("--fmax", type=float, default=1e-6, help="force tolerance (eV/Å)")
+    ap.add_argument("--full-optimizer", default="fire", choices=("fire", "lbfgs"),
+                    help="the full model's relaxation (L-BFGS: several times faster on large samples)")
     ap.add_argument("--radius", type=float, default=15.0)
     ap.add_argument("--depth", type=float, default=3.0)
     ap.add_argument("--step", type=float, default=0.5)
@@ -43,7 +45,7 @@ def main():
     kw = dict(radius=args.radius, depths=depths, nonlocal_depth=20.0, fmax=args.fmax)
     out = {}
     t0 = time.perf_counter()
-    r = indent(args.nx, args.ny, a, pot, full=True, **kw)
+    r = indent(args.nx, args.ny, a, pot, full=True, optimizer=args.full_optimizer, **kw)
     out["full"] = {"load": r.load, "dofs": r.dofs, "seconds": time.perf_counter() - t0}
     for fr in args.fine_radius:
         t0 = time.perf_counter()

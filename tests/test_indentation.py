@@ -160,3 +160,16 @@ def test_a_killed_indentation_resumes_from_its_checkpoint(tmp_path, monkeypatch)
     assert again.load == straight.load and len(again.load) == 3
     with pytest.raises(CheckpointError, match="radius"):
         indent(24, 14, A, POT, checkpoint=ck, **dict(kw, radius=7.0))
+
+
+def test_lbfgs_and_fire_reach_the_same_full_atomistic_state():
+    """The full model relaxed by L-BFGS (on its energy) and by FIRE (on its forces), both to
+    1e-6 eV/Å: the same loads; the force-based QC has no energy, and L-BFGS is refused for it."""
+    kw = dict(radius=6.0, depths=[0.3, 0.6], full=True)
+    fire = indent(24, 14, A, POT, **kw)
+    lbfgs = indent(24, 14, A, POT, optimizer="lbfgs", **kw)
+    assert np.allclose(lbfgs.load, fire.load, rtol=1e-4)          # measured 2e-5 apart
+    assert lbfgs.energy[-1] <= fire.energy[-1] + 1e-8               # L-BFGS minimises it
+    with pytest.raises(InputError, match="optimizer"):
+        indent(24, 14, A, POT, radius=6.0, depths=[0.3], nonlocal_depth=8.0, fine_radius=10.0,
+               optimizer="lbfgs")

@@ -406,14 +406,21 @@ class QC2D:
         c[self.nonlocal_[self.rep]] = 1.0
         return c
 
-    def relax(self, y0, fixed, *, fmax: float = 1e-4, steps: int = 20000) -> np.ndarray:
-        """Relax the free repatoms with ASE's FIRE (forces only: works for every variant) until
-        the largest free force is below ``fmax`` eV/Å; ``fixed``: mask or indices of repatoms."""
-        from ase.optimize import FIRE
-
+    def relax(self, y0, fixed, *, fmax: float = 1e-4, steps: int = 20000,
+              optimizer: str = "fire") -> np.ndarray:
+        """Relax the free repatoms until the largest free force is below ``fmax`` eV/Å;
+        ``fixed``: mask or indices of repatoms.  ``optimizer``: ``"fire"`` (ASE's FIRE, forces
+        only: every variant) or ``"lbfgs"`` (scipy's L-BFGS-B on the QC energy: the conservative
+        variants only — several times faster on a large full atomistic model, whose
+        long-wavelength modes FIRE relaxes slowly)."""
         y = self._y(y0).copy()
         hold = np.zeros(self.rep.size, dtype=bool)
         hold[np.asarray(fixed)] = True
+        if _v.one_of("optimizer", optimizer, ("fire", "lbfgs")) == "lbfgs":
+            return self._relax_lbfgs(y, hold, _v.positive("fmax", fmax),
+                                     _v.positive_int("steps", steps))
+        from ase.optimize import FIRE
+
         holder = _Holder(self, y, hold, self._stiffness_scale())
         opt = FIRE(holder, logfile=None, maxstep=0.2 * self.a)
         # elements whose vertices are all held have a fixed energy and push only on held
@@ -432,6 +439,32 @@ class QC2D:
         return holder.y
 
 
+
+
+    def _relax_lbfgs(self, y, hold, fmax, steps):
+        from scipy.optimize import minimize
+
+        if self.variant == "force":
+            raise InputError("optimizer", "lbfgs", "'fire' for the force-based QC (it has no "
+                             "energy to minimise)")
+        free = ~hold
+
+        def fg(x):
+            y[free] = x.reshape(-1, self.dim)
+            return self.energy(y), -self.forces(y)[free].ravel()
+
+        x = y[free].ravel()
+        for _ in range(20):          # restarts when the line search stalls above the tolerance
+            r = minimize(fg, x, jac=True, method="L-BFGS-B",
+                         options={"maxiter": steps, "maxcor": 30, "ftol": 1e-16,
+                                  "gtol": fmax / math.sqrt(self.dim)})
+            x = r.x
+            y[free] = x.reshape(-1, self.dim)
+            f = np.linalg.norm(self.forces(y)[free], axis=1).max() if free.any() else 0.0
+            if f < fmax:
+                return y
+        raise ConvergenceError(f"QC relaxation (L-BFGS): largest force {f:.3g} eV/Å ({r.message})",
+                               suggestion="smaller load steps, or optimizer='fire'")
 
 
 class _Holder:
