@@ -61,8 +61,8 @@ def test_fully_refined_forces_are_the_atomistic_ones():
 
 @pytest.fixture(scope="module")
 def vacancies():
-    full = vacancy(9, 2.6, POT, full=True)
-    return full, {r: vacancy(9, 2.6, POT, core_radius=r) for r in (3.0, 8.0)}
+    full = vacancy(9, 2.6, POT, full=True, fmax=1e-5)     # 1e-5 is enough on this small box
+    return full, {r: vacancy(9, 2.6, POT, core_radius=r, fmax=1e-5) for r in (3.0, 8.0)}
 
 
 def test_vacancy_formation_energy(vacancies):

@@ -92,7 +92,7 @@ class DislocationResult:
 
 def edge_dislocation(nx: int, ny: int, a: float, pair: Any, *, full: bool = False,
                      core_radius: float = 10.0, variant: str = "force",
-                     hold: float | None = None, fmax: float = 1e-4,
+                     hold: float | None = None, fmax: float = 1e-6,
                      atomistic=None) -> DislocationResult:
     """Relax an edge dislocation in an ``nx × ny`` box (module docstring), atom by atom
     (``full=True``) or by the quasicontinuum (``variant``, nonlocal disc of ``core_radius`` Å).

@@ -85,7 +85,7 @@ class VacancyResult:
 
 
 def vacancy(n: int, a: float, pair: Any, *, full: bool = False, core_radius: float = 6.0,
-            coarse: int = 2, hold: float | None = None, fmax: float = 1e-4,
+            coarse: int = 2, hold: float | None = None, fmax: float = 1e-6,
             jitter: float = 0.01, seed: int = 0) -> VacancyResult:
     """Relax a vacancy at the centre of an ``n³``-cell fcc box (module docstring); ``a`` is a
     first guess of the nearest-neighbour distance, scaled to the potential's zero-stress lattice.
