@@ -222,6 +222,10 @@ def indent(nx: int, ny: int, a: float, pair: Any, *, radius: float, depths, full
     a run given an existing one resumes after its last completed step (the same inputs are
     required: a checkpoint of another run is refused), so a kill loses at most one step.
     """
+    optimizer = _v.one_of("optimizer", optimizer, ("fire", "lbfgs"))
+    if optimizer == "lbfgs" and not full and variant == "force":
+        raise InputError("optimizer", optimizer, "'fire' for the force-based QC (it has no energy "
+                         "to minimise); 'lbfgs' for full=True or variant='energy'/'gfc'")
     nx = _v.positive_int("nx", nx, minimum=8)
     ny = _v.positive_int("ny", ny, minimum=8)
     a = _v.positive("a", a)
