@@ -10,16 +10,21 @@ phasefield
     Allen-Cahn, Cahn-Hilliard and multi-order grain growth, semi-implicit Fourier-spectral in 2D
     and 3D, parameters from interface energies/widths and diffusion coefficients
     (docs/phasefield.md).
+dpd
+    Groot-Warren dissipative particle dynamics (modified velocity Verlet and an exact-pair Shardlow
+    splitting), numba Verlet lists, mixtures through the Flory-Huggins chi (docs/dpd.md).
 spins
     Classical Heisenberg and Ising Monte Carlo (Metropolis, over-relaxation, Wolff) from an
     :class:`~scaleladder.handoffs.ExchangeParameters`, Curie temperatures from Binder-cumulant
     crossings (docs/spins.md).
 """
-from . import kmc, phasefield, spins
+from . import dpd, kmc, phasefield, spins
+from .dpd import dpd_box, repulsion_from_chi, resume_dpd, run_dpd
 from .kmc import fit_arrhenius, simulate_random_walk, simulate_vacancy_diffusion
 from .phasefield import AllenCahn, CahnHilliard, GrainGrowth, SpectralGrid, run_phasefield
 from .spins import critical_temperature, mean_field_temperature, run_spin_mc
 
-__all__ = ["kmc", "phasefield", "spins", "simulate_vacancy_diffusion", "simulate_random_walk",
+__all__ = ["dpd", "dpd_box", "run_dpd", "resume_dpd", "repulsion_from_chi", "kmc", "phasefield",
+           "spins", "simulate_vacancy_diffusion", "simulate_random_walk",
            "fit_arrhenius", "SpectralGrid", "AllenCahn", "CahnHilliard", "GrainGrowth",
            "run_phasefield", "run_spin_mc", "critical_temperature", "mean_field_temperature"]
