@@ -4,6 +4,7 @@ Every artifact is a frozen dataclass validated when built (``InputError``/``Stab
 naming the field, the value and the expectation) and registered with
 :mod:`scaleladder.core.codec` (plain JSON plus NumPy arrays, read back identically).
 """
+from .coarse_grained import CGPotential, CGTrajectory, pair_key
 from .dataset import Configuration, ReferenceDataset
 from .defects import MigrationBarrier, VacancyFormationEnergy
 from .elastic import ElasticTensor
@@ -21,4 +22,4 @@ __all__ = ["Configuration", "ReferenceDataset", "EquationOfState", "FittedPotent
            "ElasticTensor", "SurfaceEnergy", "VacancyFormationEnergy", "MigrationBarrier",
            "PhononProperties", "HarmonicTSTPrefactor", "harmonic_rate", "EventCatalog", "EventType",
            "ExchangeParameters", "HamiltonianConvention", "read_tb2j", "Structure",
-           "CriticalStress", "Microstructure"]
+           "CriticalStress", "Microstructure", "CGTrajectory", "CGPotential", "pair_key"]

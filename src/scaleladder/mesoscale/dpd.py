@@ -68,10 +68,10 @@ from ..core.simulation import SimulationRun, read_simulation_checkpoint, run_sim
 from ..core.timeseries import block_average
 from ..core.validate import finite_array, in_range, one_of, positive, positive_int
 from ..core.validate import seed as _check_seed
-from ._rng import normal as _normal
 from ._rng import seed_words
 from ._rng import uniform as _uniform
-from .particles import _HALF_SHELL, PairList, _max_displacement2, _pairs
+from .particles import _HALF_SHELL, PairList, ParticleState, _max_displacement2, _pairs, \
+    _shardlow_sweep
 
 __all__ = ["DPDSystem", "DPDEngine", "DPDState", "DPDRun", "dpd_box", "run_dpd", "continue_dpd",
            "resume_dpd", "repulsion_from_chi", "dpd_time_step_limit", "composition_profile",
@@ -150,38 +150,6 @@ def _gw_forces(pos, vel, typ, pi, pj, S, A, gamma, sig_rt, rc, rng, F):
 
 
 @njit(cache=True)
-def _shardlow_sweep(pos, vel, invm, pi, pj, S, gamma, kT, rc, dt, rng):
-    """Exact Ornstein-Uhlenbeck update of every pair's relative velocity, pair by pair."""
-    rc2 = rc * rc
-    for p in range(pi.size):
-        i = pi[p]
-        j = pj[p]
-        dx = pos[i, 0] - pos[j, 0] - S[p, 0]
-        dy = pos[i, 1] - pos[j, 1] - S[p, 1]
-        dz = pos[i, 2] - pos[j, 2] - S[p, 2]
-        r2 = dx * dx + dy * dy + dz * dz
-        if r2 >= rc2 or r2 == 0.0:
-            continue
-        r = math.sqrt(r2)
-        ex = dx / r
-        ey = dy / r
-        ez = dz / r
-        w = 1.0 - r / rc
-        mu = 1.0 / (invm[i] + invm[j])
-        u = (vel[i, 0] - vel[j, 0]) * ex + (vel[i, 1] - vel[j, 1]) * ey \
-            + (vel[i, 2] - vel[j, 2]) * ez
-        c = math.exp(-gamma * w * w / mu * dt)
-        un = u * c + math.sqrt(kT / mu * (1.0 - c * c)) * _normal(rng)
-        dp = mu * (un - u)
-        vel[i, 0] += dp * invm[i] * ex
-        vel[i, 1] += dp * invm[i] * ey
-        vel[i, 2] += dp * invm[i] * ez
-        vel[j, 0] -= dp * invm[j] * ex
-        vel[j, 1] -= dp * invm[j] * ey
-        vel[j, 2] -= dp * invm[j] * ez
-
-
-@njit(cache=True)
 def _advance(pos, vel, F, invm, typ, L, nc, cells, rlist, skin, pi, pj, S, ref, A, gamma, kT,
              rc, dt, lam, shardlow, rng, nsteps, shell):
     """``nsteps`` steps in place; returns the (possibly rebuilt) pair list, its reference
@@ -216,33 +184,8 @@ def _advance(pos, vel, F, invm, typ, L, nc, cells, rlist, skin, pi, pj, S, ref, 
 
 
 # =============================================================================== state, engine
-@register("DPDState")
-@dataclass(frozen=True, eq=False)
-class DPDState:
-    """Everything a DPD run needs to continue (plain data).
-
-    ``positions`` are unwrapped; ``forces`` are those of the last step (conservative only for the
-    Shardlow integrator, all three for ``"vv"``), ``ref_positions`` those the pair list was last
-    built from, ``rng`` the xoshiro256** words, ``step`` the steps done."""
-
-    positions: np.ndarray
-    velocities: np.ndarray
-    forces: np.ndarray
-    ref_positions: np.ndarray
-    rng: np.ndarray
-    step: int = 0
-
-    def to_state(self) -> dict:
-        return {"positions": self.positions, "velocities": self.velocities, "forces": self.forces,
-                "ref_positions": self.ref_positions, "rng": self.rng, "step": int(self.step)}
-
-    @classmethod
-    def from_state(cls, s: dict) -> "DPDState":
-        return cls(positions=np.array(s["positions"], dtype=float),
-                   velocities=np.array(s["velocities"], dtype=float),
-                   forces=np.array(s["forces"], dtype=float),
-                   ref_positions=np.array(s["ref_positions"], dtype=float),
-                   rng=np.array(s["rng"], dtype=np.uint64), step=int(s["step"]))
+#: the state of a DPD run (the particle engines' one state type)
+DPDState = ParticleState
 
 
 @dataclass(frozen=True, eq=False)
@@ -403,7 +346,7 @@ class DPDEngine:
         else:
             _gw_forces(pos, v, self.types, pl.i, pl.j, pl.shift, self.A, self.gamma,
                        math.sqrt(2 * self.gamma * self.kT / self.dt), self.rc, rng, F)
-        return DPDState(positions=pos.copy(), velocities=v, forces=F, ref_positions=pos.copy(),
+        return ParticleState(positions=pos.copy(), velocities=v, forces=F, ref_positions=pos.copy(),
                         rng=rng, step=0)
 
     def advance(self, state: DPDState, n: int):
@@ -418,7 +361,7 @@ class DPDEngine:
         if builds:
             pl.i, pl.j, pl.shift, pl.ref = pi, pj, S, ref.copy()
             pl.builds += builds
-        return DPDState(positions=pos, velocities=vel, forces=F, ref_positions=ref.copy(),
+        return ParticleState(positions=pos, velocities=vel, forces=F, ref_positions=ref.copy(),
                         rng=rng, step=state.step + int(n)), int(n), None
 
     def observe(self, state: DPDState) -> dict:

@@ -16,12 +16,17 @@ Shardlow sweep visits pairs and draws random numbers, is a function of those pos
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 from numba import njit
 
+from ..core.codec import register
 from ..core.errors import InputError
+from ._rng import normal as _normal
 
-__all__ = ["PairList", "minimum_image"]
+__all__ = ["PairList", "ParticleState", "minimum_image"]
 
 # the 13 cell offsets of a half shell (lexicographically positive), self-cell handled separately
 _HALF_SHELL = np.array([(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)
@@ -224,3 +229,66 @@ class PairList:
     def stale(self, pos: np.ndarray) -> bool:
         """Whether a particle moved more than half the skin since the build."""
         return _max_displacement2(pos, self.ref) > (0.5 * self.skin) ** 2
+
+
+@register("ParticleState")
+@dataclass(frozen=True, eq=False)
+class ParticleState:
+    """Everything a particle run (DPD, CG MD) needs to continue (plain data).
+
+    ``positions`` are unwrapped; ``forces`` are those of the last step (conservative only for the
+    Shardlow integrator and Langevin, with the pair noise for DPD's ``"vv"``), ``ref_positions`` those the pair list was last
+    built from, ``rng`` the xoshiro256** words, ``step`` the steps done."""
+
+    positions: np.ndarray
+    velocities: np.ndarray
+    forces: np.ndarray
+    ref_positions: np.ndarray
+    rng: np.ndarray
+    step: int = 0
+
+    def to_state(self) -> dict:
+        return {"positions": self.positions, "velocities": self.velocities, "forces": self.forces,
+                "ref_positions": self.ref_positions, "rng": self.rng, "step": int(self.step)}
+
+    @classmethod
+    def from_state(cls, s: dict) -> "ParticleState":
+        return cls(positions=np.array(s["positions"], dtype=float),
+                   velocities=np.array(s["velocities"], dtype=float),
+                   forces=np.array(s["forces"], dtype=float),
+                   ref_positions=np.array(s["ref_positions"], dtype=float),
+                   rng=np.array(s["rng"], dtype=np.uint64), step=int(s["step"]))
+
+
+@njit(cache=True)
+def _shardlow_sweep(pos, vel, invm, pi, pj, S, gamma, kT, rc, dt, rng):
+    """DPD's pair thermostat, Shardlow-split: the exact Ornstein-Uhlenbeck update of every
+    pair's relative velocity along its axis, pair by pair (weight ``(1 - r/rc)^2``, friction
+    ``gamma``; see :mod:`scaleladder.mesoscale.dpd`)."""
+    rc2 = rc * rc
+    for p in range(pi.size):
+        i = pi[p]
+        j = pj[p]
+        dx = pos[i, 0] - pos[j, 0] - S[p, 0]
+        dy = pos[i, 1] - pos[j, 1] - S[p, 1]
+        dz = pos[i, 2] - pos[j, 2] - S[p, 2]
+        r2 = dx * dx + dy * dy + dz * dz
+        if r2 >= rc2 or r2 == 0.0:
+            continue
+        r = math.sqrt(r2)
+        ex = dx / r
+        ey = dy / r
+        ez = dz / r
+        w = 1.0 - r / rc
+        mu = 1.0 / (invm[i] + invm[j])
+        u = (vel[i, 0] - vel[j, 0]) * ex + (vel[i, 1] - vel[j, 1]) * ey \
+            + (vel[i, 2] - vel[j, 2]) * ez
+        c = math.exp(-gamma * w * w / mu * dt)
+        un = u * c + math.sqrt(kT / mu * (1.0 - c * c)) * _normal(rng)
+        dp = mu * (un - u)
+        vel[i, 0] += dp * invm[i] * ex
+        vel[i, 1] += dp * invm[i] * ey
+        vel[i, 2] += dp * invm[i] * ez
+        vel[j, 0] -= dp * invm[j] * ex
+        vel[j, 1] -= dp * invm[j] * ey
+        vel[j, 2] -= dp * invm[j] * ez

@@ -1,0 +1,955 @@
+"""Bottom-up coarse-graining: mapping, structure, a CG MD engine, IBI and force matching.
+
+Units are the atomistic rung's: Å, eV, amu, fs, K, pressures in bar.  Trajectories arrive and
+potentials leave as handoffs (:class:`~scaleladder.handoffs.CGTrajectory`,
+:class:`~scaleladder.handoffs.CGPotential`).
+
+Mapping
+    :func:`map_trajectory` turns atomistic frames (ASE ``Atoms`` with forces, from the project's
+    MD, LAMMPS, OpenMM or any ASE-readable file) into beads: each bead the mass-weighted (or
+    geometric) centre of its atoms, made whole across the periodic boundary, and the force on it the
+    sum of the forces on its atoms (the mapped force that force matching fits).  Mappings come
+    from :func:`one_bead_per_molecule` and :func:`chain_mapping` (MARTINI-like, a bead per
+    ``atoms_per_bead`` consecutive heavy atoms with their hydrogens) or are given; every atom must
+    belong to exactly one bead.
+Structure
+    :func:`rdf` (per pair of bead types, bonded pairs optionally excluded).
+Engine
+    :func:`run_cg_md`: tabulated pair potentials on the project's Verlet lists, Langevin (BAOAB;
+    Leimkuhler & Matthews 2013) or DPD's momentum-conserving pair thermostat (exact pair
+    Ornstein-Uhlenbeck sub-steps, Shardlow-split), as an engine of the one simulation protocol.
+Methods
+    :func:`iterative_boltzmann_inversion` (Reith, Pütz & Müller-Plathe 2003, with their linear
+    pressure correction) and :func:`force_match` (multiscale coarse-graining: Izvekov & Voth
+    2005; Noid et al. 2008 — linear least squares on a cubic B-spline basis, smoothness
+    regularised, the uncertainty from independent blocks of frames).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from numba import njit
+
+from ..core.codec import register
+from ..core.errors import CalculationError, InputError
+from ..core.simulation import run_simulation
+from ..core.units import BOLTZMANN_EV
+from ..core.validate import in_range, one_of, positive, positive_int
+from ..core.validate import seed as _check_seed
+from ..handoffs.coarse_grained import CGPotential, CGTrajectory, pair_key
+from ._rng import normal as _normal
+from ._rng import seed_words
+from .particles import _HALF_SHELL, PairList, ParticleState, _max_displacement2, _pairs, \
+    _shardlow_sweep
+
+__all__ = ["cg_lattice", "map_trajectory", "one_bead_per_molecule", "chain_mapping", "rdf", "tabulate_pair",
+           "run_cg_md", "CGEngine", "CGRun", "iterative_boltzmann_inversion", "IBIResult",
+           "force_match", "EV_PER_A3_IN_BAR"]
+
+logger = logging.getLogger(__name__)
+
+#: 1 eV/Å^3 in bar
+EV_PER_A3_IN_BAR = 1.602176634e-19 / 1e-30 / 1e5
+def _ase_fs() -> float:
+    """1 fs in ASE's time unit (Å sqrt(amu / eV))."""
+    from ase import units
+    return float(units.fs)
+
+
+# =============================================================================== mapping
+def one_bead_per_molecule(n_atoms: int, atoms_per_molecule: int) -> list[list[int]]:
+    """Beads = consecutive molecules of ``atoms_per_molecule`` atoms (e.g. 3 for water O, H, H)."""
+    n_atoms = positive_int("n_atoms", n_atoms)
+    k = positive_int("atoms_per_molecule", atoms_per_molecule)
+    if n_atoms % k:
+        raise InputError("atoms_per_molecule", k, f"a divisor of the {n_atoms} atoms")
+    return [list(range(i, i + k)) for i in range(0, n_atoms, k)]
+
+
+def chain_mapping(symbols: Sequence[str], chain_length: int, atoms_per_bead: int = 4,
+                  bonds: Sequence[tuple[int, int]] | None = None) -> list[list[int]]:
+    """A MARTINI-like mapping of linear chains: each run of ``atoms_per_bead`` consecutive heavy
+    atoms (non-H) of a chain and the hydrogens bonded to them (``bonds``; without bonds, each H
+    goes with the heavy atom just before it) form one bead.  Chains are ``chain_length``
+    consecutive atoms; a remainder of fewer heavy atoms closes the chain as a smaller bead."""
+    symbols = [str(s) for s in symbols]
+    chain_length = positive_int("chain_length", chain_length)
+    per = positive_int("atoms_per_bead", atoms_per_bead)
+    n = len(symbols)
+    if n % chain_length:
+        raise InputError("chain_length", chain_length, f"a divisor of the {n} atoms")
+    owner = {}
+    if bonds is not None:
+        for i, j in bonds:
+            i, j = int(i), int(j)
+            if symbols[i] == "H" and symbols[j] != "H":
+                owner[i] = j
+            elif symbols[j] == "H" and symbols[i] != "H":
+                owner[j] = i
+    beads: list[list[int]] = []
+    for c0 in range(0, n, chain_length):
+        idx = range(c0, c0 + chain_length)
+        heavy = [i for i in idx if symbols[i] != "H"]
+        if not heavy:
+            raise InputError("symbols", symbols[c0:c0 + chain_length], "chains with heavy atoms")
+        group_of = {}
+        for g, k in enumerate(range(0, len(heavy), per)):
+            for i in heavy[k:k + per]:
+                group_of[i] = len(beads) + g
+        n_groups = (len(heavy) + per - 1) // per
+        members: list[list[int]] = [[] for _ in range(n_groups)]
+        last_heavy = heavy[0]
+        for i in idx:
+            if symbols[i] != "H":
+                last_heavy = i
+                members[group_of[i] - len(beads)].append(i)
+            else:
+                h = owner.get(i, last_heavy)
+                if h not in group_of:
+                    raise InputError("bonds", (i, h), "hydrogens bonded to heavy atoms of their chain")
+                members[group_of[h] - len(beads)].append(i)
+        beads.extend(sorted(m) for m in members)
+    return beads
+
+
+def _check_mapping(mapping, n_atoms: int) -> list[np.ndarray]:
+    if not isinstance(mapping, (list, tuple)) or not mapping:
+        raise InputError("mapping", type(mapping).__name__, "a list of atom-index lists, one per bead")
+    seen = np.zeros(n_atoms, dtype=int)
+    out = []
+    for b, atoms in enumerate(mapping):
+        idx = np.asarray(list(atoms), dtype=np.int64)
+        if idx.size == 0:
+            raise InputError(f"mapping[{b}]", list(atoms), "at least one atom per bead")
+        if idx.min() < 0 or idx.max() >= n_atoms:
+            raise InputError(f"mapping[{b}]", idx.tolist(), f"atom indices in [0, {n_atoms})")
+        np.add.at(seen, idx, 1)
+        out.append(idx)
+    twice = np.flatnonzero(seen > 1)
+    if twice.size:
+        raise InputError("mapping", f"atoms {twice[:10].tolist()} in more than one bead",
+                         "each atom in exactly one bead")
+    missing = np.flatnonzero(seen == 0)
+    if missing.size:
+        raise InputError("mapping", f"atoms {missing[:10].tolist()} in no bead "
+                         f"({missing.size} unassigned)", "each atom in exactly one bead")
+    return out
+
+
+def map_trajectory(frames: Sequence[Any], mapping, *, temperature_K: float,
+                   bead_types: Sequence[str] | None = None, weights: str = "mass",
+                   forces: bool | None = None, bonds: Sequence[tuple[int, int]] | None = None,
+                   frame_interval_fs: float = 0.0, info: dict | None = None) -> CGTrajectory:
+    """Map atomistic frames onto beads.
+
+    Parameters
+    ----------
+    frames : sequence of ase.Atoms
+        An orthorhombic periodic box (constant).  Forces are read from ``atoms.arrays["forces"]``
+        or the attached calculator's results when present.
+    mapping : list of atom-index lists
+        One list per bead; every atom in exactly one bead.
+    temperature_K : float
+        The ensemble's temperature.
+    bead_types : sequence of str, optional
+        Type name per bead (default: all ``"B"``).
+    weights : {"mass", "geometry"}
+        Centre of mass or of geometry.
+    forces : bool, optional
+        Require (True) or skip (False) forces; default: map them when every frame has them.
+    bonds : pairs of bead indices, optional
+    frame_interval_fs : float
+        Time between frames.
+
+    Raises
+    ------
+    InputError
+        Unassigned or doubly assigned atoms, a non-orthorhombic or changing box, frames of
+        different sizes, forces required but missing.
+    """
+    from ase import Atoms
+    if not isinstance(frames, (list, tuple)) or not frames or \
+            not all(isinstance(a, Atoms) for a in frames):
+        raise InputError("frames", type(frames).__name__, "a non-empty list of ase.Atoms")
+    n_atoms = len(frames[0])
+    groups = _check_mapping(mapping, n_atoms)
+    one_of("weights", weights, ("mass", "geometry"))
+    cell = np.asarray(frames[0].cell)
+    if not np.all(frames[0].pbc) or np.any(np.abs(cell - np.diag(np.diag(cell))) > 1e-9):
+        raise InputError("frames", "cell " + str(np.round(cell, 4).tolist()),
+                         "a periodic orthorhombic box (diagonal cell)")
+    box = np.diag(cell).copy()
+    nb = len(groups)
+    names = ["B"] if bead_types is None else list(dict.fromkeys(str(t) for t in bead_types))
+    if bead_types is not None and len(bead_types) != nb:
+        raise InputError("bead_types", len(bead_types), f"one type per bead ({nb})")
+    types = np.zeros(nb, dtype=np.int64) if bead_types is None else \
+        np.array([names.index(str(t)) for t in bead_types], dtype=np.int64)
+    m_atoms = frames[0].get_masses()
+    w = [m_atoms[g] if weights == "mass" else np.ones(g.size) for g in groups]
+    bead_mass = np.array([m_atoms[g].sum() for g in groups])
+    masses = np.zeros(len(names))
+    for t in range(len(names)):
+        mt = bead_mass[types == t]
+        if not np.allclose(mt, mt[0], rtol=1e-9):
+            raise InputError("bead_types", names[t], "beads of one type with one mass")
+        masses[t] = mt[0]
+
+    def frame_forces(a):
+        if "forces" in a.arrays:
+            return np.asarray(a.arrays["forces"])
+        calc = a.calc
+        if calc is not None and "forces" in getattr(calc, "results", {}):
+            return np.asarray(calc.results["forces"])
+        return None
+
+    have = [frame_forces(a) for a in frames]
+    if forces is None:
+        forces = all(f is not None for f in have)
+    elif forces and any(f is None for f in have):
+        k = next(i for i, f in enumerate(have) if f is None)
+        raise InputError("frames", f"frame {k} without forces", "forces on every frame "
+                         "(atoms.arrays['forces'] or a calculator's results)")
+    P = np.empty((len(frames), nb, 3))
+    Fb = np.empty((len(frames), nb, 3)) if forces else None
+    for f, a in enumerate(frames):
+        if len(a) != n_atoms:
+            raise InputError("frames", f"frame {f} has {len(a)} atoms", f"{n_atoms} atoms in every frame")
+        if not np.allclose(np.diag(np.asarray(a.cell)), box, rtol=1e-9):
+            raise InputError("frames", f"frame {f} box {np.diag(np.asarray(a.cell)).tolist()}",
+                             "one constant box (NVT frames)")
+        x = a.positions
+        for b, g in enumerate(groups):
+            d = x[g] - x[g[0]]
+            d -= box * np.round(d / box)                 # make the bead whole
+            P[f, b] = x[g[0]] + (w[b][:, None] * d).sum(axis=0) / w[b].sum()
+            if forces:
+                Fb[f, b] = have[f][g].sum(axis=0)
+    return CGTrajectory(P, box, types, names, masses, temperature_K, Fb,
+                        None if bonds is None else np.asarray(bonds, dtype=np.int64),
+                        frame_interval_fs, dict(info or {}, mapping_beads=nb, weights=weights))
+
+
+def cg_lattice(n_beads: int, density_per_A3: float, *, mass_amu: float, temperature_K: float,
+               type_name: str = "B", seed: int = 0) -> CGTrajectory:
+    """A one-frame start: ``n_beads`` beads of one type on a simple cubic lattice (slightly
+    jittered) in a cubic box at ``density_per_A3``."""
+    n = positive_int("n_beads", n_beads, 2)
+    rho = positive("density_per_A3", density_per_A3)
+    L = (n / rho) ** (1.0 / 3.0)
+    k = int(math.ceil(n ** (1.0 / 3.0)))
+    g = (np.stack(np.meshgrid(*[np.arange(k)] * 3, indexing="ij"), -1).reshape(-1, 3)[:n] + 0.5)
+    gen = np.random.default_rng(_check_seed("seed", seed))
+    pos = g * (L / k) + gen.normal(scale=0.02 * L / k, size=(n, 3))
+    return CGTrajectory(pos[None], np.full(3, L), np.zeros(n, dtype=np.int64), [type_name],
+                        [positive("mass_amu", mass_amu)], temperature_K,
+                        info={"source": "cg_lattice"})
+
+
+# =============================================================================== structure
+def _bonded_set(bonds: np.ndarray) -> set:
+    return {(min(int(i), int(j)), max(int(i), int(j))) for i, j in bonds}
+
+
+def rdf(traj: CGTrajectory, a: str | None = None, b: str | None = None, *, r_max: float,
+        bin_width: float = 0.05, exclude_bonded: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Radial distribution function g_ab(r) averaged over the frames.
+
+    Returns ``(r, g)``: bin centres (Å) and g, normalised by the ideal-gas count of the ``b``
+    beads around each ``a`` bead (``N_b - [a == b]`` partners in the box volume).  ``r_max``
+    must be below half the shortest box length."""
+    if not isinstance(traj, CGTrajectory):
+        raise InputError("traj", type(traj).__name__, "a CGTrajectory")
+    names = traj.type_names
+    a = names[0] if a is None else one_of("a", a, names)
+    b = a if b is None else one_of("b", b, names)
+    r_max = positive("r_max", r_max)
+    bin_width = positive("bin_width", bin_width)
+    if r_max >= 0.5 * traj.box.min():
+        raise InputError("r_max", r_max, f"less than half the shortest box length "
+                         f"({0.5 * traj.box.min():.4g} Å)")
+    if bin_width > 0.5 * r_max:
+        raise InputError("bin_width", bin_width, f"a bin width well below r_max = {r_max:g} Å")
+    nbins = int(round(r_max / bin_width))
+    edges = np.linspace(0.0, nbins * bin_width, nbins + 1)
+    ta, tb = names.index(a), names.index(b)
+    ia = np.flatnonzero(traj.types == ta)
+    ib = np.flatnonzero(traj.types == tb)
+    excl = _bonded_set(traj.bonds) if exclude_bonded else set()
+    hist = np.zeros(nbins)
+    pl = PairList(traj.box, edges[-1], 0.0)
+    n_excluded = 0
+    for f in range(traj.n_frames):
+        pl.build(traj.positions[f])
+        i, j = pl.i, pl.j
+        ti, tj = traj.types[i], traj.types[j]
+        sel = ((ti == ta) & (tj == tb)) | ((ti == tb) & (tj == ta))
+        i, j = i[sel], j[sel]
+        d = traj.positions[f][i] - traj.positions[f][j] - pl.shift[sel]
+        r = np.sqrt(np.einsum("ij,ij->i", d, d))
+        if excl:
+            keep = np.array([(min(x, y), max(x, y)) not in excl for x, y in zip(i, j)], dtype=bool)
+            n_excluded += int((~keep).sum())
+            r = r[keep]
+        h, _ = np.histogram(r, bins=edges)
+        hist += h if ta != tb else 2.0 * h          # ordered pairs around each a
+    shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
+    partners = ib.size - (1 if ta == tb else 0)
+    norm = traj.n_frames * ia.size * partners / traj.volume_A3 * shell
+    g = hist / norm
+    return 0.5 * (edges[1:] + edges[:-1]), g
+
+
+# =============================================================================== tables
+def tabulate_pair(fn, r_A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(energy, force)`` tables of a pair energy function ``fn(r) -> eV`` on ``r_A``, shifted to
+    zero at the last point; the force by central differences of the analytic function."""
+    r = np.asarray(r_A, dtype=float)
+    h = 1e-5
+    e = np.asarray(fn(r), dtype=float)
+    f = -(np.asarray(fn(r + h)) - np.asarray(fn(r - h))) / (2 * h)
+    return e - e[-1], f
+
+
+def _energy_from_force(r: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """U(r) = integral_r^rc f dr' (trapezoid), zero at the cutoff."""
+    seg = 0.5 * (f[1:] + f[:-1]) * np.diff(r)
+    return np.concatenate([np.cumsum(seg[::-1])[::-1], [0.0]])
+
+
+def _force_from_energy(r: np.ndarray, u: np.ndarray) -> np.ndarray:
+    return -np.gradient(u, r)
+
+
+def _tables(pot: CGPotential, names: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    k = len(names)
+    index = np.zeros((k, k), dtype=np.int64)
+    keys = pot.pairs
+    for x in range(k):
+        for y in range(k):
+            index[x, y] = keys.index(pair_key(names[x], names[y]))
+    E = np.array([pot.pair_energy_eV[key] for key in keys])
+    F = np.array([pot.pair_force_eV_per_A[key] for key in keys])
+    return index, E, F
+
+
+@njit(cache=True)
+def _table_forces(pos, typ, pi, pj, S, index, r0, dr, E, Ft, rc, F):
+    """Tabulated pair forces (linear interpolation; below the grid the first value): fills F,
+    returns (energy, virial sum r.F)."""
+    F[:] = 0.0
+    U = 0.0
+    W = 0.0
+    rc2 = rc * rc
+    m = E.shape[1]
+    for p in range(pi.size):
+        i = pi[p]
+        j = pj[p]
+        dx = pos[i, 0] - pos[j, 0] - S[p, 0]
+        dy = pos[i, 1] - pos[j, 1] - S[p, 1]
+        dz = pos[i, 2] - pos[j, 2] - S[p, 2]
+        r2 = dx * dx + dy * dy + dz * dz
+        if r2 >= rc2 or r2 == 0.0:
+            continue
+        r = math.sqrt(r2)
+        t = index[typ[i], typ[j]]
+        x = (r - r0) / dr
+        if x <= 0.0:
+            e = E[t, 0]
+            f = Ft[t, 0]
+        else:
+            k = int(x)
+            if k >= m - 1:
+                continue
+            w = x - k
+            e = (1.0 - w) * E[t, k] + w * E[t, k + 1]
+            f = (1.0 - w) * Ft[t, k] + w * Ft[t, k + 1]
+        s = f / r
+        F[i, 0] += s * dx
+        F[i, 1] += s * dy
+        F[i, 2] += s * dz
+        F[j, 0] -= s * dx
+        F[j, 1] -= s * dy
+        F[j, 2] -= s * dz
+        U += e
+        W += f * r
+    return U, W
+
+
+@njit(cache=True)
+def _advance_cg(pos, vel, F, invm, typ, L, nc, cells, rlist, skin, pi, pj, S, ref, index, r0,
+                dr, E, Ft, rc, dt, kT, friction, dpd, pair_gamma, rng, nsteps, shell):
+    n = pos.shape[0]
+    half_skin2 = (0.5 * skin) ** 2
+    c = math.exp(-friction * dt)
+    s_ou = math.sqrt(1.0 - c * c)
+    builds = 0
+    for _ in range(nsteps):
+        if dpd:
+            _shardlow_sweep(pos, vel, invm, pi, pj, S, pair_gamma, kT, rc, dt, rng)
+            for i in range(n):
+                for d in range(3):
+                    vel[i, d] += 0.5 * dt * F[i, d] * invm[i]
+                    pos[i, d] += dt * vel[i, d]
+        else:                                   # BAOAB
+            for i in range(n):
+                sd = s_ou * math.sqrt(kT * invm[i])
+                for d in range(3):
+                    vel[i, d] += 0.5 * dt * F[i, d] * invm[i]
+                    pos[i, d] += 0.5 * dt * vel[i, d]
+                    vel[i, d] = c * vel[i, d] + sd * _normal(rng)
+                    pos[i, d] += 0.5 * dt * vel[i, d]
+        if _max_displacement2(pos, ref) > half_skin2:
+            pi, pj, S = _pairs(pos, L, nc, cells, rlist, shell)
+            ref = pos.copy()
+            builds += 1
+        _table_forces(pos, typ, pi, pj, S, index, r0, dr, E, Ft, rc, F)
+        for i in range(n):
+            for d in range(3):
+                vel[i, d] += 0.5 * dt * F[i, d] * invm[i]
+    return pi, pj, S, ref, builds
+
+
+# =============================================================================== engine
+@register("CGEngine")
+class CGEngine:
+    """CG molecular dynamics with tabulated pair potentials, as an engine of the one simulation
+    protocol (use :func:`run_cg_md`).  Internal units: Å, eV, amu and ASE's time unit."""
+
+    kind = "scaleladder.cg-md/1"
+
+    def __init__(self, potential: CGPotential, box, types, *, temperature_K: float, dt_fs: float,
+                 thermostat: str, friction_per_fs: float, skin: float = 1.0):
+        self.potential = potential
+        self.box = np.asarray(box, dtype=float)
+        self.types = np.asarray(types, dtype=np.int64)
+        self.temperature_K, self.dt_fs = float(temperature_K), float(dt_fs)
+        self.thermostat, self.friction_per_fs, self.skin = thermostat, float(friction_per_fs), float(skin)
+        fs = _ase_fs()
+        self.dt = self.dt_fs * fs
+        self.friction = self.friction_per_fs / fs
+        self.kT = BOLTZMANN_EV * self.temperature_K
+        self.invm = 1.0 / np.asarray(potential.masses)[self.types]
+        self.index, self.E, self.F = _tables(potential, potential.type_names)
+        r = potential.r_A
+        self.r0, self.dr, self.rc = float(r[0]), float(r[1] - r[0]), float(r[-1])
+        # DPD pair friction with the same single-particle damping rate as the Langevin friction
+        # would give in a dense fluid: gamma_pair = friction * m (per unit weight)
+        self.pair_gamma = self.friction * float(np.mean(1.0 / self.invm))
+        self.pairs = PairList(self.box, self.rc, self.skin)
+
+    def to_state(self) -> dict:
+        return {"potential": self.potential, "box": self.box, "types": self.types,
+                "temperature_K": self.temperature_K, "dt_fs": self.dt_fs,
+                "thermostat": self.thermostat, "friction_per_fs": self.friction_per_fs,
+                "skin": self.skin}
+
+    @classmethod
+    def from_state(cls, s: dict) -> "CGEngine":
+        return cls(s["potential"], s["box"], s["types"], temperature_K=s["temperature_K"],
+                   dt_fs=s["dt_fs"], thermostat=s["thermostat"],
+                   friction_per_fs=s["friction_per_fs"], skin=s["skin"])
+
+    @property
+    def volume(self) -> float:
+        return float(np.prod(self.box))
+
+    def _list(self, ref: np.ndarray) -> PairList:
+        if not self.pairs.matches(ref):
+            self.pairs.build(ref)
+        return self.pairs
+
+    def forces(self, positions: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """``(forces eV/Å, energy eV, virial eV)`` of a configuration."""
+        pos = np.ascontiguousarray(positions, dtype=float)
+        pl = PairList(self.box, self.rc, 0.0)
+        pl.build(pos)
+        F = np.zeros_like(pos)
+        U, W = _table_forces(pos, self.types, pl.i, pl.j, pl.shift, self.index, self.r0, self.dr,
+                             self.E, self.F, self.rc, F)
+        return F, U, W
+
+    def start(self, positions: np.ndarray, seed: int) -> ParticleState:
+        rng = seed_words(seed)
+        gen = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+        m = 1.0 / self.invm
+        v = gen.standard_normal(positions.shape) * np.sqrt(self.kT / m)[:, None]
+        v -= (m[:, None] * v).sum(axis=0) / m.sum()
+        pos = np.ascontiguousarray(positions, dtype=float)
+        pl = self._list(pos)
+        F = np.zeros_like(pos)
+        _table_forces(pos, self.types, pl.i, pl.j, pl.shift, self.index, self.r0, self.dr,
+                      self.E, self.F, self.rc, F)
+        return ParticleState(positions=pos.copy(), velocities=v, forces=F,
+                             ref_positions=pos.copy(), rng=rng, step=0)
+
+    def advance(self, state: ParticleState, n: int):
+        pos, vel, F = state.positions.copy(), state.velocities.copy(), state.forces.copy()
+        rng = state.rng.copy()
+        pl = self._list(state.ref_positions)
+        pi, pj, S, ref, builds = _advance_cg(
+            pos, vel, F, self.invm, self.types, self.box, pl.nc, pl.cells, pl.radius, self.skin,
+            pl.i, pl.j, pl.shift, pl.ref.copy(), self.index, self.r0, self.dr, self.E, self.F,
+            self.rc, self.dt, self.kT, self.friction, self.thermostat == "dpd", self.pair_gamma,
+            rng, int(n), _HALF_SHELL)
+        if builds:
+            pl.i, pl.j, pl.shift, pl.ref = pi, pj, S, ref.copy()
+            pl.builds += builds
+        return ParticleState(positions=pos, velocities=vel, forces=F, ref_positions=ref.copy(),
+                             rng=rng, step=state.step + int(n)), int(n), None
+
+    def observe(self, state: ParticleState) -> dict:
+        """Kinetic temperature (K), pressure (bar; kinetic + pair virial), pair energy per bead
+        (eV)."""
+        m = 1.0 / self.invm
+        v = state.velocities
+        twice_k = float(np.sum(m[:, None] * v * v))
+        n = v.shape[0]
+        pl = self._list(state.ref_positions)
+        scratch = np.zeros_like(state.positions)
+        U, W = _table_forces(state.positions, self.types, pl.i, pl.j, pl.shift, self.index,
+                             self.r0, self.dr, self.E, self.F, self.rc, scratch)
+        dof = 3 * n - (3 if self.thermostat == "dpd" else 0)
+        return {"temperature_K": twice_k / dof / BOLTZMANN_EV,
+                "pressure_bar": (twice_k + W) / (3.0 * self.volume) * EV_PER_A3_IN_BAR,
+                "potential_energy_eV": U / n}
+
+    def check(self, state: ParticleState, history: dict, obs: dict) -> None:
+        T = obs["temperature_K"]
+        if not (np.isfinite(T) and np.all(np.isfinite(state.positions))):
+            raise CalculationError(f"CG MD step {state.step}: non-finite positions; reduce the "
+                                   f"time step dt_fs={self.dt_fs}")
+        if not self.temperature_K / 10 <= T <= 10 * self.temperature_K:
+            raise CalculationError(f"CG MD step {state.step}: temperature {T:.4g} K far from the "
+                                   f"target {self.temperature_K:g} K: unstable at dt_fs="
+                                   f"{self.dt_fs}; reduce it (or the potential is too steep)")
+
+
+@dataclass
+class CGRun:
+    """A CG MD run: the engine, final state, history (lists) and the sampled frames."""
+
+    engine: CGEngine
+    state: ParticleState
+    history: dict
+    trajectory: CGTrajectory | None
+    elapsed_s: float
+    steps: int
+    flags: list
+    checkpoint: str | None = None
+
+    def average(self, name: str, *, discard: float = 0.2, n_blocks: int = 10) -> tuple[float, float]:
+        from ..core.timeseries import block_average
+        if name not in self.history:
+            raise InputError("name", name, "one of " + ", ".join(self.history))
+        x = np.asarray(self.history[name], dtype=float)
+        x = x[int(in_range("discard", discard, 0.0, 0.9) * x.size):]
+        return block_average(x, n_blocks)
+
+    @property
+    def bead_steps_per_second(self) -> float:
+        return self.state.positions.shape[0] * self.steps / max(self.elapsed_s, 1e-12)
+
+
+class _Frames:
+    """An engine wrapper that records frames every ``every`` steps (the driver observes)."""
+
+    def __init__(self, engine: CGEngine, every: int, forces: bool):
+        self.engine, self.every, self.with_forces = engine, every, forces
+        self.kind = engine.kind
+        self.frames: list[np.ndarray] = []
+        self.forces: list[np.ndarray] = []
+
+    def advance(self, state, n):
+        done = 0
+        while done < n:
+            k = min(n - done, self.every - state.step % self.every)
+            state, _, _ = self.engine.advance(state, k)
+            done += k
+            if state.step % self.every == 0:
+                self.frames.append(state.positions.copy())
+                if self.with_forces:
+                    self.forces.append(state.forces.copy())
+        return state, n, None
+
+    def observe(self, state):
+        return self.engine.observe(state)
+
+    def check(self, state, history, obs):
+        return self.engine.check(state, history, obs)
+
+
+def run_cg_md(potential: CGPotential, start: CGTrajectory, steps: int, *,
+              temperature_K: float | None = None, dt_fs: float = 5.0,
+              thermostat: str = "langevin", friction_per_fs: float = 0.01, seed: int = 0,
+              frame_every: int = 0, frame_forces: bool = False, observe_every: int = 50,
+              equilibration: int = 0, skin: float = 1.0) -> CGRun:
+    """Run CG MD with ``potential`` from the last frame of ``start`` (its box, types and masses).
+
+    Parameters
+    ----------
+    potential : CGPotential
+    start : CGTrajectory
+        The beads to start from (its last frame); its type names must be the potential's.
+    steps : int
+        Production steps (observed; frames recorded every ``frame_every`` if > 0).
+    temperature_K : float, optional
+        Default: the potential's state point.  A run away from it is flagged (``CGRun.flags``
+        and a log warning): the potential was not fitted there.
+    dt_fs : float
+        Time step (fs).  CG potentials are soft: 2-10 fs is usual for one-bead water.
+    thermostat : {"langevin", "dpd"}
+        Langevin (BAOAB; friction rate ``friction_per_fs``) or DPD's momentum-conserving pair
+        thermostat (pair friction ``friction_per_fs * m``, weight ``(1 - r/r_c)^2``).  Dynamics
+        (diffusion) depend on the friction: a CG time scale must be calibrated, not assumed.
+    equilibration : int
+        Steps run (unobserved) before production.
+    """
+    if not isinstance(potential, CGPotential):
+        raise InputError("potential", type(potential).__name__, "a CGPotential")
+    if not isinstance(start, CGTrajectory):
+        raise InputError("start", type(start).__name__, "a CGTrajectory (the beads to start from)")
+    if tuple(start.type_names) != tuple(potential.type_names):
+        raise InputError("start.type_names", start.type_names,
+                         f"the potential's types {potential.type_names}")
+    steps = positive_int("steps", steps)
+    T = potential.temperature_K if temperature_K is None else positive("temperature_K", temperature_K)
+    dt_fs = positive("dt_fs", dt_fs)
+    one_of("thermostat", thermostat, ("langevin", "dpd"))
+    friction_per_fs = positive("friction_per_fs", friction_per_fs)
+    seed = _check_seed("seed", seed)
+    frame_every = positive_int("frame_every", frame_every, 0)
+    observe_every = positive_int("observe_every", observe_every)
+    equilibration = positive_int("equilibration", equilibration, 0)
+    skin = in_range("skin", skin, 0.0, 5.0)
+    if friction_per_fs * dt_fs > 1.0:
+        raise InputError("friction_per_fs", friction_per_fs,
+                         f"a friction with friction * dt < 1 (dt = {dt_fs} fs)")
+    flags = potential.state_point_flags(T, start.density_per_A3)
+    for fl in flags:
+        logger.warning("CG potential used away from its state point: %s", fl)
+    engine = CGEngine(potential, start.box, start.types, temperature_K=T, dt_fs=dt_fs,
+                      thermostat=thermostat, friction_per_fs=friction_per_fs, skin=skin)
+    state = engine.start(start.positions[-1], seed)
+    if equilibration:
+        state, _, _ = engine.advance(state, equilibration)
+        engine.check(state, {}, engine.observe(state))
+        state = ParticleState(state.positions, state.velocities, state.forces,
+                              state.ref_positions, state.rng, 0)
+    rec = _Frames(engine, frame_every, frame_forces) if frame_every else engine
+    r = run_simulation(rec, state, steps, observe_every=observe_every, label="cg-md")
+    traj = None
+    if frame_every and rec.frames:
+        traj = CGTrajectory(np.array(rec.frames), start.box, start.types, start.type_names,
+                            potential.masses, T, np.array(rec.forces) if frame_forces else None,
+                            start.bonds, frame_every * dt_fs,
+                            {"source": f"run_cg_md ({potential.method} potential)"})
+    return CGRun(engine=engine, state=r.state, history={k: list(v) for k, v in r.history.items()},
+                 trajectory=traj, elapsed_s=r.elapsed_s, steps=r.steps, flags=flags)
+
+
+# =============================================================================== shared helpers
+def _wall(r: np.ndarray, u: np.ndarray, lo: int, kT: float) -> np.ndarray:
+    """Continue ``u`` below index ``lo`` (no data there) by a linear repulsive wall whose slope is
+    the larger of the slope at ``lo`` and 20 kT/Å."""
+    u = u.copy()
+    if lo <= 0:
+        return u
+    dr = r[1] - r[0]
+    slope = (u[lo] - u[min(lo + 2, r.size - 1)]) / (2 * dr) if lo + 2 < r.size else 0.0
+    slope = max(slope, 20.0 * kT)
+    u[:lo] = u[lo] + slope * (r[lo] - r[:lo])
+    return u
+
+
+def _smooth3(x: np.ndarray) -> np.ndarray:
+    y = x.copy()
+    y[1:-1] = 0.25 * x[:-2] + 0.5 * x[1:-1] + 0.25 * x[2:]
+    return y
+
+
+def _pair_keys(names: tuple) -> list[tuple[str, str, str]]:
+    return [(pair_key(a, b), a, b) for i, a in enumerate(names) for b in names[i:]]
+
+
+# =============================================================================== IBI
+@dataclass
+class IBIResult:
+    """The potential of the last iteration and the history of the iterations.
+
+    ``rdf_error[k]``: RMS of g_k - g_target over the fitted range before update k (the last entry
+    is the returned potential's, after its final run); ``pressure_bar[k]`` the CG pressure of run
+    k; ``r``, ``target`` and ``last`` the RDFs (per pair key) of the target and the last run."""
+
+    potential: CGPotential
+    rdf_error: list
+    pressure_bar: list
+    r: np.ndarray
+    target: dict
+    last: dict
+
+
+def iterative_boltzmann_inversion(reference: CGTrajectory, *, r_max: float,
+                                  bin_width: float = 0.1, iterations: int = 10,
+                                  steps: int = 2000, equilibration: int = 500,
+                                  frame_every: int = 20, dt_fs: float = 5.0,
+                                  friction_per_fs: float = 0.01, damping: float = 1.0,
+                                  target_pressure_bar: float | None = None,
+                                  pressure_factor_per_bar: float = 3e-4,
+                                  initial: CGPotential | None = None, seed: int = 0,
+                                  g_min: float = 1e-3) -> IBIResult:
+    """Iterative Boltzmann inversion (Reith, Pütz & Müller-Plathe, J. Comput. Chem. 24, 1624
+    (2003)) of every pair of bead types, with their linear pressure correction.
+
+    Starts from the potential of mean force ``U_0 = -kT ln g_target`` (or ``initial``); each
+    iteration runs CG MD at the reference's temperature, box and bead count, measures g and sets
+    ``U <- U + damping kT ln(g / g_target)`` where both exceed ``g_min`` (the update smoothed over
+    three bins), then, with ``target_pressure_bar``, adds ``A (1 - r / r_max)`` with
+    ``A = -0.1 kT sign(dP) min(1, pressure_factor_per_bar |dP|)``.  Below the smallest distance
+    the target samples, the potential is a linear repulsive wall.  The RDF determines the pair
+    potential uniquely (Henderson 1974): converged IBI recovers it up to sampling noise — and the
+    pressure correction trades a little RDF accuracy for the pressure.
+    """
+    if not isinstance(reference, CGTrajectory):
+        raise InputError("reference", type(reference).__name__, "a CGTrajectory (the mapped target)")
+    r_max = positive("r_max", r_max)
+    bin_width = positive("bin_width", bin_width)
+    if bin_width >= 0.5 * r_max:
+        raise InputError("bin_width", bin_width, f"a bin width well below the potential's range "
+                         f"r_max = {r_max:g} Å")
+    iterations = positive_int("iterations", iterations, 0)
+    steps = positive_int("steps", steps)
+    frame_every = positive_int("frame_every", frame_every)
+    if steps < 5 * frame_every:
+        raise InputError("steps", steps, f"at least 5 frames per run (frame_every={frame_every})")
+    damping = in_range("damping", damping, 0.0, 1.0)
+    if damping == 0.0:
+        raise InputError("damping", damping, "a number in (0, 1]")
+    if target_pressure_bar is not None:
+        target_pressure_bar = float(in_range("target_pressure_bar", target_pressure_bar,
+                                             -1e6, 1e6))
+    g_min = in_range("g_min", g_min, 0.0, 0.5)
+    T = reference.temperature_K
+    kT = BOLTZMANN_EV * T
+    names = reference.type_names
+    keys = _pair_keys(names)
+    target = {}
+    for key, a, b in keys:
+        rr, g = rdf(reference, a, b, r_max=r_max, bin_width=bin_width)
+        target[key] = g
+    r_tab = np.linspace(0.0, r_max, int(round(r_max / (0.5 * bin_width))) + 1)
+
+    def on_grid(y):
+        return np.interp(r_tab, rr, y)
+
+    def first_sampled(g):
+        ok = np.flatnonzero(g > g_min)
+        return int(ok[0]) if ok.size else 0
+
+    lo = {k: np.searchsorted(r_tab, rr[first_sampled(target[k])]) for k, _, _ in keys}
+    if initial is None:
+        U = {}
+        for key, _, _ in keys:
+            g = np.maximum(target[key], g_min)
+            u = on_grid(-kT * np.log(g))
+            u -= u[-1]
+            U[key] = _wall(r_tab, u, lo[key], kT)
+    else:
+        if not isinstance(initial, CGPotential) or tuple(initial.type_names) != tuple(names):
+            raise InputError("initial", type(initial).__name__,
+                             f"a CGPotential for the types {names}")
+        U = {key: initial.energy(a, b, r_tab) for key, a, b in keys}
+
+    def potential(U, it):
+        return CGPotential(names, reference.masses, r_tab, {k: U[k] - U[k][-1] for k in U},
+                           {k: _force_from_energy(r_tab, U[k]) for k in U}, "ibi", T,
+                           reference.density_per_A3,
+                           fitted_range_A={k: (float(r_tab[lo[k]]), r_max) for k in U},
+                           info={"iterations": it, "bin_width_A": bin_width,
+                                 "target_pressure_bar": target_pressure_bar,
+                                 "damping": damping})
+
+    errors, pressures = [], []
+    sel = {k: (target[k] > g_min) for k in target}
+    last = {}
+    for it in range(iterations + 1):
+        pot = potential(U, it)
+        run = run_cg_md(pot, reference, steps, dt_fs=dt_fs, friction_per_fs=friction_per_fs,
+                        seed=seed + it, frame_every=frame_every, observe_every=frame_every,
+                        equilibration=equilibration)
+        p = run.average("pressure_bar", discard=0.0, n_blocks=5)[0]
+        pressures.append(float(p))
+        err = 0.0
+        for key, a, b in keys:
+            _, g = rdf(run.trajectory, a, b, r_max=r_max, bin_width=bin_width)
+            last[key] = g
+            err += float(np.sqrt(np.mean((g[sel[key]] - target[key][sel[key]]) ** 2)))
+        errors.append(err / len(keys))
+        logger.info("IBI iteration %d: RDF error %.4g, pressure %.4g bar", it, errors[-1], p)
+        if it == iterations:
+            break
+        for key, _, _ in keys:
+            g, gt = last[key], target[key]
+            both = (g > g_min) & (gt > g_min)
+            d = np.zeros_like(g)
+            d[both] = damping * kT * np.log(g[both] / gt[both])
+            d = _smooth3(d)
+            u = U[key] + on_grid(d)
+            if target_pressure_bar is not None:
+                dP = p - target_pressure_bar
+                A = -0.1 * kT * math.copysign(min(1.0, pressure_factor_per_bar * abs(dP)), dP)
+                u = u + A * (1.0 - r_tab / r_max)
+            u -= u[-1]
+            U[key] = _wall(r_tab, u, lo[key], kT)
+    return IBIResult(potential=potential(U, iterations), rdf_error=errors, pressure_bar=pressures,
+                     r=rr, target=target, last=last)
+
+
+# =============================================================================== force matching
+def force_match(traj: CGTrajectory, *, r_max: float, knot_spacing: float = 0.2,
+                regularisation: float = 1e-4, n_blocks: int = 5, exclude_bonded: bool = True,
+                table_spacing: float = 0.01) -> CGPotential:
+    """Multiscale coarse-graining by force matching (Izvekov & Voth, J. Phys. Chem. B 109, 2469
+    (2005); Noid et al., J. Chem. Phys. 128, 244114 (2008)).
+
+    The pair force of every pair of bead types is a cubic B-spline on uniform knots
+    (``knot_spacing``) from the smallest sampled distance to ``r_max``; the coefficients minimise
+    ``sum |F_mapped - F_CG|^2`` over all beads and frames plus ``lambda |D2 c|^2`` (second
+    differences of the coefficients; ``lambda = regularisation * trace(G) / n``), solved from the
+    accumulated normal equations.  The uncertainty is the standard error of the force over fits
+    to ``n_blocks`` consecutive blocks of frames.  Below the sampled range the force continues as
+    a linear repulsive wall; the energy is the integral of the force from ``r_max`` (zero there).
+
+    Returns a ``CGPotential`` (method ``"force-matching"``) with
+    ``pair_force_uncertainty_eV_per_A``.  When the mapped forces come from a pair potential the
+    fit returns that pair force (up to the basis and the sampling).
+    """
+    from scipy.interpolate import BSpline
+    from scipy.sparse import coo_matrix
+
+    if not isinstance(traj, CGTrajectory):
+        raise InputError("traj", type(traj).__name__, "a CGTrajectory")
+    if not traj.has_forces:
+        raise InputError("traj.forces", None, "a trajectory with mapped forces (force matching "
+                         "fits them)", hint="map frames that carry forces: map_trajectory(..., "
+                         "forces=True)")
+    r_max = positive("r_max", r_max)
+    if r_max >= 0.5 * traj.box.min():
+        raise InputError("r_max", r_max, f"less than half the shortest box length "
+                         f"({0.5 * traj.box.min():.4g} Å)")
+    knot_spacing = positive("knot_spacing", knot_spacing)
+    if knot_spacing > 0.25 * r_max:
+        raise InputError("knot_spacing", knot_spacing, f"at most r_max / 4 = {r_max / 4:g} Å")
+    regularisation = in_range("regularisation", regularisation, 0.0, 1.0)
+    n_blocks = positive_int("n_blocks", n_blocks, 2)
+    if traj.n_frames < n_blocks:
+        raise InputError("n_blocks", n_blocks, f"at most the {traj.n_frames} frames")
+    table_spacing = positive("table_spacing", table_spacing)
+    names = traj.type_names
+    keys = _pair_keys(names)
+    kidx = {k: q for q, (k, _, _) in enumerate(keys)}
+    ntypes = len(names)
+    pair_of = np.zeros((ntypes, ntypes), dtype=np.int64)
+    for x in range(ntypes):
+        for y in range(ntypes):
+            pair_of[x, y] = kidx[pair_key(names[x], names[y])]
+    excl = _bonded_set(traj.bonds) if exclude_bonded else set()
+    pl = PairList(traj.box, r_max, 0.0)
+    # the sampled range per pair type
+    r_lo = np.full(len(keys), np.inf)
+    cache = []
+    for f in range(traj.n_frames):
+        pl.build(traj.positions[f])
+        d = traj.positions[f][pl.i] - traj.positions[f][pl.j] - pl.shift
+        r = np.sqrt(np.einsum("ij,ij->i", d, d))
+        keep = r < r_max
+        if excl:
+            keep &= np.array([(min(a, b), max(a, b)) not in excl for a, b in zip(pl.i, pl.j)],
+                             dtype=bool)
+        i, j, d, r = pl.i[keep], pl.j[keep], d[keep], r[keep]
+        q = pair_of[traj.types[i], traj.types[j]]
+        np.minimum.at(r_lo, q, r)
+        cache.append((i, j, d / r[:, None], r, q))
+    if not np.all(np.isfinite(r_lo)):
+        missing = [keys[q][0] for q in np.flatnonzero(~np.isfinite(r_lo))]
+        raise InputError("r_max", r_max, f"a range in which every pair type is sampled "
+                         f"(no {missing} pairs closer than r_max)")
+    kdeg = 3
+    knots, nbasis = [], []
+    for q in range(len(keys)):
+        lo_q = math.floor(r_lo[q] / knot_spacing) * knot_spacing
+        inner = np.arange(lo_q, r_max + 0.5 * knot_spacing, knot_spacing)
+        inner[-1] = r_max
+        t = np.concatenate([[inner[0]] * kdeg, inner, [inner[-1]] * kdeg])
+        knots.append(t)
+        nbasis.append(len(t) - kdeg - 1)
+    offset = np.concatenate([[0], np.cumsum(nbasis)])
+    ncol = int(offset[-1])
+    G = np.zeros((n_blocks, ncol, ncol))
+    h = np.zeros((n_blocks, ncol))
+    bounds = np.linspace(0, traj.n_frames, n_blocks + 1).astype(int)
+    n = traj.n_beads
+    for f, (i, j, e, r, q) in enumerate(cache):
+        blk = int(np.searchsorted(bounds, f, side="right") - 1)
+        rows, cols, vals = [], [], []
+        for qq in range(len(keys)):
+            s = q == qq
+            if not s.any():
+                continue
+            B = BSpline.design_matrix(np.clip(r[s], knots[qq][0], knots[qq][-1] - 1e-12),
+                                      knots[qq], kdeg).tocoo()
+            pi_, pj_, ee = i[s][B.row], j[s][B.row], e[s][B.row]
+            c = B.col + offset[qq]
+            for dim in range(3):
+                rows += [3 * pi_ + dim, 3 * pj_ + dim]
+                cols += [c, c]
+                vals += [B.data * ee[:, dim], -B.data * ee[:, dim]]
+        A = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                       shape=(3 * n, ncol)).tocsr()
+        G[blk] += (A.T @ A).toarray()
+        h[blk] += A.T @ traj.forces[f].reshape(-1)
+    D = np.zeros((0, ncol))
+    for q in range(len(keys)):
+        m = nbasis[q]
+        Dq = np.zeros((m - 2, ncol))
+        for k in range(m - 2):
+            Dq[k, offset[q] + k:offset[q] + k + 3] = (1.0, -2.0, 1.0)
+        D = np.vstack([D, Dq])
+    R = D.T @ D
+
+    def solve(Gm, hm):
+        lam = regularisation * np.trace(Gm) / ncol
+        return np.linalg.lstsq(Gm + lam * R, hm, rcond=None)[0]
+
+    coef = solve(G.sum(0), h.sum(0))
+    block_coef = [solve(G[b] * n_blocks, h[b] * n_blocks) for b in range(n_blocks)]
+    r_tab = np.arange(0.0, r_max + 0.5 * table_spacing, table_spacing)
+    r_tab[-1] = r_max
+    kT = BOLTZMANN_EV * traj.temperature_K
+    energy, force, unc, fitted = {}, {}, {}, {}
+    for q, (key, _, _) in enumerate(keys):
+        t = knots[q]
+        spl = BSpline(t, coef[offset[q]:offset[q + 1]], kdeg)
+        inside = r_tab >= t[0]
+        f = np.zeros_like(r_tab)
+        f[inside] = spl(r_tab[inside])
+        lo_i = int(np.argmax(inside))
+        if lo_i > 0:                                    # linear repulsive wall below the data
+            dfdr = spl.derivative()(t[0])
+            slope = max(-dfdr, 20.0 * kT)
+            f[:lo_i] = f[lo_i] + slope * (r_tab[lo_i] - r_tab[:lo_i])
+        fb = np.array([np.where(inside, BSpline(t, bc[offset[q]:offset[q + 1]], kdeg)(
+            np.clip(r_tab, t[0], t[-1])), 0.0) for bc in block_coef])
+        force[key] = f
+        energy[key] = _energy_from_force(r_tab, f)
+        unc[key] = fb.std(axis=0, ddof=1) / math.sqrt(n_blocks)
+        fitted[key] = (float(r_lo[q]), r_max)
+    return CGPotential(names, traj.masses, r_tab, energy, force, "force-matching",
+                       traj.temperature_K, traj.density_per_A3, fitted_range_A=fitted,
+                       pair_force_uncertainty_eV_per_A=unc,
+                       info={"knot_spacing_A": knot_spacing, "regularisation": regularisation,
+                             "n_blocks": n_blocks, "frames": traj.n_frames})
