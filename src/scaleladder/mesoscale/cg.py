@@ -339,8 +339,8 @@ def _tables(pot: CGPotential, names: tuple) -> tuple[np.ndarray, np.ndarray, np.
 
 @njit(cache=True)
 def _table_forces(pos, typ, pi, pj, S, index, r0, dr, E, Ft, rc, F):
-    """Tabulated pair forces (linear interpolation; below the grid the first value): fills F,
-    returns (energy, virial sum r.F)."""
+    """Tabulated pair forces (linear interpolation of the force, the energy its integral from the
+    grid point below; below the grid the first values): fills F, returns (energy, virial r.F)."""
     F[:] = 0.0
     U = 0.0
     W = 0.0
@@ -366,8 +366,11 @@ def _table_forces(pos, typ, pi, pj, S, index, r0, dr, E, Ft, rc, F):
             if k >= m - 1:
                 continue
             w = x - k
-            e = (1.0 - w) * E[t, k] + w * E[t, k + 1]
             f = (1.0 - w) * Ft[t, k] + w * Ft[t, k + 1]
+            # the energy is the integral of the interpolated force within the segment, so that
+            # the forces are exactly minus its gradient (energy conservation; LAMMPS's linear
+            # tables interpolate the two separately, inconsistent at O(dr^2 f''))
+            e = E[t, k] - dr * (Ft[t, k] * w + 0.5 * (Ft[t, k + 1] - Ft[t, k]) * w * w)
         s = f / r
         F[i, 0] += s * dx
         F[i, 1] += s * dy

