@@ -256,3 +256,72 @@ def test_dpd_thermostat_conserves_momentum_and_holds_the_temperature():
     t, et = run.average("temperature_K")
     assert abs(t - T_STAR1) < max(4 * et, 2.0)
     assert math.isfinite(run.bead_steps_per_second)
+
+
+def test_relative_entropy_gradient_equals_finite_differences(lj_reference):
+    """dS_rel/dc for U_c = U_LJ + c phi(r) (phi a bump at 4.4 Å) against a central difference
+    of S_rel(c) = beta <U_c>_ref - beta A(c) + const, with the free-energy differences by
+    perturbation from the model's samples and every energy from the MD engine's own tables (an
+    independent route through the code)."""
+    from scaleladder.mesoscale.cg import CGEngine, relative_entropy_gradient
+    pot, ref = lj_reference
+    start = cg_lattice(500, 0.8 / SIG ** 3, mass_amu=MASS, temperature_K=T_STAR1, type_name="Ar",
+                       seed=11)
+
+    def bump(r):
+        return np.exp(-((r - 4.4) / 0.4) ** 2) * (r < 8.0)
+
+    def perturbed(c):
+        E = pot.pair_energy_eV["Ar-Ar"] + c * bump(pot.r_A)
+        F = pot.pair_force_eV_per_A["Ar-Ar"] - c * np.gradient(bump(pot.r_A), pot.r_A)
+        return CGPotential(["Ar"], [MASS], pot.r_A, {"Ar-Ar": E}, {"Ar-Ar": F}, "given",
+                           T_STAR1, 0.8 / SIG ** 3)
+
+    c0 = 0.2 * EPS          # the model: LJ plus a bump, so the gradient is far from zero
+    model = run_cg_md(perturbed(c0), start, 6000, dt_fs=5.0, friction_per_fs=0.005,
+                      frame_every=30, equilibration=2000, seed=5).trajectory
+    g = relative_entropy_gradient(ref.trajectory, model, lambda r: bump(r)[:, None], r_max=8.5)
+    beta = 1.0 / (BOLTZMANN_EV * T_STAR1)
+    d = 0.02 * EPS
+
+    def energies(traj, c):
+        e = CGEngine(perturbed(c), traj.box, traj.types, temperature_K=T_STAR1, dt_fs=5.0,
+                     thermostat="langevin", friction_per_fs=0.01)
+        return np.array([e.forces(x)[1] for x in traj.positions])
+
+    u_ref = {s: energies(ref.trajectory, c0 + s * d) for s in (-1, 1)}
+    u_mod = {s: energies(model, c0 + s * d) for s in (-1, 0, 1)}
+
+    def free_energy_change(s):              # A(c0 + s d) - A(c0) by perturbation
+        x = -beta * (u_mod[s] - u_mod[0])
+        return -(np.log(np.mean(np.exp(x - x.max()))) + x.max()) / beta
+
+    fd = (beta * np.mean(u_ref[1] - u_ref[-1])
+          - beta * (free_energy_change(1) - free_energy_change(-1))) / (2 * d)
+    assert g.shape == (1,)
+    assert abs(g[0]) > 10.0                   # a real gradient
+    assert g[0] == pytest.approx(fd, rel=2e-3)
+
+
+def test_relative_entropy_recovers_the_pair_potential(lj_reference):
+    """Measured: after 8 Newton steps the potential is within 0.06-0.1 eps of LJ over 3.5-8 Å (IBI:
+    0.3 eps on the same target, its tail unpinned by the RDF); on the steep wall below 3.5 Å a
+    0.02 Å shift of the wall is 0.2 eps."""
+    from scaleladder.mesoscale.cg import relative_entropy
+    pot, ref = lj_reference
+    res = relative_entropy(ref.trajectory, r_max=8.5, knot_spacing=0.4, iterations=8)
+    assert res.gradient_norm[-1] < 0.4 * res.gradient_norm[0]      # to its sampling noise
+    assert res.rdf_error[-1] < 0.04
+    r = np.linspace(3.5, 8.0, 30)            # from just inside the contact distance out
+    assert np.max(np.abs(res.potential.energy("Ar", "Ar", r) - pot.energy("Ar", "Ar", r))) \
+        < 0.15 * EPS
+    assert res.potential.method == "relative-entropy"
+
+
+def test_inverse_monte_carlo_converges_the_rdf(lj_reference):
+    from scaleladder.mesoscale.cg import inverse_monte_carlo
+    _, ref = lj_reference
+    res = inverse_monte_carlo(ref.trajectory, r_max=8.5, iterations=6)
+    assert res.rdf_error[-1] < 0.5 * res.rdf_error[0]
+    assert res.rdf_error[-1] < 0.05           # measured 0.016-0.027 (0.12 from the PMF start)
+    assert res.potential.method == "imc"

@@ -48,7 +48,8 @@ from .particles import _HALF_SHELL, PairList, ParticleState, _max_displacement2,
 
 __all__ = ["cg_lattice", "map_trajectory", "one_bead_per_molecule", "chain_mapping", "rdf", "tabulate_pair",
            "run_cg_md", "CGEngine", "CGRun", "iterative_boltzmann_inversion", "IBIResult",
-           "force_match", "EV_PER_A3_IN_BAR"]
+           "force_match", "relative_entropy", "relative_entropy_gradient", "inverse_monte_carlo",
+           "NewtonCGResult", "EV_PER_A3_IN_BAR"]
 
 logger = logging.getLogger(__name__)
 
@@ -956,3 +957,272 @@ def force_match(traj: CGTrajectory, *, r_max: float, knot_spacing: float = 0.2,
                        pair_force_uncertainty_eV_per_A=unc,
                        info={"knot_spacing_A": knot_spacing, "regularisation": regularisation,
                              "n_blocks": n_blocks, "frames": traj.n_frames})
+
+
+# =============================================================================== Newton methods
+def _basis_statistics(traj: CGTrajectory, basis, keys, pair_of, r_max: float,
+                      exclude_bonded: bool) -> np.ndarray:
+    """Per frame, ``Phi_k = sum over pairs of phi_k(r_ij)`` (frames x n_basis) for the basis
+    ``basis(q, r) -> (rows, cols, values)`` of pair type ``q``."""
+    excl = _bonded_set(traj.bonds) if exclude_bonded else set()
+    pl = PairList(traj.box, r_max, 0.0)
+    out = []
+    for f in range(traj.n_frames):
+        pl.build(traj.positions[f])
+        d = traj.positions[f][pl.i] - traj.positions[f][pl.j] - pl.shift
+        r = np.sqrt(np.einsum("ij,ij->i", d, d))
+        keep = r < r_max
+        if excl:
+            keep &= np.array([(min(a, b), max(a, b)) not in excl for a, b in zip(pl.i, pl.j)],
+                             dtype=bool)
+        q = pair_of[traj.types[pl.i[keep]], traj.types[pl.j[keep]]]
+        out.append(basis(q, r[keep]))
+    return np.array(out)
+
+
+@dataclass
+class NewtonCGResult:
+    """A Newton-type structural fit (IMC or relative entropy): the potential, and per iteration
+    the RDF error, the pressure and the norm of the gradient ``beta (<Phi>_ref - <Phi>_CG)``
+    (relative entropy: exactly its gradient; IMC: the bin-count mismatch times beta)."""
+
+    potential: CGPotential
+    rdf_error: list
+    pressure_bar: list
+    gradient_norm: list
+    r: np.ndarray
+    target: dict
+    last: dict
+
+
+def _newton_fit(reference: CGTrajectory, *, method: str, r_max: float, resolution: float,
+                iterations: int, steps: int, equilibration: int, frame_every: int, dt_fs: float,
+                friction_per_fs: float, initial: CGPotential | None, seed: int,
+                max_change_kT: float, regularisation: float, rdf_bin: float) -> NewtonCGResult:
+    from scipy.interpolate import BSpline
+
+    names = reference.type_names
+    keys = _pair_keys(names)
+    kidx = {k: q for q, (k, _, _) in enumerate(keys)}
+    nt = len(names)
+    pair_of = np.zeros((nt, nt), dtype=np.int64)
+    for x in range(nt):
+        for y in range(nt):
+            pair_of[x, y] = kidx[pair_key(names[x], names[y])]
+    T = reference.temperature_K
+    kT = BOLTZMANN_EV * T
+    beta = 1.0 / kT
+    # the sampled range of each pair type sets where the basis lives
+    target, rr = {}, None
+    r_lo = np.zeros(len(keys))
+    for q, (key, a, b) in enumerate(keys):
+        rr, g = rdf(reference, a, b, r_max=r_max, bin_width=rdf_bin)
+        target[key] = g
+        ok = np.flatnonzero(g > 1e-3)
+        if not ok.size:
+            raise InputError("r_max", r_max, f"a range in which {key} pairs are sampled")
+        r_lo[q] = max(rr[ok[0]] - 0.5 * rdf_bin, 0.0)
+    kdeg = 3 if method == "relative-entropy" else 0
+    knots, nbasis = [], []
+    for q in range(len(keys)):
+        lo_q = math.floor(r_lo[q] / resolution) * resolution
+        inner = np.arange(lo_q, r_max + 0.5 * resolution, resolution)
+        inner[-1] = r_max
+        t = np.concatenate([[inner[0]] * kdeg, inner, [inner[-1]] * kdeg]) if kdeg else inner
+        knots.append(t)
+        nbasis.append(len(t) - kdeg - 1)
+    offset = np.concatenate([[0], np.cumsum(nbasis)])
+    ncol = int(offset[-1])
+
+    def phi(q_arr, r):
+        """Phi per basis function (summed over pairs) of one frame."""
+        out = np.zeros(ncol)
+        for q in range(len(keys)):
+            s = q_arr == q
+            if not s.any():
+                continue
+            t = knots[q]
+            rq = r[s]
+            rq = rq[rq >= t[0]]
+            if kdeg:
+                B = BSpline.design_matrix(np.clip(rq, t[0], t[-1] - 1e-12), t, kdeg)
+                out[offset[q]:offset[q + 1]] += np.asarray(B.sum(axis=0)).ravel()
+            else:
+                h = np.histogram(rq, bins=t)[0]
+                out[offset[q]:offset[q + 1]] += h
+        return out
+
+    r_tab = np.linspace(0.0, r_max, int(round(r_max / 0.01)) + 1)
+
+    def tabulate(c):
+        E, F, rng = {}, {}, {}
+        for q, (key, _, _) in enumerate(keys):
+            t = knots[q]
+            cq = c[offset[q]:offset[q + 1]]
+            inside = r_tab >= t[0]
+            u = np.zeros_like(r_tab)
+            if kdeg:
+                u[inside] = BSpline(t, cq, kdeg)(np.clip(r_tab[inside], t[0], t[-1]))
+            else:
+                centres = 0.5 * (t[1:] + t[:-1])
+                u[inside] = np.interp(r_tab[inside], centres, cq)
+            lo = int(np.argmax(inside))
+            u = _wall(r_tab, u, lo, kT)
+            u -= u[-1]
+            E[key] = u
+            F[key] = _force_from_energy(r_tab, u)
+            rng[key] = (float(t[0]), r_max)
+        return E, F, rng
+
+    # the starting parameters: from `initial`, else the potential of mean force -kT ln g
+    c = np.zeros(ncol)
+    for q, (key, a, b) in enumerate(keys):
+        t = knots[q]
+        pts = 0.5 * (t[kdeg:-kdeg - 1] + t[kdeg + 1:len(t) - kdeg]) if kdeg else 0.5 * (t[1:] + t[:-1])
+        if initial is not None:
+            u = initial.energy(a, b, pts)
+        else:
+            u = np.interp(pts, rr, -kT * np.log(np.maximum(target[key], 1e-3)))
+        if kdeg:           # least-squares spline through the values (Greville-like points)
+            from scipy.interpolate import make_lsq_spline
+            xs = np.linspace(t[0], t[-1], 4 * len(pts))
+            us = np.interp(xs, pts, u)
+            c[offset[q]:offset[q + 1]] = make_lsq_spline(xs, us, t, kdeg).c
+        else:
+            c[offset[q]:offset[q + 1]] = u
+        c[offset[q + 1] - 1] = 0.0        # U(r_max) = 0
+    fixed = np.array([offset[q + 1] - 1 for q in range(len(keys))])
+    free = np.setdiff1d(np.arange(ncol), fixed)
+
+    def stats_of(traj):
+        return _basis_statistics(traj, phi, keys, pair_of, r_max, True)
+
+    phi_ref = stats_of(reference).mean(axis=0)
+    errors, pressures, gnorms = [], [], []
+    last = {}
+    for it in range(iterations + 1):
+        E, F, rng = tabulate(c)
+        pot = CGPotential(names, reference.masses, r_tab, E, F, method, T,
+                          reference.density_per_A3, fitted_range_A=rng,
+                          info={"iterations": it, "resolution_A": resolution,
+                                "regularisation": regularisation})
+        run = run_cg_md(pot, reference, steps, dt_fs=dt_fs, friction_per_fs=friction_per_fs,
+                        seed=seed + it, frame_every=frame_every, observe_every=frame_every,
+                        equilibration=equilibration)
+        pressures.append(float(run.average("pressure_bar", discard=0.0, n_blocks=5)[0]))
+        err = 0.0
+        for key, a, b in keys:
+            _, g = rdf(run.trajectory, a, b, r_max=r_max, bin_width=rdf_bin)
+            last[key] = g
+            sel = target[key] > 1e-3
+            err += float(np.sqrt(np.mean((g[sel] - target[key][sel]) ** 2)))
+        errors.append(err / len(keys))
+        S = stats_of(run.trajectory)
+        grad = beta * (phi_ref - S.mean(axis=0))
+        gnorms.append(float(np.linalg.norm(grad[free])))
+        logger.info("%s iteration %d: RDF error %.4g, |gradient| %.4g, pressure %.4g bar",
+                    method, it, errors[-1], gnorms[-1], pressures[-1])
+        if it == iterations:
+            break
+        cov = np.cov(S[:, free], rowvar=False)
+        H = beta * beta * np.atleast_2d(cov)
+        lam = regularisation * np.trace(H) / max(free.size, 1)
+        step = -np.linalg.solve(H + lam * np.eye(free.size), grad[free])
+        big = np.max(np.abs(step)) / kT
+        if big > max_change_kT:                        # trust region on the parameters
+            step *= max_change_kT / big
+        c[free] += step
+    return NewtonCGResult(potential=pot, rdf_error=errors, pressure_bar=pressures,
+                          gradient_norm=gnorms, r=rr, target=target, last=last)
+
+
+def relative_entropy(reference: CGTrajectory, *, r_max: float, knot_spacing: float = 0.4,
+                     iterations: int = 10, steps: int = 2000, equilibration: int = 500,
+                     frame_every: int = 20, dt_fs: float = 5.0, friction_per_fs: float = 0.01,
+                     initial: CGPotential | None = None, seed: int = 0,
+                     max_change_kT: float = 0.5, regularisation: float = 1e-3,
+                     rdf_bin: float = 0.1) -> NewtonCGResult:
+    """Relative-entropy minimisation (Shell, J. Chem. Phys. 129, 144108 (2008); Chaimovich &
+    Shell 2011) of a cubic B-spline pair potential ``U(r) = sum_k c_k B_k(r)`` (knots every
+    ``knot_spacing`` over the sampled range, ``U(r_max) = 0``).
+
+    ``S_rel = <ln p_ref / p_CG>_ref``; for parameters entering linearly its gradient is
+    ``beta (<Phi>_ref - <Phi>_CG)`` and its Hessian ``beta^2 Cov_CG(Phi)`` with
+    ``Phi_k = sum over pairs of B_k(r_ij)``: each iteration runs CG MD, measures both and takes a
+    (regularised, trust-region limited) Newton step.  The minimiser reproduces ``<Phi>_ref``:
+    the reference's pair structure projected on the basis.  See :func:`relative_entropy_gradient`
+    for the gradient on its own (tested against finite differences)."""
+    return _newton_fit(reference, method="relative-entropy",
+                       r_max=_checked_range(reference, r_max),
+                       resolution=positive("knot_spacing", knot_spacing),
+                       iterations=positive_int("iterations", iterations, 0),
+                       steps=positive_int("steps", steps),
+                       equilibration=positive_int("equilibration", equilibration, 0),
+                       frame_every=positive_int("frame_every", frame_every),
+                       dt_fs=positive("dt_fs", dt_fs),
+                       friction_per_fs=positive("friction_per_fs", friction_per_fs),
+                       initial=initial, seed=_check_seed("seed", seed),
+                       max_change_kT=positive("max_change_kT", max_change_kT),
+                       regularisation=in_range("regularisation", regularisation, 0.0, 10.0),
+                       rdf_bin=positive("rdf_bin", rdf_bin))
+
+
+def inverse_monte_carlo(reference: CGTrajectory, *, r_max: float, bin_width: float = 0.2,
+                        iterations: int = 6, steps: int = 2000, equilibration: int = 500,
+                        frame_every: int = 10, dt_fs: float = 5.0, friction_per_fs: float = 0.01,
+                        initial: CGPotential | None = None, seed: int = 0,
+                        max_change_kT: float = 0.3, regularisation: float = 0.1) -> NewtonCGResult:
+    """Inverse Monte Carlo (Lyubartsev & Laaksonen, Phys. Rev. E 52, 3730 (1995)): the Newton
+    version of IBI.  With the potential tabulated per RDF bin, the pair count ``S_a`` of bin ``a``
+    responds to a change of the potential as ``d<S_a>/dU_b = -beta (<S_a S_b> - <S_a><S_b>)``;
+    each iteration solves that (Tikhonov-regularised, the cross-correlations from the CG run) for
+    the change that brings ``<S>`` to the reference's.  It is the relative-entropy Newton step in
+    a histogram basis — one code path serves both.  Converges in far fewer iterations than IBI
+    where the cross-correlations matter (dense liquids) and needs more sampling per iteration:
+    the covariance of ~40 bin counts estimated from a few hundred frames is noisy, hence the
+    regularisation (0.1 of the mean Hessian diagonal) and the 0.3 kT trust region by default
+    (with 0.1 Å bins and 100 frames the iteration did not converge on the LJ test liquid).
+    Like IBI it pins the RDF, not the potential's long-range tail (see docs/coarse_graining.md)."""
+    bin_width = positive("bin_width", bin_width)
+    r_max = _checked_range(reference, r_max)
+    if bin_width >= 0.5 * r_max:
+        raise InputError("bin_width", bin_width, f"a bin width well below the potential's range "
+                         f"r_max = {r_max:g} Å")
+    return _newton_fit(reference, method="imc", r_max=r_max, resolution=bin_width,
+                       iterations=positive_int("iterations", iterations, 0),
+                       steps=positive_int("steps", steps),
+                       equilibration=positive_int("equilibration", equilibration, 0),
+                       frame_every=positive_int("frame_every", frame_every),
+                       dt_fs=positive("dt_fs", dt_fs),
+                       friction_per_fs=positive("friction_per_fs", friction_per_fs),
+                       initial=initial, seed=_check_seed("seed", seed),
+                       max_change_kT=positive("max_change_kT", max_change_kT),
+                       regularisation=in_range("regularisation", regularisation, 0.0, 10.0),
+                       rdf_bin=bin_width)
+
+
+def _checked_range(reference, r_max) -> float:
+    if not isinstance(reference, CGTrajectory):
+        raise InputError("reference", type(reference).__name__, "a CGTrajectory (the mapped target)")
+    r_max = positive("r_max", r_max)
+    if r_max >= 0.5 * reference.box.min():
+        raise InputError("r_max", r_max, f"less than half the shortest box length "
+                         f"({0.5 * reference.box.min():.4g} Å)")
+    return r_max
+
+
+def relative_entropy_gradient(reference: CGTrajectory, model: CGTrajectory, basis_values,
+                              *, r_max: float) -> np.ndarray:
+    """``dS_rel/dc_k = beta (<Phi_k>_ref - <Phi_k>_model)`` for a linear pair potential
+    ``U = sum_k c_k phi_k(r)``; ``basis_values(r) -> (n_pairs, n_basis)`` evaluates the basis
+    (one pair type), ``model`` samples the CG model at the current parameters (same state)."""
+    r_max = _checked_range(reference, r_max)
+    beta = 1.0 / (BOLTZMANN_EV * reference.temperature_K)
+    pair_of = np.zeros((1, 1), dtype=np.int64)
+
+    def phi(q, r):
+        return np.asarray(basis_values(r)).sum(axis=0)
+
+    a = _basis_statistics(reference, phi, None, pair_of, r_max, True).mean(axis=0)
+    b = _basis_statistics(model, phi, None, pair_of, r_max, True).mean(axis=0)
+    return beta * (a - b)
