@@ -1100,6 +1100,7 @@ def _newton_fit(reference: CGTrajectory, *, method: str, r_max: float, resolutio
     phi_ref = stats_of(reference).mean(axis=0)
     errors, pressures, gnorms = [], [], []
     last = {}
+    scale = 1.0
     for it in range(iterations + 1):
         E, F, rng = tabulate(c)
         pot = CGPotential(names, reference.masses, r_tab, E, F, method, T,
@@ -1124,13 +1125,18 @@ def _newton_fit(reference: CGTrajectory, *, method: str, r_max: float, resolutio
                     method, it, errors[-1], gnorms[-1], pressures[-1])
         if it == iterations:
             break
+        # trust region: shrink when the (noisy) gradient grew, grow back when it falls
+        if len(gnorms) > 1:
+            scale = max(0.125, 0.5 * scale) if gnorms[-1] > 1.2 * gnorms[-2] \
+                else min(1.0, 1.5 * scale)
         cov = np.cov(S[:, free], rowvar=False)
         H = beta * beta * np.atleast_2d(cov)
         lam = regularisation * np.trace(H) / max(free.size, 1)
         step = -np.linalg.solve(H + lam * np.eye(free.size), grad[free])
         big = np.max(np.abs(step)) / kT
-        if big > max_change_kT:                        # trust region on the parameters
-            step *= max_change_kT / big
+        limit = scale * max_change_kT
+        if big > limit:                                # no parameter moves more than the region
+            step *= limit / big
         c[free] += step
     return NewtonCGResult(potential=pot, rdf_error=errors, pressure_bar=pressures,
                           gradient_norm=gnorms, r=rr, target=target, last=last)
