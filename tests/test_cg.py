@@ -325,3 +325,53 @@ def test_inverse_monte_carlo_converges_the_rdf(lj_reference):
     assert res.rdf_error[-1] < 0.5 * res.rdf_error[0]
     assert res.rdf_error[-1] < 0.05           # measured 0.016-0.027 (0.12 from the PMF start)
     assert res.potential.method == "imc"
+
+
+def _ideal_chains(n_keep=4, segments=6, chains=300, frames=20, k=2.0, T=300.0, seed=0):
+    """Ideal harmonic chains (zero rest length, spring k eV/Å²) sampled exactly (Gaussian random
+    walks), with their atomistic forces, mapped by keeping every n_keep-th atom."""
+    gen = np.random.default_rng(seed)
+    kT = BOLTZMANN_EV * T
+    L = n_keep * segments + 1
+    box = 1000.0
+    pos = np.empty((frames, chains * (segments + 1), 3))
+    frc = np.empty_like(pos)
+    for f in range(frames):
+        steps = gen.normal(scale=math.sqrt(kT / k), size=(chains, L - 1, 3))
+        x = np.concatenate([np.zeros((chains, 1, 3)), np.cumsum(steps, axis=1)], axis=1)
+        x += gen.random((chains, 1, 3)) * box
+        F = np.zeros_like(x)
+        F[:, :-1] -= k * (x[:, :-1] - x[:, 1:])
+        F[:, 1:] -= k * (x[:, 1:] - x[:, :-1])
+        pos[f] = x[:, ::n_keep].reshape(-1, 3)
+        frc[f] = F[:, ::n_keep].reshape(-1, 3)
+    beads = np.arange(chains * (segments + 1)).reshape(chains, segments + 1)
+    bonds = np.stack([beads[:, :-1].ravel(), beads[:, 1:].ravel()], axis=1)
+    traj = CGTrajectory(pos, [box] * 3, np.zeros(pos.shape[1], int), ["C"], [12.0 * n_keep], T,
+                        frc, bonds)
+    return traj, k / n_keep
+
+
+def test_harmonic_chain_cg_bond_from_force_matching_and_boltzmann_inversion():
+    """Keeping every n-th bead of an ideal chain of springs k gives exactly the bond k/n (springs in
+    series; the dropped atoms are Brownian bridges).  Both methods recover it within the error
+    their sampling implies: force matching's block standard error, and for the Boltzmann
+    inversion the Poisson error kT/sqrt(count) of each histogram bin in a weighted fit of
+    U = k_eff r^2 / 2 + c."""
+    from scaleladder.mesoscale.cg import bond_boltzmann_inversion
+    traj, k_eff = _ideal_chains()
+    fm = force_match(traj, r_max=10.0, knot_spacing=0.25, pairs=False, regularisation=1e-6)
+    rb = fm.bond["r_A"]
+    sd = np.asarray(fm.info["bond_force_uncertainty_eV_per_A"])
+    lo, hi = fm.info["bond_fitted_range_A"]
+    mid = (rb > lo + 0.3 * (hi - lo)) & (rb < hi - 0.4 * (hi - lo))     # well-sampled lengths
+    err = fm.bond["force_eV_per_A"][mid] - (-k_eff * rb[mid])
+    assert np.all(np.abs(err) < 4 * sd[mid] + 1e-3 * k_eff * rb[mid])
+    assert np.max(sd[mid] / (k_eff * rb[mid])) < 0.05            # the check is sharp
+    bi = bond_boltzmann_inversion(traj, bin_width=0.05, min_count=50)
+    r, u, w = bi["r_A"], bi["energy_eV"], 1.0 / (BOLTZMANN_EV * 300.0 / np.sqrt(bi["count"]))
+    X = np.stack([0.5 * r ** 2, np.ones_like(r)], axis=1)
+    coef, *_ = np.linalg.lstsq(X * w[:, None], u * w, rcond=None)
+    cov = np.linalg.inv((X * w[:, None]).T @ (X * w[:, None]))
+    assert abs(coef[0] - k_eff) < 4 * math.sqrt(cov[0, 0])
+    assert math.sqrt(cov[0, 0]) < 0.05 * k_eff

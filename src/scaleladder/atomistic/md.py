@@ -221,7 +221,7 @@ class MDResult:
     snapshots : tuple of ase.Atoms
         Copies of the frames at the steps asked for with ``snapshots=`` (momenta kept, no
         calculator, no constraint; ``info``: ``step``, ``time_fs``, ``potential_energy_eV``,
-        ``kinetic_temperature_K``).
+        ``kinetic_temperature_K``; ``arrays["forces"]``: the forces, eV/Å).
     """
 
     atoms: Any
@@ -680,6 +680,8 @@ class MDEngine:
             snap.info.update(step=int(step), time_fs=float(self.rows[-1][0]),
                              potential_energy_eV=float(self.atoms.get_potential_energy()),
                              kinetic_temperature_K=float(self.atoms.get_temperature()))
+            # the forces of this frame (already computed): what force matching fits
+            snap.arrays["forces"] = np.array(self.atoms.get_forces(apply_constraint=False))
             self.snapshots.append(snap)
         if self.traj is not None and not (self.append and k == 0) and \
                 ((step % self.settings["trajectory_every"]) == 0 or k == self.steps):

@@ -12,7 +12,8 @@ _LADDERS = {"silicon-fracture": "scaleladder.ladders.silicon_fracture",
             "vacancy-diffusion": "scaleladder.ladders.vacancy_diffusion",
             "polycrystal": "scaleladder.ladders.polycrystal",
             "fracture-phasefield": "scaleladder.ladders.fracture_phasefield",
-            "nanoindentation": "scaleladder.ladders.nanoindentation"}
+            "nanoindentation": "scaleladder.ladders.nanoindentation",
+            "water-cg": "scaleladder.ladders.water_cg"}
 
 
 def available_ladders() -> dict[str, str]:

@@ -48,8 +48,9 @@ from .particles import _HALF_SHELL, PairList, ParticleState, _max_displacement2,
 
 __all__ = ["cg_lattice", "map_trajectory", "one_bead_per_molecule", "chain_mapping", "rdf", "tabulate_pair",
            "run_cg_md", "CGEngine", "CGRun", "iterative_boltzmann_inversion", "IBIResult",
-           "force_match", "relative_entropy", "relative_entropy_gradient", "inverse_monte_carlo",
-           "NewtonCGResult", "EV_PER_A3_IN_BAR"]
+           "force_match", "bond_boltzmann_inversion", "relative_entropy", "relative_entropy_gradient", "inverse_monte_carlo",
+           "NewtonCGResult", "diffusion_coefficient", "coordination_number", "first_minimum",
+           "EV_PER_A3_IN_BAR"]
 
 logger = logging.getLogger(__name__)
 
@@ -591,7 +592,7 @@ def run_cg_md(potential: CGPotential, start: CGTrajectory, steps: int, *,
               temperature_K: float | None = None, dt_fs: float = 5.0,
               thermostat: str = "langevin", friction_per_fs: float = 0.01, seed: int = 0,
               frame_every: int = 0, frame_forces: bool = False, observe_every: int = 50,
-              equilibration: int = 0, skin: float = 1.0) -> CGRun:
+              equilibration: int = 0, skin: float | None = None) -> CGRun:
     """Run CG MD with ``potential`` from the last frame of ``start`` (its box, types and masses).
 
     Parameters
@@ -612,6 +613,8 @@ def run_cg_md(potential: CGPotential, start: CGTrajectory, steps: int, *,
         (diffusion) depend on the friction: a CG time scale must be calibrated, not assumed.
     equilibration : int
         Steps run (unobserved) before production.
+    skin : float, optional
+        Verlet-list skin (Å); default 1 Å or less where the box is small.
     """
     if not isinstance(potential, CGPotential):
         raise InputError("potential", type(potential).__name__, "a CGPotential")
@@ -629,6 +632,13 @@ def run_cg_md(potential: CGPotential, start: CGTrajectory, steps: int, *,
     frame_every = positive_int("frame_every", frame_every, 0)
     observe_every = positive_int("observe_every", observe_every)
     equilibration = positive_int("equilibration", equilibration, 0)
+    if skin is None:        # 1 Å, or what the minimum-image convention leaves in a small box
+        room = 0.5 * float(np.min(start.box)) - potential.cutoff_A
+        if room <= 0.02:
+            raise InputError("start.box", tuple(float(x) for x in start.box),
+                             f"a box longer than twice the potential's cutoff "
+                             f"{potential.cutoff_A:g} Å")
+        skin = min(1.0, 0.9 * room)
     skin = in_range("skin", skin, 0.0, 5.0)
     if friction_per_fs * dt_fs > 1.0:
         raise InputError("friction_per_fs", friction_per_fs,
@@ -816,21 +826,25 @@ def iterative_boltzmann_inversion(reference: CGTrajectory, *, r_max: float,
 # =============================================================================== force matching
 def force_match(traj: CGTrajectory, *, r_max: float, knot_spacing: float = 0.2,
                 regularisation: float = 1e-4, n_blocks: int = 5, exclude_bonded: bool = True,
-                table_spacing: float = 0.01) -> CGPotential:
+                table_spacing: float = 0.01, pairs: bool = True) -> CGPotential:
     """Multiscale coarse-graining by force matching (Izvekov & Voth, J. Phys. Chem. B 109, 2469
     (2005); Noid et al., J. Chem. Phys. 128, 244114 (2008)).
 
-    The pair force of every pair of bead types is a cubic B-spline on uniform knots
-    (``knot_spacing``) from the smallest sampled distance to ``r_max``; the coefficients minimise
-    ``sum |F_mapped - F_CG|^2`` over all beads and frames plus ``lambda |D2 c|^2`` (second
-    differences of the coefficients; ``lambda = regularisation * trace(G) / n``), solved from the
-    accumulated normal equations.  The uncertainty is the standard error of the force over fits
-    to ``n_blocks`` consecutive blocks of frames.  Below the sampled range the force continues as
-    a linear repulsive wall; the energy is the integral of the force from ``r_max`` (zero there).
+    The pair force of every pair of bead types (and, when the trajectory has bonds, the bond
+    force) is a cubic B-spline on uniform knots (``knot_spacing``) over the sampled range (pairs:
+    from the smallest sampled distance to ``r_max``; bonds: the sampled bond lengths); the
+    coefficients minimise ``sum |F_mapped - F_CG|^2`` over all beads and frames plus
+    ``lambda |D2 c|^2`` (second differences of the coefficients; ``lambda = regularisation *
+    trace(G) / n``), solved from the accumulated normal equations.  The uncertainty is the
+    standard error of the force over fits to ``n_blocks`` consecutive blocks of frames.  Below the
+    sampled range a pair force continues as a linear repulsive wall; the energy is the integral of
+    the force from ``r_max`` (zero there).  ``pairs=False`` fits the bonds alone (a chain without
+    nonbonded forces).
 
     Returns a ``CGPotential`` (method ``"force-matching"``) with
-    ``pair_force_uncertainty_eV_per_A``.  When the mapped forces come from a pair potential the
-    fit returns that pair force (up to the basis and the sampling).
+    ``pair_force_uncertainty_eV_per_A`` (and ``info["bond_force_uncertainty_eV_per_A"]``).
+    When the mapped forces come from a pair potential the fit returns that pair force (up to the
+    basis and the sampling).
     """
     from scipy.interpolate import BSpline
     from scipy.sparse import coo_matrix
@@ -853,30 +867,49 @@ def force_match(traj: CGTrajectory, *, r_max: float, knot_spacing: float = 0.2,
     if traj.n_frames < n_blocks:
         raise InputError("n_blocks", n_blocks, f"at most the {traj.n_frames} frames")
     table_spacing = positive("table_spacing", table_spacing)
+    has_bonds = traj.bonds.shape[0] > 0
+    if not pairs and not has_bonds:
+        raise InputError("pairs", pairs, "True for a trajectory without bonds (nothing to fit)")
     names = traj.type_names
-    keys = _pair_keys(names)
+    keys = _pair_keys(names) if pairs else []
+    nq = len(keys) + (1 if has_bonds else 0)      # interactions: pair types, then the bond
+    qb = len(keys)
     kidx = {k: q for q, (k, _, _) in enumerate(keys)}
     ntypes = len(names)
     pair_of = np.zeros((ntypes, ntypes), dtype=np.int64)
-    for x in range(ntypes):
-        for y in range(ntypes):
-            pair_of[x, y] = kidx[pair_key(names[x], names[y])]
+    if pairs:
+        for x in range(ntypes):
+            for y in range(ntypes):
+                pair_of[x, y] = kidx[pair_key(names[x], names[y])]
     excl = _bonded_set(traj.bonds) if exclude_bonded else set()
-    pl = PairList(traj.box, r_max, 0.0)
-    # the sampled range per pair type
-    r_lo = np.full(len(keys), np.inf)
+    pl = PairList(traj.box, r_max, 0.0) if pairs else None
+    r_lo = np.full(nq, np.inf)
+    r_hi = np.full(nq, r_max)
     cache = []
+    bi, bj = (traj.bonds[:, 0], traj.bonds[:, 1]) if has_bonds else (None, None)
     for f in range(traj.n_frames):
-        pl.build(traj.positions[f])
-        d = traj.positions[f][pl.i] - traj.positions[f][pl.j] - pl.shift
-        r = np.sqrt(np.einsum("ij,ij->i", d, d))
-        keep = r < r_max
-        if excl:
-            keep &= np.array([(min(a, b), max(a, b)) not in excl for a, b in zip(pl.i, pl.j)],
-                             dtype=bool)
-        i, j, d, r = pl.i[keep], pl.j[keep], d[keep], r[keep]
-        q = pair_of[traj.types[i], traj.types[j]]
-        np.minimum.at(r_lo, q, r)
+        x = traj.positions[f]
+        parts = []
+        if pairs:
+            pl.build(x)
+            d = x[pl.i] - x[pl.j] - pl.shift
+            r = np.sqrt(np.einsum("ij,ij->i", d, d))
+            keep = r < r_max
+            if excl:
+                keep &= np.array([(min(a, b), max(a, b)) not in excl
+                                  for a, b in zip(pl.i, pl.j)], dtype=bool)
+            i, j, d, r = pl.i[keep], pl.j[keep], d[keep], r[keep]
+            q = pair_of[traj.types[i], traj.types[j]]
+            np.minimum.at(r_lo, q, r)
+            parts.append((i, j, d, r, q))
+        if has_bonds:
+            d = x[bi] - x[bj]
+            d -= traj.box * np.round(d / traj.box)
+            r = np.sqrt(np.einsum("ij,ij->i", d, d))
+            r_lo[qb] = min(r_lo[qb], r.min())
+            r_hi[qb] = r.max() if f == 0 else max(r_hi[qb], r.max())
+            parts.append((bi, bj, d, r, np.full(r.size, qb)))
+        i, j, d, r, q = (np.concatenate(z) for z in zip(*parts))
         cache.append((i, j, d / r[:, None], r, q))
     if not np.all(np.isfinite(r_lo)):
         missing = [keys[q][0] for q in np.flatnonzero(~np.isfinite(r_lo))]
@@ -884,10 +917,13 @@ def force_match(traj: CGTrajectory, *, r_max: float, knot_spacing: float = 0.2,
                          f"(no {missing} pairs closer than r_max)")
     kdeg = 3
     knots, nbasis = [], []
-    for q in range(len(keys)):
+    for q in range(nq):
         lo_q = math.floor(r_lo[q] / knot_spacing) * knot_spacing
-        inner = np.arange(lo_q, r_max + 0.5 * knot_spacing, knot_spacing)
-        inner[-1] = r_max
+        hi_q = r_max if q < qb else math.ceil(r_hi[q] / knot_spacing) * knot_spacing
+        inner = np.arange(lo_q, hi_q + 0.5 * knot_spacing, knot_spacing)
+        inner[-1] = hi_q
+        if inner.size < 2:
+            inner = np.array([lo_q, lo_q + knot_spacing])
         t = np.concatenate([[inner[0]] * kdeg, inner, [inner[-1]] * kdeg])
         knots.append(t)
         nbasis.append(len(t) - kdeg - 1)
@@ -900,7 +936,7 @@ def force_match(traj: CGTrajectory, *, r_max: float, knot_spacing: float = 0.2,
     for f, (i, j, e, r, q) in enumerate(cache):
         blk = int(np.searchsorted(bounds, f, side="right") - 1)
         rows, cols, vals = [], [], []
-        for qq in range(len(keys)):
+        for qq in range(nq):
             s = q == qq
             if not s.any():
                 continue
@@ -917,9 +953,9 @@ def force_match(traj: CGTrajectory, *, r_max: float, knot_spacing: float = 0.2,
         G[blk] += (A.T @ A).toarray()
         h[blk] += A.T @ traj.forces[f].reshape(-1)
     D = np.zeros((0, ncol))
-    for q in range(len(keys)):
+    for q in range(nq):
         m = nbasis[q]
-        Dq = np.zeros((m - 2, ncol))
+        Dq = np.zeros((max(m - 2, 0), ncol))
         for k in range(m - 2):
             Dq[k, offset[q] + k:offset[q] + k + 3] = (1.0, -2.0, 1.0)
         D = np.vstack([D, Dq])
@@ -931,32 +967,78 @@ def force_match(traj: CGTrajectory, *, r_max: float, knot_spacing: float = 0.2,
 
     coef = solve(G.sum(0), h.sum(0))
     block_coef = [solve(G[b] * n_blocks, h[b] * n_blocks) for b in range(n_blocks)]
-    r_tab = np.arange(0.0, r_max + 0.5 * table_spacing, table_spacing)
-    r_tab[-1] = r_max
     kT = BOLTZMANN_EV * traj.temperature_K
-    energy, force, unc, fitted = {}, {}, {}, {}
-    for q, (key, _, _) in enumerate(keys):
+
+    def table(q, grid, wall):
         t = knots[q]
         spl = BSpline(t, coef[offset[q]:offset[q + 1]], kdeg)
-        inside = r_tab >= t[0]
-        f = np.zeros_like(r_tab)
-        f[inside] = spl(r_tab[inside])
+        inside = (grid >= t[0]) & (grid <= t[-1])
+        f = np.zeros_like(grid)
+        f[inside] = spl(grid[inside])
         lo_i = int(np.argmax(inside))
-        if lo_i > 0:                                    # linear repulsive wall below the data
-            dfdr = spl.derivative()(t[0])
-            slope = max(-dfdr, 20.0 * kT)
-            f[:lo_i] = f[lo_i] + slope * (r_tab[lo_i] - r_tab[:lo_i])
+        if wall and lo_i > 0:                           # linear repulsive wall below the data
+            slope = max(-spl.derivative()(t[0]), 20.0 * kT)
+            f[:lo_i] = f[lo_i] + slope * (grid[lo_i] - grid[:lo_i])
         fb = np.array([np.where(inside, BSpline(t, bc[offset[q]:offset[q + 1]], kdeg)(
-            np.clip(r_tab, t[0], t[-1])), 0.0) for bc in block_coef])
-        force[key] = f
+            np.clip(grid, t[0], t[-1])), 0.0) for bc in block_coef])
+        return f, fb.std(axis=0, ddof=1) / math.sqrt(n_blocks)
+
+    r_tab = np.arange(0.0, r_max + 0.5 * table_spacing, table_spacing)
+    r_tab[-1] = r_max
+    energy, force, unc, fitted = {}, {}, {}, {}
+    for q, (key, _, _) in enumerate(keys):
+        f, sd = table(q, r_tab, True)
+        force[key], unc[key] = f, sd
         energy[key] = _energy_from_force(r_tab, f)
-        unc[key] = fb.std(axis=0, ddof=1) / math.sqrt(n_blocks)
         fitted[key] = (float(r_lo[q]), r_max)
+    if not pairs:                                     # a potential needs pair tables: zero ones
+        for key, _, _ in _pair_keys(names):
+            force[key] = np.zeros_like(r_tab)
+            energy[key] = np.zeros_like(r_tab)
+    info = {"knot_spacing_A": knot_spacing, "regularisation": regularisation,
+            "n_blocks": n_blocks, "frames": traj.n_frames, "pairs_fitted": bool(pairs)}
+    bond = {}
+    if has_bonds:
+        rb = np.arange(knots[qb][0], knots[qb][-1] + 0.5 * table_spacing, table_spacing)
+        fbnd, sdb = table(qb, rb, False)
+        ub = _energy_from_force(rb, fbnd)
+        bond = {"r_A": rb, "energy_eV": ub - ub.min(), "force_eV_per_A": fbnd}
+        info["bond_force_uncertainty_eV_per_A"] = sdb.tolist()
+        info["bond_fitted_range_A"] = [float(r_lo[qb]), float(r_hi[qb])]
     return CGPotential(names, traj.masses, r_tab, energy, force, "force-matching",
                        traj.temperature_K, traj.density_per_A3, fitted_range_A=fitted,
-                       pair_force_uncertainty_eV_per_A=unc,
-                       info={"knot_spacing_A": knot_spacing, "regularisation": regularisation,
-                             "n_blocks": n_blocks, "frames": traj.n_frames})
+                       pair_force_uncertainty_eV_per_A=unc, bond=bond, info=info)
+
+
+def bond_boltzmann_inversion(traj: CGTrajectory, *, bin_width: float = 0.05,
+                             min_count: int = 20) -> dict:
+    """The bond potential of mean force ``U(r) = -kT ln(P(r) / r^2)`` from the bond-length
+    histogram (P normalised; the r^2 Jacobian removes the volume of the spherical shell), the
+    first iteration of IBI for bonds — and its last, when bonds are independent of everything
+    else (an ideal chain).  Returns ``{"r_A", "energy_eV", "force_eV_per_A", "count"}`` over the
+    bins holding at least ``min_count`` bonds (zero energy at the minimum)."""
+    if not isinstance(traj, CGTrajectory):
+        raise InputError("traj", type(traj).__name__, "a CGTrajectory")
+    if traj.bonds.shape[0] == 0:
+        raise InputError("traj.bonds", None, "a trajectory with bonds")
+    bin_width = positive("bin_width", bin_width)
+    min_count = positive_int("min_count", min_count)
+    x = traj.positions
+    d = x[:, traj.bonds[:, 0]] - x[:, traj.bonds[:, 1]]
+    d -= traj.box * np.round(d / traj.box)
+    r = np.sqrt(np.einsum("fbi,fbi->fb", d, d)).ravel()
+    if bin_width > 0.5 * (r.max() - r.min()):
+        raise InputError("bin_width", bin_width, f"bins narrower than half the sampled range of "
+                         f"bond lengths ({r.min():.3g}-{r.max():.3g} Å)")
+    edges = np.arange(math.floor(r.min() / bin_width) * bin_width, r.max() + bin_width, bin_width)
+    cnt, _ = np.histogram(r, bins=edges)
+    c = 0.5 * (edges[1:] + edges[:-1])
+    ok = cnt >= min_count
+    kT = BOLTZMANN_EV * traj.temperature_K
+    u = -kT * np.log(cnt[ok] / (cnt.sum() * bin_width) / c[ok] ** 2)
+    u -= u.min()
+    return {"r_A": c[ok], "energy_eV": u, "force_eV_per_A": -np.gradient(u, c[ok]),
+            "count": cnt[ok]}
 
 
 # =============================================================================== Newton methods
@@ -1232,3 +1314,55 @@ def relative_entropy_gradient(reference: CGTrajectory, model: CGTrajectory, basi
     a = _basis_statistics(reference, phi, None, pair_of, r_max, True).mean(axis=0)
     b = _basis_statistics(model, phi, None, pair_of, r_max, True).mean(axis=0)
     return beta * (a - b)
+
+
+# =============================================================================== analysis
+def diffusion_coefficient(traj: CGTrajectory, *, fit_from: float = 0.2,
+                          fit_to: float = 0.6) -> tuple[float, float]:
+    """Self-diffusion coefficient (Å²/fs) from the beads' mean-square displacement (positions
+    must be unwrapped; the system's centre-of-mass drift is removed): ``D = slope / 6`` of the
+    MSD over lag times between ``fit_from`` and ``fit_to`` of the run, averaged over time
+    origins.  Returns ``(D, standard error)``, the error from fits to the two halves of the beads.
+    1 Å²/fs = 0.1 cm²/s.  No finite-size (Yeh-Hummer) correction: compare runs in one box."""
+    if not isinstance(traj, CGTrajectory):
+        raise InputError("traj", type(traj).__name__, "a CGTrajectory")
+    if traj.n_frames < 10 or traj.frame_interval_fs <= 0:
+        raise InputError("traj", f"{traj.n_frames} frames, interval {traj.frame_interval_fs} fs",
+                         "at least 10 frames with a frame interval > 0")
+    if not 0.0 <= fit_from < fit_to <= 1.0:
+        raise InputError("fit_from, fit_to", (fit_from, fit_to), "0 <= fit_from < fit_to <= 1")
+    m = traj.masses[traj.types]
+    x = traj.positions - ((m[None, :, None] * traj.positions).sum(1) / m.sum())[:, None, :]
+    nf = traj.n_frames
+    lags = np.arange(max(1, int(fit_from * nf)), max(int(fit_from * nf) + 2, int(fit_to * nf)))
+    halves = (slice(0, traj.n_beads // 2), slice(traj.n_beads // 2, None))
+    ds = []
+    for h in (slice(None),) + halves:
+        msd = np.array([np.mean(np.sum((x[k:, h] - x[:-k, h]) ** 2, axis=2)) for k in lags])
+        slope = np.polyfit(lags * traj.frame_interval_fs, msd, 1)[0]
+        ds.append(slope / 6.0)
+    return float(ds[0]), float(abs(ds[1] - ds[2]) / 2.0)
+
+
+def coordination_number(r: np.ndarray, g: np.ndarray, density_per_A3: float,
+                        r_cut: float) -> float:
+    """``4 pi rho int_0^r_cut g(r) r^2 dr`` (the first shell when ``r_cut`` is g's first
+    minimum)."""
+    r = np.asarray(r, dtype=float)
+    g = np.asarray(g, dtype=float)
+    sel = r <= r_cut
+    dr = r[1] - r[0]
+    return float(4 * np.pi * positive("density_per_A3", density_per_A3)
+                 * np.sum(g[sel] * r[sel] ** 2) * dr)
+
+
+def first_minimum(r: np.ndarray, g: np.ndarray) -> float:
+    """The position of g's first local minimum after its main peak (g smoothed over 5 bins so
+    that noise makes no minimum)."""
+    r = np.asarray(r, dtype=float)
+    gs = np.convolve(np.asarray(g, dtype=float), np.ones(5) / 5.0, mode="same")
+    k = int(np.argmax(gs))
+    for j in range(k + 1, gs.size - 1):
+        if gs[j] <= gs[j - 1] and gs[j] < gs[j + 1]:
+            return float(r[j])
+    raise InputError("g", "no minimum after the main peak", "an RDF with a first shell")
