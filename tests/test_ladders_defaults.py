@@ -4,13 +4,15 @@ A ladder that fails with its defaults is the worst first impression a user can g
 run here exactly as ``scaleladder run <ladder>`` runs it, and its headline numbers are checked
 against the physics they must reproduce.  The cheap ones are in the default suite; the flagship
 and fracture-phasefield, which reuses the flagship's stages from its store
-(tests/test_flagship_slow.py), qmmm-water (PBE0/def2-svp DFT) and nanoindentation (three
-indentations, one fully atomistic) are in the slow suite.  The
+(tests/test_flagship_slow.py), qmmm-water (PBE0/def2-svp DFT), nanoindentation (three
+indentations, one fully atomistic) and water-cg (60 ps of atomistic water) are in the slow suite.  The
 defects ladder's defaults run in tests/test_reliability.py.
 """
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 import pytest
 from typer.testing import CliRunner
@@ -38,7 +40,7 @@ def _run_defaults(tmp_path, ladder):
 
 def test_every_ladder_is_covered_by_a_defaults_run():
     covered = {"silicon-fracture", "defects", "elastic-constants", "vacancy-diffusion", "magnet",
-               "qmmm-water", "polycrystal", "fracture-phasefield", "nanoindentation"}
+               "qmmm-water", "polycrystal", "fracture-phasefield", "nanoindentation", "water-cg"}
     assert set(available_ladders()) == covered
 
 
@@ -153,3 +155,25 @@ def test_nanoindentation_defaults(tmp_path):
     assert float(ld["load"].value) == pytest.approx(nuc["qc_large"]["load_before"])
     assert ld["large_dof_ratio"] > 3.0
     assert np.all(np.asarray(res["qc_large"]["load"]) > 0)
+
+
+@pytest.mark.slow
+def test_water_cg_defaults(tmp_path):
+    res = _run_defaults(tmp_path, "water-cg")
+    aa = res["aa_300"]
+    # SPC/Fw at 300 K: liquid structure, first shell of about 4.5 neighbours
+    chk = res["check_ibi_300"]
+    assert 2.7 < chk["r"][np.argmax(chk["g_aa"])] < 2.9
+    assert 4.0 < chk["nc_aa"] < 5.0
+    assert abs(aa["temperature_K"] - 300.0) < 3.0
+    # every CG model reproduces the fit temperature's structure; IBI and RE closely
+    for m in ("ibi", "re"):
+        assert res[f"check_{m}_300"]["rdf_error"] < 0.08
+    assert res["check_fm_300"]["rdf_error"] < 0.2
+    # the prediction's budget is honest: the atomistic value lies within 3 sigma of the CG one
+    for T, p in res["prediction"].items():
+        est = p["nc"]
+        assert abs(float(est.value) - p["nc_aa"]) < 3 * float(est.std) + 0.05
+        assert set(est.sources) == {"cg_method", "transferability", "sampling"}
+    # the CG model is far faster in simulated time per wall second
+    assert res["check_ibi_300"]["speedup"] > 20
