@@ -375,3 +375,82 @@ def test_harmonic_chain_cg_bond_from_force_matching_and_boltzmann_inversion():
     cov = np.linalg.inv((X * w[:, None]).T @ (X * w[:, None]))
     assert abs(coef[0] - k_eff) < 4 * math.sqrt(cov[0, 0])
     assert math.sqrt(cov[0, 0]) < 0.05 * k_eff
+
+
+def _embedding_forces(x, L, a=0.01, s=3.0, rcut=7.0, rho0=5.0):
+    """An independent many-body model: E = a sum_i (rho_i - rho0)^2, rho_i = sum_j
+    exp(-(r_ij/s)^2) for r_ij < rcut (numpy, all pairs)."""
+    d = x[:, None] - x[None]
+    d -= L * np.round(d / L)
+    r = np.linalg.norm(d, axis=2)
+    np.fill_diagonal(r, np.inf)
+    inside = r < rcut
+    w = np.where(inside, np.exp(-(np.where(inside, r, 0) / s) ** 2), 0.0)
+    rho = w.sum(1)
+    dw = np.where(inside, -2 * np.where(inside, r, 0) / s ** 2 * w, 0.0)
+    c = 2 * a * ((rho - rho0)[:, None] + (rho - rho0)[None, :]) * dw / np.where(inside, r, 1.0)
+    return -(c[:, :, None] * d).sum(1)
+
+
+def test_ml_correction_learns_a_many_body_term_a_pair_potential_cannot(lj_reference):
+    """Forces = LJ pairs + a local-density fluctuation term a sum_i (rho_i - <rho>)^2 (many-body:
+    its pair projection is small).  On the exact LJ prior the kernel correction cuts the held-out
+    force error about tenfold (measured 0.0080 -> 0.0007 eV/Å); pair-only force matching of the
+    same data stays several times worse (measured 0.0041)."""
+    from scaleladder.mesoscale.cg_ml import fit_ml_correction
+    pot, run = lj_reference
+    t = run.trajectory.frames(0, 100)
+    x, L = t.positions[0], t.box
+    d = x[:, None] - x[None]
+    d -= L * np.round(d / L)
+    r = np.linalg.norm(d, axis=2)
+    np.fill_diagonal(r, np.inf)
+    rho_mean = np.where(r < 7.0, np.exp(-(r / 3.0) ** 2), 0.0).sum(1).mean()
+    F = np.array([t.forces[f] + _embedding_forces(t.positions[f], t.box, a=0.05, rho0=rho_mean)
+                  for f in range(t.n_frames)])
+    mb = CGTrajectory(t.positions, t.box, t.types, t.type_names, t.masses, t.temperature_K, F)
+    ml, rep = fit_ml_correction(mb, pot, r_cut=7.0)
+    assert rep["rmse_ml"] < 0.2 * rep["rmse_prior"]
+    assert ml.method == "ml" and ml.many_body["kind"] == "g2-kernel"
+    fm = force_match(mb.frames(0, 80), r_max=8.5)
+    from scaleladder.mesoscale.cg import CGEngine
+    eng = CGEngine(fm, t.box, t.types, temperature_K=T_STAR1, dt_fs=1.0, thermostat="langevin",
+                   friction_per_fs=0.01, skin=0.0)
+    res = np.concatenate([(F[f] - eng.forces(t.positions[f])[0]).ravel() for f in range(80, 100)])
+    assert np.sqrt(np.mean(res ** 2)) > 3 * rep["rmse_ml"]
+    # the potential with its many-body term survives the codec
+    tree, arrays = encode(ml)
+    back = decode(tree, arrays)
+    assert np.array_equal(back.many_body["centres"], ml.many_body["centres"])
+
+
+def test_ml_potential_forces_are_minus_the_gradient_and_it_runs(lj_reference):
+    from scaleladder.mesoscale.cg import CGEngine
+    from scaleladder.mesoscale.cg_ml import fit_ml_correction
+    pot, run = lj_reference
+    t = run.trajectory.frames(0, 40)
+    F = np.array([t.forces[f] + _embedding_forces(t.positions[f], t.box)
+                  for f in range(t.n_frames)])
+    ml, _ = fit_ml_correction(CGTrajectory(t.positions, t.box, t.types, t.type_names, t.masses,
+                                           t.temperature_K, F), pot, r_cut=6.0, n_centres=32)
+    e = CGEngine(ml, t.box, t.types, temperature_K=T_STAR1, dt_fs=5.0, thermostat="dpd",
+                 friction_per_fs=0.01, skin=0.0)
+    x = t.positions[-1].copy()
+    f0 = e.forces(x)[0]
+    h = 1e-4
+    for i, d in ((5, 0), (77, 2)):
+        xp, xm = x.copy(), x.copy()
+        xp[i, d] += h
+        xm[i, d] -= h
+        fd = -(e.forces(xp)[1] - e.forces(xm)[1]) / (2 * h)
+        assert abs(fd - f0[i, d]) < 1e-4 * max(1.0, abs(f0[i, d])) + 2e-6
+    start = CGTrajectory(t.positions[-1:], t.box, t.types, t.type_names, t.masses, T_STAR1)
+    r = run_cg_md(ml, start, 600, thermostat="dpd", dt_fs=5.0, observe_every=100)
+    p = (MASS * r.state.velocities).sum(axis=0)
+    assert np.linalg.norm(p) < 1e-9 * MASS * 500
+    assert abs(r.average("temperature_K", discard=0.3, n_blocks=2)[0] - T_STAR1) < 15
+    with pytest.raises(InputError, match="one bead type"):
+        CGPotential(["A", "B"], [1.0, 1.0], pot.r_A,
+                    {k: pot.pair_energy_eV["Ar-Ar"] for k in ("A-A", "A-B", "B-B")},
+                    {k: pot.pair_force_eV_per_A["Ar-Ar"] for k in ("A-A", "A-B", "B-B")},
+                    "ml", 100.0, 0.02, many_body=dict(ml.many_body))

@@ -165,6 +165,38 @@ class CGTrajectory(DataclassCodec):
                             self.bonds, self.frame_interval_fs * step, self.info)
 
 
+def _check_many_body(mb: Any, pair_cutoff: float) -> dict:
+    if not mb:
+        return {}
+    mb = dict(mb)
+    need = {"kind", "r_cut_A", "mu_A", "eta_per_A2", "scale", "centres", "coefficients_eV",
+            "length_scale"}
+    if set(mb) != need or mb["kind"] != "g2-kernel":
+        raise InputError("many_body", sorted(mb), f"the keys {sorted(need)} with kind 'g2-kernel'")
+    out = {"kind": "g2-kernel"}
+    for k in ("r_cut_A", "eta_per_A2", "length_scale"):
+        v = float(mb[k])
+        if not (np.isfinite(v) and v > 0):
+            raise InputError(f"many_body[{k!r}]", mb[k], "a positive number")
+        out[k] = v
+    if out["r_cut_A"] > pair_cutoff + 1e-9:
+        raise InputError("many_body['r_cut_A']", out["r_cut_A"],
+                         f"at most the pair tables' cutoff {pair_cutoff:g} Å")
+    mu = np.asarray(mb["mu_A"], dtype=float).reshape(-1)
+    sc = np.asarray(mb["scale"], dtype=float).reshape(-1)
+    C = np.asarray(mb["centres"], dtype=float)
+    c = np.asarray(mb["coefficients_eV"], dtype=float).reshape(-1)
+    K = mu.size
+    if K < 1 or sc.shape != (K,) or not np.all(sc > 0) or C.ndim != 2 or C.shape[1] != K \
+            or c.shape != (C.shape[0],) or not all(np.all(np.isfinite(a)) for a in (mu, sc, C, c)):
+        raise InputError("many_body", f"mu {mu.shape}, scale {sc.shape}, centres {C.shape}, "
+                         f"coefficients {c.shape}", "K radii, K scales, (M, K) centres, M "
+                         "coefficients, all finite")
+    out.update(mu_A=ro_array(mu), scale=ro_array(sc), centres=ro_array(C),
+               coefficients_eV=ro_array(c))
+    return out
+
+
 @register("CGPotential")
 @dataclass(frozen=True, eq=False)
 class CGPotential(DataclassCodec):
@@ -191,6 +223,11 @@ class CGPotential(DataclassCodec):
         One standard deviation of the fitted force (force matching).
     bond : dict, optional
         ``{"r_A": grid, "energy_eV": table, "force_eV_per_A": table}`` for every bond.
+    many_body : dict, optional
+        A machine-learned many-body term on top of the pairs (one bead type):
+        ``{"kind": "g2-kernel", "r_cut_A", "mu_A" (K,), "eta_per_A2", "scale" (K,),
+        "centres" (M, K), "coefficients_eV" (M,), "length_scale"}`` — see
+        :func:`scaleladder.mesoscale.cg_ml.fit_ml_correction`.
     info : dict
         Plain JSON: the iterations, the target, the pressure correction...
     """
@@ -207,6 +244,7 @@ class CGPotential(DataclassCodec):
     pair_force_uncertainty_eV_per_A: dict = field(default_factory=dict)
     bond: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    many_body: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         names = _names("type_names", self.type_names)
@@ -214,6 +252,10 @@ class CGPotential(DataclassCodec):
         if masses.shape != (len(names),) or not np.all(masses > 0):
             raise InputError("masses", self.masses, f"{len(names)} positive masses in amu")
         r = np.asarray(self.r_A, dtype=float).reshape(-1)
+        setf(self, "many_body", _check_many_body(self.many_body, float(r[-1]) if r.size else 0.0))
+        if self.many_body and len(names) != 1:
+            raise InputError("many_body", self.many_body["kind"], "a potential of one bead type "
+                             "(the many-body term does not distinguish types)")
         if r.size < 4 or not np.all(np.isfinite(r)) or r[0] < 0 or \
                 not np.allclose(np.diff(r), r[1] - r[0], rtol=1e-9, atol=1e-12) or r[1] <= r[0]:
             raise InputError("r_A", f"grid of {r.size} points", "a uniform increasing grid of "

@@ -41,6 +41,7 @@ from ..core.units import BOLTZMANN_EV
 from ..core.validate import in_range, one_of, positive, positive_int
 from ..core.validate import seed as _check_seed
 from ..handoffs.coarse_grained import CGPotential, CGTrajectory, pair_key
+from . import _manybody as _mb
 from ._rng import normal as _normal
 from ._rng import seed_words
 from .particles import _HALF_SHELL, PairList, ParticleState, _max_displacement2, _pairs, \
@@ -386,8 +387,22 @@ def _table_forces(pos, typ, pi, pj, S, index, r0, dr, E, Ft, rc, F):
 
 
 @njit(cache=True)
+def _all_forces(pos, typ, pi, pj, S, index, r0, dr, E, Ft, rc, mb, mu, eta, rcm, scale, centres,
+                coef, ell, F):
+    """Pair tables plus, with ``mb``, the many-body kernel term: fills F, returns (U, W)."""
+    U, W = _table_forces(pos, typ, pi, pj, S, index, r0, dr, E, Ft, rc, F)
+    if mb:
+        G = _mb.descriptors(pos, pi, pj, S, mu, eta, rcm, scale)
+        Emb, dG = _mb.energy_and_dG(G, centres, coef, ell)
+        W += _mb.pair_forces_from_dG(pos, pi, pj, S, dG, mu, eta, rcm, scale, F)
+        U += Emb
+    return U, W
+
+
+@njit(cache=True)
 def _advance_cg(pos, vel, F, invm, typ, L, nc, cells, rlist, skin, pi, pj, S, ref, index, r0,
-                dr, E, Ft, rc, dt, kT, friction, dpd, pair_gamma, rng, nsteps, shell):
+                dr, E, Ft, rc, dt, kT, friction, dpd, pair_gamma, rng, nsteps, shell, mb, mu,
+                eta, rcm, scale, centres, coef, ell):
     n = pos.shape[0]
     half_skin2 = (0.5 * skin) ** 2
     c = math.exp(-friction * dt)
@@ -412,7 +427,8 @@ def _advance_cg(pos, vel, F, invm, typ, L, nc, cells, rlist, skin, pi, pj, S, re
             pi, pj, S = _pairs(pos, L, nc, cells, rlist, shell)
             ref = pos.copy()
             builds += 1
-        _table_forces(pos, typ, pi, pj, S, index, r0, dr, E, Ft, rc, F)
+        _all_forces(pos, typ, pi, pj, S, index, r0, dr, E, Ft, rc, mb, mu, eta, rcm, scale,
+                    centres, coef, ell, F)
         for i in range(n):
             for d in range(3):
                 vel[i, d] += 0.5 * dt * F[i, d] * invm[i]
@@ -446,6 +462,21 @@ class CGEngine:
         # would give in a dense fluid: gamma_pair = friction * m (per unit weight)
         self.pair_gamma = self.friction * float(np.mean(1.0 / self.invm))
         self.pairs = PairList(self.box, self.rc, self.skin)
+        mbd = potential.many_body
+        self.mb = bool(mbd)
+        if self.mb:
+            self.mb_args = (True, np.asarray(mbd["mu_A"], dtype=float), float(mbd["eta_per_A2"]),
+                            float(mbd["r_cut_A"]), np.asarray(mbd["scale"], dtype=float),
+                            np.ascontiguousarray(mbd["centres"], dtype=float),
+                            np.asarray(mbd["coefficients_eV"], dtype=float),
+                            float(mbd["length_scale"]))
+        else:
+            self.mb_args = (False, np.zeros(1), 1.0, 1.0, np.ones(1), np.zeros((1, 1)),
+                            np.zeros(1), 1.0)
+
+    def _forces_into(self, pos, pl, F):
+        return _all_forces(pos, self.types, pl.i, pl.j, pl.shift, self.index, self.r0, self.dr,
+                           self.E, self.F, self.rc, *self.mb_args, F)
 
     def to_state(self) -> dict:
         return {"potential": self.potential, "box": self.box, "types": self.types,
@@ -474,8 +505,7 @@ class CGEngine:
         pl = PairList(self.box, self.rc, 0.0)
         pl.build(pos)
         F = np.zeros_like(pos)
-        U, W = _table_forces(pos, self.types, pl.i, pl.j, pl.shift, self.index, self.r0, self.dr,
-                             self.E, self.F, self.rc, F)
+        U, W = self._forces_into(pos, pl, F)
         return F, U, W
 
     def start(self, positions: np.ndarray, seed: int) -> ParticleState:
@@ -487,8 +517,7 @@ class CGEngine:
         pos = np.ascontiguousarray(positions, dtype=float)
         pl = self._list(pos)
         F = np.zeros_like(pos)
-        _table_forces(pos, self.types, pl.i, pl.j, pl.shift, self.index, self.r0, self.dr,
-                      self.E, self.F, self.rc, F)
+        self._forces_into(pos, pl, F)
         return ParticleState(positions=pos.copy(), velocities=v, forces=F,
                              ref_positions=pos.copy(), rng=rng, step=0)
 
@@ -500,7 +529,7 @@ class CGEngine:
             pos, vel, F, self.invm, self.types, self.box, pl.nc, pl.cells, pl.radius, self.skin,
             pl.i, pl.j, pl.shift, pl.ref.copy(), self.index, self.r0, self.dr, self.E, self.F,
             self.rc, self.dt, self.kT, self.friction, self.thermostat == "dpd", self.pair_gamma,
-            rng, int(n), _HALF_SHELL)
+            rng, int(n), _HALF_SHELL, *self.mb_args)
         if builds:
             pl.i, pl.j, pl.shift, pl.ref = pi, pj, S, ref.copy()
             pl.builds += builds
@@ -516,8 +545,7 @@ class CGEngine:
         n = v.shape[0]
         pl = self._list(state.ref_positions)
         scratch = np.zeros_like(state.positions)
-        U, W = _table_forces(state.positions, self.types, pl.i, pl.j, pl.shift, self.index,
-                             self.r0, self.dr, self.E, self.F, self.rc, scratch)
+        U, W = self._forces_into(state.positions, pl, scratch)
         dof = 3 * n - (3 if self.thermostat == "dpd" else 0)
         return {"temperature_K": twice_k / dof / BOLTZMANN_EV,
                 "pressure_bar": (twice_k + W) / (3.0 * self.volume) * EV_PER_A3_IN_BAR,
