@@ -454,3 +454,21 @@ def test_ml_potential_forces_are_minus_the_gradient_and_it_runs(lj_reference):
                     {k: pot.pair_energy_eV["Ar-Ar"] for k in ("A-A", "A-B", "B-B")},
                     {k: pot.pair_force_eV_per_A["Ar-Ar"] for k in ("A-A", "A-B", "B-B")},
                     "ml", 100.0, 0.02, many_body=dict(ml.many_body))
+
+
+def test_pressure_correction_moves_the_cg_pressure_towards_the_target(lj_reference):
+    """Start IBI from the exact potential (its RDF is already the target's) and ask for a pressure
+    1000 bar below / above the model's: the linear correction A (1 - r/r_c) lowers / raises it,
+    while the RDF stays close."""
+    pot, ref = lj_reference
+    p0 = ref.average("pressure_bar")[0]
+    out = {}
+    for sign in (-1, 1):
+        res = iterative_boltzmann_inversion(ref.trajectory, r_max=8.5, iterations=4, steps=2000,
+                                            initial=pot, damping=0.5,
+                                            target_pressure_bar=p0 + sign * 1000.0)
+        out[sign] = res
+    lo, hi = out[-1].pressure_bar[-1], out[1].pressure_bar[-1]
+    assert lo < p0 - 150 and hi > p0 + 150          # each moved towards its target
+    assert hi - lo > 300                            # measured 482 and 964 bar around 709
+    assert out[-1].rdf_error[-1] < 0.06 and out[1].rdf_error[-1] < 0.06
