@@ -368,8 +368,8 @@ def test_harmonic_chain_cg_bond_from_force_matching_and_boltzmann_inversion():
     err = fm.bond["force_eV_per_A"][mid] - (-k_eff * rb[mid])
     assert np.all(np.abs(err) < 4 * sd[mid] + 1e-3 * k_eff * rb[mid])
     assert np.max(sd[mid] / (k_eff * rb[mid])) < 0.05            # the check is sharp
-    bi = bond_boltzmann_inversion(traj, bin_width=0.05, min_count=50)
-    r, u, w = bi["r_A"], bi["energy_eV"], 1.0 / (BOLTZMANN_EV * 300.0 / np.sqrt(bi["count"]))
+    bi, count = bond_boltzmann_inversion(traj, bin_width=0.05, min_count=50)
+    r, u, w = bi["r_A"], bi["energy_eV"], 1.0 / (BOLTZMANN_EV * 300.0 / np.sqrt(count))
     X = np.stack([0.5 * r ** 2, np.ones_like(r)], axis=1)
     coef, *_ = np.linalg.lstsq(X * w[:, None], u * w, rcond=None)
     cov = np.linalg.inv((X * w[:, None]).T @ (X * w[:, None]))
@@ -472,3 +472,81 @@ def test_pressure_correction_moves_the_cg_pressure_towards_the_target(lj_referen
     assert lo < p0 - 150 and hi > p0 + 150          # each moved towards its target
     assert hi - lo > 300                            # measured 482 and 964 bar around 709
     assert out[-1].rdf_error[-1] < 0.06 and out[1].rdf_error[-1] < 0.06
+
+
+def _triatomic_reference(T=300.0, kb=5.0, r0=4.0, ka=1.0, th0=2.0, n_mol=200, steps=24000):
+    """Bead triples with harmonic bond and angle tables (no nonbonded forces), sampled by the
+    CG engine with their forces."""
+    rb = np.linspace(2.0, 6.0, 401)
+    th = np.linspace(0.0, np.pi, 361)
+    r = np.linspace(0.0, 10.0, 101)
+    pot = CGPotential(["C"], [50.0], r, {"C-C": np.zeros_like(r)}, {"C-C": np.zeros_like(r)},
+                      "given", T, 1e-3,
+                      bond={"r_A": rb, "energy_eV": 0.5 * kb * (rb - r0) ** 2,
+                            "force_eV_per_A": -kb * (rb - r0)},
+                      angle={"theta_rad": th, "energy_eV": 0.5 * ka * (th - th0) ** 2,
+                             "torque_eV_per_rad": -ka * (th - th0)})
+    gen = np.random.default_rng(1)
+    L = 80.0
+    pos, bonds, angles = [], [], []
+    for _ in range(n_mol):
+        x0 = gen.random(3) * L
+        pos += [x0, x0 + [r0, 0, 0], x0 + [r0 + r0 * np.cos(1.0), r0 * np.sin(1.0), 0]]
+        k = len(pos) - 1
+        bonds += [(k - 2, k - 1), (k - 1, k)]
+        angles.append((k - 2, k - 1, k))
+    start = CGTrajectory(np.array(pos)[None], [L] * 3, np.zeros(len(pos), int), ["C"], [50.0],
+                         T, bonds=bonds, angles=angles)
+    run = run_cg_md(pot, start, steps, dt_fs=2.0, friction_per_fs=0.01, frame_every=40,
+                    frame_forces=True, equilibration=4000)
+    return pot, run, (kb, r0, ka, th0)
+
+
+def test_bonded_engine_samples_the_exact_bond_and_angle_distributions_and_fits_recover_them():
+    """Bonds and angles of bead triples are independent: P(r) ~ r^2 exp(-U_b/kT) and
+    P(theta) ~ sin(theta) exp(-U_a/kT) exactly.  The engine samples them (its bonded forces equal
+    minus the gradient), force matching recovers both tables, and the angle's Boltzmann inversion
+    (the sin Jacobian removed) recovers the angle potential."""
+    from scaleladder.mesoscale.cg import CGEngine, angle_boltzmann_inversion
+    pot, run, (kb, r0, ka, th0) = _triatomic_reference()
+    kT = BOLTZMANN_EV * 300.0
+    tr = run.trajectory
+    d = tr.positions[:, tr.bonds[:, 0]] - tr.positions[:, tr.bonds[:, 1]]
+    lb = np.linalg.norm(d, axis=2)
+    a = tr.positions[:, tr.angles[:, 0]] - tr.positions[:, tr.angles[:, 1]]
+    c = tr.positions[:, tr.angles[:, 2]] - tr.positions[:, tr.angles[:, 1]]
+    ang = np.arccos(np.clip(np.einsum("fai,fai->fa", a, c) / np.linalg.norm(a, axis=2)
+                            / np.linalg.norm(c, axis=2), -1, 1))
+    tt = np.linspace(0, np.pi, 20001)
+    pt = np.sin(tt) * np.exp(-0.5 * ka * (tt - th0) ** 2 / kT)
+    mean_exact = np.sum(tt * pt) / np.sum(pt)                 # 1.9882: below th0 by sin
+    err = ang.mean(axis=1).std() / np.sqrt(ang.shape[0] / 10)  # ~10 frames per independent one
+    assert abs(ang.mean() - mean_exact) < max(4 * err, 0.003)
+    rr = np.linspace(3.0, 5.0, 20001)
+    pr = rr ** 2 * np.exp(-0.5 * kb * (rr - r0) ** 2 / kT)
+    assert abs(lb.mean() - np.sum(rr * pr) / np.sum(pr)) < 0.002
+    # forces = -grad of the bonded energy
+    e = CGEngine(pot, tr.box, tr.types, temperature_K=300.0, dt_fs=2.0, thermostat="langevin",
+                 friction_per_fs=0.01, skin=0.0, bonds=tr.bonds, angles=tr.angles)
+    x = tr.positions[-1].copy()
+    f0 = e.forces(x)[0]
+    for i, dd in ((0, 0), (1, 1), (2, 2)):
+        xp, xm = x.copy(), x.copy()
+        xp[i, dd] += 1e-5
+        xm[i, dd] -= 1e-5
+        assert -(e.forces(xp)[1] - e.forces(xm)[1]) / 2e-5 == pytest.approx(f0[i, dd], abs=1e-6)
+    # force matching: bond and angle tables
+    fm = force_match(tr, r_max=10.0, pairs=False, knot_spacing=0.1, regularisation=1e-7)
+    rb = fm.bond["r_A"]
+    mid = (rb > r0 - 0.15) & (rb < r0 + 0.15)
+    assert np.max(np.abs(fm.bond["force_eV_per_A"][mid] + kb * (rb[mid] - r0))) < 0.05 * kb * 0.15
+    th = fm.angle["theta_rad"]
+    core = (th > th0 - 0.25) & (th < th0 + 0.25)
+    assert np.max(np.abs(fm.angle["torque_eV_per_rad"][core] + ka * (th[core] - th0))) \
+        < 0.05 * ka * 0.25
+    bi, counts = angle_boltzmann_inversion(tr, bin_width_deg=2.0, min_count=200)
+    thb = bi["theta_rad"]
+    core = (thb > th0 - 0.2) & (thb < th0 + 0.2)
+    ub = bi["energy_eV"][core] - bi["energy_eV"][core].min()
+    ue = 0.5 * ka * (thb[core] - th0) ** 2
+    assert np.max(np.abs((ub - ub.mean()) - (ue - ue.mean()))) < 0.15 * kT

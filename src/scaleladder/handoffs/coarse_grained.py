@@ -68,6 +68,8 @@ class CGTrajectory(DataclassCodec):
         Mapped forces (sum over each bead's atoms); force matching needs them.
     bonds : (n_bonds, 2) int, optional
         Bonded bead pairs (within a molecule).
+    angles : (n_angles, 3) int, optional
+        Bead triples ``i, j, k`` with the angle at ``j`` (``i-j`` and ``j-k`` bonded).
     frame_interval_fs : float
         Time between frames.
     info : dict
@@ -84,6 +86,7 @@ class CGTrajectory(DataclassCodec):
     bonds: Any = None
     frame_interval_fs: float = 0.0
     info: dict = field(default_factory=dict)
+    angles: Any = None
 
     def __post_init__(self) -> None:
         pos = np.asarray(self.positions, dtype=float)
@@ -115,6 +118,13 @@ class CGTrajectory(DataclassCodec):
             np.asarray(self.bonds, dtype=np.int64).reshape(-1, 2)
         if bonds.size and (bonds.min() < 0 or bonds.max() >= n or np.any(bonds[:, 0] == bonds[:, 1])):
             raise InputError("bonds", bonds.tolist()[:5], f"pairs of distinct bead indices < {n}")
+        angles = np.zeros((0, 3), dtype=np.int64) if self.angles is None else \
+            np.asarray(self.angles, dtype=np.int64).reshape(-1, 3)
+        if angles.size and (angles.min() < 0 or angles.max() >= n
+                            or np.any(angles[:, 0] == angles[:, 1])
+                            or np.any(angles[:, 1] == angles[:, 2])
+                            or np.any(angles[:, 0] == angles[:, 2])):
+            raise InputError("angles", angles.tolist()[:5], f"triples of distinct bead indices < {n}")
         dt = float(self.frame_interval_fs)
         if not np.isfinite(dt) or dt < 0:
             raise InputError("frame_interval_fs", self.frame_interval_fs, "a time >= 0 in fs")
@@ -130,6 +140,7 @@ class CGTrajectory(DataclassCodec):
         setf(self, "temperature_K", T)
         setf(self, "forces", None if forces is None else ro_array(forces))
         setf(self, "bonds", ro_array(bonds, np.int64))
+        setf(self, "angles", ro_array(angles, np.int64))
         setf(self, "frame_interval_fs", dt)
         setf(self, "info", info)
 
@@ -154,6 +165,16 @@ class CGTrajectory(DataclassCodec):
     def has_forces(self) -> bool:
         return self.forces is not None
 
+    @property
+    def excluded_pairs(self) -> np.ndarray:
+        """``(m, 2)`` sorted bead pairs without nonbonded interaction: bonded (1-2) pairs and the
+        ends of angles (1-3)."""
+        p = np.concatenate([self.bonds, self.angles[:, [0, 2]]]) if self.angles.size \
+            else self.bonds
+        if not p.size:
+            return np.zeros((0, 2), dtype=np.int64)
+        return np.unique(np.sort(p, axis=1), axis=0)
+
     def frames(self, start: int = 0, stop: int | None = None, step: int = 1) -> "CGTrajectory":
         """A slice of the frames (same beads)."""
         sl = slice(start, stop, step)
@@ -162,7 +183,7 @@ class CGTrajectory(DataclassCodec):
             raise InputError("frames", (start, stop, step), "a slice with at least one frame")
         return CGTrajectory(pos, self.box, self.types, self.type_names, self.masses,
                             self.temperature_K, None if self.forces is None else self.forces[sl],
-                            self.bonds, self.frame_interval_fs * step, self.info)
+                            self.bonds, self.frame_interval_fs * step, self.info, self.angles)
 
 
 def _check_many_body(mb: Any, pair_cutoff: float) -> dict:
@@ -223,6 +244,9 @@ class CGPotential(DataclassCodec):
         One standard deviation of the fitted force (force matching).
     bond : dict, optional
         ``{"r_A": grid, "energy_eV": table, "force_eV_per_A": table}`` for every bond.
+    angle : dict, optional
+        ``{"theta_rad": uniform grid on [0, pi], "energy_eV": table, "torque_eV_per_rad": table}``
+        (torque = -dU/dtheta) for every angle.
     many_body : dict, optional
         A machine-learned many-body term on top of the pairs (one bead type):
         ``{"kind": "g2-kernel", "r_cut_A", "mu_A" (K,), "eta_per_A2", "scale" (K,),
@@ -245,6 +269,7 @@ class CGPotential(DataclassCodec):
     bond: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
     many_body: dict = field(default_factory=dict)
+    angle: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         names = _names("type_names", self.type_names)
@@ -301,6 +326,23 @@ class CGPotential(DataclassCodec):
             if not np.all(np.diff(br) > 0):
                 raise InputError("bond['r_A']", "grid", "an increasing grid")
             bond["r_A"] = ro_array(br)
+        angle = {}
+        if self.angle:
+            a = dict(self.angle)
+            if set(a) != {"theta_rad", "energy_eV", "torque_eV_per_rad"}:
+                raise InputError("angle", sorted(a), "keys theta_rad, energy_eV, torque_eV_per_rad")
+            th = np.asarray(a["theta_rad"], dtype=float).reshape(-1)
+            if th.size < 4 or abs(th[0]) > 1e-12 or abs(th[-1] - np.pi) > 1e-9 or \
+                    not np.allclose(np.diff(th), th[1] - th[0]):
+                raise InputError("angle['theta_rad']", f"grid of {th.size} points",
+                                 "a uniform grid from 0 to pi")
+            for key in ("energy_eV", "torque_eV_per_rad"):
+                v = np.asarray(a[key], dtype=float).reshape(-1)
+                if v.shape != th.shape or not np.all(np.isfinite(v)):
+                    raise InputError(f"angle[{key!r}]", f"shape {v.shape}", "a table on theta_rad")
+                angle[key] = ro_array(v)
+            angle["theta_rad"] = ro_array(th)
+        setf(self, "angle", angle)
         T = float(self.temperature_K)
         rho = float(self.density_per_A3)
         if not (np.isfinite(T) and T > 0):

@@ -45,11 +45,12 @@ from . import _manybody as _mb
 from ._rng import normal as _normal
 from ._rng import seed_words
 from .particles import _HALF_SHELL, PairList, ParticleState, _max_displacement2, _pairs, \
-    _shardlow_sweep
+    _shardlow_sweep, minimum_image
 
 __all__ = ["cg_lattice", "map_trajectory", "one_bead_per_molecule", "chain_mapping", "rdf", "tabulate_pair",
            "run_cg_md", "CGEngine", "CGRun", "iterative_boltzmann_inversion", "IBIResult",
-           "force_match", "bond_boltzmann_inversion", "relative_entropy", "relative_entropy_gradient", "inverse_monte_carlo",
+           "force_match", "bond_boltzmann_inversion", "angle_boltzmann_inversion",
+           "relative_entropy", "relative_entropy_gradient", "inverse_monte_carlo",
            "NewtonCGResult", "diffusion_coefficient", "coordination_number", "first_minimum",
            "EV_PER_A3_IN_BAR"]
 
@@ -386,11 +387,133 @@ def _table_forces(pos, typ, pi, pj, S, index, r0, dr, E, Ft, rc, F):
     return U, W
 
 
+@njit(cache=True, inline="always")
+def _lin_table(x0, dx, E, Fo, x):
+    """Force and energy (integral of the force) of a uniform table at ``x``; outside it the force
+    continues linearly from the end segment."""
+    m = Fo.size
+    t = (x - x0) / dx
+    if t <= 0.0:
+        k = 0
+    elif t >= m - 1:
+        k = m - 2
+    else:
+        k = int(t)
+    w = t - k
+    f = (1.0 - w) * Fo[k] + w * Fo[k + 1]
+    e = E[k] - dx * (Fo[k] * w + 0.5 * (Fo[k + 1] - Fo[k]) * w * w)
+    return f, e
+
+
+@njit(cache=True)
+def _bonded_forces(pos, L, bonds, b0, bdx, bE, bF, angles, aE, aT, excl, typ, index, r0, dr, E,
+                   Ft, rc, F):
+    """Bonds, angles, and the removal of the excluded pairs' nonbonded terms: adds to F, returns
+    (energy, virial)."""
+    U = 0.0
+    W = 0.0
+    for b in range(bonds.shape[0]):
+        i = bonds[b, 0]
+        j = bonds[b, 1]
+        d0 = minimum_image(pos[i, 0] - pos[j, 0], L[0])
+        d1 = minimum_image(pos[i, 1] - pos[j, 1], L[1])
+        d2 = minimum_image(pos[i, 2] - pos[j, 2], L[2])
+        r = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+        f, e = _lin_table(b0, bdx, bE, bF, r)
+        s = f / r
+        F[i, 0] += s * d0
+        F[i, 1] += s * d1
+        F[i, 2] += s * d2
+        F[j, 0] -= s * d0
+        F[j, 1] -= s * d1
+        F[j, 2] -= s * d2
+        U += e
+        W += f * r
+    m = aT.size
+    dth = math.pi / (m - 1)
+    for q in range(angles.shape[0]):
+        i = angles[q, 0]
+        j = angles[q, 1]
+        k = angles[q, 2]
+        a0 = minimum_image(pos[i, 0] - pos[j, 0], L[0])
+        a1 = minimum_image(pos[i, 1] - pos[j, 1], L[1])
+        a2 = minimum_image(pos[i, 2] - pos[j, 2], L[2])
+        c0 = minimum_image(pos[k, 0] - pos[j, 0], L[0])
+        c1 = minimum_image(pos[k, 1] - pos[j, 1], L[1])
+        c2 = minimum_image(pos[k, 2] - pos[j, 2], L[2])
+        la = math.sqrt(a0 * a0 + a1 * a1 + a2 * a2)
+        lc = math.sqrt(c0 * c0 + c1 * c1 + c2 * c2)
+        cs = (a0 * c0 + a1 * c1 + a2 * c2) / (la * lc)
+        cs = min(1.0, max(-1.0, cs))
+        th = math.acos(cs)
+        sn = max(math.sqrt(1.0 - cs * cs), 1e-8)
+        tq, e = _lin_table(0.0, dth, aE, aT, th)
+        # F_i = tau dtheta/dx_i, dtheta/dx_i = -(c_hat - cos a_hat) / (|a| sin)
+        g = -tq / sn
+        fi0 = g * (c0 / lc - cs * a0 / la) / la
+        fi1 = g * (c1 / lc - cs * a1 / la) / la
+        fi2 = g * (c2 / lc - cs * a2 / la) / la
+        fk0 = g * (a0 / la - cs * c0 / lc) / lc
+        fk1 = g * (a1 / la - cs * c1 / lc) / lc
+        fk2 = g * (a2 / la - cs * c2 / lc) / lc
+        F[i, 0] += fi0
+        F[i, 1] += fi1
+        F[i, 2] += fi2
+        F[k, 0] += fk0
+        F[k, 1] += fk1
+        F[k, 2] += fk2
+        F[j, 0] -= fi0 + fk0
+        F[j, 1] -= fi1 + fk1
+        F[j, 2] -= fi2 + fk2
+        U += e
+        W += a0 * fi0 + a1 * fi1 + a2 * fi2 + c0 * fk0 + c1 * fk1 + c2 * fk2
+    rc2 = rc * rc
+    mp = E.shape[1]
+    for p in range(excl.shape[0]):
+        i = excl[p, 0]
+        j = excl[p, 1]
+        d0 = minimum_image(pos[i, 0] - pos[j, 0], L[0])
+        d1 = minimum_image(pos[i, 1] - pos[j, 1], L[1])
+        d2 = minimum_image(pos[i, 2] - pos[j, 2], L[2])
+        r2 = d0 * d0 + d1 * d1 + d2 * d2
+        if r2 >= rc2 or r2 == 0.0:
+            continue
+        r = math.sqrt(r2)
+        t = index[typ[i], typ[j]]
+        x = (r - r0) / dr
+        if x <= 0.0:
+            e = E[t, 0]
+            f = Ft[t, 0]
+        else:
+            kk = int(x)
+            if kk >= mp - 1:
+                continue
+            w = x - kk
+            f = (1.0 - w) * Ft[t, kk] + w * Ft[t, kk + 1]
+            e = E[t, kk] - dr * (Ft[t, kk] * w + 0.5 * (Ft[t, kk + 1] - Ft[t, kk]) * w * w)
+        s = f / r                      # remove what the pair loop added
+        F[i, 0] -= s * d0
+        F[i, 1] -= s * d1
+        F[i, 2] -= s * d2
+        F[j, 0] += s * d0
+        F[j, 1] += s * d1
+        F[j, 2] += s * d2
+        U -= e
+        W -= f * r
+    return U, W
+
+
 @njit(cache=True)
 def _all_forces(pos, typ, pi, pj, S, index, r0, dr, E, Ft, rc, mb, mu, eta, rcm, scale, centres,
-                coef, ell, F):
-    """Pair tables plus, with ``mb``, the many-body kernel term: fills F, returns (U, W)."""
+                coef, ell, bonded, L, bonds, b0, bdx, bE, bF, angles, aE, aT, excl, F):
+    """Pair tables, with ``mb`` the many-body kernel term, with ``bonded`` bonds, angles and the
+    exclusions: fills F, returns (U, W)."""
     U, W = _table_forces(pos, typ, pi, pj, S, index, r0, dr, E, Ft, rc, F)
+    if bonded:
+        Ub, Wb = _bonded_forces(pos, L, bonds, b0, bdx, bE, bF, angles, aE, aT, excl, typ, index,
+                                r0, dr, E, Ft, rc, F)
+        U += Ub
+        W += Wb
     if mb:
         G = _mb.descriptors(pos, pi, pj, S, mu, eta, rcm, scale)
         Emb, dG = _mb.energy_and_dG(G, centres, coef, ell)
@@ -402,7 +525,8 @@ def _all_forces(pos, typ, pi, pj, S, index, r0, dr, E, Ft, rc, mb, mu, eta, rcm,
 @njit(cache=True)
 def _advance_cg(pos, vel, F, invm, typ, L, nc, cells, rlist, skin, pi, pj, S, ref, index, r0,
                 dr, E, Ft, rc, dt, kT, friction, dpd, pair_gamma, rng, nsteps, shell, mb, mu,
-                eta, rcm, scale, centres, coef, ell):
+                eta, rcm, scale, centres, coef, ell, bonded, Lb, bonds, b0, bdx, bE, bF, angles,
+                aE, aT, excl):
     n = pos.shape[0]
     half_skin2 = (0.5 * skin) ** 2
     c = math.exp(-friction * dt)
@@ -428,7 +552,8 @@ def _advance_cg(pos, vel, F, invm, typ, L, nc, cells, rlist, skin, pi, pj, S, re
             ref = pos.copy()
             builds += 1
         _all_forces(pos, typ, pi, pj, S, index, r0, dr, E, Ft, rc, mb, mu, eta, rcm, scale,
-                    centres, coef, ell, F)
+                    centres, coef, ell, bonded, Lb, bonds, b0, bdx, bE, bF, angles, aE, aT, excl,
+                    F)
         for i in range(n):
             for d in range(3):
                 vel[i, d] += 0.5 * dt * F[i, d] * invm[i]
@@ -436,6 +561,36 @@ def _advance_cg(pos, vel, F, invm, typ, L, nc, cells, rlist, skin, pi, pj, S, re
 
 
 # =============================================================================== engine
+def _bonded_args(potential: CGPotential, bonds: np.ndarray, angles: np.ndarray,
+                 box: np.ndarray) -> tuple:
+    """The numba arguments of the bonded terms (uniform tables), or inert ones."""
+    L = np.asarray(box, dtype=float)
+    if not bonds.size and not angles.size:
+        z = np.zeros(2)
+        return (False, L, np.zeros((0, 2), np.int64), 0.0, 1.0, z, z, np.zeros((0, 3), np.int64),
+                z, z, np.zeros((0, 2), np.int64))
+    if bonds.size and not potential.bond:
+        raise InputError("potential.bond", None, "a bond table for a system with bonds")
+    if angles.size and not potential.angle:
+        raise InputError("potential.angle", None, "an angle table for a system with angles")
+    z = np.zeros(2)
+    b0, bdx, bE, bF = 0.0, 1.0, z, z
+    if potential.bond:
+        rb = np.asarray(potential.bond["r_A"])
+        grid = np.linspace(rb[0], rb[-1], max(rb.size, 200))
+        bE = np.interp(grid, rb, potential.bond["energy_eV"])
+        bF = np.interp(grid, rb, potential.bond["force_eV_per_A"])
+        b0, bdx = float(grid[0]), float(grid[1] - grid[0])
+    aE, aT = z, z
+    if potential.angle:
+        aE = np.asarray(potential.angle["energy_eV"], dtype=float)
+        aT = np.asarray(potential.angle["torque_eV_per_rad"], dtype=float)
+    excl = np.concatenate([bonds, angles[:, [0, 2]]]) if angles.size else bonds
+    excl = np.unique(np.sort(excl, axis=1), axis=0) if excl.size else np.zeros((0, 2), np.int64)
+    return (True, L, np.ascontiguousarray(bonds), b0, bdx, bE, bF, np.ascontiguousarray(angles),
+            aE, aT, np.ascontiguousarray(excl, dtype=np.int64))
+
+
 @register("CGEngine")
 class CGEngine:
     """CG molecular dynamics with tabulated pair potentials, as an engine of the one simulation
@@ -444,7 +599,8 @@ class CGEngine:
     kind = "scaleladder.cg-md/1"
 
     def __init__(self, potential: CGPotential, box, types, *, temperature_K: float, dt_fs: float,
-                 thermostat: str, friction_per_fs: float, skin: float = 1.0):
+                 thermostat: str, friction_per_fs: float, skin: float = 1.0, bonds=None,
+                 angles=None):
         self.potential = potential
         self.box = np.asarray(box, dtype=float)
         self.types = np.asarray(types, dtype=np.int64)
@@ -474,21 +630,26 @@ class CGEngine:
             self.mb_args = (False, np.zeros(1), 1.0, 1.0, np.ones(1), np.zeros((1, 1)),
                             np.zeros(1), 1.0)
 
+        self.bonds = np.zeros((0, 2), np.int64) if bonds is None else np.asarray(bonds, np.int64)
+        self.angles = np.zeros((0, 3), np.int64) if angles is None else np.asarray(angles, np.int64)
+        self.bonded_args = _bonded_args(potential, self.bonds, self.angles, self.box)
+
     def _forces_into(self, pos, pl, F):
         return _all_forces(pos, self.types, pl.i, pl.j, pl.shift, self.index, self.r0, self.dr,
-                           self.E, self.F, self.rc, *self.mb_args, F)
+                           self.E, self.F, self.rc, *self.mb_args, *self.bonded_args, F)
 
     def to_state(self) -> dict:
         return {"potential": self.potential, "box": self.box, "types": self.types,
                 "temperature_K": self.temperature_K, "dt_fs": self.dt_fs,
                 "thermostat": self.thermostat, "friction_per_fs": self.friction_per_fs,
-                "skin": self.skin}
+                "skin": self.skin, "bonds": self.bonds, "angles": self.angles}
 
     @classmethod
     def from_state(cls, s: dict) -> "CGEngine":
         return cls(s["potential"], s["box"], s["types"], temperature_K=s["temperature_K"],
                    dt_fs=s["dt_fs"], thermostat=s["thermostat"],
-                   friction_per_fs=s["friction_per_fs"], skin=s["skin"])
+                   friction_per_fs=s["friction_per_fs"], skin=s["skin"], bonds=s["bonds"],
+                   angles=s["angles"])
 
     @property
     def volume(self) -> float:
@@ -529,7 +690,7 @@ class CGEngine:
             pos, vel, F, self.invm, self.types, self.box, pl.nc, pl.cells, pl.radius, self.skin,
             pl.i, pl.j, pl.shift, pl.ref.copy(), self.index, self.r0, self.dr, self.E, self.F,
             self.rc, self.dt, self.kT, self.friction, self.thermostat == "dpd", self.pair_gamma,
-            rng, int(n), _HALF_SHELL, *self.mb_args)
+            rng, int(n), _HALF_SHELL, *self.mb_args, *self.bonded_args)
         if builds:
             pl.i, pl.j, pl.shift, pl.ref = pi, pj, S, ref.copy()
             pl.builds += builds
@@ -675,7 +836,8 @@ def run_cg_md(potential: CGPotential, start: CGTrajectory, steps: int, *,
     for fl in flags:
         logger.warning("CG potential used away from its state point: %s", fl)
     engine = CGEngine(potential, start.box, start.types, temperature_K=T, dt_fs=dt_fs,
-                      thermostat=thermostat, friction_per_fs=friction_per_fs, skin=skin)
+                      thermostat=thermostat, friction_per_fs=friction_per_fs, skin=skin,
+                      bonds=start.bonds, angles=start.angles)
     state = engine.start(start.positions[-1], seed)
     if equilibration:
         state, _, _ = engine.advance(state, equilibration)
@@ -689,7 +851,8 @@ def run_cg_md(potential: CGPotential, start: CGTrajectory, steps: int, *,
         traj = CGTrajectory(np.array(rec.frames), start.box, start.types, start.type_names,
                             potential.masses, T, np.array(rec.forces) if frame_forces else None,
                             start.bonds, frame_every * dt_fs,
-                            {"source": f"run_cg_md ({potential.method} potential)"})
+                            {"source": f"run_cg_md ({potential.method} potential)"},
+                            start.angles)
     return CGRun(engine=engine, state=r.state, history={k: list(v) for k, v in r.history.items()},
                  trajectory=traj, elapsed_s=r.elapsed_s, steps=r.steps, flags=flags)
 
@@ -854,7 +1017,8 @@ def iterative_boltzmann_inversion(reference: CGTrajectory, *, r_max: float,
 # =============================================================================== force matching
 def force_match(traj: CGTrajectory, *, r_max: float, knot_spacing: float = 0.2,
                 regularisation: float = 1e-4, n_blocks: int = 5, exclude_bonded: bool = True,
-                table_spacing: float = 0.01, pairs: bool = True) -> CGPotential:
+                table_spacing: float = 0.01, pairs: bool = True,
+                angle_knot_deg: float = 5.0) -> CGPotential:
     """Multiscale coarse-graining by force matching (Izvekov & Voth, J. Phys. Chem. B 109, 2469
     (2005); Noid et al., J. Chem. Phys. 128, 244114 (2008)).
 
@@ -867,7 +1031,9 @@ def force_match(traj: CGTrajectory, *, r_max: float, knot_spacing: float = 0.2,
     standard error of the force over fits to ``n_blocks`` consecutive blocks of frames.  Below the
     sampled range a pair force continues as a linear repulsive wall; the energy is the integral of
     the force from ``r_max`` (zero there).  ``pairs=False`` fits the bonds alone (a chain without
-    nonbonded forces).
+    nonbonded forces).  With angles in the trajectory the angle potential ``U(theta)`` is a cubic
+    B-spline too (knots every ``angle_knot_deg`` over the sampled angles), entering through
+    ``-dU/dtheta dtheta/dx``: still linear in its coefficients.
 
     Returns a ``CGPotential`` (method ``"force-matching"``) with
     ``pair_force_uncertainty_eV_per_A`` (and ``info["bond_force_uncertainty_eV_per_A"]``).
@@ -896,8 +1062,10 @@ def force_match(traj: CGTrajectory, *, r_max: float, knot_spacing: float = 0.2,
         raise InputError("n_blocks", n_blocks, f"at most the {traj.n_frames} frames")
     table_spacing = positive("table_spacing", table_spacing)
     has_bonds = traj.bonds.shape[0] > 0
-    if not pairs and not has_bonds:
+    has_angles = traj.angles.shape[0] > 0
+    if not pairs and not has_bonds and not has_angles:
         raise InputError("pairs", pairs, "True for a trajectory without bonds (nothing to fit)")
+    angle_knot = math.radians(positive("angle_knot_deg", angle_knot_deg))
     names = traj.type_names
     keys = _pair_keys(names) if pairs else []
     nq = len(keys) + (1 if has_bonds else 0)      # interactions: pair types, then the bond
@@ -909,7 +1077,7 @@ def force_match(traj: CGTrajectory, *, r_max: float, knot_spacing: float = 0.2,
         for x in range(ntypes):
             for y in range(ntypes):
                 pair_of[x, y] = kidx[pair_key(names[x], names[y])]
-    excl = _bonded_set(traj.bonds) if exclude_bonded else set()
+    excl = {tuple(p) for p in traj.excluded_pairs.tolist()} if exclude_bonded else set()
     pl = PairList(traj.box, r_max, 0.0) if pairs else None
     r_lo = np.full(nq, np.inf)
     r_hi = np.full(nq, r_max)
@@ -937,6 +1105,10 @@ def force_match(traj: CGTrajectory, *, r_max: float, knot_spacing: float = 0.2,
             r_lo[qb] = min(r_lo[qb], r.min())
             r_hi[qb] = r.max() if f == 0 else max(r_hi[qb], r.max())
             parts.append((bi, bj, d, r, np.full(r.size, qb)))
+        if not parts:                                  # angles only
+            z = np.zeros(0, dtype=np.int64)
+            cache.append((z, z, np.zeros((0, 3)), np.zeros(0), z))
+            continue
         i, j, d, r, q = (np.concatenate(z) for z in zip(*parts))
         cache.append((i, j, d / r[:, None], r, q))
     if not np.all(np.isfinite(r_lo)):
@@ -956,6 +1128,27 @@ def force_match(traj: CGTrajectory, *, r_max: float, knot_spacing: float = 0.2,
         knots.append(t)
         nbasis.append(len(t) - kdeg - 1)
     offset = np.concatenate([[0], np.cumsum(nbasis)])
+    if has_angles:
+        th_all = [_angles_of(traj, traj.positions[f]) for f in range(traj.n_frames)]
+        th_lo = min(float(a[0].min()) for a in th_all)
+        th_hi = max(float(a[0].max()) for a in th_all)
+        lo_a = max(0.0, math.floor(th_lo / angle_knot) * angle_knot)
+        hi_a = min(math.pi, math.ceil(th_hi / angle_knot) * angle_knot)
+        inner = np.linspace(lo_a, hi_a, max(2, int(round((hi_a - lo_a) / angle_knot)) + 1))
+        ta = np.concatenate([[inner[0]] * kdeg, inner, [inner[-1]] * kdeg])
+        na = len(ta) - kdeg - 1
+        knots.append(ta)
+        nbasis.append(na)
+        offset = np.concatenate([[0], np.cumsum(nbasis)])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dk1 = np.where(ta[kdeg:kdeg + na] - ta[:na] > 0,
+                           kdeg / (ta[kdeg:kdeg + na] - ta[:na]), 0.0)
+            dk2 = np.where(ta[kdeg + 1:kdeg + 1 + na] - ta[1:1 + na] > 0,
+                           kdeg / (ta[kdeg + 1:kdeg + 1 + na] - ta[1:1 + na]), 0.0)
+
+        def dbasis(x):
+            D = BSpline.design_matrix(np.clip(x, ta[0], ta[-1] - 1e-12), ta, kdeg - 1).toarray()
+            return D[:, :na] * dk1 - D[:, 1:na + 1] * dk2
     ncol = int(offset[-1])
     G = np.zeros((n_blocks, ncol, ncol))
     h = np.zeros((n_blocks, ncol))
@@ -964,6 +1157,20 @@ def force_match(traj: CGTrajectory, *, r_max: float, knot_spacing: float = 0.2,
     for f, (i, j, e, r, q) in enumerate(cache):
         blk = int(np.searchsorted(bounds, f, side="right") - 1)
         rows, cols, vals = [], [], []
+        if has_angles:
+            th, av, cv, la, lc, cs = th_all[f]
+            sn = np.maximum(np.sqrt(1.0 - cs * cs), 1e-8)
+            gi = (cv / lc[:, None] - cs[:, None] * av / la[:, None]) / (la * sn)[:, None]
+            gk = (av / la[:, None] - cs[:, None] * cv / lc[:, None]) / (lc * sn)[:, None]
+            Bp = dbasis(th)                                   # (n_angles, na)
+            ai, aj, ak = traj.angles[:, 0], traj.angles[:, 1], traj.angles[:, 2]
+            colsa = offset[-2] + np.arange(na)
+            for dim in range(3):
+                for bead, g in ((ai, gi[:, dim]), (ak, gk[:, dim]),
+                                (aj, -(gi[:, dim] + gk[:, dim]))):
+                    rows.append(np.repeat(3 * bead + dim, na))
+                    cols.append(np.tile(colsa, bead.size))
+                    vals.append((Bp * g[:, None]).ravel())
         for qq in range(nq):
             s = q == qq
             if not s.any():
@@ -981,7 +1188,7 @@ def force_match(traj: CGTrajectory, *, r_max: float, knot_spacing: float = 0.2,
         G[blk] += (A.T @ A).toarray()
         h[blk] += A.T @ traj.forces[f].reshape(-1)
     D = np.zeros((0, ncol))
-    for q in range(nq):
+    for q in range(len(nbasis)):
         m = nbasis[q]
         Dq = np.zeros((max(m - 2, 0), ncol))
         for k in range(m - 2):
@@ -1033,18 +1240,56 @@ def force_match(traj: CGTrajectory, *, r_max: float, knot_spacing: float = 0.2,
         bond = {"r_A": rb, "energy_eV": ub - ub.min(), "force_eV_per_A": fbnd}
         info["bond_force_uncertainty_eV_per_A"] = sdb.tolist()
         info["bond_fitted_range_A"] = [float(r_lo[qb]), float(r_hi[qb])]
+    angle = {}
+    if has_angles:
+        grid = np.linspace(0.0, math.pi, 361)
+        inside = (grid >= ta[0]) & (grid <= ta[-1])
+
+        def angle_table(cf):
+            u = np.zeros_like(grid)
+            tq = np.zeros_like(grid)
+            spl = BSpline(ta, cf[offset[-2]:offset[-1]], kdeg)
+            u[inside] = spl(grid[inside])
+            tq[inside] = -spl.derivative()(grid[inside])
+            for side in (grid < ta[0], grid > ta[-1]):     # constant torque outside
+                if side.any():
+                    edge = ta[0] if side[0] else ta[-1]
+                    t_e = -float(spl.derivative()(edge))
+                    tq[side] = t_e
+                    u[side] = float(spl(edge)) - t_e * (grid[side] - edge)
+            return u, tq
+
+        u, tq = angle_table(coef)
+        angle = {"theta_rad": grid, "energy_eV": u - u.min(), "torque_eV_per_rad": tq}
+        tb = np.array([angle_table(bc)[1] for bc in block_coef])
+        info["angle_torque_uncertainty_eV_per_rad"] = (tb.std(axis=0, ddof=1)
+                                                       / math.sqrt(n_blocks)).tolist()
+        info["angle_fitted_range_rad"] = [th_lo, th_hi]
     return CGPotential(names, traj.masses, r_tab, energy, force, "force-matching",
                        traj.temperature_K, traj.density_per_A3, fitted_range_A=fitted,
-                       pair_force_uncertainty_eV_per_A=unc, bond=bond, info=info)
+                       pair_force_uncertainty_eV_per_A=unc, bond=bond, info=info, angle=angle)
+
+
+def _angles_of(traj: CGTrajectory, x: np.ndarray):
+    """Angles (rad) at the middle bead of every angle triple of one frame, with the vectors."""
+    a = x[traj.angles[:, 0]] - x[traj.angles[:, 1]]
+    c = x[traj.angles[:, 2]] - x[traj.angles[:, 1]]
+    a -= traj.box * np.round(a / traj.box)
+    c -= traj.box * np.round(c / traj.box)
+    la = np.linalg.norm(a, axis=1)
+    lc = np.linalg.norm(c, axis=1)
+    cs = np.clip(np.einsum("ij,ij->i", a, c) / (la * lc), -1.0, 1.0)
+    return np.arccos(cs), a, c, la, lc, cs
 
 
 def bond_boltzmann_inversion(traj: CGTrajectory, *, bin_width: float = 0.05,
-                             min_count: int = 20) -> dict:
+                             min_count: int = 20) -> tuple[dict, np.ndarray]:
     """The bond potential of mean force ``U(r) = -kT ln(P(r) / r^2)`` from the bond-length
-    histogram (P normalised; the r^2 Jacobian removes the volume of the spherical shell), the
-    first iteration of IBI for bonds — and its last, when bonds are independent of everything
-    else (an ideal chain).  Returns ``{"r_A", "energy_eV", "force_eV_per_A", "count"}`` over the
-    bins holding at least ``min_count`` bonds (zero energy at the minimum)."""
+    histogram (the r^2 Jacobian removes the volume of the spherical shell), the first iteration
+    of IBI for bonds — and its last, when bonds are independent of everything else (an ideal
+    chain).  Returns ``(table, counts)``: the ``CGPotential.bond`` table over the bins holding at
+    least ``min_count`` bonds (zero energy at the minimum; the engine continues the force
+    linearly beyond its ends) and those bins' counts."""
     if not isinstance(traj, CGTrajectory):
         raise InputError("traj", type(traj).__name__, "a CGTrajectory")
     if traj.bonds.shape[0] == 0:
@@ -1062,11 +1307,50 @@ def bond_boltzmann_inversion(traj: CGTrajectory, *, bin_width: float = 0.05,
     cnt, _ = np.histogram(r, bins=edges)
     c = 0.5 * (edges[1:] + edges[:-1])
     ok = cnt >= min_count
+    if ok.sum() < 4:
+        raise InputError("min_count", min_count, "a count that leaves at least 4 bins")
     kT = BOLTZMANN_EV * traj.temperature_K
     u = -kT * np.log(cnt[ok] / (cnt.sum() * bin_width) / c[ok] ** 2)
     u -= u.min()
-    return {"r_A": c[ok], "energy_eV": u, "force_eV_per_A": -np.gradient(u, c[ok]),
-            "count": cnt[ok]}
+    return {"r_A": c[ok], "energy_eV": u, "force_eV_per_A": -np.gradient(u, c[ok])}, cnt[ok]
+
+
+def angle_boltzmann_inversion(traj: CGTrajectory, *, bin_width_deg: float = 2.0,
+                              min_count: int = 20) -> tuple[dict, np.ndarray]:
+    """The angle potential of mean force ``U(theta) = -kT ln(P(theta) / sin(theta))`` (the
+    sin Jacobian of the solid angle removed).  Returns ``(table, counts)``: a
+    ``CGPotential.angle`` table on a uniform grid over [0, pi] — measured where bins hold at
+    least ``min_count`` angles, continued linearly (constant torque) outside — and the counts of
+    the measured bins."""
+    if not isinstance(traj, CGTrajectory):
+        raise InputError("traj", type(traj).__name__, "a CGTrajectory")
+    if traj.angles.shape[0] == 0:
+        raise InputError("traj.angles", None, "a trajectory with angles")
+    w = math.radians(positive("bin_width_deg", bin_width_deg))
+    n_bins = int(round(math.pi / w))
+    if n_bins < 8:
+        raise InputError("bin_width_deg", bin_width_deg, "at most 22.5 degrees")
+    min_count = positive_int("min_count", min_count)
+    th = np.concatenate([_angles_of(traj, traj.positions[f])[0] for f in range(traj.n_frames)])
+    edges = np.linspace(0.0, math.pi, n_bins + 1)
+    cnt, _ = np.histogram(th, bins=edges)
+    c = 0.5 * (edges[1:] + edges[:-1])
+    ok = cnt >= min_count
+    if ok.sum() < 4:
+        raise InputError("min_count", min_count, "a count that leaves at least 4 bins")
+    kT = BOLTZMANN_EV * traj.temperature_K
+    u = -kT * np.log(cnt[ok] / np.sin(c[ok]))
+    grid = edges
+    cm = c[ok]
+    slope_lo = (u[1] - u[0]) / (cm[1] - cm[0])
+    slope_hi = (u[-1] - u[-2]) / (cm[-1] - cm[-2])
+    ug = np.interp(grid, cm, u)
+    lo, hi = grid < cm[0], grid > cm[-1]
+    ug[lo] = u[0] + slope_lo * (grid[lo] - cm[0])
+    ug[hi] = u[-1] + slope_hi * (grid[hi] - cm[-1])
+    ug -= u.min()
+    return {"theta_rad": grid, "energy_eV": ug, "torque_eV_per_rad": -np.gradient(ug, grid)}, \
+        cnt[ok]
 
 
 # =============================================================================== Newton methods
