@@ -41,6 +41,7 @@ from ..core.units import BOLTZMANN_EV
 from ..core.validate import finite_array, one_of, positive, positive_int
 from ..handoffs.magnetism import ExchangeParameters
 from ..uq import Estimate
+from ._rng import seed_words
 from ._rng import uniform as _uniform
 
 __all__ = ["SpinLattice", "SpinState", "SpinMCResult", "CriticalTemperatureResult",
@@ -68,17 +69,9 @@ def _unit_vector(s, out):
 
 
 def _seed_state(seed: int) -> np.ndarray:
-    """Four uint64 words from splitmix64(seed) (never all zero)."""
-    mask = (1 << 64) - 1
-    x = int(seed) & mask
-    out = []
-    for _ in range(4):
-        x = (x + 0x9E3779B97F4A7C15) & mask
-        z = x
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
-        out.append(z ^ (z >> 31))
-    return np.array(out, dtype=np.uint64)
+    """The xoshiro256** words of ``seed`` (the project's SeedSequence convention,
+    :func:`scaleladder.mesoscale._rng.seed_words`)."""
+    return seed_words(seed)
 
 
 # ============================================================================ numba kernels
