@@ -14,6 +14,9 @@ cg
     Bottom-up coarse-graining: mapping atomistic frames to beads, RDFs, a CG MD engine with
     tabulated potentials, IBI (pressure-corrected), inverse Monte Carlo, force matching and
     relative entropy, producing CGPotential handoffs (docs/coarse_graining.md).
+adress
+    Adaptive resolution: a fine and a coarse pair model in one box with force interpolation and
+    the thermodynamic force iterated to a flat density (docs/coarse_graining.md).
 cg_ml
     A machine-learned many-body correction over a CG pair potential (sparse Gaussian-kernel
     force matching on radial symmetry-function descriptors).
@@ -25,7 +28,7 @@ spins
     :class:`~scaleladder.handoffs.ExchangeParameters`, Curie temperatures from Binder-cumulant
     crossings (docs/spins.md).
 """
-from . import cg, cg_ml, dpd, kmc, phasefield, spins
+from . import adress, cg, cg_ml, dpd, kmc, phasefield, spins
 from .cg import (force_match, inverse_monte_carlo, iterative_boltzmann_inversion, map_trajectory,
                  rdf, relative_entropy, run_cg_md)
 from .dpd import dpd_box, repulsion_from_chi, resume_dpd, run_dpd
@@ -33,7 +36,7 @@ from .kmc import fit_arrhenius, simulate_random_walk, simulate_vacancy_diffusion
 from .phasefield import AllenCahn, CahnHilliard, GrainGrowth, SpectralGrid, run_phasefield
 from .spins import critical_temperature, mean_field_temperature, run_spin_mc
 
-__all__ = ["cg", "cg_ml", "map_trajectory", "rdf", "run_cg_md", "iterative_boltzmann_inversion",
+__all__ = ["adress", "cg", "cg_ml", "map_trajectory", "rdf", "run_cg_md", "iterative_boltzmann_inversion",
            "inverse_monte_carlo", "force_match", "relative_entropy", "dpd", "dpd_box", "run_dpd", "resume_dpd", "repulsion_from_chi", "kmc", "phasefield",
            "spins", "simulate_vacancy_diffusion", "simulate_random_walk",
            "fit_arrhenius", "SpectralGrid", "AllenCahn", "CahnHilliard", "GrainGrowth",

@@ -1,0 +1,293 @@
+"""Adaptive resolution (AdResS): a fine and a coarse model in one box, and the thermodynamic force.
+
+A slab ``|x - x_c| < d_at`` (periodic along x) is described by the fine model, the rest by the
+coarse one, with hybrid layers of width ``d_hy`` between them.  A resolution function
+
+    w(x) = 1 (fine), cos^2(pi (|x - x_c| - d_at) / (2 d_hy)) (hybrid), 0 (coarse)
+
+interpolates the pair forces (Praprotnik, Delle Site & Kremer 2005):
+``F_ij = w_i w_j F^fine_ij + (1 - w_i w_j) F^coarse_ij`` — Newton's third law holds pair by pair,
+but the forces are not conservative, so the dynamics is thermostatted everywhere (Langevin, BAOAB).
+The two models have different pressures at the same density, so particles pile up on one side of
+the hybrid layer; the thermodynamic force ``F_th(x)`` along x in the hybrid layers cancels that
+(Fritsch et al., PRL 108, 170602 (2012)) and is found by iterating
+
+    F_th <- F_th - (prefactor) d rho / dx
+
+until the density profile is flat.  Both models here are tabulated pair potentials of one bead
+type (``CGPotential``): the fine one e.g. Lennard-Jones (atoms), the coarse one a fitted CG
+potential or a cheaper/softer model.  Molecules with internal degrees of freedom in the fine
+region (the atomistic water of AdResS papers) need the centre-of-mass weighting of a molecule's
+atoms; that is not built.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from ..core.errors import InputError
+from ..core.units import BOLTZMANN_EV
+from ..core.validate import in_range, positive, positive_int
+from ..core.validate import seed as _check_seed
+from ..handoffs.coarse_grained import CGPotential, CGTrajectory
+from ._rng import normal as _normal
+from ._rng import seed_words
+from .particles import _HALF_SHELL, PairList, _max_displacement2, _pairs
+
+__all__ = ["AdResSResult", "run_adress", "resolution", "thermodynamic_force_iteration"]
+
+
+@njit(cache=True, inline="always")
+def _w(x, xc, Lx, d_at, d_hy):
+    d = x - xc
+    d -= Lx * math.floor(d / Lx + 0.5)
+    a = abs(d)
+    if a <= d_at:
+        return 1.0
+    if a >= d_at + d_hy:
+        return 0.0
+    c = math.cos(0.5 * math.pi * (a - d_at) / d_hy)
+    return c * c
+
+
+def resolution(x, *, centre: float, box_x: float, d_at: float, d_hy: float) -> np.ndarray:
+    """The resolution function w(x) (1 fine, 0 coarse) at positions ``x`` (Å)."""
+    x = np.asarray(x, dtype=float)
+    d = x - centre
+    d -= box_x * np.floor(d / box_x + 0.5)
+    a = np.abs(d)
+    c = np.cos(0.5 * np.pi * np.clip((a - d_at) / d_hy, 0.0, 1.0)) ** 2
+    return np.where(a <= d_at, 1.0, np.where(a >= d_at + d_hy, 0.0, c))
+
+
+@njit(cache=True, inline="always")
+def _interp(r, r0, dr, T):
+    x = (r - r0) / dr
+    if x <= 0.0:
+        return T[0]
+    k = int(x)
+    if k >= T.size - 1:
+        return 0.0
+    w = x - k
+    return (1.0 - w) * T[k] + w * T[k + 1]
+
+
+@njit(cache=True)
+def _forces(pos, pi, pj, S, r0, dr, Ffine, Fcoarse, rc, xc, Lx, d_at, d_hy, th_x0, th_dx, Fth,
+            F):
+    F[:] = 0.0
+    n = pos.shape[0]
+    w = np.empty(n)
+    for i in range(n):
+        w[i] = _w(pos[i, 0], xc, Lx, d_at, d_hy)
+    rc2 = rc * rc
+    for p in range(pi.size):
+        i = pi[p]
+        j = pj[p]
+        dx = pos[i, 0] - pos[j, 0] - S[p, 0]
+        dy = pos[i, 1] - pos[j, 1] - S[p, 1]
+        dz = pos[i, 2] - pos[j, 2] - S[p, 2]
+        r2 = dx * dx + dy * dy + dz * dz
+        if r2 >= rc2 or r2 == 0.0:
+            continue
+        r = math.sqrt(r2)
+        lam = w[i] * w[j]
+        f = 0.0
+        if lam > 0.0:
+            f += lam * _interp(r, r0, dr, Ffine)
+        if lam < 1.0:
+            f += (1.0 - lam) * _interp(r, r0, dr, Fcoarse)
+        s = f / r
+        F[i, 0] += s * dx
+        F[i, 1] += s * dy
+        F[i, 2] += s * dz
+        F[j, 0] -= s * dx
+        F[j, 1] -= s * dy
+        F[j, 2] -= s * dz
+    # thermodynamic force along x, tabulated on the signed distance from the centre
+    m = Fth.size
+    for i in range(n):
+        d = pos[i, 0] - xc
+        d -= Lx * math.floor(d / Lx + 0.5)
+        a = abs(d)
+        if a <= d_at or a >= d_at + d_hy:
+            continue
+        t = (a - th_x0) / th_dx
+        k = min(max(int(t), 0), m - 2)
+        u = t - k
+        f = (1.0 - u) * Fth[k] + u * Fth[k + 1]
+        F[i, 0] += f if d > 0 else -f
+
+
+@njit(cache=True)
+def _run(pos, vel, F, invm, L, nc, cells, rlist, skin, pi, pj, S, ref, r0, dr, Ffine, Fcoarse,
+         rc, xc, d_at, d_hy, th_x0, th_dx, Fth, dt, kT, friction, rng, nsteps, every, nbins,
+         hist, shell):
+    n = pos.shape[0]
+    c = math.exp(-friction * dt)
+    s_ou = math.sqrt(1.0 - c * c)
+    half_skin2 = (0.5 * skin) ** 2
+    Lx = L[0]
+    for step in range(nsteps):
+        for i in range(n):
+            sd = s_ou * math.sqrt(kT * invm[i])
+            for d in range(3):
+                vel[i, d] += 0.5 * dt * F[i, d] * invm[i]
+                pos[i, d] += 0.5 * dt * vel[i, d]
+                vel[i, d] = c * vel[i, d] + sd * _normal(rng)
+                pos[i, d] += 0.5 * dt * vel[i, d]
+        if _max_displacement2(pos, ref) > half_skin2:
+            pi, pj, S = _pairs(pos, L, nc, cells, rlist, shell)
+            ref = pos.copy()
+        _forces(pos, pi, pj, S, r0, dr, Ffine, Fcoarse, rc, xc, Lx, d_at, d_hy, th_x0, th_dx,
+                Fth, F)
+        for i in range(n):
+            for d in range(3):
+                vel[i, d] += 0.5 * dt * F[i, d] * invm[i]
+        if every > 0 and (step + 1) % every == 0:
+            for i in range(n):
+                x = pos[i, 0] - Lx * math.floor(pos[i, 0] / Lx)
+                k = min(int(x / Lx * nbins), nbins - 1)
+                hist[k] += 1.0
+    return pi, pj, S, ref
+
+
+@dataclass
+class AdResSResult:
+    """Density profile(s) and the thermodynamic force.
+
+    ``x`` bin centres (Å); ``density`` (iterations + 1, bins) relative to the mean; ``f_th``
+    the final thermodynamic force (eV/Å) on ``f_th_x`` (distance from the fine centre);
+    ``deviation[k]`` the largest |rho/rho_0 - 1| in the hybrid and coarse regions at iteration
+    k (bins averaged with their mirror images); ``positions`` the final configuration."""
+
+    x: np.ndarray
+    density: np.ndarray
+    f_th_x: np.ndarray
+    f_th: np.ndarray
+    deviation: list
+    positions: np.ndarray
+    weights: np.ndarray
+
+
+def run_adress(fine: CGPotential, coarse: CGPotential, start: CGTrajectory, *, d_at: float,
+               d_hy: float, steps: int, iterations: int = 0, equilibration: int = 2000,
+               dt_fs: float = 5.0, friction_per_fs: float = 0.01, bins: int = 32,
+               prefactor: float | None = None, temperature_K: float | None = None,
+               seed: int = 0, f_th: tuple | None = None) -> AdResSResult:
+    """Run AdResS from ``start`` (one bead type, the fine region centred in the box along x) and,
+    with ``iterations``, iterate the thermodynamic force until the density is flat.
+
+    Parameters
+    ----------
+    fine, coarse : CGPotential
+        The two descriptions (same bead type and mass; tabulated on one grid).
+    d_at, d_hy : float
+        Half width of the fine slab and width of each hybrid layer (Å).  ``2 (d_at + d_hy)`` must
+        leave a coarse region.
+    steps : int
+        Steps sampled per iteration (after ``equilibration``).
+    iterations : int
+        Thermodynamic-force updates ``F_th <- F_th - prefactor d rho/dx`` (rho relative to the
+        mean), each followed by a new run.
+    prefactor : float, optional
+        eV/Å per unit of relative density gradient per Å; default ``kT`` times 2 Å (a gradient of
+        relative density 0.05/Å gives 0.1 kT/Å) — it is a relaxation rate, not a physical constant.
+    f_th : (x, F) arrays, optional
+        A thermodynamic force to start from.
+    """
+    for name, p in (("fine", fine), ("coarse", coarse)):
+        if not isinstance(p, CGPotential) or len(p.type_names) != 1:
+            raise InputError(name, type(p).__name__, "a CGPotential of one bead type")
+    if not np.array_equal(fine.r_A, coarse.r_A):
+        raise InputError("coarse.r_A", coarse.r_A.size, "the fine potential's table grid")
+    if not isinstance(start, CGTrajectory) or len(start.type_names) != 1:
+        raise InputError("start", type(start).__name__, "a CGTrajectory of one bead type")
+    d_at = positive("d_at", d_at)
+    d_hy = positive("d_hy", d_hy)
+    Lx = float(start.box[0])
+    if 2 * (d_at + d_hy) >= Lx - 2 * fine.cutoff_A:
+        raise InputError("d_at + d_hy", d_at + d_hy,
+                         f"a fine + hybrid slab leaving a coarse region at least two cutoffs "
+                         f"wide (box x = {Lx:.4g} Å)")
+    steps = positive_int("steps", steps)
+    iterations = positive_int("iterations", iterations, 0)
+    equilibration = positive_int("equilibration", equilibration, 0)
+    dt_fs = positive("dt_fs", dt_fs)
+    friction_per_fs = positive("friction_per_fs", friction_per_fs)
+    bins = positive_int("bins", bins, 8)
+    seed = _check_seed("seed", seed)
+    T = fine.temperature_K if temperature_K is None else positive("temperature_K", temperature_K)
+    kT = BOLTZMANN_EV * T
+    prefactor = 2.0 * kT if prefactor is None else in_range("prefactor", prefactor, 0.0, 1e3)
+    from ase import units
+    dt = dt_fs * units.fs
+    friction = friction_per_fs / units.fs
+    m = float(fine.masses[0])
+    n = start.n_beads
+    invm = np.full(n, 1.0 / m)
+    r = fine.r_A
+    r0, dr, rc = float(r[0]), float(r[1] - r[0]), float(r[-1])
+    Ff = np.asarray(fine.pair_force_eV_per_A[fine.pairs[0]], dtype=float)
+    Fc = np.asarray(coarse.pair_force_eV_per_A[coarse.pairs[0]], dtype=float)
+    xc = 0.5 * Lx
+    th_x = np.linspace(d_at, d_at + d_hy, 41)
+    Fth = np.zeros_like(th_x)
+    if f_th is not None:
+        Fth = np.interp(th_x, np.asarray(f_th[0], float), np.asarray(f_th[1], float))
+    skin = min(1.0, 0.9 * (0.5 * float(start.box.min()) - rc))
+    pl = PairList(start.box, rc, skin)
+    pos = np.ascontiguousarray(start.positions[-1], dtype=float).copy()
+    pl.build(pos)
+    rng = seed_words(seed)
+    gen = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+    vel = gen.standard_normal((n, 3)) * math.sqrt(kT / m)
+    F = np.zeros_like(pos)
+    pi, pj, S, ref = pl.i, pl.j, pl.shift, pl.ref.copy()
+    _forces(pos, pi, pj, S, r0, dr, Ff, Fc, rc, xc, Lx, d_at, d_hy, th_x[0],
+            th_x[1] - th_x[0], Fth, F)
+    centres = (np.arange(bins) + 0.5) * Lx / bins
+    dist = np.abs((centres - xc + 0.5 * Lx) % Lx - 0.5 * Lx)
+    outside = dist > d_at
+    profiles, deviation = [], []
+    hist = np.zeros(bins)
+    every = 10
+    for it in range(iterations + 1):
+        pi, pj, S, ref = _run(pos, vel, F, invm, start.box, pl.nc, pl.cells, pl.radius, skin,
+                              pi, pj, S, ref, r0, dr, Ff, Fc, rc, xc, d_at, d_hy, th_x[0],
+                              th_x[1] - th_x[0], Fth, dt, kT, friction, rng, equilibration, 0,
+                              bins, hist, _HALF_SHELL)
+        hist[:] = 0.0
+        pi, pj, S, ref = _run(pos, vel, F, invm, start.box, pl.nc, pl.cells, pl.radius, skin,
+                              pi, pj, S, ref, r0, dr, Ff, Fc, rc, xc, d_at, d_hy, th_x[0],
+                              th_x[1] - th_x[0], Fth, dt, kT, friction, rng, steps, every,
+                              bins, hist, _HALF_SHELL)
+        rho = hist / hist.mean()
+        sym = 0.5 * (rho + rho[::-1])                 # the profile is symmetric about x_c
+        profiles.append(sym)
+        deviation.append(float(np.max(np.abs(sym[outside] - 1.0))))
+        if it == iterations:
+            break
+        # gradient of the (smoothed) relative density against the distance from the centre, on
+        # the half of the box beyond the centre (the profile is symmetric)
+        half = centres > xc
+        dd, rr = dist[half], sym[half]
+        k = np.argsort(dd)
+        dd, rr = dd[k], rr[k]
+        grad = np.gradient(np.convolve(rr, np.ones(3) / 3, mode="same"), dd)
+        grad[0] = grad[1]
+        grad[-1] = grad[-2]
+        Fth = Fth - prefactor * np.interp(th_x, dd, grad)
+    return AdResSResult(x=centres, density=np.array(profiles), f_th_x=th_x, f_th=Fth,
+                        deviation=deviation, positions=pos,
+                        weights=resolution(centres, centre=xc, box_x=Lx, d_at=d_at, d_hy=d_hy))
+
+
+def thermodynamic_force_iteration(*args, **kwargs) -> AdResSResult:
+    """:func:`run_adress` with ``iterations`` (default 8): the thermodynamic force found by
+    iteration."""
+    kwargs.setdefault("iterations", 8)
+    return run_adress(*args, **kwargs)
