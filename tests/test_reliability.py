@@ -700,7 +700,7 @@ def test_magnet_scan_checkpoints_without_any_environment_variable(tmp_path):
     assert not [k for k in os.environ if k.startswith("SCALELADDER_")]
     spec = get_ladder("magnet")
     settings = spec.resolve(strings={"mc.sizes": "3,4,5", "mc.n_temperatures": "3",
-                                     "mc.n_sweeps": "60", "mc.n_thermalize": "10",
+                                     "mc.n_sweeps": "300", "mc.n_thermalize": "30",
                                      "mc.n_bootstrap": "10"})
     nodes = spec.build(settings)
     scan = [n for n in _walk(nodes.values()) if n.stage.name == "magnet.binder_scan"][0]

@@ -43,6 +43,7 @@ from ..core.validate import seed as _check_seed
 from ..handoffs.coarse_grained import CGPotential, CGTrajectory, pair_key
 from . import _manybody as _mb
 from ._rng import normal as _normal
+from ._rng import uniform as _uniform
 from ._rng import seed_words
 from .particles import _HALF_SHELL, PairList, ParticleState, _max_displacement2, _pairs, \
     _shardlow_sweep, minimum_image
@@ -561,6 +562,11 @@ def _advance_cg(pos, vel, F, invm, typ, L, nc, cells, rlist, skin, pi, pj, S, re
 
 
 # =============================================================================== engine
+@njit(cache=True)
+def _two_uniforms(rng):
+    return _uniform(rng), _uniform(rng)
+
+
 def _bonded_args(potential: CGPotential, bonds: np.ndarray, angles: np.ndarray,
                  box: np.ndarray) -> tuple:
     """The numba arguments of the bonded terms (uniform tables), or inert ones."""
@@ -600,7 +606,10 @@ class CGEngine:
 
     def __init__(self, potential: CGPotential, box, types, *, temperature_K: float, dt_fs: float,
                  thermostat: str, friction_per_fs: float, skin: float = 1.0, bonds=None,
-                 angles=None):
+                 angles=None, pressure_bar: float | None = None, barostat_every: int = 10,
+                 max_dlnv: float = 0.01):
+        self.pressure_bar = None if pressure_bar is None else float(pressure_bar)
+        self.barostat_every, self.max_dlnv = int(barostat_every), float(max_dlnv)
         self.potential = potential
         self.box = np.asarray(box, dtype=float)
         self.types = np.asarray(types, dtype=np.int64)
@@ -642,23 +651,73 @@ class CGEngine:
         return {"potential": self.potential, "box": self.box, "types": self.types,
                 "temperature_K": self.temperature_K, "dt_fs": self.dt_fs,
                 "thermostat": self.thermostat, "friction_per_fs": self.friction_per_fs,
-                "skin": self.skin, "bonds": self.bonds, "angles": self.angles}
+                "skin": self.skin, "bonds": self.bonds, "angles": self.angles,
+                "pressure_bar": self.pressure_bar, "barostat_every": self.barostat_every,
+                "max_dlnv": self.max_dlnv}
 
     @classmethod
     def from_state(cls, s: dict) -> "CGEngine":
         return cls(s["potential"], s["box"], s["types"], temperature_K=s["temperature_K"],
                    dt_fs=s["dt_fs"], thermostat=s["thermostat"],
                    friction_per_fs=s["friction_per_fs"], skin=s["skin"], bonds=s["bonds"],
-                   angles=s["angles"])
+                   angles=s["angles"], pressure_bar=s.get("pressure_bar"),
+                   barostat_every=s.get("barostat_every", 10), max_dlnv=s.get("max_dlnv", 0.01))
 
     @property
     def volume(self) -> float:
         return float(np.prod(self.box))
 
+    def _set_box(self, box) -> None:
+        """Point the engine's caches (pair list, bonded minimum images) at ``box``."""
+        box = np.asarray(box, dtype=float)
+        if np.array_equal(box, self.box):
+            return
+        self.box = box.copy()
+        self.skin = max(0.0, min(self.skin, 0.9 * (0.5 * float(self.box.min()) - self.rc)))
+        self.pairs = PairList(self.box, self.rc, self.skin)
+        self.bonded_args = (self.bonded_args[0], self.box) + tuple(self.bonded_args[2:])
+
     def _list(self, ref: np.ndarray) -> PairList:
         if not self.pairs.matches(ref):
             self.pairs.build(ref)
         return self.pairs
+
+    def _energy(self, pos: np.ndarray, box: np.ndarray) -> float:
+        self._set_box(box)
+        pl = PairList(self.box, self.rc, 0.0)
+        pl.build(pos)
+        return float(self._forces_into(pos, pl, np.zeros_like(pos))[0])
+
+    def _volume_move(self, state: ParticleState) -> ParticleState:
+        """One Metropolis move of ln V (isotropic, positions scaled with the box):
+        accept with min(1, exp(-beta (dU + P dV) + (N + 1) ln(V'/V)))."""
+        box = self.box if state.box is None else state.box
+        rng = state.rng.copy()
+        u1, u2 = _two_uniforms(rng)
+        dlnv = self.max_dlnv * (2.0 * u1 - 1.0)
+        s = math.exp(dlnv / 3.0)
+        v0 = float(np.prod(box))
+        u_old = self._energy(state.positions, box)
+        new_pos = state.positions * s
+        new_box = box * s
+        if 0.5 * float(new_box.min()) <= self.rc + 0.05:
+            self._set_box(box)
+            return ParticleState(state.positions, state.velocities, state.forces,
+                                 state.ref_positions, rng, state.step, box.copy())
+        u_new = self._energy(new_pos, new_box)
+        p = self.pressure_bar / EV_PER_A3_IN_BAR
+        n = state.positions.shape[0]
+        arg = -(u_new - u_old + p * v0 * (s ** 3 - 1.0)) / self.kT + (n + 1) * dlnv
+        if arg >= 0.0 or u2 < math.exp(arg):
+            self._set_box(new_box)
+            pl = self._list(new_pos)
+            F = np.zeros_like(new_pos)
+            self._forces_into(new_pos, pl, F)
+            return ParticleState(new_pos, state.velocities, F, new_pos.copy(), rng, state.step,
+                                 new_box.copy())
+        self._set_box(box)
+        return ParticleState(state.positions, state.velocities, state.forces, state.ref_positions,
+                             rng, state.step, box.copy())
 
     def forces(self, positions: np.ndarray) -> tuple[np.ndarray, float, float]:
         """``(forces eV/Å, energy eV, virial eV)`` of a configuration."""
@@ -683,6 +742,20 @@ class CGEngine:
                              ref_positions=pos.copy(), rng=rng, step=0)
 
     def advance(self, state: ParticleState, n: int):
+        if self.pressure_bar is None:
+            return self._advance_md(state, int(n))
+        # constant pressure: MD between volume moves at absolute multiples of barostat_every
+        goal = state.step + int(n)
+        while state.step < goal:
+            k = min(goal - state.step, self.barostat_every - state.step % self.barostat_every)
+            state, _, _ = self._advance_md(state, k)
+            if state.step % self.barostat_every == 0:
+                state = self._volume_move(state)
+        return state, int(n), None
+
+    def _advance_md(self, state: ParticleState, n: int):
+        if state.box is not None:
+            self._set_box(state.box)
         pos, vel, F = state.positions.copy(), state.velocities.copy(), state.forces.copy()
         rng = state.rng.copy()
         pl = self._list(state.ref_positions)
@@ -695,11 +768,13 @@ class CGEngine:
             pl.i, pl.j, pl.shift, pl.ref = pi, pj, S, ref.copy()
             pl.builds += builds
         return ParticleState(positions=pos, velocities=vel, forces=F, ref_positions=ref.copy(),
-                             rng=rng, step=state.step + int(n)), int(n), None
+                             rng=rng, step=state.step + int(n), box=state.box), int(n), None
 
     def observe(self, state: ParticleState) -> dict:
         """Kinetic temperature (K), pressure (bar; kinetic + pair virial), pair energy per bead
-        (eV)."""
+        (eV); at constant pressure also the volume (Å³) and the mass density (g/cm³)."""
+        if state.box is not None:
+            self._set_box(state.box)
         m = 1.0 / self.invm
         v = state.velocities
         twice_k = float(np.sum(m[:, None] * v * v))
@@ -708,9 +783,13 @@ class CGEngine:
         scratch = np.zeros_like(state.positions)
         U, W = self._forces_into(state.positions, pl, scratch)
         dof = 3 * n - (3 if self.thermostat == "dpd" else 0)
-        return {"temperature_K": twice_k / dof / BOLTZMANN_EV,
-                "pressure_bar": (twice_k + W) / (3.0 * self.volume) * EV_PER_A3_IN_BAR,
-                "potential_energy_eV": U / n}
+        out = {"temperature_K": twice_k / dof / BOLTZMANN_EV,
+               "pressure_bar": (twice_k + W) / (3.0 * self.volume) * EV_PER_A3_IN_BAR,
+               "potential_energy_eV": U / n}
+        if self.pressure_bar is not None:
+            out["volume_A3"] = self.volume
+            out["density_g_cm3"] = float(m.sum()) / 6.02214076e23 / (self.volume * 1e-24)
+        return out
 
     def check(self, state: ParticleState, history: dict, obs: dict) -> None:
         T = obs["temperature_K"]
@@ -781,7 +860,9 @@ def run_cg_md(potential: CGPotential, start: CGTrajectory, steps: int, *,
               temperature_K: float | None = None, dt_fs: float = 5.0,
               thermostat: str = "langevin", friction_per_fs: float = 0.01, seed: int = 0,
               frame_every: int = 0, frame_forces: bool = False, observe_every: int = 50,
-              equilibration: int = 0, skin: float | None = None) -> CGRun:
+              equilibration: int = 0, skin: float | None = None,
+              pressure_bar: float | None = None, barostat_every: int = 10,
+              max_dlnv: float = 0.01) -> CGRun:
     """Run CG MD with ``potential`` from the last frame of ``start`` (its box, types and masses).
 
     Parameters
@@ -804,6 +885,11 @@ def run_cg_md(potential: CGPotential, start: CGTrajectory, steps: int, *,
         Steps run (unobserved) before production.
     skin : float, optional
         Verlet-list skin (Å); default 1 Å or less where the box is small.
+    pressure_bar : float, optional
+        Constant pressure: every ``barostat_every`` steps a Metropolis move of ln V (isotropic,
+        positions scaled, up to ``max_dlnv``), exact for the NPT ensemble together with the
+        thermostat; the history then holds ``volume_A3`` and ``density_g_cm3``.  No frames are
+        stored at constant pressure (a CGTrajectory has one box).
     """
     if not isinstance(potential, CGPotential):
         raise InputError("potential", type(potential).__name__, "a CGPotential")
@@ -829,6 +915,13 @@ def run_cg_md(potential: CGPotential, start: CGTrajectory, steps: int, *,
                              f"{potential.cutoff_A:g} Å")
         skin = min(1.0, 0.9 * room)
     skin = in_range("skin", skin, 0.0, 5.0)
+    if pressure_bar is not None:
+        pressure_bar = float(in_range("pressure_bar", pressure_bar, -1e5, 1e6))
+        barostat_every = positive_int("barostat_every", barostat_every)
+        max_dlnv = in_range("max_dlnv", max_dlnv, 1e-6, 0.5)
+        if frame_every:
+            raise InputError("frame_every", frame_every, "0 at constant pressure (the frames of "
+                             "a constant-pressure run have different boxes)")
     if friction_per_fs * dt_fs > 1.0:
         raise InputError("friction_per_fs", friction_per_fs,
                          f"a friction with friction * dt < 1 (dt = {dt_fs} fs)")
@@ -837,13 +930,14 @@ def run_cg_md(potential: CGPotential, start: CGTrajectory, steps: int, *,
         logger.warning("CG potential used away from its state point: %s", fl)
     engine = CGEngine(potential, start.box, start.types, temperature_K=T, dt_fs=dt_fs,
                       thermostat=thermostat, friction_per_fs=friction_per_fs, skin=skin,
-                      bonds=start.bonds, angles=start.angles)
+                      bonds=start.bonds, angles=start.angles, pressure_bar=pressure_bar,
+                      barostat_every=barostat_every, max_dlnv=max_dlnv)
     state = engine.start(start.positions[-1], seed)
     if equilibration:
         state, _, _ = engine.advance(state, equilibration)
         engine.check(state, {}, engine.observe(state))
         state = ParticleState(state.positions, state.velocities, state.forces,
-                              state.ref_positions, state.rng, 0)
+                              state.ref_positions, state.rng, 0, state.box)
     rec = _Frames(engine, frame_every, frame_forces) if frame_every else engine
     r = run_simulation(rec, state, steps, observe_every=observe_every, label="cg-md")
     traj = None

@@ -238,7 +238,8 @@ class ParticleState:
 
     ``positions`` are unwrapped; ``forces`` are those of the last step (conservative only for the
     Shardlow integrator and Langevin, with the pair noise for DPD's ``"vv"``), ``ref_positions`` those the pair list was last
-    built from, ``rng`` the xoshiro256** words, ``step`` the steps done."""
+    built from, ``rng`` the xoshiro256** words, ``step`` the steps done, ``box`` the box when it
+    changes during the run (constant pressure; ``None``: the engine's)."""
 
     positions: np.ndarray
     velocities: np.ndarray
@@ -246,10 +247,14 @@ class ParticleState:
     ref_positions: np.ndarray
     rng: np.ndarray
     step: int = 0
+    box: np.ndarray | None = None
 
     def to_state(self) -> dict:
-        return {"positions": self.positions, "velocities": self.velocities, "forces": self.forces,
-                "ref_positions": self.ref_positions, "rng": self.rng, "step": int(self.step)}
+        out = {"positions": self.positions, "velocities": self.velocities, "forces": self.forces,
+               "ref_positions": self.ref_positions, "rng": self.rng, "step": int(self.step)}
+        if self.box is not None:
+            out["box"] = self.box
+        return out
 
     @classmethod
     def from_state(cls, s: dict) -> "ParticleState":
@@ -257,7 +262,8 @@ class ParticleState:
                    velocities=np.array(s["velocities"], dtype=float),
                    forces=np.array(s["forces"], dtype=float),
                    ref_positions=np.array(s["ref_positions"], dtype=float),
-                   rng=np.array(s["rng"], dtype=np.uint64), step=int(s["step"]))
+                   rng=np.array(s["rng"], dtype=np.uint64), step=int(s["step"]),
+                   box=None if s.get("box") is None else np.array(s["box"], dtype=float))
 
 
 @njit(cache=True)
