@@ -51,14 +51,21 @@ def test_prediction_budget_has_the_documented_sources(tiny):
     pred = tiny["prediction"]
     assert set(pred) == {"280", "360"}
     for T, p in pred.items():
-        est = p["nc"]
-        assert set(est.sources) == {"cg_method", "transferability", "sampling"}
-        assert sum(est.budget().values()) == pytest.approx(1.0)
-        # the transferability sigma of 280 K is the error measured at 360 K, and vice versa
         other = "360" if T == "280" else "280"
+        for name in ("nc", "density"):
+            est = p[name]
+            assert set(est.sources) == {"cg_method", "transferability", "sampling"}
+            assert sum(est.budget().values()) == pytest.approx(1.0)
+        # the transferability sigma at 280 K is the error measured at 360 K, and vice versa
         errs = [tiny[f"check_{m}_{other}"]["nc_cg"] - tiny[f"check_{m}_{other}"]["nc_aa"]
                 for m in ("ibi", "fm", "re")]
-        assert p["sigma_transfer"] == pytest.approx(np.sqrt(np.mean(np.square(errs))))
+        assert p["nc_sigma_transfer"] == pytest.approx(np.sqrt(np.mean(np.square(errs))))
+        derr = [tiny[f"density_{m}_{other}"]["density_g_cm3"] - 0.997 for m in ("ibi", "fm", "re")]
+        assert p["density_sigma_transfer"] == pytest.approx(np.sqrt(np.mean(np.square(derr))))
+        assert p["density"].unit == "g/cm^3" and p["density_aa"] == 0.997
+        # the NPT runs held the atomistic pressure: a density, not the box's by construction
+        d = tiny[f"density_ibi_{T}"]
+        assert d["beads"] == 8 * 64 and d["density_err_g_cm3"] > 0
 
 
 def test_settings_are_validated_before_any_work():

@@ -114,6 +114,8 @@ SETTINGS = (
     Setting("cg.dt_fs", 4.0, "CG MD time step (fs)", float, lambda f, v: V.in_range(f, v, 0.5, 20.0)),
     Setting("cg.production_steps", 10000, "CG MD steps of each check run", int,
             lambda f, v: V.positive_int(f, v, 500)),
+    Setting("cg.density_steps", 10000, "constant-pressure CG MD steps of each density run "
+            "(8 copies of the box)", int, lambda f, v: V.positive_int(f, v, 500)),
 )
 
 
@@ -244,30 +246,61 @@ def check_cg(fit: dict, reference: dict, fit_reference: dict, steps: int, dt_fs:
             "flags": list(run.flags)}
 
 
-@stage("water_cg.predict", version="1")
-def predict(checks: list, keys: list, test_temps: tuple) -> dict:
-    """Per test temperature: the CG coordination number as an Estimate with the method, the
-    cross-validated transferability and the sampling as sources; and the atomistic value.
-    ``checks[k]`` is the check ``keys[k]`` (``"<method>_<T>"``)."""
+@stage("water_cg.density", version="1")
+def density_cg(fit: dict, reference: dict, steps: int, dt_fs: float, seed: int) -> dict:
+    """The CG model's density (g/cm³) at the atomistic pressure and temperature: constant-pressure
+    CG MD (Metropolis ln V moves) of the reference's last frame replicated 2 x 2 x 2.  The
+    atomistic density at that pressure is the box's, 0.997 g/cm³, by construction."""
+    from ..core.timeseries import block_average
+    from ..handoffs import CGTrajectory
+    from ..mesoscale.cg import run_cg_md
+
+    traj = reference["trajectory"]
+    x = traj.positions[-1]
+    shifts = np.array([(i, j, k) for i in range(2) for j in range(2) for k in range(2)], float)
+    big = np.concatenate([x + s * traj.box for s in shifts])
+    start = CGTrajectory(big[None], 2 * traj.box, np.tile(traj.types, 8), traj.type_names,
+                         traj.masses, traj.temperature_K)
+    run = run_cg_md(fit["potential"], start, steps, temperature_K=traj.temperature_K,
+                    dt_fs=dt_fs, observe_every=20, equilibration=max(1000, steps // 5),
+                    pressure_bar=reference["pressure_bar"], seed=seed)
+    rho = np.asarray(run.history["density_g_cm3"])
+    mean, err = block_average(rho[len(rho) // 5:], 10)
+    return {"density_g_cm3": float(mean), "density_err_g_cm3": float(err),
+            "pressure_bar": reference["pressure_bar"], "beads": int(big.shape[0])}
+
+
+@stage("water_cg.predict", version="2")
+def predict(checks: list, keys: list, densities: list, test_temps: tuple) -> dict:
+    """Per test temperature, two CG predictions as Estimates with the method, the
+    cross-validated transferability and the sampling as sources, beside the atomistic values:
+    the first-shell coordination number ``nc`` and the density at the atomistic pressure
+    ``density`` (g/cm³; atomistic 0.997 by construction).  ``checks[k]`` and ``densities[k]``
+    belong to ``keys[k]`` (``"<method>_<T>"``)."""
     checks = dict(zip(keys, checks))
+    dens = dict(zip(keys, densities))
     out = {}
     for T in test_temps:
-        rows = {m: checks[f"{m}_{T}"] for m in METHODS}
-        nominal = float(rows["ibi"]["nc_cg"])
         others = [t for t in test_temps if t != T]
-        if others:
-            errs = [checks[f"{m}_{t}"]["nc_cg"] - checks[f"{m}_{t}"]["nc_aa"]
-                    for m in METHODS for t in others]
-            sigma_transfer = float(np.sqrt(np.mean(np.square(errs))))
-        else:
+        entry = {}
+        for name, table, value, err, truth in (
+                ("nc", checks, "nc_cg", "nc_cg_err", lambda key: checks[key]["nc_aa"]),
+                ("density", dens, "density_g_cm3", "density_err_g_cm3",
+                 lambda key: WATER_DENSITY)):
+            nominal = float(table[f"ibi_{T}"][value])
+            sources = {CG_METHOD: np.array([float(table[f"{m}_{T}"][value]) for m in METHODS]),
+                       SAMPLING: one_sigma_samples(nominal, float(table[f"ibi_{T}"][err]))}
             sigma_transfer = 0.0
-        sources = {CG_METHOD: np.array([float(rows[m]["nc_cg"]) for m in METHODS]),
-                   SAMPLING: one_sigma_samples(nominal, float(rows["ibi"]["nc_cg_err"]))}
-        if sigma_transfer > 0:
-            sources[TRANSFERABILITY] = one_sigma_samples(nominal, sigma_transfer)
-        out[str(T)] = {"nc": Estimate(nominal, "", sources=sources),
-                       "nc_aa": float(rows["ibi"]["nc_aa"]),
-                       "sigma_transfer": sigma_transfer}
+            if others:
+                errs = [table[f"{m}_{t}"][value] - truth(f"{m}_{t}") for m in METHODS
+                        for t in others]
+                sigma_transfer = float(np.sqrt(np.mean(np.square(errs))))
+                sources[TRANSFERABILITY] = one_sigma_samples(nominal, sigma_transfer)
+            unit = "" if name == "nc" else "g/cm^3"
+            entry[name] = Estimate(nominal, unit, sources=sources)
+            entry[f"{name}_aa"] = float(truth(f"ibi_{T}"))
+            entry[f"{name}_sigma_transfer"] = sigma_transfer
+        out[str(T)] = entry
     return out
 
 
@@ -301,8 +334,18 @@ def build(settings: dict) -> dict:
                 fit=nodes[f"fit_{m}"], reference=nodes[f"aa_{T:g}"], fit_reference=ref,
                 steps=settings["cg.production_steps"], dt_fs=settings["cg.dt_fs"],
                 seed=settings["system.seed"]).with_label(f"CG check: {METHOD_NAMES[m]}, {T:g} K")
+    densities = {}
+    for m in METHODS:
+        for T in temps:
+            key = f"{m}_{T:g}"
+            nodes[f"density_{key}"] = densities[key] = density_cg.bind(
+                fit=nodes[f"fit_{m}"], reference=nodes[f"aa_{T:g}"],
+                steps=settings["cg.density_steps"], dt_fs=settings["cg.dt_fs"],
+                seed=settings["system.seed"]).with_label(
+                f"CG density at the atomistic pressure: {METHOD_NAMES[m]}, {T:g} K")
     nodes["prediction"] = predict.bind(
-        checks=list(checks.values()), keys=list(checks), test_temps=tuple(f"{float(t):g}" for t in settings["state.test_K"])
+        checks=list(checks.values()), keys=list(checks),
+        densities=[densities[k] for k in checks], test_temps=tuple(f"{float(t):g}" for t in settings["state.test_K"])
     ).with_label("CG prediction with its budget")
     return nodes
 
@@ -331,14 +374,26 @@ def summarize(settings: dict, results: dict) -> list:
                          f"{c['speedup']:.0f}x" + ("; off its state point" if c["flags"] else "")))
     sections.append(("CG models against atomistics (first-shell coordination number n)", rows))
     rows = []
+    for m in METHODS:
+        vals = []
+        for T in temps:
+            d = results[f"density_{m}_{T:g}"]
+            vals.append(f"{d['density_g_cm3']:.3f}")
+        rows.append((METHOD_NAMES[m], " / ".join(vals), "g/cm³",
+                     "at " + " / ".join(f"{T:g} K" for T in temps) + f"; atomistic {WATER_DENSITY} "
+                     "(the box's) at the atomistic pressure"))
+    sections.append(("CG density at the atomistic pressure (NPT, 8 boxes)", rows))
+    rows = []
     for T, p in results["prediction"].items():
-        est = p["nc"]
-        shares = est.budget()
-        weakest = max(shares, key=shares.get) if shares else ""
-        rows.append((f"n at {T} K (CG)", f"{float(est.value):.3f} ± {float(est.std):.3f}", "",
-                     f"atomistic {p['nc_aa']:.3f}; weakest: {weakest}; "
-                     + ", ".join(f"{k} {100 * v:.0f} %" for k, v in
-                                 sorted(shares.items(), key=lambda kv: -kv[1]))))
+        for name, label, fmt in (("nc", "n", "{:.3f}"), ("density", "density", "{:.3f}")):
+            est = p[name]
+            shares = est.budget()
+            weakest = max(shares, key=shares.get) if shares else ""
+            rows.append((f"{label} at {T} K (CG)",
+                         f"{fmt.format(float(est.value))} ± {fmt.format(float(est.std))}",
+                         est.unit, f"atomistic {fmt.format(p[name + '_aa'])}; weakest: {weakest}; "
+                         + ", ".join(f"{k} {100 * v:.0f} %" for k, v in
+                                     sorted(shares.items(), key=lambda kv: -kv[1]))))
     sections.append(("Prediction and error budget", rows))
     return sections
 
