@@ -303,6 +303,7 @@ def test_relative_entropy_gradient_equals_finite_differences(lj_reference):
     assert g[0] == pytest.approx(fd, rel=2e-3)
 
 
+@pytest.mark.slow
 def test_relative_entropy_recovers_the_pair_potential(lj_reference):
     """Measured: after 8 Newton steps the potential is within 0.06-0.12 eps of LJ over 3.5-8 Å (IBI:
     0.3 eps on the same target, its tail unpinned by the RDF); on the steep wall below 3.5 Å a
@@ -318,6 +319,7 @@ def test_relative_entropy_recovers_the_pair_potential(lj_reference):
     assert res.potential.method == "relative-entropy"
 
 
+@pytest.mark.slow
 def test_inverse_monte_carlo_converges_the_rdf(lj_reference):
     from scaleladder.mesoscale.cg import inverse_monte_carlo
     _, ref = lj_reference
