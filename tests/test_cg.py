@@ -571,3 +571,13 @@ def test_constant_pressure_recovers_the_density_of_the_nvt_state(lj_reference):
     assert np.std(rho) > 0                                   # the volume does move
     with pytest.raises(InputError, match="frame_every"):
         run_cg_md(pot, start, 10, pressure_bar=1.0, frame_every=5)
+
+
+def test_cg_time_step_above_the_limit_is_refused():
+    from scaleladder.mesoscale.cg import cg_time_step_limit_fs
+    pot = lj_potential()
+    limit = cg_time_step_limit_fs(pot, T_STAR1)
+    assert 20.0 < limit < 60.0            # argon: 1/omega of the contact pair, ~36 fs
+    start = cg_lattice(343, 0.8 / SIG ** 3, mass_amu=MASS, temperature_K=T_STAR1, type_name="Ar")
+    with pytest.raises(InputError, match="dt_fs"):
+        run_cg_md(pot, start, 10, dt_fs=1.2 * limit, friction_per_fs=0.001)

@@ -52,7 +52,7 @@ __all__ = ["cg_lattice", "map_trajectory", "one_bead_per_molecule", "chain_mappi
            "run_cg_md", "CGEngine", "CGRun", "iterative_boltzmann_inversion", "IBIResult",
            "force_match", "bond_boltzmann_inversion", "angle_boltzmann_inversion",
            "relative_entropy", "relative_entropy_gradient", "inverse_monte_carlo",
-           "NewtonCGResult", "diffusion_coefficient", "coordination_number", "first_minimum",
+           "NewtonCGResult", "cg_time_step_limit_fs", "diffusion_coefficient", "coordination_number", "first_minimum",
            "EV_PER_A3_IN_BAR"]
 
 logger = logging.getLogger(__name__)
@@ -856,6 +856,33 @@ class _Frames:
         return self.engine.check(state, history, obs)
 
 
+def cg_time_step_limit_fs(potential: CGPotential, temperature_K: float) -> float:
+    """``1 / omega`` (fs) with ``omega^2 = 2 k / m_min``, ``k`` the largest curvature
+    ``-dF/dr`` of any pair table where its energy is below 5 kT (the distances a thermal pair
+    reaches): Verlet is unstable from ``dt omega = 2``, and accurate well below 1."""
+    from ase import units
+    kT = BOLTZMANN_EV * float(temperature_K)
+    r = potential.r_A
+    k = 0.0
+    for key in potential.pairs:
+        e = np.asarray(potential.pair_energy_eV[key])
+        f = np.asarray(potential.pair_force_eV_per_A[key])
+        ok = e < 5.0 * kT
+        if ok.sum() > 2:
+            k = max(k, float(np.max(-np.gradient(f, r)[ok])))
+    if potential.bond:
+        rb = np.asarray(potential.bond["r_A"])
+        eb = np.asarray(potential.bond["energy_eV"])
+        fb = np.asarray(potential.bond["force_eV_per_A"])
+        ok = eb < 5.0 * kT
+        if ok.sum() > 2:
+            k = max(k, float(np.max(-np.gradient(fb, rb)[ok])))
+    if k <= 0.0:
+        return math.inf
+    omega = math.sqrt(2.0 * k / float(np.min(potential.masses)))   # per ASE time unit
+    return 1.0 / omega / units.fs
+
+
 def run_cg_md(potential: CGPotential, start: CGTrajectory, steps: int, *,
               temperature_K: float | None = None, dt_fs: float = 5.0,
               thermostat: str = "langevin", friction_per_fs: float = 0.01, seed: int = 0,
@@ -925,6 +952,11 @@ def run_cg_md(potential: CGPotential, start: CGTrajectory, steps: int, *,
     if friction_per_fs * dt_fs > 1.0:
         raise InputError("friction_per_fs", friction_per_fs,
                          f"a friction with friction * dt < 1 (dt = {dt_fs} fs)")
+    limit = cg_time_step_limit_fs(potential, T)
+    if dt_fs >= limit:
+        raise InputError("dt_fs", dt_fs, f"a time step below {limit:.3g} fs, 1/omega of the "
+                         f"stiffest thermally accessible pair (energy < 5 kT at {T:g} K)",
+                         hint="a smaller time step, or a softer potential")
     flags = potential.state_point_flags(T, start.density_per_A3)
     for fl in flags:
         logger.warning("CG potential used away from its state point: %s", fl)
