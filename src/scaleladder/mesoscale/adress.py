@@ -35,7 +35,7 @@ from ..core.validate import seed as _check_seed
 from ..handoffs.coarse_grained import CGPotential, CGTrajectory
 from ._rng import normal as _normal
 from ._rng import seed_words
-from .particles import _HALF_SHELL, PairList, _max_displacement2, _pairs
+from .particles import _HALF_SHELL, PairList, _max_displacement2, _pairs, maxwell_boltzmann
 
 __all__ = ["AdResSResult", "run_adress", "resolution", "thermodynamic_force_iteration"]
 
@@ -243,8 +243,7 @@ def run_adress(fine: CGPotential, coarse: CGPotential, start: CGTrajectory, *, d
     pos = np.ascontiguousarray(start.positions[-1], dtype=float).copy()
     pl.build(pos)
     rng = seed_words(seed)
-    gen = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
-    vel = gen.standard_normal((n, 3)) * math.sqrt(kT / m)
+    vel = maxwell_boltzmann(np.full(n, m), kT, seed)
     F = np.zeros_like(pos)
     pi, pj, S, ref = pl.i, pl.j, pl.shift, pl.ref.copy()
     _forces(pos, pi, pj, S, r0, dr, Ff, Fc, rc, xc, Lx, d_at, d_hy, th_x[0],

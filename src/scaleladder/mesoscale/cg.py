@@ -35,7 +35,7 @@ import numpy as np
 from numba import njit
 
 from ..core.codec import register
-from ..core.errors import CalculationError, InputError
+from ..core.errors import InputError
 from ..core.simulation import run_simulation
 from ..core.units import BOLTZMANN_EV
 from ..core.validate import in_range, one_of, positive, positive_int
@@ -46,7 +46,7 @@ from ._rng import normal as _normal
 from ._rng import uniform as _uniform
 from ._rng import seed_words
 from .particles import _HALF_SHELL, PairList, ParticleState, _max_displacement2, _pairs, \
-    _shardlow_sweep, minimum_image
+    _shardlow_sweep, check_blowup, maxwell_boltzmann, minimum_image
 
 __all__ = ["cg_lattice", "map_trajectory", "one_bead_per_molecule", "chain_mapping", "rdf", "tabulate_pair",
            "run_cg_md", "CGEngine", "CGRun", "iterative_boltzmann_inversion", "IBIResult",
@@ -342,6 +342,23 @@ def _tables(pot: CGPotential, names: tuple) -> tuple[np.ndarray, np.ndarray, np.
     return index, E, F
 
 
+@njit(cache=True, inline="always")
+def _pair_table(r, t, r0, dr, E, Ft):
+    """Force, energy and whether ``r`` is inside table ``t``: the force linearly interpolated
+    (below the grid its first value), the energy the integral of the interpolated force within
+    the segment, so that the forces are exactly minus its gradient (energy conservation; LAMMPS's
+    linear tables interpolate the two separately, inconsistent at O(dr^2 f''))."""
+    x = (r - r0) / dr
+    if x <= 0.0:
+        return Ft[t, 0], E[t, 0], True
+    k = int(x)
+    if k >= E.shape[1] - 1:
+        return 0.0, 0.0, False
+    w = x - k
+    f = (1.0 - w) * Ft[t, k] + w * Ft[t, k + 1]
+    return f, E[t, k] - dr * (Ft[t, k] * w + 0.5 * (Ft[t, k + 1] - Ft[t, k]) * w * w), True
+
+
 @njit(cache=True)
 def _table_forces(pos, typ, pi, pj, S, index, r0, dr, E, Ft, rc, F):
     """Tabulated pair forces (linear interpolation of the force, the energy its integral from the
@@ -350,7 +367,6 @@ def _table_forces(pos, typ, pi, pj, S, index, r0, dr, E, Ft, rc, F):
     U = 0.0
     W = 0.0
     rc2 = rc * rc
-    m = E.shape[1]
     for p in range(pi.size):
         i = pi[p]
         j = pj[p]
@@ -361,21 +377,9 @@ def _table_forces(pos, typ, pi, pj, S, index, r0, dr, E, Ft, rc, F):
         if r2 >= rc2 or r2 == 0.0:
             continue
         r = math.sqrt(r2)
-        t = index[typ[i], typ[j]]
-        x = (r - r0) / dr
-        if x <= 0.0:
-            e = E[t, 0]
-            f = Ft[t, 0]
-        else:
-            k = int(x)
-            if k >= m - 1:
-                continue
-            w = x - k
-            f = (1.0 - w) * Ft[t, k] + w * Ft[t, k + 1]
-            # the energy is the integral of the interpolated force within the segment, so that
-            # the forces are exactly minus its gradient (energy conservation; LAMMPS's linear
-            # tables interpolate the two separately, inconsistent at O(dr^2 f''))
-            e = E[t, k] - dr * (Ft[t, k] * w + 0.5 * (Ft[t, k + 1] - Ft[t, k]) * w * w)
+        f, e, inside = _pair_table(r, index[typ[i], typ[j]], r0, dr, E, Ft)
+        if not inside:
+            continue
         s = f / r
         F[i, 0] += s * dx
         F[i, 1] += s * dy
@@ -469,7 +473,6 @@ def _bonded_forces(pos, L, bonds, b0, bdx, bE, bF, angles, aE, aT, excl, typ, in
         U += e
         W += a0 * fi0 + a1 * fi1 + a2 * fi2 + c0 * fk0 + c1 * fk1 + c2 * fk2
     rc2 = rc * rc
-    mp = E.shape[1]
     for p in range(excl.shape[0]):
         i = excl[p, 0]
         j = excl[p, 1]
@@ -480,18 +483,9 @@ def _bonded_forces(pos, L, bonds, b0, bdx, bE, bF, angles, aE, aT, excl, typ, in
         if r2 >= rc2 or r2 == 0.0:
             continue
         r = math.sqrt(r2)
-        t = index[typ[i], typ[j]]
-        x = (r - r0) / dr
-        if x <= 0.0:
-            e = E[t, 0]
-            f = Ft[t, 0]
-        else:
-            kk = int(x)
-            if kk >= mp - 1:
-                continue
-            w = x - kk
-            f = (1.0 - w) * Ft[t, kk] + w * Ft[t, kk + 1]
-            e = E[t, kk] - dr * (Ft[t, kk] * w + 0.5 * (Ft[t, kk + 1] - Ft[t, kk]) * w * w)
+        f, e, inside = _pair_table(r, index[typ[i], typ[j]], r0, dr, E, Ft)
+        if not inside:
+            continue
         s = f / r                      # remove what the pair loop added
         F[i, 0] -= s * d0
         F[i, 1] -= s * d1
@@ -730,10 +724,7 @@ class CGEngine:
 
     def start(self, positions: np.ndarray, seed: int) -> ParticleState:
         rng = seed_words(seed)
-        gen = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
-        m = 1.0 / self.invm
-        v = gen.standard_normal(positions.shape) * np.sqrt(self.kT / m)[:, None]
-        v -= (m[:, None] * v).sum(axis=0) / m.sum()
+        v = maxwell_boltzmann(1.0 / self.invm, self.kT, seed)
         pos = np.ascontiguousarray(positions, dtype=float)
         pl = self._list(pos)
         F = np.zeros_like(pos)
@@ -792,14 +783,8 @@ class CGEngine:
         return out
 
     def check(self, state: ParticleState, history: dict, obs: dict) -> None:
-        T = obs["temperature_K"]
-        if not (np.isfinite(T) and np.all(np.isfinite(state.positions))):
-            raise CalculationError(f"CG MD step {state.step}: non-finite positions; reduce the "
-                                   f"time step dt_fs={self.dt_fs}")
-        if not self.temperature_K / 10 <= T <= 10 * self.temperature_K:
-            raise CalculationError(f"CG MD step {state.step}: temperature {T:.4g} K far from the "
-                                   f"target {self.temperature_K:g} K: unstable at dt_fs="
-                                   f"{self.dt_fs}; reduce it (or the potential is too steep)")
+        check_blowup("CG MD", state.step, obs["temperature_K"], self.temperature_K,
+                     state.positions, f"dt_fs={self.dt_fs}")
 
 
 @dataclass

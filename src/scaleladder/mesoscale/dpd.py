@@ -63,7 +63,7 @@ import numpy as np
 from numba import njit
 
 from ..core.codec import register
-from ..core.errors import CalculationError, InputError
+from ..core.errors import InputError
 from ..core.simulation import SimulationRun, read_simulation_checkpoint, run_simulation
 from ..core.timeseries import block_average
 from ..core.validate import finite_array, in_range, one_of, positive, positive_int
@@ -71,7 +71,7 @@ from ..core.validate import seed as _check_seed
 from ._rng import seed_words
 from ._rng import uniform as _uniform
 from .particles import _HALF_SHELL, PairList, ParticleState, _max_displacement2, _pairs, \
-    _shardlow_sweep
+    _shardlow_sweep, check_blowup, maxwell_boltzmann
 
 __all__ = ["DPDSystem", "DPDEngine", "DPDState", "DPDRun", "dpd_box", "run_dpd", "continue_dpd",
            "resume_dpd", "repulsion_from_chi", "dpd_time_step_limit", "composition_profile",
@@ -334,10 +334,7 @@ class DPDEngine:
     def start(self, positions: np.ndarray, seed: int) -> DPDState:
         """Maxwell-Boltzmann velocities (zero total momentum) and the first forces."""
         rng = seed_words(seed)
-        gen = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
-        m = self.masses[self.types]
-        v = gen.standard_normal(positions.shape) * np.sqrt(self.kT / m)[:, None]
-        v -= (m[:, None] * v).sum(axis=0) / m.sum()
+        v = maxwell_boltzmann(self.masses[self.types], self.kT, seed)
         pos = np.ascontiguousarray(positions, dtype=float)
         pl = self._list(pos)
         F = np.zeros_like(pos)
@@ -382,14 +379,8 @@ class DPDEngine:
                 "momentum": float(np.linalg.norm(p)) / n}
 
     def check(self, state: DPDState, history: dict, obs: dict) -> None:
-        T = obs["temperature"]
-        if not (np.isfinite(T) and np.all(np.isfinite(state.positions))):
-            raise CalculationError(f"DPD step {state.step}: non-finite positions or velocities; "
-                                   f"reduce the time step dt={self.dt}")
-        if not self.kT / 10 <= T <= 10 * self.kT:
-            raise CalculationError(f"DPD step {state.step}: kinetic temperature {T:.4g} left "
-                                   f"[{self.kT / 10:.3g}, {10 * self.kT:.3g}]: the integration "
-                                   f"is unstable at dt={self.dt}; reduce it")
+        check_blowup("DPD", state.step, obs["temperature"], self.kT, state.positions,
+                     f"dt={self.dt}")
 
 
 # =============================================================================== runs

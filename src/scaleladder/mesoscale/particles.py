@@ -23,10 +23,10 @@ import numpy as np
 from numba import njit
 
 from ..core.codec import register
-from ..core.errors import InputError
+from ..core.errors import CalculationError, InputError
 from ._rng import normal as _normal
 
-__all__ = ["PairList", "ParticleState", "minimum_image"]
+__all__ = ["PairList", "ParticleState", "minimum_image", "maxwell_boltzmann", "check_blowup"]
 
 # the 13 cell offsets of a half shell (lexicographically positive), self-cell handled separately
 _HALF_SHELL = np.array([(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)
@@ -298,3 +298,26 @@ def _shardlow_sweep(pos, vel, invm, pi, pj, S, gamma, kT, rc, dt, rng):
         vel[j, 0] -= dp * invm[j] * ex
         vel[j, 1] -= dp * invm[j] * ey
         vel[j, 2] -= dp * invm[j] * ez
+
+
+def maxwell_boltzmann(masses: np.ndarray, kT: float, seed: int) -> np.ndarray:
+    """Velocities from the Maxwell-Boltzmann distribution at ``kT`` (the engine's units), the
+    total momentum removed; drawn from ``SeedSequence(seed, spawn_key=(1,))``."""
+    m = np.asarray(masses, dtype=float)
+    gen = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+    v = gen.standard_normal((m.size, 3)) * np.sqrt(kT / m)[:, None]
+    return v - (m[:, None] * v).sum(axis=0) / m.sum()
+
+
+def check_blowup(what: str, step: int, temperature: float, target: float, positions: np.ndarray,
+                 time_step: str) -> None:
+    """The particle engines' blow-up check: non-finite positions, or a kinetic temperature off
+    the target by more than a factor 10 (``CalculationError`` naming the step and time step)."""
+    if not (np.isfinite(temperature) and np.all(np.isfinite(positions))):
+        raise CalculationError(f"{what} step {step}: non-finite positions or velocities; reduce "
+                               f"the time step {time_step}")
+    if not target / 10 <= temperature <= 10 * target:
+        raise CalculationError(f"{what} step {step}: kinetic temperature {temperature:.4g} left "
+                               f"[{target / 10:.4g}, {10 * target:.4g}]: the integration is "
+                               f"unstable at {time_step}; reduce it (or the potential is too "
+                               f"steep)")
