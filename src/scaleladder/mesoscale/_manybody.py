@@ -18,6 +18,8 @@ import math
 import numpy as np
 from numba import njit
 
+from .particles import pair_delta
+
 
 @njit(cache=True, inline="always")
 def _radial(r, mu, eta, rc):
@@ -36,12 +38,7 @@ def descriptors(pos, pi, pj, S, mu, eta, rc, scale):
     G = np.zeros((n, K))
     rc2 = rc * rc
     for p in range(pi.size):
-        i = pi[p]
-        j = pj[p]
-        dx = pos[i, 0] - pos[j, 0] - S[p, 0]
-        dy = pos[i, 1] - pos[j, 1] - S[p, 1]
-        dz = pos[i, 2] - pos[j, 2] - S[p, 2]
-        r2 = dx * dx + dy * dy + dz * dz
+        i, j, dx, dy, dz, r2 = pair_delta(pos, pi, pj, S, p)
         if r2 >= rc2 or r2 == 0.0:
             continue
         r = math.sqrt(r2)
@@ -80,12 +77,7 @@ def pair_forces_from_dG(pos, pi, pj, S, dG, mu, eta, rc, scale, F):
     K = mu.size
     W = 0.0
     for p in range(pi.size):
-        i = pi[p]
-        j = pj[p]
-        dx = pos[i, 0] - pos[j, 0] - S[p, 0]
-        dy = pos[i, 1] - pos[j, 1] - S[p, 1]
-        dz = pos[i, 2] - pos[j, 2] - S[p, 2]
-        r2 = dx * dx + dy * dy + dz * dz
+        i, j, dx, dy, dz, r2 = pair_delta(pos, pi, pj, S, p)
         if r2 >= rc2 or r2 == 0.0:
             continue
         r = math.sqrt(r2)
@@ -126,12 +118,7 @@ def design_columns(pos, pi, pj, S, G, centres, ell, mu, eta, rc, scale, out):
     out[:, :] = 0.0
     dg = np.zeros(K)
     for p in range(pi.size):
-        i = pi[p]
-        j = pj[p]
-        dx = pos[i, 0] - pos[j, 0] - S[p, 0]
-        dy = pos[i, 1] - pos[j, 1] - S[p, 1]
-        dz = pos[i, 2] - pos[j, 2] - S[p, 2]
-        r2 = dx * dx + dy * dy + dz * dz
+        i, j, dx, dy, dz, r2 = pair_delta(pos, pi, pj, S, p)
         if r2 >= rc2 or r2 == 0.0:
             continue
         r = math.sqrt(r2)

@@ -35,7 +35,8 @@ from ..core.validate import seed as _check_seed
 from ..handoffs.coarse_grained import CGPotential, CGTrajectory
 from ._rng import normal as _normal
 from ._rng import seed_words
-from .particles import _HALF_SHELL, PairList, _max_displacement2, _pairs, maxwell_boltzmann
+from .particles import _HALF_SHELL, PairList, _max_displacement2, _pairs, maxwell_boltzmann, \
+    pair_delta
 
 __all__ = ["AdResSResult", "run_adress", "resolution", "thermodynamic_force_iteration"]
 
@@ -85,12 +86,7 @@ def _forces(pos, pi, pj, S, r0, dr, Ffine, Fcoarse, rc, xc, Lx, d_at, d_hy, th_x
         w[i] = _w(pos[i, 0], xc, Lx, d_at, d_hy)
     rc2 = rc * rc
     for p in range(pi.size):
-        i = pi[p]
-        j = pj[p]
-        dx = pos[i, 0] - pos[j, 0] - S[p, 0]
-        dy = pos[i, 1] - pos[j, 1] - S[p, 1]
-        dz = pos[i, 2] - pos[j, 2] - S[p, 2]
-        r2 = dx * dx + dy * dy + dz * dz
+        i, j, dx, dy, dz, r2 = pair_delta(pos, pi, pj, S, p)
         if r2 >= rc2 or r2 == 0.0:
             continue
         r = math.sqrt(r2)

@@ -45,8 +45,8 @@ from . import _manybody as _mb
 from ._rng import normal as _normal
 from ._rng import uniform as _uniform
 from ._rng import seed_words
-from .particles import _HALF_SHELL, PairList, ParticleState, _max_displacement2, _pairs, \
-    _shardlow_sweep, check_blowup, maxwell_boltzmann, minimum_image
+from .particles import _HALF_SHELL, _max_displacement2, _pairs, _shardlow_sweep, check_blowup, \
+    maxwell_boltzmann, minimum_image, pair_delta, PairList, ParticleState
 
 __all__ = ["cg_lattice", "map_trajectory", "one_bead_per_molecule", "chain_mapping", "rdf", "tabulate_pair",
            "run_cg_md", "CGEngine", "CGRun", "iterative_boltzmann_inversion", "IBIResult",
@@ -368,12 +368,7 @@ def _table_forces(pos, typ, pi, pj, S, index, r0, dr, E, Ft, rc, F):
     W = 0.0
     rc2 = rc * rc
     for p in range(pi.size):
-        i = pi[p]
-        j = pj[p]
-        dx = pos[i, 0] - pos[j, 0] - S[p, 0]
-        dy = pos[i, 1] - pos[j, 1] - S[p, 1]
-        dz = pos[i, 2] - pos[j, 2] - S[p, 2]
-        r2 = dx * dx + dy * dy + dz * dz
+        i, j, dx, dy, dz, r2 = pair_delta(pos, pi, pj, S, p)
         if r2 >= rc2 or r2 == 0.0:
             continue
         r = math.sqrt(r2)

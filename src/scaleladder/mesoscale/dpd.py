@@ -70,8 +70,8 @@ from ..core.validate import finite_array, in_range, one_of, positive, positive_i
 from ..core.validate import seed as _check_seed
 from ._rng import seed_words
 from ._rng import uniform as _uniform
-from .particles import _HALF_SHELL, PairList, ParticleState, _max_displacement2, _pairs, \
-    _shardlow_sweep, check_blowup, maxwell_boltzmann
+from .particles import _HALF_SHELL, _max_displacement2, _pairs, _shardlow_sweep, check_blowup, \
+    maxwell_boltzmann, pair_delta, PairList, ParticleState
 
 __all__ = ["DPDSystem", "DPDEngine", "DPDState", "DPDRun", "dpd_box", "run_dpd", "continue_dpd",
            "resume_dpd", "repulsion_from_chi", "dpd_time_step_limit", "composition_profile",
@@ -95,12 +95,7 @@ def _soft_forces(pos, typ, pi, pj, S, A, rc, F):
     W = 0.0
     rc2 = rc * rc
     for p in range(pi.size):
-        i = pi[p]
-        j = pj[p]
-        dx = pos[i, 0] - pos[j, 0] - S[p, 0]
-        dy = pos[i, 1] - pos[j, 1] - S[p, 1]
-        dz = pos[i, 2] - pos[j, 2] - S[p, 2]
-        r2 = dx * dx + dy * dy + dz * dz
+        i, j, dx, dy, dz, r2 = pair_delta(pos, pi, pj, S, p)
         if r2 >= rc2 or r2 == 0.0:
             continue
         r = math.sqrt(r2)
@@ -124,12 +119,7 @@ def _gw_forces(pos, vel, typ, pi, pj, S, A, gamma, sig_rt, rc, rng, F):
     F[:] = 0.0
     rc2 = rc * rc
     for p in range(pi.size):
-        i = pi[p]
-        j = pj[p]
-        dx = pos[i, 0] - pos[j, 0] - S[p, 0]
-        dy = pos[i, 1] - pos[j, 1] - S[p, 1]
-        dz = pos[i, 2] - pos[j, 2] - S[p, 2]
-        r2 = dx * dx + dy * dy + dz * dz
+        i, j, dx, dy, dz, r2 = pair_delta(pos, pi, pj, S, p)
         if r2 >= rc2 or r2 == 0.0:
             continue
         r = math.sqrt(r2)

@@ -26,7 +26,7 @@ from ..core.codec import register
 from ..core.errors import CalculationError, InputError
 from ._rng import normal as _normal
 
-__all__ = ["PairList", "ParticleState", "minimum_image", "maxwell_boltzmann", "check_blowup"]
+__all__ = ["PairList", "ParticleState", "minimum_image", "pair_delta", "maxwell_boltzmann", "check_blowup"]
 
 # the 13 cell offsets of a half shell (lexicographically positive), self-cell handled separately
 _HALF_SHELL = np.array([(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)
@@ -37,6 +37,18 @@ _HALF_SHELL = np.array([(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) f
 def minimum_image(d, L):
     """``d - L * round(d / L)`` (one component)."""
     return d - L * np.floor(d / L + 0.5)
+
+
+@njit(cache=True, inline="always")
+def pair_delta(pos, pi, pj, S, p):
+    """Pair ``p`` of a list: ``(i, j, dx, dy, dz, r^2)`` with ``d = x_i - x_j - S_p`` (the image
+    stored with the pair)."""
+    i = pi[p]
+    j = pj[p]
+    dx = pos[i, 0] - pos[j, 0] - S[p, 0]
+    dy = pos[i, 1] - pos[j, 1] - S[p, 1]
+    dz = pos[i, 2] - pos[j, 2] - S[p, 2]
+    return i, j, dx, dy, dz, dx * dx + dy * dy + dz * dz
 
 
 @njit(cache=True)
@@ -273,12 +285,7 @@ def _shardlow_sweep(pos, vel, invm, pi, pj, S, gamma, kT, rc, dt, rng):
     ``gamma``; see :mod:`scaleladder.mesoscale.dpd`)."""
     rc2 = rc * rc
     for p in range(pi.size):
-        i = pi[p]
-        j = pj[p]
-        dx = pos[i, 0] - pos[j, 0] - S[p, 0]
-        dy = pos[i, 1] - pos[j, 1] - S[p, 1]
-        dz = pos[i, 2] - pos[j, 2] - S[p, 2]
-        r2 = dx * dx + dy * dy + dz * dz
+        i, j, dx, dy, dz, r2 = pair_delta(pos, pi, pj, S, p)
         if r2 >= rc2 or r2 == 0.0:
             continue
         r = math.sqrt(r2)
