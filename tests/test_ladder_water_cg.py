@@ -28,7 +28,9 @@ def tiny(tmp_path_factory):
     assert out.exit_code == 0, out.output
     st = Store(store)
     run = st.get_run("latest")
-    return {k: st.get(v) for k, v in run["targets"].items()}
+    res = {k: st.get(v) for k, v in run["targets"].items()}
+    res["_store"] = store
+    return res
 
 
 def test_handoffs_cross_as_typed_objects_with_their_state_point(tiny):
@@ -66,6 +68,14 @@ def test_prediction_budget_has_the_documented_sources(tiny):
         # the NPT runs held the atomistic pressure: a density, not the box's by construction
         d = tiny[f"density_ibi_{T}"]
         assert d["beads"] == 8 * 64 and d["density_err_g_cm3"] > 0
+
+
+def test_budget_command_finds_the_nested_predictions(tiny):
+    out = runner.invoke(app, ["budget", "latest", "--store", str(tiny["_store"])])
+    assert out.exit_code == 0, out.output
+    for T in ("280", "360"):
+        assert f"prediction.{T}.density" in out.output and f"prediction.{T}.nc" in out.output
+    assert "transferability" in out.output
 
 
 def test_settings_are_validated_before_any_work():

@@ -167,13 +167,18 @@ def budget(run_ref: str = typer.Argument("latest", metavar="RUN", help="run id, 
     except ScaleLadderError as exc:
         _fail(exc)
     qois = []
+
+    def walk(label, value, depth):
+        if isinstance(value, dict) and depth < 3:          # results nest dicts (per T, per size)
+            for k, v in value.items():
+                walk(f"{label}.{k}", v, depth + 1)
+            return
+        for sub, est in _estimates_of(value):
+            if est.ndim == 0 and len(est.sources) >= 1:
+                qois.append((label + sub, est))
+
     for name, value in results.items():
-        items = value.items() if isinstance(value, dict) else [("", value)]
-        for k, v in items:
-            label = f"{name}.{k}" if k else name
-            for sub, est in _estimates_of(v):
-                if est.ndim == 0 and len(est.sources) >= 1:
-                    qois.append((label + sub, est))
+        walk(name, value, 0)
     # one table per quantity, the final result first
     qois.sort(key=lambda q: (q[0].split(".")[0] not in spec.headline, q[0]))
     seen = set()
