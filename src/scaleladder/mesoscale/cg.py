@@ -148,7 +148,8 @@ def _check_mapping(mapping, n_atoms: int) -> list[np.ndarray]:
 def map_trajectory(frames: Sequence[Any], mapping, *, temperature_K: float,
                    bead_types: Sequence[str] | None = None, weights: str = "mass",
                    forces: bool | None = None, bonds: Sequence[tuple[int, int]] | None = None,
-                   frame_interval_fs: float = 0.0, info: dict | None = None) -> CGTrajectory:
+                   frame_interval_fs: float = 0.0, info: dict | None = None,
+                   angles: Sequence[tuple[int, int, int]] | None = None) -> CGTrajectory:
     """Map atomistic frames onto beads.
 
     Parameters
@@ -167,6 +168,7 @@ def map_trajectory(frames: Sequence[Any], mapping, *, temperature_K: float,
     forces : bool, optional
         Require (True) or skip (False) forces; default: map them when every frame has them.
     bonds : pairs of bead indices, optional
+    angles : triples of bead indices (angle at the middle one), optional
     frame_interval_fs : float
         Time between frames.
 
@@ -221,6 +223,13 @@ def map_trajectory(frames: Sequence[Any], mapping, *, temperature_K: float,
                          "(atoms.arrays['forces'] or a calculator's results)")
     P = np.empty((len(frames), nb, 3))
     Fb = np.empty((len(frames), nb, 3)) if forces else None
+    bead_of = np.empty(n_atoms, dtype=np.int64)
+    watom = np.empty(n_atoms)
+    for b, g in enumerate(groups):
+        bead_of[g] = b
+        watom[g] = w[b]
+    first = np.array([g[0] for g in groups])
+    wsum = np.bincount(bead_of, weights=watom, minlength=nb)
     for f, a in enumerate(frames):
         if len(a) != n_atoms:
             raise InputError("frames", f"frame {f} has {len(a)} atoms", f"{n_atoms} atoms in every frame")
@@ -228,15 +237,17 @@ def map_trajectory(frames: Sequence[Any], mapping, *, temperature_K: float,
             raise InputError("frames", f"frame {f} box {np.diag(np.asarray(a.cell)).tolist()}",
                              "one constant box (NVT frames)")
         x = a.positions
-        for b, g in enumerate(groups):
-            d = x[g] - x[g[0]]
-            d -= box * np.round(d / box)                 # make the bead whole
-            P[f, b] = x[g[0]] + (w[b][:, None] * d).sum(axis=0) / w[b].sum()
+        d = x - x[first[bead_of]]
+        d -= box * np.round(d / box)                     # make every bead whole
+        for k in range(3):
+            P[f, :, k] = x[first, k] + np.bincount(bead_of, weights=watom * d[:, k],
+                                                     minlength=nb) / wsum
             if forces:
-                Fb[f, b] = have[f][g].sum(axis=0)
+                Fb[f, :, k] = np.bincount(bead_of, weights=have[f][:, k], minlength=nb)
     return CGTrajectory(P, box, types, names, masses, temperature_K, Fb,
                         None if bonds is None else np.asarray(bonds, dtype=np.int64),
-                        frame_interval_fs, dict(info or {}, mapping_beads=nb, weights=weights))
+                        frame_interval_fs, dict(info or {}, mapping_beads=nb, weights=weights),
+                        None if angles is None else np.asarray(angles, dtype=np.int64))
 
 
 def cg_lattice(n_beads: int, density_per_A3: float, *, mass_amu: float, temperature_K: float,
