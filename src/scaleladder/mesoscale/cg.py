@@ -615,6 +615,7 @@ class CGEngine:
         self.types = np.asarray(types, dtype=np.int64)
         self.temperature_K, self.dt_fs = float(temperature_K), float(dt_fs)
         self.thermostat, self.friction_per_fs, self.skin = thermostat, float(friction_per_fs), float(skin)
+        self._skin0 = self.skin
         fs = _ase_fs()
         self.dt = self.dt_fs * fs
         self.friction = self.friction_per_fs / fs
@@ -673,7 +674,8 @@ class CGEngine:
         if np.array_equal(box, self.box):
             return
         self.box = box.copy()
-        self.skin = max(0.0, min(self.skin, 0.9 * (0.5 * float(self.box.min()) - self.rc)))
+        # the requested skin, or what the minimum-image convention leaves in this box
+        self.skin = max(0.0, min(self._skin0, 0.9 * (0.5 * float(self.box.min()) - self.rc)))
         self.pairs = PairList(self.box, self.rc, self.skin)
         self.bonded_args = (self.bonded_args[0], self.box) + tuple(self.bonded_args[2:])
 
