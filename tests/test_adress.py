@@ -92,3 +92,78 @@ def test_thermodynamic_force_flattens_the_density_profile():
     assert res.deviation[0] > 0.2
     assert min(res.deviation[-2:]) < 0.1
     assert np.all(res.f_th[: len(res.f_th) // 2] > 0)   # pushes outwards near the fine slab
+
+
+def _dumbbells(nm=400, seed=0):
+    from scaleladder.mesoscale.cg import tabulate_pair as tab
+    T, m = 120.0, 20.0
+    r = np.linspace(0, 7.5, 751)
+
+    def lj(s, e):
+        return lambda x: 4 * e * ((s / np.maximum(x, 0.6 * s)) ** 12
+                                  - (s / np.maximum(x, 0.6 * s)) ** 6)
+    Ef, Ff = tab(lj(3.0, 0.005), r)
+    rb = np.linspace(0.8, 2.2, 141)
+    bond = {"r_A": rb, "energy_eV": 0.5 * 20.0 * (rb - 1.5) ** 2,
+            "force_eV_per_A": -20.0 * (rb - 1.5)}
+    fine = CGPotential(["S"], [m], r, {"S-S": Ef}, {"S-S": Ff}, "given", T, 0.02, bond=bond)
+    Ec, Fc = tab(lj(3.6, 0.005), r)
+    coarse = CGPotential(["M"], [2 * m], r, {"M-M": Ec}, {"M-M": Fc}, "given", T, 0.01)
+    L = np.array([60.0, 24.0, 24.0])
+    g = np.stack(np.meshgrid(np.arange(15), np.arange(6), np.arange(6), indexing="ij"),
+                 -1).reshape(-1, 3)
+    gen = np.random.default_rng(seed)
+    c = (g[:nm] + 0.5) * L / np.array([15, 6, 6]) + gen.normal(scale=0.2, size=(nm, 3))
+    u = gen.normal(size=(nm, 3))
+    u /= np.linalg.norm(u, axis=1)[:, None]
+    pos = np.empty((2 * nm, 3))
+    pos[0::2] = c - 0.75 * u
+    pos[1::2] = c + 0.75 * u
+    mols = np.array([[2 * k, 2 * k + 1] for k in range(nm)])
+    start = CGTrajectory(pos[None], L, np.zeros(2 * nm, int), ["S"], [m], T, bonds=mols)
+    return fine, coarse, start, mols
+
+
+def test_molecular_adress_forces_reduce_to_either_model_and_conserve_momentum():
+    from scaleladder.mesoscale.adress import _mol_forces
+    from scaleladder.mesoscale.cg import CGEngine
+    fine, coarse, start, mols = _dumbbells()
+    x = np.ascontiguousarray(start.positions[0])
+    L = start.box
+    n, nm = x.shape[0], mols.shape[0]
+    mol_of = np.repeat(np.arange(nm), 2)
+    mfrac = np.full(n, 0.5)
+    nc = np.floor(L / fine.cutoff_A).astype(np.int64)
+    rb = np.asarray(fine.bond["r_A"])
+    grid = np.linspace(rb[0], rb[-1], 200)
+    bF = np.interp(grid, rb, fine.bond["force_eV_per_A"])
+
+    def forces(d_at, d_hy, fth=0.0):
+        F = np.zeros_like(x)
+        com, w = np.zeros((nm, 3)), np.zeros(nm)
+        _mol_forces(x, mol_of, mols[:, 0].copy(), nm, mfrac, L, nc, True, nc, True,
+                    float(fine.r_A[0]), float(fine.r_A[1] - fine.r_A[0]),
+                    np.asarray(fine.pair_force_eV_per_A["S-S"]), fine.cutoff_A,
+                    np.asarray(coarse.pair_force_eV_per_A["M-M"]), coarse.cutoff_A,
+                    np.ascontiguousarray(mols), float(grid[0]), float(grid[1] - grid[0]), bF,
+                    30.0, d_at, d_hy, d_at, d_hy / 40, np.full(41, fth), F, com, w)
+        return F, com
+    # all fine: the site-site model with its bonds (the engine excludes the bonded pairs)
+    F_fine, _ = forces(100.0, 1.0)
+    eng = CGEngine(fine, L, np.zeros(n, int), temperature_K=120.0, dt_fs=1.0,
+                   thermostat="langevin", friction_per_fs=0.01, skin=0.0, bonds=mols)
+    assert np.allclose(F_fine, eng.forces(x)[0], atol=1e-9)
+    # all coarse: each molecule's total force is the centre-of-mass model's, bonds cancel
+    F_coarse, com = forces(1e-9, 1e-9)
+    ceng = CGEngine(coarse, L, np.zeros(nm, int), temperature_K=120.0, dt_fs=1.0,
+                    thermostat="langevin", friction_per_fs=0.01, skin=0.0)
+    total = F_coarse[0::2] + F_coarse[1::2]
+    assert np.allclose(total, ceng.forces(com)[0], atol=1e-9)
+    # hybrid: Newton's third law pair by pair; the thermodynamic force is the only net force
+    F_h, com = forces(8.0, 6.0)
+    assert np.allclose(F_h.sum(axis=0), 0.0, atol=1e-10)
+    F_t, _ = forces(8.0, 6.0, fth=0.01)
+    d = (F_t - F_h)[0::2] + (F_t - F_h)[1::2]
+    dist = np.abs((com[:, 0] - 30.0 + 30.0) % 60.0 - 30.0)
+    hyb = (dist > 8.0) & (dist < 14.0)
+    assert np.allclose(np.abs(d[hyb, 0]), 0.01) and np.allclose(d[~hyb], 0.0, atol=1e-12)

@@ -38,7 +38,8 @@ from ._rng import seed_words
 from .particles import _HALF_SHELL, PairList, _max_displacement2, _pairs, maxwell_boltzmann, \
     pair_delta
 
-__all__ = ["AdResSResult", "run_adress", "resolution", "thermodynamic_force_iteration"]
+__all__ = ["AdResSResult", "run_adress", "run_adress_molecular", "resolution",
+           "thermodynamic_force_iteration"]
 
 
 @njit(cache=True, inline="always")
@@ -286,3 +287,246 @@ def thermodynamic_force_iteration(*args, **kwargs) -> AdResSResult:
     iteration."""
     kwargs.setdefault("iterations", 8)
     return run_adress(*args, **kwargs)
+
+
+# =============================================================================== molecules
+@njit(cache=True)
+def _mol_forces(pos, mol_of, first, n_mol, mfrac, L, nc_a, cells_a, nc_m, cells_m, r0, dr, Ffine,
+                rc_f, Fcoarse, rc_c, bonds, b0, bdx, bF, xc, d_at, d_hy, th_x0, th_dx, Fth, F,
+                com, w):
+    """Molecular AdResS forces: site-site fine forces weighted by w_a w_b, centre-of-mass coarse
+    forces weighted by 1 - w_a w_b and shared by the atoms in proportion to their mass, bonds
+    always, the thermodynamic force on each molecule's centre of mass.  Fills F, com, w."""
+    n = pos.shape[0]
+    F[:] = 0.0
+    com[:] = 0.0
+    Lx = L[0]
+    for a in range(n):                                    # whole-molecule centres of mass
+        m = mol_of[a]
+        f0 = first[m]
+        for d in range(3):
+            dd = pos[a, d] - pos[f0, d]
+            dd -= L[d] * math.floor(dd / L[d] + 0.5)
+            com[m, d] += mfrac[a] * (pos[f0, d] + dd)
+    for m in range(n_mol):
+        w[m] = _w(com[m, 0], xc, Lx, d_at, d_hy)
+    pi, pj, S = _pairs(pos, L, nc_a, cells_a, rc_f, _HALF_SHELL)
+    rc2 = rc_f * rc_f
+    for p in range(pi.size):
+        i, j, dx, dy, dz, r2 = pair_delta(pos, pi, pj, S, p)
+        mi = mol_of[i]
+        mj = mol_of[j]
+        if mi == mj or r2 >= rc2 or r2 == 0.0:
+            continue
+        lam = w[mi] * w[mj]
+        if lam == 0.0:
+            continue
+        r = math.sqrt(r2)
+        s = lam * _interp(r, r0, dr, Ffine) / r
+        F[i, 0] += s * dx
+        F[i, 1] += s * dy
+        F[i, 2] += s * dz
+        F[j, 0] -= s * dx
+        F[j, 1] -= s * dy
+        F[j, 2] -= s * dz
+    ci, cj, CS = _pairs(com, L, nc_m, cells_m, rc_c, _HALF_SHELL)
+    rc2 = rc_c * rc_c
+    fmol = np.zeros((n_mol, 3))
+    for p in range(ci.size):
+        i, j, dx, dy, dz, r2 = pair_delta(com, ci, cj, CS, p)
+        if r2 >= rc2 or r2 == 0.0:
+            continue
+        lam = w[i] * w[j]
+        if lam == 1.0:
+            continue
+        r = math.sqrt(r2)
+        s = (1.0 - lam) * _interp(r, r0, dr, Fcoarse) / r
+        fmol[i, 0] += s * dx
+        fmol[i, 1] += s * dy
+        fmol[i, 2] += s * dz
+        fmol[j, 0] -= s * dx
+        fmol[j, 1] -= s * dy
+        fmol[j, 2] -= s * dz
+    m_th = Fth.size
+    for m in range(n_mol):                              # thermodynamic force in the hybrid
+        d = com[m, 0] - xc
+        d -= Lx * math.floor(d / Lx + 0.5)
+        a = abs(d)
+        if a > d_at and a < d_at + d_hy:
+            t = (a - th_x0) / th_dx
+            k = min(max(int(t), 0), m_th - 2)
+            u = t - k
+            f = (1.0 - u) * Fth[k] + u * Fth[k + 1]
+            fmol[m, 0] += f if d > 0 else -f
+    for a in range(n):
+        m = mol_of[a]
+        for d in range(3):
+            F[a, d] += mfrac[a] * fmol[m, d]
+    nb = bF.size
+    for b in range(bonds.shape[0]):
+        i = bonds[b, 0]
+        j = bonds[b, 1]
+        d0 = pos[i, 0] - pos[j, 0]
+        d1 = pos[i, 1] - pos[j, 1]
+        d2 = pos[i, 2] - pos[j, 2]
+        d0 -= L[0] * math.floor(d0 / L[0] + 0.5)
+        d1 -= L[1] * math.floor(d1 / L[1] + 0.5)
+        d2 -= L[2] * math.floor(d2 / L[2] + 0.5)
+        r = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+        t = (r - b0) / bdx
+        k = min(max(int(t), 0), nb - 2)
+        u = t - k
+        s = ((1.0 - u) * bF[k] + u * bF[k + 1]) / r
+        F[i, 0] += s * d0
+        F[i, 1] += s * d1
+        F[i, 2] += s * d2
+        F[j, 0] -= s * d0
+        F[j, 1] -= s * d1
+        F[j, 2] -= s * d2
+
+
+@njit(cache=True)
+def _run_mol(pos, vel, F, invm, mol_of, first, n_mol, mfrac, L, nc_a, cells_a, nc_m, cells_m,
+             r0, dr, Ffine, rc_f, Fcoarse, rc_c, bonds, b0, bdx, bF, xc, d_at, d_hy, th_x0,
+             th_dx, Fth, dt, kT, friction, rng, nsteps, every, nbins, hist, com, w):
+    n = pos.shape[0]
+    c = math.exp(-friction * dt)
+    s_ou = math.sqrt(1.0 - c * c)
+    Lx = L[0]
+    for step in range(nsteps):
+        for i in range(n):
+            sd = s_ou * math.sqrt(kT * invm[i])
+            for d in range(3):
+                vel[i, d] += 0.5 * dt * F[i, d] * invm[i]
+                pos[i, d] += 0.5 * dt * vel[i, d]
+                vel[i, d] = c * vel[i, d] + sd * _normal(rng)
+                pos[i, d] += 0.5 * dt * vel[i, d]
+        _mol_forces(pos, mol_of, first, n_mol, mfrac, L, nc_a, cells_a, nc_m, cells_m, r0, dr,
+                    Ffine, rc_f, Fcoarse, rc_c, bonds, b0, bdx, bF, xc, d_at, d_hy, th_x0, th_dx,
+                    Fth, F, com, w)
+        for i in range(n):
+            for d in range(3):
+                vel[i, d] += 0.5 * dt * F[i, d] * invm[i]
+        if every > 0 and (step + 1) % every == 0:
+            for m in range(n_mol):
+                x = com[m, 0] - Lx * math.floor(com[m, 0] / Lx)
+                k = min(int(x / Lx * nbins), nbins - 1)
+                hist[k] += 1.0
+
+
+def run_adress_molecular(fine: CGPotential, coarse: CGPotential, start: CGTrajectory,
+                         molecules, *, d_at: float, d_hy: float, steps: int,
+                         iterations: int = 0, equilibration: int = 2000, dt_fs: float = 2.0,
+                         friction_per_fs: float = 0.01, bins: int = 32,
+                         prefactor: float | None = None, seed: int = 0) -> AdResSResult:
+    """AdResS with multi-site molecules (Praprotnik, Delle Site & Kremer 2005): in the fine slab
+    a molecule's sites interact site by site (``fine``: the site-site pair table, and its bond
+    table on ``start.bonds``, which act everywhere); in the coarse region molecules interact
+    through one centre-of-mass potential (``coarse``); in the hybrid layers both, weighted by
+    ``w_a w_b`` and ``1 - w_a w_b`` (``w`` at each molecule's centre of mass, the coarse force
+    shared by a molecule's sites in proportion to their mass).  The thermodynamic force acts on
+    centres of mass and is iterated as in :func:`run_adress`; densities are of centres of mass.
+
+    ``molecules``: one list of site indices per molecule (consecutive molecules of the same
+    size); sites of one type with the mass ``fine.masses[0]``; ``coarse`` is a one-type
+    potential of the molecules (its mass is not used: the sites carry the mass).
+    """
+    for name, p in (("fine", fine), ("coarse", coarse)):
+        if not isinstance(p, CGPotential) or len(p.type_names) != 1:
+            raise InputError(name, type(p).__name__, "a CGPotential of one bead type")
+    if not np.array_equal(fine.r_A, coarse.r_A):
+        raise InputError("coarse.r_A", coarse.r_A.size, "the fine potential's table grid")
+    if not isinstance(start, CGTrajectory):
+        raise InputError("start", type(start).__name__, "a CGTrajectory of the sites")
+    n = start.n_beads
+    mols = [np.asarray(m, dtype=np.int64) for m in molecules]
+    mol_of = np.full(n, -1, dtype=np.int64)
+    for k, m in enumerate(mols):
+        if m.size == 0 or m.min() < 0 or m.max() >= n or np.any(mol_of[m] >= 0):
+            raise InputError("molecules", m.tolist()[:8], "disjoint lists of site indices")
+        mol_of[m] = k
+    if np.any(mol_of < 0):
+        raise InputError("molecules", f"sites {np.flatnonzero(mol_of < 0)[:8].tolist()} in none",
+                         "every site in one molecule")
+    if start.bonds.size and not fine.bond:
+        raise InputError("fine.bond", None, "a bond table for the molecules' bonds")
+    d_at = positive("d_at", d_at)
+    d_hy = positive("d_hy", d_hy)
+    L = np.asarray(start.box, dtype=float)
+    rc = fine.cutoff_A
+    if 2 * (d_at + d_hy) >= L[0] - 2 * rc:
+        raise InputError("d_at + d_hy", d_at + d_hy,
+                         f"a fine + hybrid slab leaving a coarse region at least two cutoffs "
+                         f"wide (box x = {L[0]:.4g} Å)")
+    if np.any(L <= 2 * rc):
+        raise InputError("start.box", tuple(L), f"every length > 2 x the cutoff {rc:g} Å")
+    steps = positive_int("steps", steps)
+    iterations = positive_int("iterations", iterations, 0)
+    equilibration = positive_int("equilibration", equilibration, 0)
+    bins = positive_int("bins", bins, 8)
+    seed = _check_seed("seed", seed)
+    from ase import units
+    dt = positive("dt_fs", dt_fs) * units.fs
+    friction = positive("friction_per_fs", friction_per_fs) / units.fs
+    kT = BOLTZMANN_EV * fine.temperature_K
+    prefactor = 2.0 * kT if prefactor is None else in_range("prefactor", prefactor, 0.0, 1e3)
+    m_site = float(fine.masses[0])
+    invm = np.full(n, 1.0 / m_site)
+    sizes = np.bincount(mol_of)
+    mfrac = 1.0 / sizes[mol_of].astype(float)            # equal site masses
+    first = np.array([m[0] for m in mols], dtype=np.int64)
+    n_mol = len(mols)
+    nc_a = np.floor(L / rc).astype(np.int64)
+    nc_m = nc_a.copy()
+    cells = bool(np.all(nc_a >= 3))
+    r = fine.r_A
+    r0, dr = float(r[0]), float(r[1] - r[0])
+    Ff = np.asarray(fine.pair_force_eV_per_A[fine.pairs[0]], dtype=float)
+    Fc = np.asarray(coarse.pair_force_eV_per_A[coarse.pairs[0]], dtype=float)
+    if fine.bond:
+        rb = np.asarray(fine.bond["r_A"])
+        grid = np.linspace(rb[0], rb[-1], max(rb.size, 200))
+        bF = np.interp(grid, rb, fine.bond["force_eV_per_A"])
+        b0, bdx = float(grid[0]), float(grid[1] - grid[0])
+    else:
+        bF, b0, bdx = np.zeros(2), 0.0, 1.0
+    bonds = np.ascontiguousarray(start.bonds, dtype=np.int64)
+    xc = 0.5 * L[0]
+    th_x = np.linspace(d_at, d_at + d_hy, 41)
+    Fth = np.zeros_like(th_x)
+    pos = np.ascontiguousarray(start.positions[-1], dtype=float).copy()
+    rng = seed_words(seed)
+    vel = maxwell_boltzmann(np.full(n, m_site), kT, seed)
+    F = np.zeros_like(pos)
+    com = np.zeros((n_mol, 3))
+    w = np.zeros(n_mol)
+    args = (r0, dr, Ff, rc, Fc, rc, bonds, b0, bdx, bF, xc, d_at, d_hy)
+    _mol_forces(pos, mol_of, first, n_mol, mfrac, L, nc_a, cells, nc_m, cells, *args, th_x[0],
+                th_x[1] - th_x[0], Fth, F, com, w)
+    centres = (np.arange(bins) + 0.5) * L[0] / bins
+    dist = np.abs((centres - xc + 0.5 * L[0]) % L[0] - 0.5 * L[0])
+    outside = dist > d_at
+    hist = np.zeros(bins)
+    profiles, deviation = [], []
+    for it in range(iterations + 1):
+        for n_steps, every in ((equilibration, 0), (steps, 10)):
+            hist[:] = 0.0
+            _run_mol(pos, vel, F, invm, mol_of, first, n_mol, mfrac, L, nc_a, cells, nc_m,
+                     cells, *args, th_x[0], th_x[1] - th_x[0], Fth, dt, kT, friction, rng,
+                     n_steps, every, bins, hist, com, w)
+        rho = hist / hist.mean()
+        sym = 0.5 * (rho + rho[::-1])
+        profiles.append(sym)
+        deviation.append(float(np.max(np.abs(sym[outside] - 1.0))))
+        if it == iterations:
+            break
+        half = centres > xc
+        dd, rr = dist[half], sym[half]
+        k = np.argsort(dd)
+        dd, rr = dd[k], rr[k]
+        grad = np.gradient(np.convolve(rr, np.ones(3) / 3, mode="same"), dd)
+        grad[0], grad[-1] = grad[1], grad[-2]
+        Fth = Fth - prefactor * np.interp(th_x, dd, grad)
+    return AdResSResult(x=centres, density=np.array(profiles), f_th_x=th_x, f_th=Fth,
+                        deviation=deviation, positions=pos,
+                        weights=resolution(centres, centre=xc, box_x=L[0], d_at=d_at, d_hy=d_hy))
