@@ -152,6 +152,27 @@ def _run(pos, vel, F, invm, L, nc, cells, rlist, skin, pi, pj, S, ref, r0, dr, F
     return pi, pj, S, ref
 
 
+def _profile(hist: np.ndarray, outside: np.ndarray) -> tuple[np.ndarray, float]:
+    """The density profile relative to its mean, symmetrised about the fine centre, and its
+    largest deviation from 1 outside the fine slab."""
+    rho = hist / hist.mean()
+    sym = 0.5 * (rho + rho[::-1])
+    return sym, float(np.max(np.abs(sym[outside] - 1.0)))
+
+
+def _update_fth(Fth, th_x, sym, centres, dist, xc, prefactor) -> np.ndarray:
+    """``F_th <- F_th - prefactor d rho/dx``: the gradient of the (smoothed) relative density
+    against the distance from the centre, on the half of the box beyond it (the profile is
+    symmetric), interpolated onto the thermodynamic force's grid."""
+    half = centres > xc
+    dd, rr = dist[half], sym[half]
+    k = np.argsort(dd)
+    dd, rr = dd[k], rr[k]
+    grad = np.gradient(np.convolve(rr, np.ones(3) / 3, mode="same"), dd)
+    grad[0], grad[-1] = grad[1], grad[-2]
+    return Fth - prefactor * np.interp(th_x, dd, grad)
+
+
 @dataclass
 class AdResSResult:
     """Density profile(s) and the thermodynamic force.
@@ -261,22 +282,12 @@ def run_adress(fine: CGPotential, coarse: CGPotential, start: CGTrajectory, *, d
                               pi, pj, S, ref, r0, dr, Ff, Fc, rc, xc, d_at, d_hy, th_x[0],
                               th_x[1] - th_x[0], Fth, dt, kT, friction, rng, steps, every,
                               bins, hist, _HALF_SHELL)
-        rho = hist / hist.mean()
-        sym = 0.5 * (rho + rho[::-1])                 # the profile is symmetric about x_c
+        sym, dev = _profile(hist, outside)
         profiles.append(sym)
-        deviation.append(float(np.max(np.abs(sym[outside] - 1.0))))
+        deviation.append(dev)
         if it == iterations:
             break
-        # gradient of the (smoothed) relative density against the distance from the centre, on
-        # the half of the box beyond the centre (the profile is symmetric)
-        half = centres > xc
-        dd, rr = dist[half], sym[half]
-        k = np.argsort(dd)
-        dd, rr = dd[k], rr[k]
-        grad = np.gradient(np.convolve(rr, np.ones(3) / 3, mode="same"), dd)
-        grad[0] = grad[1]
-        grad[-1] = grad[-2]
-        Fth = Fth - prefactor * np.interp(th_x, dd, grad)
+        Fth = _update_fth(Fth, th_x, sym, centres, dist, xc, prefactor)
     return AdResSResult(x=centres, density=np.array(profiles), f_th_x=th_x, f_th=Fth,
                         deviation=deviation, positions=pos,
                         weights=resolution(centres, centre=xc, box_x=Lx, d_at=d_at, d_hy=d_hy))
@@ -514,19 +525,12 @@ def run_adress_molecular(fine: CGPotential, coarse: CGPotential, start: CGTrajec
             _run_mol(pos, vel, F, invm, mol_of, first, n_mol, mfrac, L, nc_a, cells, nc_m,
                      cells, *args, th_x[0], th_x[1] - th_x[0], Fth, dt, kT, friction, rng,
                      n_steps, every, bins, hist, com, w)
-        rho = hist / hist.mean()
-        sym = 0.5 * (rho + rho[::-1])
+        sym, dev = _profile(hist, outside)
         profiles.append(sym)
-        deviation.append(float(np.max(np.abs(sym[outside] - 1.0))))
+        deviation.append(dev)
         if it == iterations:
             break
-        half = centres > xc
-        dd, rr = dist[half], sym[half]
-        k = np.argsort(dd)
-        dd, rr = dd[k], rr[k]
-        grad = np.gradient(np.convolve(rr, np.ones(3) / 3, mode="same"), dd)
-        grad[0], grad[-1] = grad[1], grad[-2]
-        Fth = Fth - prefactor * np.interp(th_x, dd, grad)
+        Fth = _update_fth(Fth, th_x, sym, centres, dist, xc, prefactor)
     return AdResSResult(x=centres, density=np.array(profiles), f_th_x=th_x, f_th=Fth,
                         deviation=deviation, positions=pos,
                         weights=resolution(centres, centre=xc, box_x=L[0], d_at=d_at, d_hy=d_hy))
