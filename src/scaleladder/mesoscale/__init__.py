@@ -37,7 +37,8 @@ from .phasefield import AllenCahn, CahnHilliard, GrainGrowth, SpectralGrid, run_
 from .spins import critical_temperature, mean_field_temperature, run_spin_mc
 
 __all__ = ["adress", "cg", "cg_ml", "map_trajectory", "rdf", "run_cg_md", "iterative_boltzmann_inversion",
-           "inverse_monte_carlo", "force_match", "relative_entropy", "dpd", "dpd_box", "run_dpd", "resume_dpd", "repulsion_from_chi", "kmc", "phasefield",
+           "inverse_monte_carlo", "force_match", "relative_entropy", "dpd", "dpd_box", "run_dpd",
+           "resume_dpd", "repulsion_from_chi", "kmc", "phasefield",
            "spins", "simulate_vacancy_diffusion", "simulate_random_walk",
            "fit_arrhenius", "SpectralGrid", "AllenCahn", "CahnHilliard", "GrainGrowth",
            "run_phasefield", "run_spin_mc", "critical_temperature", "mean_field_temperature"]

@@ -33,10 +33,9 @@ from ..core.units import BOLTZMANN_EV
 from ..core.validate import in_range, positive, positive_int
 from ..core.validate import seed as _check_seed
 from ..handoffs.coarse_grained import CGPotential, CGTrajectory
-from ._rng import normal as _normal
 from ._rng import seed_words
-from .particles import _HALF_SHELL, PairList, _max_displacement2, _pairs, maxwell_boltzmann, \
-    pair_delta
+from .particles import _HALF_SHELL, PairList, _max_displacement2, _pairs, baoab_drift, \
+    maxwell_boltzmann, pair_delta
 
 __all__ = ["AdResSResult", "run_adress", "run_adress_molecular", "resolution",
            "thermodynamic_force_iteration"]
@@ -129,13 +128,7 @@ def _run(pos, vel, F, invm, L, nc, cells, rlist, skin, pi, pj, S, ref, r0, dr, F
     half_skin2 = (0.5 * skin) ** 2
     Lx = L[0]
     for step in range(nsteps):
-        for i in range(n):
-            sd = s_ou * math.sqrt(kT * invm[i])
-            for d in range(3):
-                vel[i, d] += 0.5 * dt * F[i, d] * invm[i]
-                pos[i, d] += 0.5 * dt * vel[i, d]
-                vel[i, d] = c * vel[i, d] + sd * _normal(rng)
-                pos[i, d] += 0.5 * dt * vel[i, d]
+        baoab_drift(pos, vel, F, invm, dt, c, s_ou, kT, rng)
         if _max_displacement2(pos, ref) > half_skin2:
             pi, pj, S = _pairs(pos, L, nc, cells, rlist, shell)
             ref = pos.copy()
@@ -405,13 +398,7 @@ def _run_mol(pos, vel, F, invm, mol_of, first, n_mol, mfrac, L, nc_a, cells_a, n
     s_ou = math.sqrt(1.0 - c * c)
     Lx = L[0]
     for step in range(nsteps):
-        for i in range(n):
-            sd = s_ou * math.sqrt(kT * invm[i])
-            for d in range(3):
-                vel[i, d] += 0.5 * dt * F[i, d] * invm[i]
-                pos[i, d] += 0.5 * dt * vel[i, d]
-                vel[i, d] = c * vel[i, d] + sd * _normal(rng)
-                pos[i, d] += 0.5 * dt * vel[i, d]
+        baoab_drift(pos, vel, F, invm, dt, c, s_ou, kT, rng)
         _mol_forces(pos, mol_of, first, n_mol, mfrac, L, nc_a, cells_a, nc_m, cells_m, r0, dr,
                     Ffine, rc_f, Fcoarse, rc_c, bonds, b0, bdx, bF, xc, d_at, d_hy, th_x0, th_dx,
                     Fth, F, com, w)

@@ -42,17 +42,17 @@ from ..core.validate import in_range, one_of, positive, positive_int
 from ..core.validate import seed as _check_seed
 from ..handoffs.coarse_grained import CGPotential, CGTrajectory, pair_key
 from . import _manybody as _mb
-from ._rng import normal as _normal
 from ._rng import uniform as _uniform
 from ._rng import seed_words
-from .particles import _HALF_SHELL, _max_displacement2, _pairs, _shardlow_sweep, check_blowup, \
-    maxwell_boltzmann, minimum_image, pair_delta, PairList, ParticleState
+from .particles import _HALF_SHELL, PairList, ParticleState, _max_displacement2, _pairs, \
+    _shardlow_sweep, baoab_drift, check_blowup, maxwell_boltzmann, minimum_image, pair_delta
 
 __all__ = ["cg_lattice", "map_trajectory", "one_bead_per_molecule", "chain_mapping", "rdf", "tabulate_pair",
            "run_cg_md", "CGEngine", "CGRun", "iterative_boltzmann_inversion", "IBIResult",
            "force_match", "bond_boltzmann_inversion", "angle_boltzmann_inversion",
            "relative_entropy", "relative_entropy_gradient", "inverse_monte_carlo",
-           "NewtonCGResult", "cg_time_step_limit_fs", "diffusion_coefficient", "coordination_number", "first_minimum",
+           "NewtonCGResult", "cg_time_step_limit_fs", "diffusion_coefficient", "coordination_number",
+           "first_minimum",
            "EV_PER_A3_IN_BAR"]
 
 logger = logging.getLogger(__name__)
@@ -541,13 +541,7 @@ def _advance_cg(pos, vel, F, invm, typ, L, nc, cells, rlist, skin, pi, pj, S, re
                     vel[i, d] += 0.5 * dt * F[i, d] * invm[i]
                     pos[i, d] += dt * vel[i, d]
         else:                                   # BAOAB
-            for i in range(n):
-                sd = s_ou * math.sqrt(kT * invm[i])
-                for d in range(3):
-                    vel[i, d] += 0.5 * dt * F[i, d] * invm[i]
-                    pos[i, d] += 0.5 * dt * vel[i, d]
-                    vel[i, d] = c * vel[i, d] + sd * _normal(rng)
-                    pos[i, d] += 0.5 * dt * vel[i, d]
+            baoab_drift(pos, vel, F, invm, dt, c, s_ou, kT, rng)
         if _max_displacement2(pos, ref) > half_skin2:
             pi, pj, S = _pairs(pos, L, nc, cells, rlist, shell)
             ref = pos.copy()

@@ -26,7 +26,8 @@ from ..core.codec import register
 from ..core.errors import CalculationError, InputError
 from ._rng import normal as _normal
 
-__all__ = ["PairList", "ParticleState", "minimum_image", "pair_delta", "maxwell_boltzmann", "check_blowup"]
+__all__ = ["PairList", "ParticleState", "minimum_image", "pair_delta", "maxwell_boltzmann", "check_blowup",
+           "baoab_drift"]
 
 # the 13 cell offsets of a half shell (lexicographically positive), self-cell handled separately
 _HALF_SHELL = np.array([(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)
@@ -249,8 +250,8 @@ class ParticleState:
     """Everything a particle run (DPD, CG MD) needs to continue (plain data).
 
     ``positions`` are unwrapped; ``forces`` are those of the last step (conservative only for the
-    Shardlow integrator and Langevin, with the pair noise for DPD's ``"vv"``), ``ref_positions`` those the pair list was last
-    built from, ``rng`` the xoshiro256** words, ``step`` the steps done, ``box`` the box when it
+    Shardlow integrator and Langevin, with the pair noise for DPD's ``"vv"``),
+    ``ref_positions`` those the pair list was last built from, ``rng`` the xoshiro256** words, ``step`` the steps done, ``box`` the box when it
     changes during the run (constant pressure; ``None``: the engine's)."""
 
     positions: np.ndarray
@@ -328,3 +329,17 @@ def check_blowup(what: str, step: int, temperature: float, target: float, positi
                                f"[{target / 10:.4g}, {10 * target:.4g}]: the integration is "
                                f"unstable at {time_step}; reduce it (or the potential is too "
                                f"steep)")
+
+
+@njit(cache=True, inline="always")
+def baoab_drift(pos, vel, F, invm, dt, c, s_ou, kT, rng):
+    """The first part of a BAOAB Langevin step (Leimkuhler & Matthews): half kick B, half drift
+    A, the exact Ornstein-Uhlenbeck O (``c = exp(-friction dt)``, ``s_ou = sqrt(1 - c^2)``), half
+    drift A.  The closing B needs the new forces."""
+    for i in range(pos.shape[0]):
+        sd = s_ou * math.sqrt(kT * invm[i])
+        for d in range(3):
+            vel[i, d] += 0.5 * dt * F[i, d] * invm[i]
+            pos[i, d] += 0.5 * dt * vel[i, d]
+            vel[i, d] = c * vel[i, d] + sd * _normal(rng)
+            pos[i, d] += 0.5 * dt * vel[i, d]
