@@ -23,7 +23,7 @@ atoms; that is not built.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit
@@ -109,9 +109,9 @@ def _forces(pos, pi, pj, S, r0, dr, Ffine, Fcoarse, rc, xc, Lx, d_at, d_hy, th_x
         d = pos[i, 0] - xc
         d -= Lx * math.floor(d / Lx + 0.5)
         a = abs(d)
-        if a <= d_at or a >= d_at + d_hy:
-            continue
         t = (a - th_x0) / th_dx
+        if t <= 0.0 or t >= m - 1:
+            continue
         k = min(max(int(t), 0), m - 2)
         u = t - k
         f = (1.0 - u) * Fth[k] + u * Fth[k + 1]
@@ -141,16 +141,24 @@ def _run(pos, vel, F, invm, L, nc, cells, rlist, skin, pi, pj, S, ref, r0, dr, F
             for i in range(n):
                 x = pos[i, 0] - Lx * math.floor(pos[i, 0] / Lx)
                 k = min(int(x / Lx * nbins), nbins - 1)
-                hist[k] += 1.0
+                hist[(step + 1) // every - 1, k] += 1.0
     return pi, pj, S, ref
 
 
-def _profile(hist: np.ndarray, outside: np.ndarray) -> tuple[np.ndarray, float]:
-    """The density profile relative to its mean, symmetrised about the fine centre, and its
-    largest deviation from 1 outside the fine slab."""
-    rho = hist / hist.mean()
+def _profile(hist: np.ndarray, outside: np.ndarray,
+             coarse: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """From per-sample bin counts ``hist`` (samples, bins): the density profile relative to its
+    mean, symmetrised about the fine centre, its largest deviation from 1 outside the fine slab,
+    and S(0) = kT rho kappa_T estimated from the number fluctuations of the ``coarse`` bins taken
+    together (a block of width comparable to the box, corrected for the fixed total,
+    var N_c = <N_c> (1 - f) S(0) with f the block's share of the particles)."""
+    rho = hist.mean(axis=0)
+    rho = rho / rho.mean()
     sym = 0.5 * (rho + rho[::-1])
-    return sym, float(np.max(np.abs(sym[outside] - 1.0)))
+    nc = hist[:, coarse].sum(axis=1)
+    f = nc.mean() / max(hist.sum(axis=1).mean(), 1.0)
+    s0 = float(nc.var() / max(nc.mean() * (1.0 - f), 1e-12))
+    return sym, float(np.max(np.abs(sym[outside] - 1.0))), s0
 
 
 def _update_fth(Fth, th_x, sym, centres, dist, xc, prefactor) -> np.ndarray:
@@ -166,6 +174,15 @@ def _update_fth(Fth, th_x, sym, centres, dist, xc, prefactor) -> np.ndarray:
     return Fth - prefactor * np.interp(th_x, dd, grad)
 
 
+def _th_grid(d_at: float, d_hy: float, margin: float | None) -> np.ndarray:
+    """The thermodynamic force's grid (distance from the fine centre, Å): the hybrid layer widened
+    by ``margin`` on both sides (default half the hybrid width).  The density steps that the
+    force must remove sit at the hybrid layer's edges; a force confined to the layer cannot reach
+    them (the same reason VOTCA lets its thermodynamic force extend past the hybrid region)."""
+    margin = 0.5 * d_hy if margin is None else in_range("f_th_margin", margin, 0.0, 1e4)
+    return np.linspace(max(d_at - margin, 0.0), d_at + d_hy + margin, 61)
+
+
 @dataclass
 class AdResSResult:
     """Density profile(s) and the thermodynamic force.
@@ -173,7 +190,9 @@ class AdResSResult:
     ``x`` bin centres (Å); ``density`` (iterations + 1, bins) relative to the mean; ``f_th``
     the final thermodynamic force (eV/Å) on ``f_th_x`` (distance from the fine centre);
     ``deviation[k]`` the largest |rho/rho_0 - 1| in the hybrid and coarse regions at iteration
-    k (bins averaged with their mirror images); ``positions`` the final configuration."""
+    k (bins averaged with their mirror images); ``positions`` the final configuration;
+    ``s0[k]`` the S(0) = kT rho kappa_T measured from the coarse region's number fluctuations and
+    ``prefactor[k]`` the update's prefactor (eV) used after iteration k."""
 
     x: np.ndarray
     density: np.ndarray
@@ -182,13 +201,57 @@ class AdResSResult:
     deviation: list
     positions: np.ndarray
     weights: np.ndarray
+    s0: list = field(default_factory=list)
+    prefactor: list = field(default_factory=list)
+
+
+def _iterate(sample, Fth, th_x, *, iterations, steps, every, bins, box_x, d_at, d_hy, kT,
+             prefactor) -> AdResSResult:
+    """The thermodynamic-force iteration shared by the single-site and molecular runs:
+    ``sample(Fth, hist)`` equilibrates and fills per-sample bin counts; after each run
+    ``F_th <- F_th - c d rho/dx``.  With ``prefactor`` None, ``c = kT / (2 S(0))``: in
+    equilibrium under an external force ``d rho/dx / rho = rho kappa_T F`` (from
+    ``dp = rho F dx``), so ``kT / S(0)`` removes a measured relative gradient in one step where
+    the response is local (it does for a density step across the layer when both models have
+    the same S(0)); half of it damps the noise in the measured gradient and in S(0) (the
+    median of the runs' estimates, clipped to [0.02, 1]).  Each step then halves the error."""
+    xc = 0.5 * box_x
+    centres = (np.arange(bins) + 0.5) * box_x / bins
+    dist = np.abs((centres - xc + 0.5 * box_x) % box_x - 0.5 * box_x)
+    outside = dist > d_at
+    coarse = dist > th_x[-1]
+    if not coarse.any():
+        coarse = dist > d_at + d_hy
+    hist = np.zeros((max(steps // every, 1), bins))
+    res = AdResSResult(x=centres, density=np.zeros((0, bins)), f_th_x=th_x, f_th=Fth,
+                       deviation=[], positions=np.zeros((0, 3)),
+                       weights=resolution(centres, centre=xc, box_x=box_x, d_at=d_at,
+                                          d_hy=d_hy))
+    profiles = []
+    for it in range(iterations + 1):
+        hist[:] = 0.0
+        sample(Fth, hist)
+        sym, dev, s0 = _profile(hist, outside, coarse)
+        profiles.append(sym)
+        res.deviation.append(dev)
+        res.s0.append(s0)
+        if it == iterations:
+            break
+        s0_est = min(max(float(np.median(res.s0)), 0.02), 1.0)
+        c = 0.5 * kT / s0_est if prefactor is None else prefactor
+        res.prefactor.append(c)
+        Fth = _update_fth(Fth, th_x, sym, centres, dist, xc, c)
+    res.density = np.array(profiles)
+    res.f_th = Fth
+    return res
 
 
 def run_adress(fine: CGPotential, coarse: CGPotential, start: CGTrajectory, *, d_at: float,
                d_hy: float, steps: int, iterations: int = 0, equilibration: int = 2000,
                dt_fs: float = 5.0, friction_per_fs: float = 0.01, bins: int = 32,
                prefactor: float | None = None, temperature_K: float | None = None,
-               seed: int = 0, f_th: tuple | None = None) -> AdResSResult:
+               seed: int = 0, f_th: tuple | None = None,
+               f_th_margin: float | None = None) -> AdResSResult:
     """Run AdResS from ``start`` (one bead type, the fine region centred in the box along x) and,
     with ``iterations``, iterate the thermodynamic force until the density is flat.
 
@@ -205,10 +268,15 @@ def run_adress(fine: CGPotential, coarse: CGPotential, start: CGTrajectory, *, d
         Thermodynamic-force updates ``F_th <- F_th - prefactor d rho/dx`` (rho relative to the
         mean), each followed by a new run.
     prefactor : float, optional
-        eV/Å per unit of relative density gradient per Å; default ``kT`` times 2 Å (a gradient of
-        relative density 0.05/Å gives 0.1 kT/Å) — it is a relaxation rate, not a physical constant.
+        eV (force in eV/Å per relative density gradient in 1/Å); default ``kT / (2 S(0))`` with
+        S(0) = kT rho kappa_T measured from the coarse region's number fluctuations (the median
+        over the runs so far): half the step that removes the gradient where the response is
+        local.
     f_th : (x, F) arrays, optional
         A thermodynamic force to start from.
+    f_th_margin : float, optional
+        How far (Å) the thermodynamic force reaches past the hybrid layer on either side; default
+        half the hybrid width.
     """
     for name, p in (("fine", fine), ("coarse", coarse)):
         if not isinstance(p, CGPotential) or len(p.type_names) != 1:
@@ -233,7 +301,7 @@ def run_adress(fine: CGPotential, coarse: CGPotential, start: CGTrajectory, *, d
     seed = _check_seed("seed", seed)
     T = fine.temperature_K if temperature_K is None else positive("temperature_K", temperature_K)
     kT = BOLTZMANN_EV * T
-    prefactor = 2.0 * kT if prefactor is None else in_range("prefactor", prefactor, 0.0, 1e3)
+    prefactor = None if prefactor is None else in_range("prefactor", prefactor, 0.0, 1e3)
     from ase import units
     dt = dt_fs * units.fs
     friction = friction_per_fs / units.fs
@@ -245,7 +313,7 @@ def run_adress(fine: CGPotential, coarse: CGPotential, start: CGTrajectory, *, d
     Ff = np.asarray(fine.pair_force_eV_per_A[fine.pairs[0]], dtype=float)
     Fc = np.asarray(coarse.pair_force_eV_per_A[coarse.pairs[0]], dtype=float)
     xc = 0.5 * Lx
-    th_x = np.linspace(d_at, d_at + d_hy, 41)
+    th_x = _th_grid(d_at, d_hy, f_th_margin)
     Fth = np.zeros_like(th_x)
     if f_th is not None:
         Fth = np.interp(th_x, np.asarray(f_th[0], float), np.asarray(f_th[1], float))
@@ -259,31 +327,20 @@ def run_adress(fine: CGPotential, coarse: CGPotential, start: CGTrajectory, *, d
     pi, pj, S, ref = pl.i, pl.j, pl.shift, pl.ref.copy()
     _forces(pos, pi, pj, S, r0, dr, Ff, Fc, rc, xc, Lx, d_at, d_hy, th_x[0],
             th_x[1] - th_x[0], Fth, F)
-    centres = (np.arange(bins) + 0.5) * Lx / bins
-    dist = np.abs((centres - xc + 0.5 * Lx) % Lx - 0.5 * Lx)
-    outside = dist > d_at
-    profiles, deviation = [], []
-    hist = np.zeros(bins)
     every = 10
-    for it in range(iterations + 1):
-        pi, pj, S, ref = _run(pos, vel, F, invm, start.box, pl.nc, pl.cells, pl.radius, skin,
-                              pi, pj, S, ref, r0, dr, Ff, Fc, rc, xc, d_at, d_hy, th_x[0],
-                              th_x[1] - th_x[0], Fth, dt, kT, friction, rng, equilibration, 0,
-                              bins, hist, _HALF_SHELL)
-        hist[:] = 0.0
-        pi, pj, S, ref = _run(pos, vel, F, invm, start.box, pl.nc, pl.cells, pl.radius, skin,
-                              pi, pj, S, ref, r0, dr, Ff, Fc, rc, xc, d_at, d_hy, th_x[0],
-                              th_x[1] - th_x[0], Fth, dt, kT, friction, rng, steps, every,
-                              bins, hist, _HALF_SHELL)
-        sym, dev = _profile(hist, outside)
-        profiles.append(sym)
-        deviation.append(dev)
-        if it == iterations:
-            break
-        Fth = _update_fth(Fth, th_x, sym, centres, dist, xc, prefactor)
-    return AdResSResult(x=centres, density=np.array(profiles), f_th_x=th_x, f_th=Fth,
-                        deviation=deviation, positions=pos,
-                        weights=resolution(centres, centre=xc, box_x=Lx, d_at=d_at, d_hy=d_hy))
+    state = {"lists": (pi, pj, S, ref)}
+    dummy = np.zeros((1, bins))
+
+    def sample(Fth, hist):
+        for n_steps, ev, h in ((equilibration, 0, dummy), (steps, every, hist)):
+            state["lists"] = _run(pos, vel, F, invm, start.box, pl.nc, pl.cells, pl.radius,
+                                  skin, *state["lists"], r0, dr, Ff, Fc, rc, xc, d_at, d_hy,
+                                  th_x[0], th_x[1] - th_x[0], Fth, dt, kT, friction, rng,
+                                  n_steps, ev, bins, h, _HALF_SHELL)
+    res = _iterate(sample, Fth, th_x, iterations=iterations, steps=steps, every=every,
+                   bins=bins, box_x=Lx, d_at=d_at, d_hy=d_hy, kT=kT, prefactor=prefactor)
+    res.positions = pos
+    return res
 
 
 def thermodynamic_force_iteration(*args, **kwargs) -> AdResSResult:
@@ -356,8 +413,8 @@ def _mol_forces(pos, mol_of, first, n_mol, mfrac, L, nc_a, cells_a, nc_m, cells_
         d = com[m, 0] - xc
         d -= Lx * math.floor(d / Lx + 0.5)
         a = abs(d)
-        if a > d_at and a < d_at + d_hy:
-            t = (a - th_x0) / th_dx
+        t = (a - th_x0) / th_dx
+        if t > 0.0 and t < m_th - 1:
             k = min(max(int(t), 0), m_th - 2)
             u = t - k
             f = (1.0 - u) * Fth[k] + u * Fth[k + 1]
@@ -409,14 +466,15 @@ def _run_mol(pos, vel, F, invm, mol_of, first, n_mol, mfrac, L, nc_a, cells_a, n
             for m in range(n_mol):
                 x = com[m, 0] - Lx * math.floor(com[m, 0] / Lx)
                 k = min(int(x / Lx * nbins), nbins - 1)
-                hist[k] += 1.0
+                hist[(step + 1) // every - 1, k] += 1.0
 
 
 def run_adress_molecular(fine: CGPotential, coarse: CGPotential, start: CGTrajectory,
                          molecules, *, d_at: float, d_hy: float, steps: int,
                          iterations: int = 0, equilibration: int = 2000, dt_fs: float = 2.0,
-                         friction_per_fs: float = 0.01, bins: int = 32,
-                         prefactor: float | None = None, seed: int = 0) -> AdResSResult:
+                         friction_per_fs: float = 0.001, bins: int = 32,
+                         prefactor: float | None = None, seed: int = 0,
+                         f_th_margin: float | None = None) -> AdResSResult:
     """AdResS with multi-site molecules (Praprotnik, Delle Site & Kremer 2005): in the fine slab
     a molecule's sites interact site by site (``fine``: the site-site pair table, and its bond
     table on ``start.bonds``, which act everywhere); in the coarse region molecules interact
@@ -427,7 +485,9 @@ def run_adress_molecular(fine: CGPotential, coarse: CGPotential, start: CGTrajec
 
     ``molecules``: one list of site indices per molecule (consecutive molecules of the same
     size); sites of one type with the mass ``fine.masses[0]``; ``coarse`` is a one-type
-    potential of the molecules (its mass is not used: the sites carry the mass).
+    potential of the molecules (its mass is not used: the sites carry the mass).  The default
+    friction (1/ps) is weak: a strong Langevin friction slows the density's relaxation across the
+    box, and an unrelaxed run mistakes its drift for a profile.
     """
     for name, p in (("fine", fine), ("coarse", coarse)):
         if not isinstance(p, CGPotential) or len(p.type_names) != 1:
@@ -467,7 +527,7 @@ def run_adress_molecular(fine: CGPotential, coarse: CGPotential, start: CGTrajec
     dt = positive("dt_fs", dt_fs) * units.fs
     friction = positive("friction_per_fs", friction_per_fs) / units.fs
     kT = BOLTZMANN_EV * fine.temperature_K
-    prefactor = 2.0 * kT if prefactor is None else in_range("prefactor", prefactor, 0.0, 1e3)
+    prefactor = None if prefactor is None else in_range("prefactor", prefactor, 0.0, 1e3)
     m_site = float(fine.masses[0])
     invm = np.full(n, 1.0 / m_site)
     sizes = np.bincount(mol_of)
@@ -490,7 +550,7 @@ def run_adress_molecular(fine: CGPotential, coarse: CGPotential, start: CGTrajec
         bF, b0, bdx = np.zeros(2), 0.0, 1.0
     bonds = np.ascontiguousarray(start.bonds, dtype=np.int64)
     xc = 0.5 * L[0]
-    th_x = np.linspace(d_at, d_at + d_hy, 41)
+    th_x = _th_grid(d_at, d_hy, f_th_margin)
     Fth = np.zeros_like(th_x)
     pos = np.ascontiguousarray(start.positions[-1], dtype=float).copy()
     rng = seed_words(seed)
@@ -501,23 +561,14 @@ def run_adress_molecular(fine: CGPotential, coarse: CGPotential, start: CGTrajec
     args = (r0, dr, Ff, rc, Fc, rc, bonds, b0, bdx, bF, xc, d_at, d_hy)
     _mol_forces(pos, mol_of, first, n_mol, mfrac, L, nc_a, cells, nc_m, cells, *args, th_x[0],
                 th_x[1] - th_x[0], Fth, F, com, w)
-    centres = (np.arange(bins) + 0.5) * L[0] / bins
-    dist = np.abs((centres - xc + 0.5 * L[0]) % L[0] - 0.5 * L[0])
-    outside = dist > d_at
-    hist = np.zeros(bins)
-    profiles, deviation = [], []
-    for it in range(iterations + 1):
-        for n_steps, every in ((equilibration, 0), (steps, 10)):
-            hist[:] = 0.0
+    dummy = np.zeros((1, bins))
+
+    def sample(Fth, hist):
+        for n_steps, every, h in ((equilibration, 0, dummy), (steps, 10, hist)):
             _run_mol(pos, vel, F, invm, mol_of, first, n_mol, mfrac, L, nc_a, cells, nc_m,
                      cells, *args, th_x[0], th_x[1] - th_x[0], Fth, dt, kT, friction, rng,
-                     n_steps, every, bins, hist, com, w)
-        sym, dev = _profile(hist, outside)
-        profiles.append(sym)
-        deviation.append(dev)
-        if it == iterations:
-            break
-        Fth = _update_fth(Fth, th_x, sym, centres, dist, xc, prefactor)
-    return AdResSResult(x=centres, density=np.array(profiles), f_th_x=th_x, f_th=Fth,
-                        deviation=deviation, positions=pos,
-                        weights=resolution(centres, centre=xc, box_x=L[0], d_at=d_at, d_hy=d_hy))
+                     n_steps, every, bins, h, com, w)
+    res = _iterate(sample, Fth, th_x, iterations=iterations, steps=steps, every=10, bins=bins,
+                   box_x=float(L[0]), d_at=d_at, d_hy=d_hy, kT=kT, prefactor=prefactor)
+    res.positions = pos
+    return res
