@@ -6,6 +6,7 @@ naming the field, the value and the expectation) and registered with
 """
 from .coarse_grained import CGPotential, CGTrajectory, pair_key
 from .dataset import Configuration, ReferenceDataset
+from .design import Design
 from .defects import MigrationBarrier, VacancyFormationEnergy
 from .elastic import ElasticTensor
 from .events import EventCatalog, EventType
@@ -22,4 +23,5 @@ __all__ = ["Configuration", "ReferenceDataset", "EquationOfState", "FittedPotent
            "ElasticTensor", "SurfaceEnergy", "VacancyFormationEnergy", "MigrationBarrier",
            "PhononProperties", "HarmonicTSTPrefactor", "harmonic_rate", "EventCatalog", "EventType",
            "ExchangeParameters", "HamiltonianConvention", "read_tb2j", "Structure",
-           "CriticalStress", "Microstructure", "CGTrajectory", "CGPotential", "pair_key"]
+           "CriticalStress", "Microstructure", "CGTrajectory", "CGPotential", "pair_key",
+           "Design"]
