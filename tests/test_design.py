@@ -25,7 +25,7 @@ def griffith(point):
 
 
 def test_critical_flaw_size_is_the_analytic_inverse_at_the_nominal_value():
-    d = design(griffith, f"sigma_c>={SIGMA_S}", {"a": (1e-4, 5e-3)}, log=None)
+    d = design(griffith, f"sigma_c>={SIGMA_S}", {"a": (1e-4, 5e-3)}, log=None, xtol=1e-12)
     a_exact = K0 ** 2 / (math.pi * SIGMA_S ** 2)
     assert d.inputs["a"] == pytest.approx(a_exact, rel=1e-5)
     assert d.probability == pytest.approx(0.5, abs=1e-4)
@@ -35,7 +35,7 @@ def test_critical_flaw_size_is_the_analytic_inverse_at_the_nominal_value():
 
 def test_design_at_95_percent_confidence_and_its_probability():
     d = design(griffith, f"sigma_c>={SIGMA_S}", {"a": (1e-4, 5e-3)}, confidence=0.95,
-               log=None)
+               log=None, xtol=1e-12)
     z = norm.ppf(0.95)
     a95 = (K0 - z * SK) ** 2 / (math.pi * SIGMA_S ** 2)
     assert d.inputs["a"] == pytest.approx(a95, rel=1e-5)
@@ -53,11 +53,13 @@ def test_design_at_95_percent_confidence_and_its_probability():
 
 def test_upper_bound_target_and_equality_with_its_input_interval():
     # sigma_c <= 30 MPa with 90 %: cracks at least this long
-    d = design(griffith, "sigma_c<=30", {"a": (1e-4, 5e-3)}, confidence=0.9, log=None)
+    d = design(griffith, "sigma_c<=30", {"a": (1e-4, 5e-3)}, confidence=0.9, log=None,
+               xtol=1e-12)
     z = norm.ppf(0.9)
     assert d.inputs["a"] == pytest.approx((K0 + z * SK) ** 2 / (math.pi * 900), rel=1e-5)
     assert d.feasible[0][1] == pytest.approx(5e-3)
-    e = design(griffith, "sigma_c=25", {"a": (1e-4, 5e-3)}, confidence=0.9, log=None)
+    e = design(griffith, "sigma_c=25", {"a": (1e-4, 5e-3)}, confidence=0.9, log=None,
+               xtol=1e-12)
     assert e.inputs["a"] == pytest.approx(K0 ** 2 / (math.pi * 625), rel=1e-5)
     zb = norm.ppf(0.95)
     assert e.input_interval == pytest.approx([(K0 - zb * SK) ** 2 / (math.pi * 625),

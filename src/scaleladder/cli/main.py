@@ -121,6 +121,115 @@ def run(
     console.print(f"next: scaleladder budget {run_id} | scaleladder report {run_id} --html report.html")
 
 
+def _parse_vary(items: list[str]) -> dict:
+    from ..core.errors import InputError
+
+    out = {}
+    for item in items:
+        key, sep, rng = item.partition("=")
+        lo, sep2, hi = rng.partition(":")
+        if not (sep and sep2 and key.strip()):
+            raise InputError("--vary", item, "KEY=LOW:HIGH")
+        try:
+            out[key.strip()] = (float(lo), float(hi))
+        except ValueError:
+            raise InputError("--vary", item, "KEY=LOW:HIGH with numbers") from None
+    return out
+
+
+@app.command()
+def design(
+    ladder: str = typer.Argument(..., help="ladder name"),
+    target: str = typer.Option(..., "--target", help="QUANTITY>=VALUE, QUANTITY<=VALUE or "
+                               "QUANTITY=VALUE, e.g. fracture.sigma_c>=10"),
+    vary: List[str] = typer.Option(..., "--vary", help="a float setting and its range: "
+                                   "KEY=LOW:HIGH (repeatable)"),
+    confidence: float = typer.Option(0.5, "--confidence",
+                                     help="probability with which the design meets the target"),
+    n_grid: int = typer.Option(6, "--grid", help="grid points over one varied setting"),
+    xtol: Optional[float] = typer.Option(None, "--xtol", help="tolerance of the varied "
+                                         "setting (default 1e-3 of its range)"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="fix a setting: key=value"),
+    executor: str = typer.Option("local", "--executor", help="local | process | tcp://..."),
+    store: Path = STORE_OPT,
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+) -> None:
+    """Inverse design: the settings at which a ladder's result meets a target with a given
+    probability (every evaluation a cached ladder run; the Design is stored)."""
+    from ..core.errors import ScaleLadderError
+    from ..ladders import get_ladder, parse_set_options
+    from ..ladders.study import LadderQuantity, check_vary, design_key
+    from ..workflows.design import design as run_design, parse_target
+
+    t0 = time.perf_counter()
+    try:
+        spec = get_ladder(ladder)
+        tgt = parse_target(target)
+        rng = check_vary(spec, _parse_vary(vary))
+        if not 0.0 < confidence < 1.0:
+            from ..core.errors import InputError
+            raise InputError("--confidence", confidence, "a probability in (0, 1)")
+        strings = parse_set_options(set_)
+        lq = LadderQuantity(spec, tgt.quantity, strings=strings, store=store,
+                            executor=executor, progress=not quiet)
+        d = run_design(lq, tgt, rng, confidence=confidence, n_grid=n_grid, xtol=xtol,
+                       evaluate_many=lq.many, log=console.print)
+        d = d.replace(provenance=lq.provenance())
+        key = design_key(ladder, str(tgt), rng, confidence, lq.base)
+        elapsed = time.perf_counter() - t0
+        if not lq.store.has(key):
+            lq.store.put(key, d, stage="design", version="1",
+                         params={"ladder": ladder, "target": str(tgt), "confidence": confidence,
+                                 "vary": {k: list(v) for k, v in rng.items()}},
+                         inputs={}, elapsed_s=elapsed)
+    except ScaleLadderError as exc:
+        _fail(exc)
+    n_new = sum(not e["cached"] for e in d.evaluations)
+    if d.feasible:
+        console.print("feasible: " + "; ".join(f"{next(iter(d.inputs))} in [{a:.6g}, {b:.6g}]"
+                                               for a, b in d.feasible))
+    if d.input_interval:
+        console.print(f"input interval (central {confidence:g}): "
+                      f"[{d.input_interval[0]:.6g}, {d.input_interval[1]:.6g}]")
+    console.print(f"design {key}: {len(d.evaluations)} evaluations ({n_new} computed, "
+                  f"{len(d.evaluations) - n_new} from the store), {elapsed:.1f} s; "
+                  f"scaleladder show {key[:16]}")
+
+
+@app.command()
+def multifidelity(
+    ladder: str = typer.Argument(..., help="a ladder that declares fidelities (composite, ...)"),
+    budget_s: float = typer.Option(..., "--budget", help="seconds of model time for the main "
+                                   "phase (the pilot's come on top)"),
+    method: str = typer.Option("mfmc", "--method", help="mfmc | mlmc | cv | mc"),
+    n_pilot: int = typer.Option(10, "--pilot", help="pilot realisations (every model)"),
+    compare: bool = typer.Option(False, "--compare", help="also run plain Monte Carlo of the "
+                                 "high fidelity at the same budget, on fresh realisations"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="fix a setting: key=value"),
+    executor: str = typer.Option("local", "--executor", help="local | process | tcp://..."),
+    store: Path = STORE_OPT,
+) -> None:
+    """Multifidelity Monte Carlo estimate of a ladder's declared quantity: pilot, allocation,
+    main phase, achieved variance reduction (costs are the stage times in the store)."""
+    from ..core.errors import ScaleLadderError
+    from ..ladders import parse_set_options
+    from ..ladders.study import ladder_hierarchy
+    from ..uq.multifidelity import estimate_mean
+
+    try:
+        h = ladder_hierarchy(ladder, strings=parse_set_options(set_), store=store,
+                             executor=executor)
+        res = estimate_mean(h, budget_s, method=method, n_pilot=n_pilot, log=console.print)
+        if compare:
+            mc = estimate_mean(h, budget_s, method="mc", log=None, pilot_stats=res.pilot,
+                               main_first=res.next_index)
+            console.print(f"plain Monte Carlo at the same budget: {mc.estimate.value:.6g} ± "
+                          f"{mc.estimate.std:.3g} {h.unit} ({mc.samples}); variance ratio "
+                          f"{(mc.estimate.std / res.estimate.std) ** 2:.3g}x")
+    except ScaleLadderError as exc:
+        _fail(exc)
+
+
 def _print_reasons(pairs: list) -> None:
     """Why stages were recomputed although an earlier result of theirs existed."""
     from rich.markup import escape
@@ -166,19 +275,10 @@ def budget(run_ref: str = typer.Argument("latest", metavar="RUN", help="run id, 
         results = {k: st.get(v) for k, v in info["targets"].items()}
     except ScaleLadderError as exc:
         _fail(exc)
-    qois = []
+    from ..ladders.study import scalar_estimates
 
-    def walk(label, value, depth):
-        if isinstance(value, dict) and depth < 3:          # results nest dicts (per T, per size)
-            for k, v in value.items():
-                walk(f"{label}.{k}", v, depth + 1)
-            return
-        for sub, est in _estimates_of(value):
-            if est.ndim == 0 and len(est.sources) >= 1:
-                qois.append((label + sub, est))
-
-    for name, value in results.items():
-        walk(name, value, 0)
+    qois = [(label, est) for label, est in scalar_estimates(results).items()
+            if len(est.sources) >= 1]
     # one table per quantity, the final result first
     qois.sort(key=lambda q: (q[0].split(".")[0] not in spec.headline, q[0]))
     seen = set()
@@ -232,22 +332,6 @@ def _print_domain_warnings(pairs: list, limit: int = 10) -> None:
             console.print(f"  {escape(label)}: {escape(m)}")
         if len(msgs) > limit:
             console.print(f"  {escape(label)}: ... and {len(msgs) - limit} more")
-
-
-def _estimates_of(value):
-    """(suffix, scalar Estimate) pairs found in a value: Estimates, an ElasticTensor's cubic
-    constants, a SurfaceEnergy's value."""
-    from ..uq import Estimate
-
-    if isinstance(value, Estimate):
-        return [("", value)]
-    voigt = getattr(value, "voigt", None)
-    if isinstance(voigt, Estimate):
-        return [(".C11", voigt[0, 0]), (".C12", voigt[0, 1]), (".C44", voigt[3, 3])]
-    inner = getattr(value, "value", None)
-    if isinstance(inner, Estimate):
-        return [(".gamma" if hasattr(value, "miller") else "", inner)]
-    return []
 
 
 @app.command()

@@ -13,7 +13,8 @@ _LADDERS = {"silicon-fracture": "scaleladder.ladders.silicon_fracture",
             "polycrystal": "scaleladder.ladders.polycrystal",
             "fracture-phasefield": "scaleladder.ladders.fracture_phasefield",
             "nanoindentation": "scaleladder.ladders.nanoindentation",
-            "water-cg": "scaleladder.ladders.water_cg"}
+            "water-cg": "scaleladder.ladders.water_cg",
+            "composite": "scaleladder.ladders.composite"}
 
 
 def available_ladders() -> dict[str, str]:

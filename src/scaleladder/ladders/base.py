@@ -76,6 +76,10 @@ class LadderSpec:
     source_handoffs: Mapping[str, str] = dataclasses.field(default_factory=dict)
     #: result targets whose budgets ``scaleladder budget`` shows first (the ladder's headline)
     headline: tuple = ()
+    #: the ladder's multifidelity hierarchy (``scaleladder multifidelity``): settings ->
+    #: ``{"quantity", "unit", "models": [(name, node_of_realisation(k), value_of_result)]}``,
+    #: the high fidelity first
+    fidelities: Callable[[dict[str, Any]], dict] | None = None
 
     @property
     def defaults(self) -> dict[str, Any]:

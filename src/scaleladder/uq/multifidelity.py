@@ -58,11 +58,14 @@ MIN_CORRELATION = 0.3
 @dataclass(frozen=True)
 class Fidelity:
     """One model of a quantity: ``sample(k)`` for realisation ``k`` returns the value or
-    ``(value, seconds)``; ``mean`` is its exact mean where known (a control variate can use it)."""
+    ``(value, seconds)``; ``mean`` is its exact mean where known (a control variate can use it);
+    ``sample_many(ks)``, where given, evaluates a batch at once (a ladder runs the batch as one
+    DAG, in parallel on its executor) and returns ``(value, seconds)`` pairs."""
 
     name: str
     sample: Callable[[int], Any]
     mean: float | None = None
+    sample_many: Callable[[list], list] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,14 @@ def _call(model: Fidelity, k: int) -> tuple[float, float]:
 
 
 def _evaluate(model: Fidelity, indices, map_fn) -> tuple[np.ndarray, np.ndarray]:
-    out = list(map_fn(lambda k: _call(model, k), list(indices)))
+    indices = list(indices)
+    if model.sample_many is not None and indices:
+        out = [(float(v), float(t)) for v, t in model.sample_many(indices)]
+        for k, (v, _) in zip(indices, out):
+            if not math.isfinite(v):
+                raise InputError(f"{model.name}({k})", v, "a finite value from the model")
+    else:
+        out = list(map_fn(lambda k: _call(model, k), indices))
     if not out:
         return np.zeros(0), np.zeros(0)
     v, s = zip(*out)
@@ -315,6 +325,7 @@ class MultifidelityResult:
     achieved_reduction: float     # the same from the main phase's own statistics
     mc_std_equal_cost: float      # plain MC's standard error at the same cost (main phase)
     messages: list = field(default_factory=list)
+    next_index: int = 0           # the first realisation the main phase did not use
 
     def summary(self) -> str:
         e = self.estimate
@@ -340,7 +351,8 @@ def _say(log, text):
 def estimate_mean(hierarchy: Hierarchy, budget_s: float, *, method: str = "mfmc",
                   n_pilot: int = 10, first: int = 0, map_fn: Callable = map,
                   log: Callable[[str], None] | None = print,
-                  pilot_stats: PilotStatistics | None = None) -> MultifidelityResult:
+                  pilot_stats: PilotStatistics | None = None,
+                  main_first: int | None = None) -> MultifidelityResult:
     """Estimate the high fidelity's mean of ``hierarchy`` with ``budget_s`` seconds for the main
     phase.
 
@@ -350,7 +362,9 @@ def estimate_mean(hierarchy: Hierarchy, budget_s: float, *, method: str = "mfmc"
     phase's follow.  A low fidelity correlated below :data:`MIN_CORRELATION` is not used, and
     where no low fidelity would reduce the error the run falls back to plain Monte Carlo and
     says so.  ``log`` receives the pilot table, the allocation before the main phase and the
-    summary after it (None: silent).
+    summary after it (None: silent).  ``pilot_stats`` reuses a pilot; ``main_first`` sets the
+    main phase's first realisation (default: right after the pilot's); the result's
+    ``next_index`` is the first realisation it did not use.
     """
     if not isinstance(hierarchy, Hierarchy):
         raise InputError("hierarchy", type(hierarchy).__name__, "a Hierarchy")
@@ -371,7 +385,7 @@ def estimate_mean(hierarchy: Hierarchy, budget_s: float, *, method: str = "mfmc"
         messages.append(f"not used (|rho| < {MIN_CORRELATION} with the high fidelity): "
                         + ", ".join(f"{names[names.index(n)]} (rho = "
                                     f"{rho[names.index(n)]:.2f})" for n in weak))
-    start = first + ps.n
+    start = first + ps.n if main_first is None else int(main_first)
     mc_var_pilot = s[0] ** 2 * w[0] / budget_s
     chosen = method
     if method == "mfmc":
@@ -382,6 +396,11 @@ def estimate_mean(hierarchy: Hierarchy, budget_s: float, *, method: str = "mfmc"
         if alloc is None or len(alloc["models"]) == 1:
             messages.append("no low fidelity reduces the error: plain Monte Carlo of the high "
                             "fidelity")
+            chosen = "mc"
+        elif alloc["variance"] >= s[0] ** 2 / max(int(budget_s // w[0]), 1):
+            messages.append(f"the budget buys too few samples for MFMC's allocation to pay off "
+                            f"(integer allocation {', '.join(map(str, alloc['m']))}): plain "
+                            f"Monte Carlo of the high fidelity")
             chosen = "mc"
     elif method == "cv":
         cands = [i for i in range(1, len(names)) if hierarchy.models[i].mean is not None
@@ -401,6 +420,7 @@ def estimate_mean(hierarchy: Hierarchy, budget_s: float, *, method: str = "mfmc"
         y, sec = _evaluate(hierarchy.models[0], range(start, start + n), map_fn)
         var = y.var(ddof=1) / n if n > 1 else s[0] ** 2
         value, used, samples = float(y.mean()), [names[0]], {names[0]: n}
+        nxt = start + n
         spent = float(sec.sum())
         pred, ach, mc_std = 1.0, 1.0, math.sqrt(var)
     elif chosen == "cv":
@@ -418,6 +438,7 @@ def estimate_mean(hierarchy: Hierarchy, budget_s: float, *, method: str = "mfmc"
         mc_var = y0.var(ddof=1) * w[0] / spent
         mc_std, ach = math.sqrt(mc_var), mc_var / var
         used, samples = [names[0], names[i]], {names[0]: n, names[i]: n}
+        nxt = start + n
     elif chosen == "mfmc":
         idx, m, alpha = alloc["models"], alloc["m"], alloc["alpha"]
         pred = mc_var_pilot / alloc["variance"]
@@ -442,6 +463,7 @@ def estimate_mean(hierarchy: Hierarchy, budget_s: float, *, method: str = "mfmc"
         mc_std, ach = math.sqrt(mc_var), mc_var / var if var > 0 else float("inf")
         used = [names[i] for i in idx]
         samples = {names[i]: int(k) for i, k in zip(idx, m)}
+        nxt = start + int(m[-1])
     else:                                            # mlmc: levels from the cheapest model
         order = list(np.argsort(w))
         if order[-1] != 0:
@@ -489,6 +511,6 @@ def estimate_mean(hierarchy: Hierarchy, budget_s: float, *, method: str = "mfmc"
                               models_used=used, samples=samples, budget_s=budget_s,
                               spent_s=spent, predicted_reduction=float(pred),
                               achieved_reduction=float(ach), mc_std_equal_cost=float(mc_std),
-                              messages=messages)
+                              messages=messages, next_index=int(nxt))
     _say(log, res.summary())
     return res

@@ -102,8 +102,9 @@ def _check_vary(vary: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
 class _Memo:
     """Evaluations by point, with the record the Design keeps."""
 
-    def __init__(self, evaluate, names, map_fn, log):
+    def __init__(self, evaluate, names, map_fn, log, evaluate_many=None):
         self.evaluate, self.names, self.map_fn, self.log = evaluate, names, map_fn, log
+        self.evaluate_many = evaluate_many
         self.cache: dict[tuple, Estimate] = {}
         self.records: list[dict] = []
 
@@ -115,7 +116,8 @@ class _Memo:
         todo = [k for k in dict.fromkeys(keys) if k not in self.cache]
         if todo:
             pts = [dict(zip(self.names, k)) for k in todo]
-            outs = list(self.map_fn(self._one, pts))
+            outs = (list(self.evaluate_many(pts)) if self.evaluate_many is not None
+                    else list(self.map_fn(self._one, pts)))
             for k, p, out in zip(todo, pts, outs):
                 est = out[0] if isinstance(out, tuple) else out
                 cached = bool(out[1]) if isinstance(out, tuple) else False
@@ -139,7 +141,8 @@ def design(evaluate: Callable[[dict], Estimate], target: str | Target,
            vary: Mapping[str, Any], *, confidence: float = 0.5, n_grid: int = 6,
            xtol: float | None = None, map_fn: Callable = map,
            log: Callable[[str], None] | None = print,
-           provenance: Mapping | None = None) -> Design:
+           provenance: Mapping | None = None,
+           evaluate_many: Callable[[list], list] | None = None) -> Design:
     """Search ``vary`` (input -> (low, high)) for inputs whose ``evaluate(point)`` meets
     ``target`` with probability ``confidence``.
 
@@ -151,7 +154,11 @@ def design(evaluate: Callable[[dict], Estimate], target: str | Target,
         Grid points over the range of one varied input (a Latin-hypercube design of
         ``n_grid * d`` points for ``d`` inputs) before the refinement.
     xtol
-        Absolute tolerance of the refined input (default 1e-6 of the range).
+        Absolute tolerance of the refined input (default 1e-3 of the range: each step of the
+        refinement is a model run).
+    map_fn, evaluate_many
+        How a batch of points (the grid) is evaluated: ``map_fn(evaluate, points)``, or
+        ``evaluate_many(points)`` (a ladder runs the batch as one DAG on its executor).
 
     Raises
     ------
@@ -172,7 +179,7 @@ def design(evaluate: Callable[[dict], Estimate], target: str | Target,
     names = list(rng)
     lo = np.array([rng[k][0] for k in names])
     hi = np.array([rng[k][1] for k in names])
-    memo = _Memo(evaluate, names, map_fn, log)
+    memo = _Memo(evaluate, names, map_fn, log, evaluate_many)
     if log is not None:
         log(f"design: {tgt} with P >= {confidence:g}, varying "
             + ", ".join(f"{k} in [{rng[k][0]:g}, {rng[k][1]:g}]" for k in names))
@@ -183,7 +190,7 @@ def design(evaluate: Callable[[dict], Estimate], target: str | Target,
 
     feasible, interval = [], []
     if len(names) == 1:
-        tol = positive("xtol", xtol) if xtol is not None else 1e-6 * float(hi[0] - lo[0])
+        tol = positive("xtol", xtol) if xtol is not None else 1e-3 * float(hi[0] - lo[0])
         xs = np.linspace(lo[0], hi[0], n_grid)
         ests = memo.many([np.array([x]) for x in xs])
         gs = np.array([tgt.margin(float(e.value), float(e.std), z) for e in ests])
@@ -204,7 +211,9 @@ def design(evaluate: Callable[[dict], Estimate], target: str | Target,
         if tgt.relation != "=":
             edges = [lo[0]] + roots + [hi[0]]
             for a, b in zip(edges[:-1], edges[1:]):
-                if g(np.array([0.5 * (a + b)])) > 0:
+                inside = [gv for xv, gv in zip(xs, gs) if a < xv < b]    # grid points known
+                sign = inside[0] if inside else g(np.array([0.5 * (a + b)]))
+                if sign > 0:
                     feasible.append([a, b])
         else:
             band = []

@@ -1,0 +1,119 @@
+"""The composite ladder (random fibre RVEs -> transverse moduli with their budget), inverse
+design over it, its multifidelity hierarchy through the store, and the command line."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from scaleladder.cli.main import app
+from scaleladder.core.errors import InputError
+from scaleladder.core.pipeline import Runner
+from scaleladder.core.store import Store
+from scaleladder.ladders import get_ladder
+from scaleladder.ladders.study import LadderQuantity, check_vary, ladder_hierarchy
+from scaleladder.uq.multifidelity import estimate_mean
+from scaleladder.workflows.design import design
+
+SMALL = {"rve.resolution": 40, "rve.realisations": 2, "composite.fibre_radius": 0.1,
+         "mf.coarse_resolution": 20, "mf.fft_resolution": 20}
+
+
+def test_defaults_give_moduli_inside_the_bounds_with_both_sources(tmp_path):
+    spec = get_ladder("composite")
+    s = spec.resolve()
+    res = Runner(Store(tmp_path / "st"), progress=False).run(spec.build(s))
+    r = res["moduli"]
+    f = r["fraction_voxel"]
+    assert f == pytest.approx(0.4, abs=0.01)
+    # aligned continuous fibres: E_L is the rule of mixtures up to the small Poisson-mismatch
+    # term (Hill 1964: E_L >= rule of mixtures)
+    rom = f * 72.0 + (1 - f) * 3.5
+    assert rom <= r["E_L"].value < 1.01 * rom
+    lo, hi = r["hashin_shtrikman_G_T"]
+    assert lo <= r["G_T"].value <= hi
+    klo, khi = r["hashin_shtrikman_k_T"]
+    assert klo <= r["k_T"].value <= khi
+    # stiffer than Mori-Tanaka (= the lower HS bound for stiff fibres in a soft matrix)
+    assert r["G_T"].value > r["mori_tanaka"]["G_T"]
+    assert r["mori_tanaka"]["G_T"] == pytest.approx(lo, rel=1e-6)
+    for q in ("E_T", "k_T", "G_T", "E_L"):
+        assert set(r[q].sources) == {"realisations", "discretisation"} and r[q].unit == "GPa"
+    rows = spec.summarize(s, res)[0][1]
+    assert rows[0][0] == "E_T"
+
+
+def test_bad_settings_are_refused_before_any_solve():
+    spec = get_ladder("composite")
+    with pytest.raises(InputError, match="composite.fraction"):
+        spec.resolve({"composite.fraction": 0.6})
+    with pytest.raises(InputError, match="rve.resolution"):
+        spec.resolve({"rve.resolution": 24, "composite.fibre_radius": 0.1})
+    with pytest.raises(InputError, match="numeric"):
+        check_vary(spec, {"rve.resolution": (32, 64)})
+    with pytest.raises(InputError, match="composite.fraction"):
+        check_vary(spec, {"composite.fraction": (0.1, 0.7)})
+    with pytest.raises(InputError, match="settings"):
+        check_vary(spec, {"composite.volume": (0.1, 0.3)})
+    with pytest.raises(InputError, match="quantity"):
+        LadderQuantity(spec, "stiffness.E_T", settings=SMALL, store=":memory-unused")
+
+
+def test_design_finds_the_fraction_of_a_target_stiffness_and_reuses_the_store(tmp_path):
+    st = Store(tmp_path / "st")
+    lq = LadderQuantity("composite", "moduli.E_T", settings=SMALL, store=st)
+    d = design(lq, "moduli.E_T=7", {"composite.fraction": (0.2, 0.45)}, n_grid=4,
+               evaluate_many=lq.many, log=None, xtol=1e-4)
+    f = d.inputs["composite.fraction"]
+    assert 0.2 < f < 0.45
+    assert d.predicted.value == pytest.approx(7.0, abs=0.02)
+    assert len(d.input_interval) == 2 and d.input_interval[0] < f < d.input_interval[1]
+    assert not all(e["cached"] for e in d.evaluations)
+    # the same design again: every evaluation from the store
+    lq2 = LadderQuantity("composite", "moduli.E_T", settings=SMALL, store=st)
+    d2 = design(lq2, "moduli.E_T=7", {"composite.fraction": (0.2, 0.45)}, n_grid=4,
+                evaluate_many=lq2.many, log=None, xtol=1e-4)
+    assert d2.inputs == d.inputs and all(e["cached"] for e in d2.evaluations)
+    with pytest.raises(InputError, match="reaches"):
+        design(lq, "moduli.E_T=40", {"composite.fraction": (0.2, 0.45)}, n_grid=3,
+               evaluate_many=lq.many, log=None)
+
+
+def test_multifidelity_hierarchy_runs_through_the_store_with_measured_costs(tmp_path):
+    st = Store(tmp_path / "st")
+    h = ladder_hierarchy("composite", settings=SMALL, store=st)
+    assert h.names == ["FEM 40²", "FEM 20²", "FFT 20²", "Mori-Tanaka"]
+    res = estimate_mean(h, 3.0, n_pilot=6, log=None)
+    assert res.pilot.cost_s[0] > res.pilot.cost_s[1] > 0          # fine FEM costs more
+    assert res.pilot.rho[1] > 0.5
+    assert res.estimate.unit == "GPa" and 5 < res.estimate.value < 10
+    # a second pilot on the same realisations is loaded, costs as recorded
+    again = ladder_hierarchy("composite", settings=SMALL, store=st)
+    from scaleladder.uq.multifidelity import pilot
+    p2 = pilot(again, 6)
+    assert np.allclose(p2.values, res.pilot.values)
+    assert np.allclose(p2.cost_s, res.pilot.cost_s)
+
+
+def test_command_line_design_and_multifidelity(tmp_path):
+    runner = CliRunner()
+    store = str(tmp_path / "st")
+    sets = [a for k, v in SMALL.items() for a in ("--set", f"{k}={v}")]
+    out = runner.invoke(app, ["design", "composite", "--target", "moduli.E_T=7", "--vary",
+                              "composite.fraction=0.2:0.45", "--grid", "3", "--quiet",
+                              "--store", store, *sets])
+    assert out.exit_code == 0, out.output
+    assert "design design-" in out.output and "input interval" in out.output
+    bad = runner.invoke(app, ["design", "composite", "--target", "moduli.E_T=7", "--vary",
+                              "rve.resolution=20:40", "--store", store])
+    assert bad.exit_code == 2 and "numeric" in bad.output
+    bad = runner.invoke(app, ["design", "composite", "--target", "moduli.E_T~7", "--vary",
+                              "composite.fraction=0.2:0.45", "--store", store])
+    assert bad.exit_code == 2 and "QUANTITY>=VALUE" in bad.output
+    mf = runner.invoke(app, ["multifidelity", "composite", "--budget", "0.3", "--pilot", "4",
+                             "--compare", "--store", store, *sets])
+    assert mf.exit_code == 0, mf.output
+    assert "allocation" in mf.output and "plain Monte Carlo at the same budget" in mf.output
+    bad = runner.invoke(app, ["multifidelity", "silicon-fracture", "--budget", "2",
+                              "--store", store])
+    assert bad.exit_code == 2 and "fidelities" in bad.output
