@@ -15,8 +15,8 @@ from scaleladder.ladders.study import LadderQuantity, check_vary, ladder_hierarc
 from scaleladder.uq.multifidelity import estimate_mean
 from scaleladder.workflows.design import design
 
-SMALL = {"rve.resolution": 40, "rve.realisations": 2, "composite.fibre_radius": 0.1,
-         "mf.coarse_resolution": 20, "mf.fft_resolution": 20}
+SMALL = {"rve.resolution": 42, "rve.realisations": 2, "composite.fibre_radius": 0.1,
+         "mf.coarse_resolution": 22, "mf.fft_resolution": 22}
 
 
 def test_defaults_give_moduli_inside_the_bounds_with_both_sources(tmp_path):
@@ -49,6 +49,8 @@ def test_bad_settings_are_refused_before_any_solve():
         spec.resolve({"composite.fraction": 0.6})
     with pytest.raises(InputError, match="rve.resolution"):
         spec.resolve({"rve.resolution": 24, "composite.fibre_radius": 0.1})
+    with pytest.raises(InputError, match="mf.fft_resolution"):
+        spec.resolve({"mf.fft_resolution": 16})
     with pytest.raises(InputError, match="numeric"):
         check_vary(spec, {"rve.resolution": (32, 64)})
     with pytest.raises(InputError, match="composite.fraction"):
@@ -82,7 +84,7 @@ def test_design_finds_the_fraction_of_a_target_stiffness_and_reuses_the_store(tm
 def test_multifidelity_hierarchy_runs_through_the_store_with_measured_costs(tmp_path):
     st = Store(tmp_path / "st")
     h = ladder_hierarchy("composite", settings=SMALL, store=st)
-    assert h.names == ["FEM 40²", "FEM 20²", "FFT 20²", "Mori-Tanaka"]
+    assert h.names == ["FEM 42²", "FEM 22²", "FFT 22²", "Mori-Tanaka"]
     res = estimate_mean(h, 3.0, n_pilot=6, log=None)
     assert res.pilot.cost_s[0] > res.pilot.cost_s[1] > 0          # fine FEM costs more
     assert res.pilot.rho[1] > 0.5

@@ -51,11 +51,21 @@ def _moduli(c: np.ndarray) -> dict:
             "E_L": float(1 / S[2, 2])}
 
 
-@stage("continuum.fibre_rve", version="1")
+def fibre_count_radius(fraction: float, radius: float) -> tuple[int, float]:
+    """The number of fibres nearest ``fraction / (pi radius^2)`` and the radius that makes
+    their geometric fraction exactly ``fraction`` (box edge 1).  With a fixed radius the
+    fraction would move in steps of one fibre (0.020 at radius 0.08) and every property with
+    it: a design over the fraction would find a staircase."""
+    n = max(int(round(fraction / (np.pi * radius ** 2))), 1)
+    return n, float(np.sqrt(fraction / (np.pi * n)))
+
+
+@stage("continuum.fibre_rve", version="2")
 def fibre_rve(phases: dict, fraction: float, radius: float, resolution: int, method: str,
               seed: int) -> dict:
-    """One RVE realisation: fibres of ``radius`` (box edge 1) at ``fraction`` by random
-    sequential addition (``seed``), ``resolution``² voxels, solved by ``method``
+    """One RVE realisation: fibres of about ``radius`` (box edge 1; adjusted by
+    :func:`fibre_count_radius` so that the geometric fraction is exactly ``fraction``) by
+    random sequential addition (``seed``), ``resolution``² voxels, solved by ``method``
     ("fem" periodic voxel FEM, "fft" Moulinec-Suquet CG, "mori-tanaka" the mean-field
     estimate at this realisation's voxel fraction).  GPa."""
     from ..continuum.bounds import mori_tanaka
@@ -64,7 +74,8 @@ def fibre_rve(phases: dict, fraction: float, radius: float, resolution: int, met
 
     M = _phase(*phases["matrix"])
     F = _phase(*phases["fibre"])
-    micro = random_inclusions((resolution, resolution), 1.0, fraction, radius, seed=seed,
+    n_fibres, r = fibre_count_radius(fraction, radius)
+    micro = random_inclusions((resolution, resolution), 1.0, fraction, r, seed=seed,
                               phases=(M, F))
     f_vox = float(micro.volume_fractions()[1])
     if method == "mori-tanaka":
@@ -74,6 +85,7 @@ def fibre_rve(phases: dict, fraction: float, radius: float, resolution: int, met
         c, hm, _ = apparent_stiffness(micro, method=method, tol=1e-6 if method == "fft"
                                       else 1e-8)
     return {"C_GPa": np.asarray(c), "fraction_voxel": f_vox, "hill_mandel": float(hm),
+            "n_fibres": n_fibres, "radius": r,
             **_moduli(np.asarray(c))}
 
 
@@ -137,10 +149,15 @@ def check(settings: dict) -> None:
     """Cross-field checks before any solve: at least 2 voxels across a fibre radius at the
     coarse resolution; the fibres must fit."""
     coarse = settings["rve.resolution"] // 2
-    if settings["composite.fibre_radius"] * coarse < 2.0:
+    _, r = fibre_count_radius(settings["composite.fraction"], settings["composite.fibre_radius"])
+    if r * coarse < 2.0:
         raise InputError("rve.resolution", settings["rve.resolution"],
-                         f"at least {int(np.ceil(4 / settings['composite.fibre_radius']))} "
+                         f"at least {int(np.ceil(4 / r))} "
                          f"(2 voxels across a fibre radius at half the resolution)")
+    for key in ("mf.coarse_resolution", "mf.fft_resolution"):
+        if r * settings[key] < 2.0:
+            raise InputError(key, settings[key], f"at least {int(np.ceil(2 / r))} (2 voxels "
+                             f"across a fibre radius)")
 
 
 def fidelities(settings: dict) -> dict:

@@ -114,6 +114,14 @@ SETTINGS = (
             _check_width),
     Setting("qm.conv_tol", 1e-9, "SCF convergence threshold (Hartree)", float,
             lambda f, v: V.in_range(f, v, 1e-14, 1e-3)),
+    Setting("mf.temperature", 300.0, "multifidelity: MD temperature of the snapshots (K)",
+            float, lambda f, v: V.in_range(f, v, 10.0, 400.0)),
+    Setting("mf.snapshots", 400, "multifidelity: MD snapshots available (realisations)", int,
+            lambda f, v: V.positive_int(f, v, 10)),
+    Setting("mf.interval_fs", 50.0, "multifidelity: time between snapshots (fs)", float,
+            lambda f, v: V.in_range(f, v, 1.0, 1e4)),
+    Setting("mf.cheap_xc", "PBE", "multifidelity: the cheaper functional of a low fidelity",
+            str, lambda f, v: _electronic_checks().check_xc(f, v)),
 )
 
 
@@ -205,6 +213,71 @@ def vertical_ie(cluster: dict, size: int, embedding: str, qm: dict) -> dict:
     out["e_cation_eV"] = energies["cation"]
     out["ie_eV"] = energies["cation"] - energies["neutral"]
     return out
+
+
+@stage("qmmm.md_snapshots", version="1")
+def md_snapshots(cluster: dict, temperature_K: float, n_snapshots: int, interval_fs: float,
+                 seed: int) -> list:
+    """Snapshots of the MM cluster from Langevin MD at ``temperature_K`` (0.5 fs steps; 2 ps of
+    equilibration first), one every ``interval_fs``: Structures (Å)."""
+    from ..atomistic.md import run_md
+    from ..atomistic.water import water_forcefield
+    from ..handoffs import Structure
+
+    atoms = cluster["structure"].to_atoms()
+    calc = water_forcefield(atoms, model=cluster["model"])
+    dt = 0.5
+    every = max(int(round(interval_fs / dt)), 1)
+    eq = int(round(2000.0 / dt))
+    steps = eq + every * n_snapshots
+    res = run_md(atoms, calc, steps=steps, ensemble="nvt", temperature_K=temperature_K,
+                 timestep_fs=dt, friction=0.01, seed=seed, trajectory_every=every,
+                 fix_com=True, snapshots=[eq + every * (k + 1) for k in range(n_snapshots)])
+    return [Structure(a.numbers, a.positions) for a in res.snapshots]
+
+
+@stage("qmmm.snapshot", version="1")
+def snapshot(snapshots: list, k: int, model: str) -> dict:
+    """Snapshot ``k`` as a cluster (the input of the IE stage)."""
+    return {"structure": snapshots[k], "model": model, "snapshot": int(k)}
+
+
+def fidelities(settings: dict) -> dict:
+    """The multifidelity hierarchy of the ensemble-averaged vertical IE (electrostatic
+    embedding) over MD snapshots: the high fidelity is the largest QM region with the main
+    functional; the low ones the second-largest region and one QM molecule with it, and one
+    molecule with the cheaper functional (``mf.cheap_xc``).  (The largest region with PBE was
+    tried and dropped: its cation SCF took 4x longer than PBE0's — a semi-local functional
+    delocalises the hole over the cluster and converges slowly — so it is no low fidelity.)"""
+    nodes = build(settings)
+    md = md_snapshots.bind(cluster=nodes["cluster"], temperature_K=settings["mf.temperature"],
+                           n_snapshots=settings["mf.snapshots"],
+                           interval_fs=settings["mf.interval_fs"],
+                           seed=settings["system.seed"]).with_label("MD snapshots")
+    qm = {"xc": settings["qm.xc"], "basis": settings["qm.basis"],
+          "charge_width": settings["qm.charge_width"], "conv_tol": settings["qm.conv_tol"]}
+    cheap = {**qm, "xc": settings["mf.cheap_xc"]}
+    big = settings["qm.sizes"][-1]
+    n = settings["mf.snapshots"]
+
+    def node(size, q):
+        def of(k):
+            if not 0 <= k < n:
+                raise InputError("realisation", k, f"a snapshot index below mf.snapshots = {n}")
+            snap = snapshot.bind(snapshots=md, k=int(k), model=settings["mm.model"])
+            return vertical_ie.bind(cluster=snap, size=size, embedding="electrostatic", qm=q
+                                    ).with_label(f"IE snapshot {k}, {size} QM, {q['xc']}")
+        return of
+
+    def ie(r):
+        return r["ie_eV"]
+    mid = settings["qm.sizes"][-2]
+    return {"quantity": "IE", "unit": "eV", "models": [
+        (f"{big} QM molecules, {qm['xc']}", node(big, qm), ie),
+        (f"{mid} QM molecule{'s' if mid > 1 else ''}, {qm['xc']}", node(mid, qm), ie),
+        (f"1 QM molecule, {qm['xc']}", node(1, qm), ie),
+        (f"1 QM molecule, {cheap['xc']}", node(1, cheap), ie),
+    ]}
 
 
 @stage("qmmm.gas_phase_ie", version="1")
@@ -299,6 +372,7 @@ LADDER = LadderSpec(
     summarize=summarize,
     check=_check,
     source_handoffs=SOURCE_HANDOFFS,
+    fidelities=fidelities,
 )
 
 __all__ = ["LADDER", "SOURCE_HANDOFFS", "build", "summarize", "qm_molecules", "vertical_ie",
