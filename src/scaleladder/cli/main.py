@@ -197,6 +197,40 @@ def design(
 
 
 @app.command()
+def sensitivity(
+    ladder: str = typer.Argument(..., help="ladder name"),
+    quantity: str = typer.Option(..., "--quantity", help="a result, e.g. moduli.E_T"),
+    vary: List[str] = typer.Option(..., "--vary", help="a float setting and its (uniform) "
+                                   "range: KEY=LOW:HIGH (two or more)"),
+    n: int = typer.Option(16, "--n", help="Sobol' base points (a power of two); "
+                          "n (d + 2) ladder runs"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="fix a setting: key=value"),
+    executor: str = typer.Option("local", "--executor", help="local | process | tcp://..."),
+    store: Path = STORE_OPT,
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+) -> None:
+    """Sobol' first-order and total indices of a ladder result over some of its settings (which
+    knob matters); every point a cached ladder run."""
+    from ..core.errors import InputError, ScaleLadderError
+    from ..ladders import get_ladder, parse_set_options
+    from ..ladders.study import LadderQuantity, check_vary
+    from ..uq.sensitivity import sobol
+
+    try:
+        spec = get_ladder(ladder)
+        rng = check_vary(spec, _parse_vary(vary))
+        if len(rng) < 2:
+            raise InputError("--vary", list(rng), "two or more settings")
+        lq = LadderQuantity(spec, quantity, strings=parse_set_options(set_), store=store,
+                            executor=executor, progress=not quiet)
+        s = sobol(None, rng, n=n, fn_many=lambda pts: [float(e.value) for e, _ in
+                                                        lq.many(pts)])
+    except ScaleLadderError as exc:
+        _fail(exc)
+    console.print(s.table())
+
+
+@app.command()
 def multifidelity(
     ladder: str = typer.Argument(..., help="a ladder that declares fidelities (composite, ...)"),
     budget_s: float = typer.Option(..., "--budget", help="seconds of model time for the main "

@@ -62,12 +62,15 @@ def _dist(name: str, spec: Any):
     return stats.uniform(loc=lo, scale=hi - lo)
 
 
-def sobol(fn: Callable[[dict], float], inputs: Mapping[str, Any], *, n: int = 256,
-          seed: int = 0, map_fn: Callable = map, n_bootstrap: int = 200) -> SobolIndices:
+def sobol(fn: Callable[[dict], float] | None, inputs: Mapping[str, Any], *, n: int = 256,
+          seed: int = 0, map_fn: Callable = map, n_bootstrap: int = 200,
+          fn_many: Callable[[list], list] | None = None) -> SobolIndices:
     """Sobol' indices of ``fn(point) -> float`` (``point`` a dict input name -> value) over
     independent ``inputs`` (name -> (low, high), uniform, or a scipy.stats distribution).
 
-    ``n`` (a power of two) base points: ``n (d + 2)`` evaluations.
+    ``n`` (a power of two) base points: ``n (d + 2)`` evaluations, all in one batch:
+    ``fn_many(points) -> values`` where given (a ladder runs them as one DAG), else
+    ``map_fn(fn, points)``.
     """
     if not isinstance(inputs, Mapping) or not inputs:
         raise InputError("inputs", inputs, "a dict of input name -> (low, high) or distribution")
@@ -81,7 +84,8 @@ def sobol(fn: Callable[[dict], float], inputs: Mapping[str, Any], *, n: int = 25
 
     def vectorised(x):
         pts = [dict(zip(names, map(float, col))) for col in np.asarray(x).T]
-        return np.asarray(list(map_fn(fn, pts)), dtype=float)[None, :]
+        vals = fn_many(pts) if fn_many is not None else list(map_fn(fn, pts))
+        return np.asarray(vals, dtype=float)[None, :]
 
     res = stats.sobol_indices(func=vectorised, n=n, dists=dists,
                               rng=np.random.default_rng(seed))
