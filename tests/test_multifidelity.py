@@ -11,7 +11,8 @@ import pytest
 from scipy import integrate, optimize
 
 from scaleladder.core.errors import InputError
-from scaleladder.uq.multifidelity import (Fidelity, Hierarchy, control_variate, estimate_mean,
+from scaleladder.uq.multifidelity import (Fidelity, Hierarchy, acvmf_allocation, acvmf_estimator,
+                                          acvmf_variance, control_variate, estimate_mean,
                                           mfmc_allocation, mfmc_estimator, mfmc_mse_ratio,
                                           mfmc_variance, mlmc_allocation)
 
@@ -138,6 +139,37 @@ def test_mlmc_telescoping_sum_is_unbiased_with_giles_allocation():
     assert est.var(ddof=1) == pytest.approx(al["variance"], rel=0.12)
 
 
+def _exact_cov():
+    mean, std, rho = _exact_stats()
+    def E(g):
+        return integrate.quad(g, A, B, limit=200)[0] / (B - A)
+    return np.array([[E(lambda z, a=a, b=b: _f(a, z) * _f(b, z)) for b in DEGREES]
+                     for a in DEGREES]) - np.outer(mean, mean)
+
+
+def test_acvmf_variance_formula_unbiasedness_and_its_optimal_cv_limit():
+    mean, std, rho = _exact_stats()
+    cov = _exact_cov()
+    al = acvmf_allocation(cov, COST, 200.0)
+    n, eta = al["n"], al["eta"]
+    assert float(COST @ al["n_real"]) == pytest.approx(200.0, rel=1e-9)
+    gen = np.random.default_rng(5)
+    R = 3000
+    est = np.empty(R)
+    for r in range(R):
+        z = gen.uniform(A, B, size=int(n.max()))
+        est[r] = acvmf_estimator([_f(DEGREES[i], z[: int(k)]) for i, k in enumerate(n)], eta)
+    assert abs(est.mean() - mean[0]) < 4 * est.std(ddof=1) / math.sqrt(R)
+    assert est.var(ddof=1) == pytest.approx(al["variance"], rel=0.1)
+    # as the low fidelities' samples grow at fixed n0 the variance tends to the optimal
+    # control variate with *known* LF means: (1 - R^2) C00 / n0, R^2 the multiple correlation
+    r2 = cov[0, 1:] @ np.linalg.solve(cov[1:, 1:], cov[0, 1:]) / cov[0, 0]
+    v_inf, _ = acvmf_variance(cov, np.array([10.0, 1e9, 1e9]))
+    assert v_inf == pytest.approx((1 - r2) * cov[0, 0] / 10.0, rel=1e-5)
+    # ... and it beats MFMC's limit (1 - rho_1^2) C00 / n0 there
+    assert 1 - r2 < 1 - rho[1] ** 2
+
+
 def _hierarchy(lf_noise=0.0, seed=7):
     """Analytic models as Fidelities with fixed costs (returned with the value)."""
     def model(i):
@@ -153,7 +185,7 @@ def _hierarchy(lf_noise=0.0, seed=7):
                                      for i in range(3)))
 
 
-@pytest.mark.parametrize("method", ["mfmc", "mlmc", "cv", "mc"])
+@pytest.mark.parametrize("method", ["mfmc", "acvmf", "mlmc", "cv", "mc"])
 def test_driver_estimates_the_mean_within_its_error(method):
     mean, _, _ = _exact_stats()
     lines = []
@@ -163,7 +195,7 @@ def test_driver_estimates_the_mean_within_its_error(method):
     assert res.estimate.std > 0 and "sampling" in res.estimate.sources
     assert res.spent_s <= 300.0 * 1.05
     assert any(line.startswith("allocation") for line in lines)          # printed before
-    if method in ("mfmc", "mlmc", "cv"):
+    if method in ("mfmc", "acvmf", "mlmc", "cv"):
         assert res.predicted_reduction > 1.5 and res.achieved_reduction > 1.5
         # the achieved reduction is within a factor of the pilot's prediction
         assert 0.3 < res.achieved_reduction / res.predicted_reduction < 3.0

@@ -48,9 +48,10 @@ from .estimate import Estimate, one_sigma_samples
 
 __all__ = ["Fidelity", "Hierarchy", "PilotStatistics", "pilot", "mfmc_allocation",
            "mfmc_mse_ratio", "mfmc_variance", "mfmc_estimator", "mlmc_allocation",
+           "acvmf_variance", "acvmf_allocation", "acvmf_estimator",
            "control_variate", "estimate_mean", "MultifidelityResult", "METHODS"]
 
-METHODS = ("mc", "cv", "mfmc", "mlmc")
+METHODS = ("mc", "cv", "mfmc", "acvmf", "mlmc")
 #: a low fidelity whose correlation with the high fidelity is below this is not used
 MIN_CORRELATION = 0.3
 
@@ -288,6 +289,75 @@ def mlmc_allocation(level_var: Sequence[float], level_cost: Sequence[float],
             "variance_optimal": s ** 2 / budget}
 
 
+# ------------------------------------------------------------------------------------ ACV-MF
+def acvmf_variance(cov: np.ndarray, n: np.ndarray) -> tuple[float, np.ndarray]:
+    """Variance of the ACV-MF estimator (Gorodetsky, Geraci, Eldred & Jakeman, J. Comput. Phys.
+    408 (2020) 109257) with the optimal weights, and those weights.
+
+    ``Q = mean_{Z0} f_0 + sum_a eta_a (mean_{Z0} f_a - mean_{Z_a} f_a)`` with ``Z_a`` the first
+    ``n_a >= n_0`` realisations (so ``Z0`` is in every ``Z_a``): for such nested sets
+    ``cov(Delta_a, Delta_b) = C_ab (1/n_0 - 1/min(n_a, n_b))`` and
+    ``cov(Delta_a, mean f_0) = C_0a (1/n_0 - 1/n_a)``; the optimal ``eta = -G^-1 g`` gives
+    ``var = C_00/n_0 - g^T G^-1 g``.  Unlike MFMC, every low fidelity controls the high
+    fidelity directly, so as the ``n_a`` grow the variance tends to the optimal control
+    variate's ``(1 - R^2) C_00 / n_0`` (R the multiple correlation of f_0 on all the low
+    fidelities), not to MFMC's ``(1 - rho_1^2) C_00 / n_0``."""
+    cov = np.asarray(cov, float)
+    n = np.asarray(n, float)
+    n0, na = n[0], n[1:]
+    mn = np.minimum.outer(na, na)
+    G = cov[1:, 1:] * (1.0 / n0 - 1.0 / mn)
+    g = cov[0, 1:] * (1.0 / n0 - 1.0 / na)
+    if np.all(np.abs(g) < 1e-300):
+        return float(cov[0, 0] / n0), np.zeros(na.size)
+    eta = -np.linalg.lstsq(G, g, rcond=None)[0]
+    return float(cov[0, 0] / n0 + g @ eta), eta
+
+
+def acvmf_allocation(cov, cost, budget: float) -> dict:
+    """ACV-MF's sample numbers minimising :func:`acvmf_variance` at ``sum n_i w_i = budget``
+    (``scipy.optimize.minimize``, SLSQP over ``n_0`` and the ratios ``n_a / n_0 >= 1``); the
+    integers are floors with at least one high-fidelity sample."""
+    from scipy import optimize
+
+    cov = np.asarray(cov, float)
+    w = np.asarray(cost, float)
+    budget = positive("budget", budget)
+    if budget < w[0]:
+        raise InputError("budget", budget, f"at least one high-fidelity sample ({w[0]:.4g})")
+    k = w.size - 1
+
+    def counts(x):
+        r = 1.0 + np.exp(x)                       # ratios > 1
+        n0 = budget / (w[0] + w[1:] @ r)
+        return np.concatenate([[n0], n0 * r])
+
+    def f(x):
+        return acvmf_variance(cov, counts(x))[0]
+    best = None
+    for start in (np.zeros(k), np.full(k, 2.0), np.full(k, 4.0)):
+        res = optimize.minimize(f, start, method="Nelder-Mead",
+                                options={"xatol": 1e-8, "fatol": 1e-14, "maxiter": 4000})
+        if best is None or res.fun < best.fun:
+            best = res
+    n_real = counts(best.x)
+    n = np.maximum(np.floor(n_real).astype(int), 1)
+    n[1:] = np.maximum(n[1:], n[0] + 1)
+    var, eta = acvmf_variance(cov, n)
+    return {"n_real": n_real, "n": n, "eta": eta, "variance": var,
+            "variance_real": float(best.fun)}
+
+
+def acvmf_estimator(samples: Sequence[np.ndarray], eta: Sequence[float]) -> float:
+    """``mean(y_0) + sum_a eta_a (mean(y_a[:n_0]) - mean(y_a))`` (``samples[a]`` the values of
+    model a on its first ``n_a`` realisations)."""
+    n0 = len(samples[0])
+    est = float(np.mean(samples[0]))
+    for a in range(1, len(samples)):
+        est += float(eta[a - 1]) * (float(np.mean(samples[a][:n0])) - float(np.mean(samples[a])))
+    return est
+
+
 # ---------------------------------------------------------------------------- control variate
 def control_variate(y_hf: np.ndarray, y_lf: np.ndarray, lf_mean: float,
                     alpha: float | None = None) -> tuple[float, float, float]:
@@ -409,6 +479,19 @@ def estimate_mean(hierarchy: Hierarchy, budget_s: float, *, method: str = "mfmc"
             messages.append("no low fidelity with a known mean correlates with the high "
                              "fidelity: plain Monte Carlo")
             chosen = "mc"
+    elif method == "acvmf":
+        keep = [0] + [i for i in range(1, len(names)) if abs(rho[i]) >= MIN_CORRELATION]
+        if len(keep) == 1:
+            messages.append("no low fidelity correlates with the high fidelity: plain Monte "
+                            "Carlo")
+            chosen = "mc"
+        else:
+            cov_p = np.cov(ps.values[keep], ddof=1)
+            acv = acvmf_allocation(cov_p, w[keep], budget_s)
+            if acv["variance"] >= s[0] ** 2 / max(int(budget_s // w[0]), 1):
+                messages.append("the budget buys too few samples for ACV-MF to pay off: plain "
+                                "Monte Carlo of the high fidelity")
+                chosen = "mc"
     elif method == "mlmc":
         if len(names) < 2:
             chosen = "mc"
@@ -464,6 +547,34 @@ def estimate_mean(hierarchy: Hierarchy, budget_s: float, *, method: str = "mfmc"
         used = [names[i] for i in idx]
         samples = {names[i]: int(k) for i, k in zip(idx, m)}
         nxt = start + int(m[-1])
+    elif chosen == "acvmf":
+        n_alloc, eta = acv["n"], acv["eta"]
+        pred = mc_var_pilot / acv["variance"]
+        _say(log, "allocation (ACV-MF): " + ", ".join(f"{names[i]} x {k}"
+                                                      for i, k in zip(keep, n_alloc))
+             + f"; eta = {np.array2string(eta, precision=4)}; predicted variance reduction "
+             f"{pred:.3g}x at equal cost")
+        ys, spent = [], 0.0
+        for i, k in zip(keep, n_alloc):
+            y, sec = _evaluate(hierarchy.models[i], range(start, start + int(k)), map_fn)
+            ys.append(y)
+            spent += float(sec.sum())
+        value = acvmf_estimator(ys, eta)
+        k0 = int(n_alloc[0])
+        if k0 > 2:
+            cov_m = np.cov(np.array([y[:k0] for y in ys]), ddof=1)
+        else:
+            cov_m = np.cov(ps.values[keep], ddof=1)
+        # the main phase's variance at the weights used (not re-optimised)
+        na = n_alloc[1:].astype(float)
+        G = cov_m[1:, 1:] * (1.0 / k0 - 1.0 / np.minimum.outer(na, na))
+        g = cov_m[0, 1:] * (1.0 / k0 - 1.0 / na)
+        var = float(cov_m[0, 0] / k0 + 2 * g @ eta + eta @ G @ eta)
+        mc_var = cov_m[0, 0] * w[0] / max(spent, w[0])
+        mc_std, ach = math.sqrt(mc_var), mc_var / var if var > 0 else float("inf")
+        used = [names[i] for i in keep]
+        samples = {names[i]: int(k) for i, k in zip(keep, n_alloc)}
+        nxt = start + int(max(n_alloc))
     else:                                            # mlmc: levels from the cheapest model
         order = list(np.argsort(w))
         if order[-1] != 0:
