@@ -32,7 +32,7 @@ def test_qmmm_hierarchy_is_declared_as_data():
 
 def test_md_snapshots_are_distinct_configurations_of_a_bound_cluster():
     c = water_cluster_stage(8, 0, "spc/fw", 0.05)
-    snaps = md_snapshots(c, 300.0, 4, 20.0, 0)
+    snaps = md_snapshots(c, 300.0, 4, 20.0, 0, equilibration_fs=2000.0)
     assert len(snaps) == 4
     x = [s.positions for s in snaps]
     assert all(np.abs(a - b).max() > 0.05 for a, b in zip(x[:-1], x[1:]))

@@ -116,10 +116,12 @@ SETTINGS = (
             lambda f, v: V.in_range(f, v, 1e-14, 1e-3)),
     Setting("mf.temperature", 300.0, "multifidelity: MD temperature of the snapshots (K)",
             float, lambda f, v: V.in_range(f, v, 10.0, 400.0)),
-    Setting("mf.snapshots", 400, "multifidelity: MD snapshots available (realisations)", int,
+    Setting("mf.snapshots", 300, "multifidelity: MD snapshots available (realisations)", int,
             lambda f, v: V.positive_int(f, v, 10)),
-    Setting("mf.interval_fs", 50.0, "multifidelity: time between snapshots (fs)", float,
+    Setting("mf.interval_fs", 250.0, "multifidelity: time between snapshots (fs)", float,
             lambda f, v: V.in_range(f, v, 1.0, 1e4)),
+    Setting("mf.equilibration_ps", 10.0, "multifidelity: MD before the first snapshot (ps)",
+            float, lambda f, v: V.in_range(f, v, 0.0, 1e3)),
     Setting("mf.cheap_xc", "PBE", "multifidelity: the cheaper functional of a low fidelity",
             str, lambda f, v: _electronic_checks().check_xc(f, v)),
     Setting("mf.hf_basis", "def2-tzvp", "multifidelity: the high fidelity's basis set", str,
@@ -217,11 +219,11 @@ def vertical_ie(cluster: dict, size: int, embedding: str, qm: dict) -> dict:
     return out
 
 
-@stage("qmmm.md_snapshots", version="1")
+@stage("qmmm.md_snapshots", version="2")
 def md_snapshots(cluster: dict, temperature_K: float, n_snapshots: int, interval_fs: float,
-                 seed: int) -> list:
-    """Snapshots of the MM cluster from Langevin MD at ``temperature_K`` (0.5 fs steps; 2 ps of
-    equilibration first), one every ``interval_fs``: Structures (Å)."""
+                 seed: int, equilibration_fs: float = 10000.0) -> list:
+    """Snapshots of the MM cluster from Langevin MD at ``temperature_K`` (0.5 fs steps;
+    ``equilibration_fs`` first), one every ``interval_fs``: Structures (Å)."""
     from ..atomistic.md import run_md
     from ..atomistic.water import water_forcefield
     from ..handoffs import Structure
@@ -230,7 +232,7 @@ def md_snapshots(cluster: dict, temperature_K: float, n_snapshots: int, interval
     calc = water_forcefield(atoms, model=cluster["model"])
     dt = 0.5
     every = max(int(round(interval_fs / dt)), 1)
-    eq = int(round(2000.0 / dt))
+    eq = int(round(equilibration_fs / dt))
     steps = eq + every * n_snapshots
     res = run_md(atoms, calc, steps=steps, ensemble="nvt", temperature_K=temperature_K,
                  timestep_fs=dt, friction=0.01, seed=seed, trajectory_every=every,
@@ -259,7 +261,9 @@ def fidelities(settings: dict) -> dict:
     md = md_snapshots.bind(cluster=nodes["cluster"], temperature_K=settings["mf.temperature"],
                            n_snapshots=settings["mf.snapshots"],
                            interval_fs=settings["mf.interval_fs"],
-                           seed=settings["system.seed"]).with_label("MD snapshots")
+                           seed=settings["system.seed"],
+                           equilibration_fs=1000.0 * settings["mf.equilibration_ps"]
+                           ).with_label("MD snapshots")
     qm = {"xc": settings["qm.xc"], "basis": settings["qm.basis"],
           "charge_width": settings["qm.charge_width"], "conv_tol": settings["qm.conv_tol"]}
     n = settings["mf.snapshots"]

@@ -54,6 +54,9 @@ __all__ = ["Fidelity", "Hierarchy", "PilotStatistics", "pilot", "mfmc_allocation
 METHODS = ("mc", "cv", "mfmc", "acvmf", "mlmc")
 #: a low fidelity whose correlation with the high fidelity is below this is not used
 MIN_CORRELATION = 0.3
+#: fewer high-fidelity samples in the main phase than this: its variance from the pilot's
+#: statistics (a standard deviation and correlations from two or three samples mean nothing)
+MIN_MAIN_SAMPLES = 10
 
 
 @dataclass(frozen=True)
@@ -536,10 +539,14 @@ def estimate_mean(hierarchy: Hierarchy, budget_s: float, *, method: str = "mfmc"
         value = mfmc_estimator(ys, alpha)
         # the main phase's own statistics, on the realisations every model saw
         k0 = int(m[0])
-        s_main = np.array([y[:k0].std(ddof=1) if k0 > 1 else s[i] for y, i in zip(ys, idx)])
-        r_main = np.array([np.corrcoef(ys[0], y[:k0])[0, 1] if k0 > 2 else rho[i]
-                           for y, i in zip(ys, idx)])
-        r_main = np.nan_to_num(r_main, nan=0.0)
+        if k0 >= MIN_MAIN_SAMPLES:
+            s_main = np.array([y[:k0].std(ddof=1) for y in ys])
+            r_main = np.nan_to_num(np.array([np.corrcoef(ys[0], y[:k0])[0, 1] for y in ys]),
+                                   nan=0.0)
+        else:
+            s_main, r_main = s[idx], rho[idx]
+            messages.append(f"{k0} high-fidelity samples in the main phase: its variance uses "
+                            f"the pilot's statistics")
         var = mfmc_variance(s_main, r_main, alpha, m)
         w_main = np.array([w[i] for i in idx])
         mc_var = s_main[0] ** 2 * w_main[0] / max(spent, w_main[0])
@@ -561,10 +568,12 @@ def estimate_mean(hierarchy: Hierarchy, budget_s: float, *, method: str = "mfmc"
             spent += float(sec.sum())
         value = acvmf_estimator(ys, eta)
         k0 = int(n_alloc[0])
-        if k0 > 2:
+        if k0 >= MIN_MAIN_SAMPLES:
             cov_m = np.cov(np.array([y[:k0] for y in ys]), ddof=1)
         else:
             cov_m = np.cov(ps.values[keep], ddof=1)
+            messages.append(f"{k0} high-fidelity samples in the main phase: its variance uses "
+                            f"the pilot's statistics")
         # the main phase's variance at the weights used (not re-optimised)
         na = n_alloc[1:].astype(float)
         G = cov_m[1:, 1:] * (1.0 / k0 - 1.0 / np.minimum.outer(na, na))
