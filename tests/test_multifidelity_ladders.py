@@ -18,7 +18,7 @@ def test_qmmm_hierarchy_is_declared_as_data():
     h = spec.fidelities(spec.resolve({"mf.snapshots": 20}))
     assert h["quantity"] == "IE" and h["unit"] == "eV"
     names = [m[0] for m in h["models"]]
-    assert names == ["PBE0/def2-tzvp", "PBE0/def2-svp", "PBE/def2-svp"]
+    assert names == ["PBE0/def2-qzvp", "PBE0/def2-svp", "PBE/def2-svp"]
     # a low fidelity equal to the high one is not declared twice
     same = spec.fidelities(spec.resolve({"mf.hf_basis": "def2-svp", "mf.snapshots": 20}))
     assert [m[0] for m in same["models"]] == ["PBE0/def2-svp", "PBE/def2-svp"]

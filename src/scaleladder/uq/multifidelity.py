@@ -416,6 +416,17 @@ class MultifidelityResult:
         return "\n".join(lines)
 
 
+def _nested(hierarchy, models, counts, start, map_fn) -> tuple[list, float]:
+    """Model ``models[j]`` on the first ``counts[j]`` realisations from ``start`` (nested
+    sample sets); the values and the seconds they cost."""
+    ys, spent = [], 0.0
+    for i, k in zip(models, counts):
+        y, sec = _evaluate(hierarchy.models[i], range(start, start + int(k)), map_fn)
+        ys.append(y)
+        spent += float(sec.sum())
+    return ys, spent
+
+
 def _say(log, text):
     if log is not None:
         log(text)
@@ -531,11 +542,7 @@ def estimate_mean(hierarchy: Hierarchy, budget_s: float, *, method: str = "mfmc"
         _say(log, "allocation (MFMC): " + ", ".join(f"{names[i]} x {k}" for i, k in zip(idx, m))
              + f"; alpha = {np.array2string(alpha, precision=4)}; predicted variance "
              f"reduction {pred:.3g}x at equal cost (closed form {1 / alloc['mse_ratio']:.3g}x)")
-        ys, spent = [], 0.0
-        for i, k in zip(idx, m):
-            y, sec = _evaluate(hierarchy.models[i], range(start, start + int(k)), map_fn)
-            ys.append(y)
-            spent += float(sec.sum())
+        ys, spent = _nested(hierarchy, idx, m, start, map_fn)
         value = mfmc_estimator(ys, alpha)
         # the main phase's own statistics, on the realisations every model saw
         k0 = int(m[0])
@@ -561,11 +568,7 @@ def estimate_mean(hierarchy: Hierarchy, budget_s: float, *, method: str = "mfmc"
                                                       for i, k in zip(keep, n_alloc))
              + f"; eta = {np.array2string(eta, precision=4)}; predicted variance reduction "
              f"{pred:.3g}x at equal cost")
-        ys, spent = [], 0.0
-        for i, k in zip(keep, n_alloc):
-            y, sec = _evaluate(hierarchy.models[i], range(start, start + int(k)), map_fn)
-            ys.append(y)
-            spent += float(sec.sum())
+        ys, spent = _nested(hierarchy, keep, n_alloc, start, map_fn)
         value = acvmf_estimator(ys, eta)
         k0 = int(n_alloc[0])
         if k0 >= MIN_MAIN_SAMPLES:
