@@ -103,9 +103,10 @@ def test_command_line_design_and_multifidelity(tmp_path):
     sets = [a for k, v in SMALL.items() for a in ("--set", f"{k}={v}")]
     out = runner.invoke(app, ["design", "composite", "--target", "moduli.E_T=7", "--vary",
                               "composite.fraction=0.2:0.45", "--grid", "3", "--quiet",
-                              "--store", store, *sets])
+                              "--store", store, "--png", str(tmp_path / "d.png"), *sets])
     assert out.exit_code == 0, out.output
     assert "design design-" in out.output and "input interval" in out.output
+    assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
     bad = runner.invoke(app, ["design", "composite", "--target", "moduli.E_T=7", "--vary",
                               "rve.resolution=20:40", "--store", store])
     assert bad.exit_code == 2 and "numeric" in bad.output

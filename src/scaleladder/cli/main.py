@@ -153,6 +153,8 @@ def design(
     executor: str = typer.Option("local", "--executor", help="local | process | tcp://..."),
     store: Path = STORE_OPT,
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+    png: Optional[Path] = typer.Option(None, "--png", help="plot the evaluations, the bands, "
+                                       "the target and the design (one varied setting)"),
 ) -> None:
     """Inverse design: the settings at which a ladder's result meets a target with a given
     probability (every evaluation a cached ladder run; the Design is stored)."""
@@ -185,6 +187,11 @@ def design(
     except ScaleLadderError as exc:
         _fail(exc)
     n_new = sum(not e["cached"] for e in d.evaluations)
+    if png is not None and len(d.inputs) == 1:
+        from ..report import plot_design
+
+        plot_design(d, png)
+        console.print(f"plot: {png}")
     if d.feasible:
         console.print("feasible: " + "; ".join(f"{next(iter(d.inputs))} in [{a:.6g}, {b:.6g}]"
                                                for a, b in d.feasible))

@@ -57,6 +57,44 @@ def plot_generic_budget(results: dict, ax=None):
     return draw_budget_bars(ax, qois)
 
 
+def plot_design(design, path: Path | None = None, ax=None):
+    """An inverse design over one setting: every evaluation's nominal value with its
+    one-sigma and confidence bands, the target, and the design point; written to ``path`` (PNG)
+    when given."""
+    import numpy as np
+    from scipy.stats import norm
+
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+    (key, x_star), = list(design.inputs.items())[:1] or [("", 0.0)]
+    pts = sorted((e["inputs"][key], e["value"], e["std"]) for e in design.evaluations)
+    x, mu, sd = (np.array(v) for v in zip(*pts))
+    z = norm.ppf(design.confidence) if design.relation != "=" \
+        else norm.ppf(0.5 + 0.5 * design.confidence)
+    ax.fill_between(x, mu - z * sd, mu + z * sd, alpha=0.2, color="C0",
+                    label=f"± {z:.3g} σ (P = {design.confidence:g})")
+    ax.fill_between(x, mu - sd, mu + sd, alpha=0.35, color="C0", label="± 1 σ")
+    ax.plot(x, mu, "o-", color="C0", ms=3, label=f"{design.quantity} (evaluations)")
+    ax.axhline(design.target, color="k", ls="--", lw=1,
+               label=f"target {design.relation} {design.target:g}")
+    ax.axvline(x_star, color="C3", lw=1.2, label=f"design {key} = {x_star:.4g}")
+    for a, b in design.feasible:
+        ax.axvspan(a, b, color="C2", alpha=0.08)
+    ax.set_xlabel(key)
+    ax.set_ylabel(f"{design.quantity} ({design.unit})")
+    ax.legend(fontsize=7)
+    if fig is not None:
+        fig.tight_layout()
+        if path is not None:
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=110)
+            _atomic_write(Path(path), buf.getvalue())
+        plt.close(fig)
+    return ax
+
+
 def _figure_png(fn, results, size, n_axes: int = 1) -> bytes:
     plt = _plt()
     if n_axes > 1:
@@ -137,4 +175,4 @@ def _atomic_write(path: Path, data: bytes) -> None:
     atomic_write(path, data)  # the project's one atomic write: mode 0o666 less the umask
 
 
-__all__ = ["build_report", "plot_generic_budget"]
+__all__ = ["build_report", "plot_generic_budget", "plot_design"]
