@@ -120,3 +120,15 @@ def test_command_line_design_and_multifidelity(tmp_path):
     bad = runner.invoke(app, ["multifidelity", "silicon-fracture", "--budget", "2",
                               "--store", store])
     assert bad.exit_code == 2 and "fidelities" in bad.output
+
+
+def test_design_batches_run_on_a_process_pool_with_the_same_results(tmp_path):
+    pts = [{"composite.fraction": 0.3}, {"composite.fraction": 0.35}]
+    local = LadderQuantity("composite", "moduli.E_T", settings=SMALL,
+                           store=Store(tmp_path / "a")).many(pts)
+    pool = LadderQuantity("composite", "moduli.E_T", settings=SMALL,
+                          store=Store(tmp_path / "b"), executor="process").many(pts)
+    for (e1, c1), (e2, c2) in zip(local, pool):
+        assert not c1 and not c2
+        assert e1.value == pytest.approx(e2.value, rel=1e-12)
+        assert e1.std == pytest.approx(e2.std, rel=1e-12)

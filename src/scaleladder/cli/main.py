@@ -183,7 +183,7 @@ def design(
             lq.store.put(key, d, stage="design", version="1",
                          params={"ladder": ladder, "target": str(tgt), "confidence": confidence,
                                  "vary": {k: list(v) for k, v in rng.items()}},
-                         inputs={}, elapsed_s=elapsed)
+                         inputs=lq.targets_at(d.inputs), elapsed_s=elapsed)
     except ScaleLadderError as exc:
         _fail(exc)
     n_new = sum(not e["cached"] for e in d.evaluations)

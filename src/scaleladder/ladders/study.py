@@ -141,6 +141,14 @@ class LadderQuantity:
     def __call__(self, point: Mapping[str, float]) -> tuple:
         return self.many([point])[0]
 
+    def targets_at(self, point: Mapping[str, float]) -> dict:
+        """Store keys of the ladder's results at an evaluated ``point`` (the design point's
+        provenance); empty if it was not evaluated."""
+        for run in reversed(self.runs):
+            if run["inputs"] == dict(point):
+                return dict(run["targets"])
+        return {}
+
     def provenance(self) -> dict:
         return {"ladder": self.spec.name, "quantity": self.quantity,
                 "settings": {k: v for k, v in self.base.items()
