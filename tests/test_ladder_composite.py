@@ -8,7 +8,6 @@ from typer.testing import CliRunner
 
 from scaleladder.cli.main import app
 from scaleladder.core.errors import InputError
-from scaleladder.core.pipeline import Runner
 from scaleladder.core.store import Store
 from scaleladder.ladders import get_ladder
 from scaleladder.ladders.study import LadderQuantity, check_vary, ladder_hierarchy
@@ -17,30 +16,6 @@ from scaleladder.workflows.design import design
 
 SMALL = {"rve.resolution": 42, "rve.realisations": 2, "composite.fibre_radius": 0.1,
          "mf.coarse_resolution": 22, "mf.fft_resolution": 22}
-
-
-def test_defaults_give_moduli_inside_the_bounds_with_both_sources(tmp_path):
-    spec = get_ladder("composite")
-    s = spec.resolve()
-    res = Runner(Store(tmp_path / "st"), progress=False).run(spec.build(s))
-    r = res["moduli"]
-    f = r["fraction_voxel"]
-    assert f == pytest.approx(0.4, abs=0.01)
-    # aligned continuous fibres: E_L is the rule of mixtures up to the small Poisson-mismatch
-    # term (Hill 1964: E_L >= rule of mixtures)
-    rom = f * 72.0 + (1 - f) * 3.5
-    assert rom <= r["E_L"].value < 1.01 * rom
-    lo, hi = r["hashin_shtrikman_G_T"]
-    assert lo <= r["G_T"].value <= hi
-    klo, khi = r["hashin_shtrikman_k_T"]
-    assert klo <= r["k_T"].value <= khi
-    # stiffer than Mori-Tanaka (= the lower HS bound for stiff fibres in a soft matrix)
-    assert r["G_T"].value > r["mori_tanaka"]["G_T"]
-    assert r["mori_tanaka"]["G_T"] == pytest.approx(lo, rel=1e-6)
-    for q in ("E_T", "k_T", "G_T", "E_L"):
-        assert set(r[q].sources) == {"realisations", "discretisation"} and r[q].unit == "GPa"
-    rows = spec.summarize(s, res)[0][1]
-    assert rows[0][0] == "E_T"
 
 
 def test_bad_settings_are_refused_before_any_solve():

@@ -40,8 +40,28 @@ def _run_defaults(tmp_path, ladder):
 
 def test_every_ladder_is_covered_by_a_defaults_run():
     covered = {"silicon-fracture", "defects", "elastic-constants", "vacancy-diffusion", "magnet",
-               "qmmm-water", "polycrystal", "fracture-phasefield", "nanoindentation", "water-cg"}
+               "qmmm-water", "polycrystal", "fracture-phasefield", "nanoindentation", "water-cg",
+               "composite"}
     assert set(available_ladders()) == covered
+
+
+def test_composite_defaults_give_moduli_inside_the_bounds(tmp_path):
+    r = _run_defaults(tmp_path, "composite")["moduli"]
+    f = r["fraction_voxel"]
+    assert f == pytest.approx(0.4, abs=0.01)
+    # aligned continuous fibres: E_L is the rule of mixtures up to the small Poisson-mismatch
+    # term (Hill 1964: E_L >= rule of mixtures)
+    rom = f * 72.0 + (1 - f) * 3.5
+    assert rom <= r["E_L"].value < 1.01 * rom
+    lo, hi = r["hashin_shtrikman_G_T"]
+    assert lo <= r["G_T"].value <= hi
+    klo, khi = r["hashin_shtrikman_k_T"]
+    assert klo <= r["k_T"].value <= khi
+    # stiffer than Mori-Tanaka (= the lower HS bound for stiff fibres in a soft matrix)
+    assert r["G_T"].value > r["mori_tanaka"]["G_T"]
+    assert r["mori_tanaka"]["G_T"] == pytest.approx(lo, rel=1e-6)
+    for q in ("E_T", "k_T", "G_T", "E_L"):
+        assert set(r[q].sources) == {"realisations", "discretisation"} and r[q].unit == "GPa"
 
 
 def test_elastic_constants_defaults(tmp_path):
