@@ -18,10 +18,11 @@ from .potential import FittedPotential
 from .phonons import HarmonicTSTPrefactor, PhononProperties, harmonic_rate
 from .structure import Structure
 from .surface import SurfaceEnergy
+from .topology import PersistenceDiagram
 
 __all__ = ["Configuration", "ReferenceDataset", "EquationOfState", "FittedPotential",
            "ElasticTensor", "SurfaceEnergy", "VacancyFormationEnergy", "MigrationBarrier",
            "PhononProperties", "HarmonicTSTPrefactor", "harmonic_rate", "EventCatalog", "EventType",
            "ExchangeParameters", "HamiltonianConvention", "read_tb2j", "Structure",
            "CriticalStress", "Microstructure", "CGTrajectory", "CGPotential", "pair_key",
-           "Design"]
+           "Design", "PersistenceDiagram"]

@@ -1,0 +1,107 @@
+"""Persistent homology: the torus complex of periodic atoms (3-torus Betti numbers, the simple
+cubic lattice's bars in closed form), open clusters against GUDHI, a circle's single ring,
+periodic cubical complexes of fields, diagram distances, bad input."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from scaleladder.core.codec import decode, encode
+from scaleladder.core.errors import InputError
+from scaleladder.handoffs import PersistenceDiagram
+from scaleladder.topology import alpha_persistence, cubical_persistence
+
+gudhi = pytest.importorskip("gudhi")
+
+
+def test_random_periodic_points_have_the_betti_numbers_of_the_3_torus():
+    gen = np.random.default_rng(0)
+    cell = np.array([[10.0, 0, 0], [2.0, 9.0, 0], [1.0, -1.5, 8.0]])      # triclinic
+    x = gen.random((60, 3)) @ cell
+    d = alpha_persistence(x, cell=cell, pbc=True)
+    assert d.betti() == [1, 3, 3, 1]
+    assert d.periodic and d.unit == "Å"
+    # the same structure, shifted and with atoms wrapped differently: the same diagram
+    d2 = alpha_persistence(x + np.array([3.3, -7.1, 2.2]), cell=cell, pbc=True)
+    for k in range(4):
+        assert np.allclose(np.sort(d.bars(k), axis=0), np.sort(d2.bars(k), axis=0), atol=1e-9)
+    # the open cluster of the same points is contractible in the end
+    assert alpha_persistence(x).betti()[:1] == [1]
+    assert alpha_persistence(x).betti()[1:] in ([0, 0], [0, 0, 0])
+
+
+def test_simple_cubic_lattice_bars_in_closed_form():
+    a = 2.5
+    d = alpha_persistence(np.zeros((1, 3)), cell=np.eye(3) * a, pbc=True)
+    n = int(np.prod(d.supercell))                     # atoms of the torus complex
+    assert d.supercell == (3, 3, 3)
+    h = {0: (0.0, a / 2), 1: (a / 2, a / math.sqrt(2)), 2: (a / math.sqrt(2), a * math.sqrt(3) / 2)}
+    for k, (b, dth) in h.items():
+        fin = d.finite(k)
+        assert np.allclose(fin, [b, dth], atol=1e-9)
+    # bars: n - 1 components merge; 2n - 2 square rings fill; n - 1 cubic cavities fill
+    assert [len(d.finite(k)) for k in range(3)] == [n - 1, 2 * n - 2, n - 1]
+    # the torus classes are born when the lattice's edges, squares and cubes appear
+    inf = {k: d.bars(k)[~np.isfinite(d.bars(k)[:, 1]), 0] for k in range(4)}
+    assert np.allclose(inf[1], a / 2) and np.allclose(inf[2], a / math.sqrt(2))
+    assert np.allclose(inf[3], a * math.sqrt(3) / 2)
+
+
+def test_a_circle_has_one_ring_and_a_cluster_agrees_with_gudhi():
+    n, r = 24, 3.0
+    t = 2 * np.pi * np.arange(n) / n
+    d = alpha_persistence(np.c_[r * np.cos(t), r * np.sin(t)])
+    assert len(d.bars(1)) == 1
+    assert d.bars(1)[0] == pytest.approx([r * math.sin(math.pi / n), r], rel=1e-9)
+    x = np.random.default_rng(3).normal(size=(80, 3)) * 3
+    ours = alpha_persistence(x)
+    st = gudhi.AlphaComplex(points=x).create_simplex_tree()
+    st.compute_persistence(homology_coeff_field=2, persistence_dim_max=True)
+    for k in range(3):
+        ref = np.sqrt(np.asarray(st.persistence_intervals_in_dimension(k)).reshape(-1, 2))
+        assert np.allclose(np.sort(ours.bars(k), axis=0), np.sort(ref, axis=0))
+
+
+def test_periodic_cubical_complex_of_a_sinusoidal_field_has_the_torus_classes():
+    n = 32
+    x = np.arange(n) / n
+    f = np.sin(2 * np.pi * x)[:, None] * np.sin(2 * np.pi * x)[None, :]
+    per = cubical_persistence(f, periodic=True)
+    assert per.betti() == [1, 2, 1]
+    op = cubical_persistence(f)
+    assert op.betti()[0] == 1 and sum(op.betti()[1:]) == 0
+    # two minima of depth -1 (sublevel sets): one dies when they merge at the saddle 0
+    fin0 = per.finite(0)
+    assert len(fin0) == 1 and fin0[0] == pytest.approx([-1.0, 0.0], abs=0.02)
+
+
+def test_diagram_distances_and_round_trip():
+    x = np.random.default_rng(1).random((40, 3)) * 8
+    a = alpha_persistence(x)
+    dx = np.random.default_rng(2).normal(scale=0.05, size=x.shape)
+    b = alpha_persistence(x + dx)
+    for kind in ("bottleneck", "wasserstein"):
+        assert a.distance(a, 1, kind=kind) == 0.0
+        assert a.distance(b, 1, kind=kind) == pytest.approx(b.distance(a, 1, kind=kind))
+    # stability (Cohen-Steiner, Edelsbrunner & Harer): the bottleneck distance between the
+    # diagrams of the alpha (Cech) radius is at most the largest displacement
+    for k in range(3):
+        assert 0 < a.distance(b, k) <= np.linalg.norm(dx, axis=1).max() + 1e-12
+    back = decode(*encode(a))
+    assert isinstance(back, PersistenceDiagram) and np.array_equal(back.bars(1), a.bars(1))
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(InputError, match="cell"):
+        alpha_persistence(np.zeros((2, 3)), pbc=True)
+    with pytest.raises(InputError, match="degenerate"):
+        alpha_persistence(np.zeros((2, 3)), cell=[[1, 0, 0], [2, 0, 0], [0, 0, 1]], pbc=True)
+    with pytest.raises(InputError, match="finite"):
+        cubical_persistence(np.array([[0.0, np.nan], [1.0, 2.0]]))
+    with pytest.raises(InputError, match="positions"):
+        alpha_persistence(np.zeros((3, 4)))
+    with pytest.raises(InputError, match="other.unit"):
+        a = alpha_persistence(np.random.default_rng(0).random((10, 3)))
+        a.distance(cubical_persistence(np.random.default_rng(0).random((8, 8)), unit="K"), 0)
