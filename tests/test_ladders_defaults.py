@@ -41,8 +41,23 @@ def _run_defaults(tmp_path, ladder):
 def test_every_ladder_is_covered_by_a_defaults_run():
     covered = {"silicon-fracture", "defects", "elastic-constants", "vacancy-diffusion", "magnet",
                "qmmm-water", "polycrystal", "fracture-phasefield", "nanoindentation", "water-cg",
-               "composite"}
+               "composite", "silicon-topology"}
     assert set(available_ladders()) == covered
+
+
+@pytest.mark.slow
+def test_silicon_topology_defaults(tmp_path):
+    """About 55 s: the melt-quench MD dominates."""
+    t = _run_defaults(tmp_path, "silicon-topology")["topology"]
+    c, g = t["crystal"], t["glass"]
+    assert c["betti_end"] == [1, 3, 3, 1] and g["betti_end"] == [1, 3, 3, 1]
+    assert c["rings"] == {6: 2 * 216} and c["coordination"] == 4.0
+    # the glass: a spread of H1 deaths and of ring sizes, 5- and 7-rings as common as 6
+    assert g["h1_death_std"] > 0.1 > c["h1_death_std"]
+    assert set(g["rings"]) >= {5, 6, 7}
+    assert g["rings"][5] + g["rings"][7] > g["rings"][6]
+    assert 3.9 < g["coordination"] < 4.6
+    assert t["bottleneck_H1"] > 0.1
 
 
 def test_composite_defaults_give_moduli_inside_the_bounds(tmp_path):

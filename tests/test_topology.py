@@ -105,3 +105,39 @@ def test_bad_input_is_refused():
     with pytest.raises(InputError, match="other.unit"):
         a = alpha_persistence(np.random.default_rng(0).random((10, 3)))
         a.distance(cubical_persistence(np.random.default_rng(0).random((8, 8)), unit="K"), 0)
+
+
+def test_rips_landscape_and_image():
+    from scaleladder.topology import landscape, persistence_image, plot_diagram, rips_persistence
+    n, r = 30, 2.0
+    t = 2 * np.pi * np.arange(n) / n
+    x = np.c_[r * np.cos(t), r * np.sin(t), np.zeros(n)]
+    d = rips_persistence(x, max_edge=5.0, max_dimension=2)
+    assert len(d.bars(1)) == 1
+    b, dth = d.bars(1)[0]
+    assert b == pytest.approx(2 * r * math.sin(math.pi / n), rel=1e-9)   # neighbour distance
+    # the ring fills when the first triangle spanning it appears: the side of the inscribed
+    # equilateral-ish triangle, 2 r sin(pi k / n) for k = n // 3
+    assert dth == pytest.approx(2 * r * math.sin(math.pi * (n // 3) / n), rel=1e-9)
+    grid = np.linspace(0, 4, 401)
+    lam = landscape(d, 1, grid)
+    assert lam[0].max() == pytest.approx((dth - b) / 2, abs=0.01)          # tent height
+    assert np.all(lam[1] == 0)
+    img = persistence_image(d, 1, birth_range=(0, 4), pers_range=(0, 4), sigma=0.1)
+    assert img.sum() == pytest.approx((dth - b) / 4, rel=0.02)          # weight p / p_max
+    ax = plot_diagram(alpha_persistence(x))
+    assert ax.get_xlabel().startswith("birth")
+
+
+def test_ring_statistics_of_diamond_and_the_cycle_rank_of_its_h1():
+    from ase.build import bulk
+
+    from scaleladder.ladders.silicon_topology import ring_statistics
+    at = bulk("Si", "diamond", a=5.431, cubic=True).repeat(2)
+    rs = ring_statistics(at.positions, at.cell.array)
+    assert rs["rings"] == {6: 2 * len(at)} and rs["coordination"] == 4.0
+    d = alpha_persistence(at.positions, cell=at.cell.array, pbc=True)
+    # H1 counts independent cycles, not rings: the bond graph's cycle rank E - V + 1 = N + 1
+    # (4-coordinated: E = 2N), all born with the bonds (half the bond length)
+    assert len(d.bars(1)) == len(at) + 1
+    assert np.allclose(d.bars(1)[:, 0], 5.431 * math.sqrt(3) / 8, atol=1e-5)

@@ -14,7 +14,8 @@ _LADDERS = {"silicon-fracture": "scaleladder.ladders.silicon_fracture",
             "fracture-phasefield": "scaleladder.ladders.fracture_phasefield",
             "nanoindentation": "scaleladder.ladders.nanoindentation",
             "water-cg": "scaleladder.ladders.water_cg",
-            "composite": "scaleladder.ladders.composite"}
+            "composite": "scaleladder.ladders.composite",
+            "silicon-topology": "scaleladder.ladders.silicon_topology"}
 
 
 def available_ladders() -> dict[str, str]:

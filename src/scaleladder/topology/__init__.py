@@ -23,7 +23,8 @@ import numpy as np
 from ..core.errors import InputError
 from ..handoffs.topology import PersistenceDiagram
 
-__all__ = ["alpha_persistence", "cubical_persistence", "ALPHA_UNIT"]
+__all__ = ["alpha_persistence", "rips_persistence", "cubical_persistence", "landscape",
+           "persistence_image", "plot_diagram", "ALPHA_UNIT"]
 
 ALPHA_UNIT = "Å"
 
@@ -60,18 +61,19 @@ def _check_cell(cell, dim: int) -> np.ndarray:
     return c
 
 
-def _drop_empty(iv: np.ndarray) -> np.ndarray:
+def _drop_empty(iv: np.ndarray, min_length: float = 0.0) -> np.ndarray:
     """Intervals of zero length (a simplex and its coface entering together: degenerate
-    positions) carry no feature; they are dropped (to round-off of the largest finite value)."""
+    positions) carry no feature; they are dropped (to round-off of the largest finite value,
+    or ``min_length``)."""
     if not len(iv):
         return iv
     fin = iv[np.isfinite(iv)]
-    tol = 1e-10 * max(float(np.max(np.abs(fin))) if fin.size else 1.0, 1.0)
+    tol = max(1e-10 * max(float(np.max(np.abs(fin))) if fin.size else 1.0, 1.0), min_length)
     return iv[~(iv[:, 1] - iv[:, 0] <= tol)]
 
 
 def _diagram(st, *, filtration: str, unit: str, periodic: bool, supercell, provenance,
-             sqrt: bool) -> PersistenceDiagram:
+             sqrt: bool, min_length: float = 0.0) -> PersistenceDiagram:
     st.compute_persistence(homology_coeff_field=2, persistence_dim_max=True)
     top = st.dimension()
     out = {}
@@ -79,7 +81,7 @@ def _diagram(st, *, filtration: str, unit: str, periodic: bool, supercell, prove
         iv = np.asarray(st.persistence_intervals_in_dimension(d), dtype=float).reshape(-1, 2)
         if sqrt:
             iv = np.sign(iv) * np.sqrt(np.abs(iv))
-        iv = _drop_empty(iv)
+        iv = _drop_empty(iv, min_length)
         out[d] = iv[np.lexsort((iv[:, 1], iv[:, 0]))] if len(iv) else iv
     return PersistenceDiagram(out, unit, filtration, periodic=periodic, supercell=supercell,
                               provenance=provenance)
@@ -128,14 +130,21 @@ def alpha_persistence(positions, *, cell=None, pbc=False, radii=None,
         raise InputError("cell", None, "the lattice vectors of the periodic cell (pbc=True)")
     dim = x.shape[1]
     c = _check_cell(cell, dim)
-    # reduce into the cell (fractional coordinates in [0, 1))
+    # reduce into the cell (fractional coordinates in [0, 1)), and break exact degeneracies
+    # (a crystal's cospherical atoms) by a periodic jitter of 1e-7 of the cell's size: the
+    # Delaunay triangulation of a degenerate set is not unique, and different lifts of one
+    # torus cell would be triangulated differently (a crystal then showed 34 spurious H2
+    # classes); the diagram moves by at most the jitter (stability), and bars shorter than
+    # 1e-6 of the cell's size are dropped
     frac = np.linalg.solve(c.T, x.T).T
+    frac += 1e-7 * np.random.default_rng(12345).uniform(-1.0, 1.0, size=frac.shape)
     frac -= np.floor(frac)
+    size = abs(np.linalg.det(c)) ** (1.0 / dim)
     for m in range(1, int(max_supercell) + 1):
         st = _torus_complex(gudhi, frac, c, w, (m,) * dim)
         if st is not None:
             return _diagram(st, filtration="alpha", unit=ALPHA_UNIT, periodic=True,
-                            supercell=(m,) * dim, sqrt=True,
+                            supercell=(m,) * dim, sqrt=True, min_length=1e-6 * size,
                             provenance={"n_points": int(x.shape[0]) * m ** dim,
                                         "weighted": w is not None,
                                         "method": "alpha complex on the torus (GUDHI "
@@ -215,3 +224,99 @@ def cubical_persistence(field, *, periodic=False, unit: str = "",
                               supercell=(1,) * f.ndim,
                               provenance={"shape": list(f.shape), "periodic": per,
                                           "superlevel": bool(superlevel)})
+
+
+def rips_persistence(positions, *, max_edge: float, max_dimension: int = 2
+                     ) -> PersistenceDiagram:
+    """Persistence of the Vietoris-Rips filtration (edge length, Å) of an open point set, up to
+    ``max_edge`` (GUDHI's RipsComplex; H0..H``max_dimension - 1`` are complete).  For periodic
+    structures use :func:`alpha_persistence` (a minimum-image Rips complex misses the cell's
+    own cycles)."""
+    gudhi = _gudhi()
+    x = _check_points(positions)
+    if not (isinstance(max_edge, (int, float)) and np.isfinite(max_edge) and max_edge > 0):
+        raise InputError("max_edge", max_edge, "a positive length (Å)")
+    if int(max_dimension) not in (1, 2, 3):
+        raise InputError("max_dimension", max_dimension, "1, 2 or 3")
+    st = gudhi.RipsComplex(points=x, max_edge_length=float(max_edge)).create_simplex_tree(
+        max_dimension=int(max_dimension))
+    d = _diagram(st, filtration="rips", unit=ALPHA_UNIT, periodic=False,
+                 supercell=(1,) * x.shape[1], sqrt=False,
+                 provenance={"n_points": int(x.shape[0]), "max_edge": float(max_edge),
+                             "method": "gudhi.RipsComplex"})
+    top = int(max_dimension) - 1
+    return PersistenceDiagram({k: v for k, v in d.intervals.items() if k <= top}, d.unit,
+                              d.filtration, provenance=d.provenance)
+
+
+def landscape(diagram: PersistenceDiagram, dim: int, grid, k_max: int = 3) -> np.ndarray:
+    """Persistence landscape (Bubenik 2015): ``lambda_k(t)``, k = 1..k_max, the k-th largest
+    tent ``max(0, min(t - b, d - t))`` over the finite bars of dimension ``dim``, on ``grid``
+    (the diagram's unit).  Returns (k_max, len(grid))."""
+    t = np.asarray(grid, dtype=float)
+    bars = diagram.finite(dim)
+    if not len(bars):
+        return np.zeros((k_max, t.size))
+    tents = np.maximum(0.0, np.minimum(t[None, :] - bars[:, :1], bars[:, 1:] - t[None, :]))
+    tents = -np.sort(-tents, axis=0)
+    out = np.zeros((k_max, t.size))
+    out[:min(k_max, len(bars))] = tents[:k_max]
+    return out
+
+
+def persistence_image(diagram: PersistenceDiagram, dim: int, *, birth_range, pers_range,
+                      resolution=(20, 20), sigma: float | None = None) -> np.ndarray:
+    """Persistence image (Adams et al. 2017): the finite bars of ``dim`` in (birth,
+    persistence) coordinates, each a Gaussian of width ``sigma`` weighted linearly by its
+    persistence, integrated over a ``resolution`` grid of pixels.  Returns (ny, nx): rows
+    persistence, columns birth."""
+    from scipy.special import erf
+
+    b0, b1 = (float(v) for v in birth_range)
+    p0, p1 = (float(v) for v in pers_range)
+    if not (b1 > b0 and p1 > p0):
+        raise InputError("birth_range/pers_range", (birth_range, pers_range), "low < high")
+    nx, ny = (int(r) for r in resolution)
+    bars = diagram.finite(dim)
+    sigma = (p1 - p0) / ny if sigma is None else float(sigma)
+    xb = np.linspace(b0, b1, nx + 1)
+    yp = np.linspace(p0, p1, ny + 1)
+    img = np.zeros((ny, nx))
+    pmax = max(p1, 1e-300)
+    for b, d in bars:
+        p = d - b
+        cx = 0.5 * (erf((xb[1:] - b) / (np.sqrt(2) * sigma)) - erf((xb[:-1] - b) /
+                                                                  (np.sqrt(2) * sigma)))
+        cy = 0.5 * (erf((yp[1:] - p) / (np.sqrt(2) * sigma)) - erf((yp[:-1] - p) /
+                                                                  (np.sqrt(2) * sigma)))
+        img += min(p / pmax, 1.0) * np.outer(cy, cx)
+    return img
+
+
+def plot_diagram(diagram: PersistenceDiagram, ax=None, dims=None):
+    """Birth-death diagram (infinite bars on a line above the finite ones), one colour per
+    dimension."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4.5))
+    dims = diagram.dimensions if dims is None else list(dims)
+    fin = [diagram.finite(d) for d in dims]
+    top = max([float(f[:, 1].max()) for f in fin if len(f)] + [1e-12])
+    inf_y = 1.08 * top
+    for d, f in zip(dims, fin):
+        b = diagram.bars(d)
+        ax.scatter(f[:, 0], f[:, 1], s=10, label=f"H{d}")
+        n_inf = int(np.sum(~np.isfinite(b[:, 1])))
+        if n_inf:
+            ax.scatter(b[~np.isfinite(b[:, 1]), 0], np.full(n_inf, inf_y), marker="^", s=22,
+                       color=ax.collections[-1].get_facecolor()[0])
+    ax.plot([0, inf_y], [0, inf_y], "k-", lw=0.6)
+    ax.axhline(inf_y, color="grey", ls=":", lw=0.8)
+    ax.set_xlabel(f"birth ({diagram.unit})")
+    ax.set_ylabel(f"death ({diagram.unit}); ▲ = never")
+    ax.legend(fontsize=8)
+    return ax
