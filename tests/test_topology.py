@@ -27,6 +27,10 @@ def test_random_periodic_points_have_the_betti_numbers_of_the_3_torus():
     d2 = alpha_persistence(x + np.array([3.3, -7.1, 2.2]), cell=cell, pbc=True)
     for k in range(4):
         assert np.allclose(np.sort(d.bars(k), axis=0), np.sort(d2.bars(k), axis=0), atol=1e-9)
+    # triangulating only a skin of images around the cell gives the complex of all 26 images
+    full = alpha_persistence(x, cell=cell, pbc=True, skin=1e9)
+    for k in range(4):
+        assert np.allclose(np.sort(d.bars(k), axis=0), np.sort(full.bars(k), axis=0))
     # the open cluster of the same points is contractible in the end
     assert alpha_persistence(x).betti()[:1] == [1]
     assert alpha_persistence(x).betti()[1:] in ([0, 0], [0, 0, 0])

@@ -9,6 +9,8 @@ cycles.  Here the complex is built on the torus itself: the Delaunay/alpha compl
 points and their 26 neighbouring images (any triclinic cell) is computed by GUDHI, and each
 simplex of the torus is taken once, from the lift whose anchor (its vertex of smallest atom
 index) lies in the central image; its filtration value is that lift's (translation invariant).
+Only the images within a skin of the cell are triangulated, the skin grown until every empty
+ball of a simplex anchored in the cell lies inside it.
 The quotient is a simplicial complex only when no simplex joins an atom to its own image and no
 two simplices share a vertex set — in a cell too small for that, the cell is repeated (the
 ``supercell`` of the diagram) until it is.  The cell's own classes then appear as infinite bars:
@@ -88,7 +90,7 @@ def _diagram(st, *, filtration: str, unit: str, periodic: bool, supercell, prove
 
 
 def alpha_persistence(positions, *, cell=None, pbc=False, radii=None,
-                      max_supercell: int = 4) -> PersistenceDiagram:
+                      max_supercell: int = 4, skin: float | None = None) -> PersistenceDiagram:
     """Persistence of the alpha filtration of atoms (Å: the radius of the empty ball).
 
     Parameters
@@ -103,6 +105,9 @@ def alpha_persistence(positions, *, cell=None, pbc=False, radii=None,
         Atomic radii (Å): the weighted alpha complex (power distance, weights ``r^2``).
     max_supercell : int
         The largest repetition tried for a simplicial torus complex.
+    skin : float, optional
+        The first skin (Å) of images triangulated around the cell (default four mean
+        interatomic spacings; it grows until it is enough: the result does not depend on it).
     """
     gudhi = _gudhi()
     if hasattr(positions, "get_positions") and hasattr(positions, "cell"):
@@ -141,7 +146,7 @@ def alpha_persistence(positions, *, cell=None, pbc=False, radii=None,
     frac -= np.floor(frac)
     size = abs(np.linalg.det(c)) ** (1.0 / dim)
     for m in range(1, int(max_supercell) + 1):
-        st = _torus_complex(gudhi, frac, c, w, (m,) * dim)
+        st = _torus_complex(gudhi, frac, c, w, (m,) * dim, skin)
         if st is not None:
             return _diagram(st, filtration="alpha", unit=ALPHA_UNIT, periodic=True,
                             supercell=(m,) * dim, sqrt=True, min_length=1e-6 * size,
@@ -154,9 +159,15 @@ def alpha_persistence(positions, *, cell=None, pbc=False, radii=None,
                      f"{max_supercell}x supercell (raise max_supercell)")
 
 
-def _torus_complex(gudhi, frac, cell, w, reps):
+def _torus_complex(gudhi, frac, cell, w, reps, skin=None):
     """The alpha complex on the torus of the cell repeated ``reps`` times, or None where the
-    quotient is not a simplicial complex."""
+    quotient is not a simplicial complex.
+
+    Only the images within a skin of the (super)cell are triangulated: a simplex anchored in the
+    cell is a Delaunay simplex of the whole periodic set when its empty ball lies inside the
+    padded region, which holds when every top simplex anchored in the cell has a circumradius
+    of at most half the skin.  The skin starts at four mean interatomic spacings and doubles
+    until that holds (at a skin of a full cell width, all 26 images are used)."""
     dim = frac.shape[1]
     reps = np.asarray(reps)
     grid = np.array(list(itertools.product(*[range(k) for k in reps])), dtype=float)
@@ -164,39 +175,54 @@ def _torus_complex(gudhi, frac, cell, w, reps):
     scell = cell * reps[:, None]
     n = sfrac.shape[0]
     sw = None if w is None else np.tile(w, len(grid))
+    vol = abs(np.linalg.det(scell))
+    widths = np.array([vol / np.linalg.norm(np.cross(*np.delete(scell, i, axis=0)))
+                       if dim == 3 else vol / np.linalg.norm(scell[1 - i]) for i in range(dim)])
     offsets = np.array(list(itertools.product((-1, 0, 1), repeat=dim)), dtype=float)
-    pts = ((sfrac[None, :, :] + offsets[:, None, :]).reshape(-1, dim)) @ scell
     centre = int(np.flatnonzero(np.all(offsets == 0, axis=1))[0])
-    ac = gudhi.AlphaComplex(points=pts, weights=None if sw is None else list(np.tile(sw, 27 if
-                                                                                     dim == 3
-                                                                                     else 9)))
-    full = ac.create_simplex_tree()
-    out = gudhi.SimplexTree()
-    seen: dict = {}
-    for simplex, f in full.get_simplices():
-        atoms = [v % n for v in simplex]
-        img = [v // n for v in simplex]
-        a = min(range(len(atoms)), key=lambda i: atoms[i])
-        if img[a] != centre:
-            continue
-        if len(set(atoms)) != len(atoms):
-            return None                           # an atom joined to its own image
-        rel = tuple(sorted((atoms[i], tuple(offsets[img[i]] - offsets[img[a]]))
-                           for i in range(len(atoms))))
-        key = tuple(sorted(atoms))
-        if key in seen and seen[key] != rel:
-            return None                           # two simplices on one vertex set
-        seen[key] = rel
-        out.insert(sorted(atoms), f)
-    out.make_filtration_non_decreasing()
-    return out
+    skin = 4.0 * (vol / n) ** (1.0 / dim) if skin is None else float(skin)
+    while True:
+        full_images = bool(np.all(skin >= widths))
+        sf = np.minimum(skin / widths, 1.0)
+        allf = (sfrac[None, :, :] + offsets[:, None, :]).reshape(-1, dim)
+        keep = np.all((allf >= -sf) & (allf < 1.0 + sf), axis=1)
+        idx = np.flatnonzero(keep)
+        atom_of, img_of = idx % n, idx // n
+        ac = gudhi.AlphaComplex(points=allf[idx] @ scell,
+                                weights=None if sw is None else list(sw[atom_of]))
+        full = ac.create_simplex_tree()
+        out, seen, ok = gudhi.SimplexTree(), {}, True
+        limit = (0.5 * skin) ** 2
+        for simplex, f in full.get_simplices():
+            atoms = atom_of[simplex]
+            imgs = img_of[simplex]
+            a = int(np.argmin(atoms))
+            if imgs[a] != centre:
+                continue
+            if len(simplex) == dim + 1 and f > limit and not full_images:
+                ok = False                      # an empty ball reaching past the skin
+                break
+            if len(set(atoms.tolist())) != len(atoms):
+                return None                     # an atom joined to its own image
+            key = tuple(sorted(atoms.tolist()))
+            rel = tuple(sorted((int(atoms[i]), tuple(offsets[imgs[i]] - offsets[imgs[a]]))
+                               for i in range(len(atoms))))
+            if key in seen and seen[key] != rel:
+                return None                     # two simplices on one vertex set
+            seen[key] = rel
+            out.insert(list(key), f)
+        if ok:
+            out.make_filtration_non_decreasing()
+            return out
+        skin *= 2.0
 
 
 def cubical_persistence(field, *, periodic=False, unit: str = "",
                         superlevel: bool = False) -> PersistenceDiagram:
     """Persistence of the sublevel sets (``superlevel``: of the superlevel sets — the diagram
-    is then that of ``-field``, its values negated) of a 2D or 3D field on its grid (GUDHI's cubical complex; ``periodic`` — True or one flag
-    per axis — identifies opposite faces: the torus classes appear)."""
+    is then that of ``-field``, its values negated) of a 2D or 3D field on its grid (GUDHI's
+    cubical complex; ``periodic`` — True or one flag per axis — identifies opposite faces: the
+    torus classes appear)."""
     gudhi = _gudhi()
     try:
         f = np.asarray(field, dtype=float)
