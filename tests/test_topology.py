@@ -145,3 +145,47 @@ def test_ring_statistics_of_diamond_and_the_cycle_rank_of_its_h1():
     # (4-coordinated: E = 2N), all born with the bonds (half the bond length)
     assert len(d.bars(1)) == len(at) + 1
     assert np.allclose(d.bars(1)[:, 0], 5.431 * math.sqrt(3) / 8, atol=1e-5)
+
+
+def _periodic_components(mask):
+    """Connected components of a 2D mask on the torus, pixels touching at an edge or a corner
+    (the cubical complex of the top cells joins both)."""
+    ny, nx = mask.shape
+    parent = {}
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+    cells = [(i, j) for i in range(ny) for j in range(nx) if mask[i, j]]
+    for c in cells:
+        parent[c] = c
+    for i, j in cells:
+        for di in (-1, 0, 1):
+            for dj in (-1, 0, 1):
+                q = ((i + di) % ny, (j + dj) % nx)
+                if q in parent:
+                    parent[find((i, j))] = find(q)
+    return len({find(c) for c in cells})
+
+
+def test_cahn_hilliard_coarsening_as_a_persistence_curve():
+    from scaleladder.mesoscale import phasefield as pf
+    from scaleladder.topology import persistence_curve
+    grid = pf.SpectralGrid((64, 64), 1.0)
+    model = pf.CahnHilliard(W=1.0, kappa=2.0, mobility=1.0)
+    state = 0.35 + 0.05 * np.random.default_rng(0).standard_normal(grid.shape)
+    snaps, done = [], 0
+    for s in (400, 800, 1600, 3200):
+        res = pf.run_phasefield(model, grid, state, 0.2, s - done, energy_every=100)
+        state, done = res.state, s
+        snaps.append(res.fields[0].copy())
+    cur = persistence_curve(snaps, min_persistence=0.5, superlevel=True)
+    n = cur["count"][:, 0]
+    assert np.all(np.diff(n) <= 0) and n[0] > n[-1]            # droplets coarsen
+    assert np.all(np.diff(cur["total"][:, 0]) < 0)
+    # the H0 classes alive at level 1/2 of the superlevel filtration (the diagram of -c at
+    # -1/2) are the droplets c > 1/2, labelled on the torus
+    for f, d in zip(snaps, cur["diagrams"]):
+        assert d.betti(at=-0.5)[0] == _periodic_components(f > 0.5)
