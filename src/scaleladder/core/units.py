@@ -56,6 +56,7 @@ _BASE: dict[str, tuple[float, tuple]] = {
     "Ry": (ELEMENTARY_CHARGE * HARTREE_EV / 2, _J),
     "Pa": (1.0, _PA), "kPa": (1e3, _PA), "MPa": (1e6, _PA), "GPa": (1e9, _PA),
     "bar": (1e5, _PA), "N": (1.0, _d(M=1, L=1, T=-2)),
+    "W": (1.0, _d(M=1, L=2, T=-3)),
     "K": (1.0, _d(Th=1)), "mol": (1.0, _d(N=1)), "A": (1.0, _d(I=1)),
 }
 

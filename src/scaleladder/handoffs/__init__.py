@@ -18,6 +18,7 @@ from .potential import FittedPotential
 from .phonons import HarmonicTSTPrefactor, PhononProperties, harmonic_rate
 from .structure import Structure
 from .surface import SurfaceEnergy
+from .thermal import ThermalConductivity
 from .topology import PersistenceDiagram
 
 __all__ = ["Configuration", "ReferenceDataset", "EquationOfState", "FittedPotential",
@@ -25,4 +26,4 @@ __all__ = ["Configuration", "ReferenceDataset", "EquationOfState", "FittedPotent
            "PhononProperties", "HarmonicTSTPrefactor", "harmonic_rate", "EventCatalog", "EventType",
            "ExchangeParameters", "HamiltonianConvention", "read_tb2j", "Structure",
            "CriticalStress", "Microstructure", "CGTrajectory", "CGPotential", "pair_key",
-           "Design", "PersistenceDiagram"]
+           "Design", "PersistenceDiagram", "ThermalConductivity"]
