@@ -41,8 +41,30 @@ def _run_defaults(tmp_path, ladder):
 def test_every_ladder_is_covered_by_a_defaults_run():
     covered = {"silicon-fracture", "defects", "elastic-constants", "vacancy-diffusion", "magnet",
                "qmmm-water", "polycrystal", "fracture-phasefield", "nanoindentation", "water-cg",
-               "composite", "silicon-topology"}
+               "composite", "silicon-topology", "thermal-conductivity"}
     assert set(available_ladders()) == covered
+
+
+def test_thermal_conductivity_defaults(tmp_path):
+    """About 6 s: SW silicon's kappa(T) by phono3py RTA, then the heat spreader."""
+    res = _run_defaults(tmp_path, "thermal-conductivity")
+    k = res["kappa"]
+    s = np.asarray(k.scalar().value)
+    T = k.temperatures_K
+    assert np.all(np.diff(s) < 0)                                  # Umklapp: falls with T
+    kT = s * T
+    assert np.ptp(kT[T >= 300]) / kT[T >= 300].mean() < 0.3       # ~1/T at high T
+    assert "q_mesh" in k.kappa.sources
+    sp = res["spreader"]
+    assert set(sp["T_peak"].sources) == {"q_mesh", "mesh"}
+    assert sp["rise_K"] > 0
+    # k falls with T, so the rise exceeds that of a constant k taken at the sink temperature
+    from scaleladder.continuum.heat import solve_heat
+    from scaleladder.ladders.thermal_conductivity import _spreader_mesh
+    m = _spreader_mesh(10e-3, 0.5e-3, 1e-3, 2)
+    const = solve_heat(m, k.at(300.0), dirichlet={"sink": 300.0}, flux={"hotspot": -1e7})
+    assert sp["T_peak"].value > const.max_temperature() > 300.0
+    assert sp["T_peak"].value - const.max_temperature() < 0.2 * sp["rise_K"]
 
 
 @pytest.mark.slow

@@ -15,7 +15,8 @@ _LADDERS = {"silicon-fracture": "scaleladder.ladders.silicon_fracture",
             "nanoindentation": "scaleladder.ladders.nanoindentation",
             "water-cg": "scaleladder.ladders.water_cg",
             "composite": "scaleladder.ladders.composite",
-            "silicon-topology": "scaleladder.ladders.silicon_topology"}
+            "silicon-topology": "scaleladder.ladders.silicon_topology",
+            "thermal-conductivity": "scaleladder.ladders.thermal_conductivity"}
 
 
 def available_ladders() -> dict[str, str]:

@@ -1,0 +1,167 @@
+"""Ladder ``thermal-conductivity``: an interatomic potential -> phonon Boltzmann transport ->
+kappa(T) -> the temperature field of a silicon heat spreader under a hot spot.
+
+Stages: the lattice thermal conductivity of silicon with the chosen potential (phono3py, RTA,
+second- and third-order force constants from the project's calculator; the q-mesh's share as a
+one-sigma source from a coarser mesh), then the steady conduction in a cross-section of a
+silicon plate (``spreader.width_mm`` x ``spreader.thickness_mm``) whose bottom sits on a heat
+sink at ``spreader.sink_K`` and whose top takes ``spreader.heat_flux_W_cm2`` over a hot spot
+``spreader.hotspot_mm`` wide (the rest insulated), with k(T) from the handoff; three mesh
+levels.  The result: the peak temperature with sources ``q_mesh`` (the conductivity's
+convergence, propagated by re-solving with its two samples) and ``mesh`` (the change between
+the two finest levels, Richardson at the observed order).
+
+Not yet in the budget: the potential itself (the flagship's fit ensemble is the intended
+source; a Stillinger-Weber/Tersoff pair is no honest alternative: see docs/thermal.md).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import validate as V
+from ..core.pipeline import stage
+from .base import LadderSpec, Setting
+
+SOURCE_HANDOFFS = {
+    "q_mesh": "phonon BTE -> kappa(T): q-mesh convergence",
+    "mesh": "continuum heat conduction: discretisation (Richardson)",
+}
+TEMPERATURES = (100.0, 150.0, 200.0, 300.0, 400.0, 600.0, 800.0, 1000.0)
+EXPERIMENT_300K = 148.0      # W/(m K), natural Si (Glassbrenner & Slack 1964)
+
+
+def _calculator(name: str):
+    from ..atomistic import StillingerWeber
+    from ..atomistic.tersoff import Tersoff
+
+    return {"sw": StillingerWeber, "tersoff": Tersoff}[name]()
+
+
+@stage("atomistic.lattice_kappa", version="1")
+def lattice_kappa(potential: str, a0: float, supercell: int, mesh: int):
+    """kappa(T) of diamond silicon (RTA) at ``TEMPERATURES`` with its q-mesh source."""
+    from ase.build import bulk
+
+    from ..atomistic.thermal_conductivity import lattice_thermal_conductivity
+
+    return lattice_thermal_conductivity(bulk("Si", "diamond", a=a0), _calculator(potential),
+                                        temperatures=TEMPERATURES, supercell=(supercell,) * 3,
+                                        mesh=(mesh,) * 3, convergence=True)
+
+
+def _spreader_mesh(width, thickness, hotspot, level):
+    from skfem import MeshTri
+
+    nx, ny = 20 * 2 ** level, max(2, int(round(20 * 2 ** level * thickness / width * 4)))
+    xs = np.linspace(0.0, width, nx + 1)
+    ys = np.linspace(0.0, thickness, ny + 1)
+    m = MeshTri.init_tensor(xs, ys)
+    return m.with_boundaries({
+        "sink": lambda x: np.isclose(x[1], 0.0),
+        "hotspot": lambda x: np.isclose(x[1], thickness) & (np.abs(x[0] - width / 2)
+                                                            <= hotspot / 2 + 1e-12),
+    })
+
+
+@stage("continuum.heat_spreader", version="1")
+def heat_spreader(kappa, width_mm: float, thickness_mm: float, hotspot_mm: float,
+                  heat_flux_W_cm2: float, sink_K: float, levels: int) -> dict:
+    """Peak temperature (K) of the spreader: nominal kappa at every mesh level, and the
+    q-mesh samples of kappa at the finest."""
+    from ..continuum.heat import solve_heat
+    from ..handoffs import ThermalConductivity
+    from ..uq import Estimate, one_sigma_samples
+
+    w, t, h = width_mm * 1e-3, thickness_mm * 1e-3, hotspot_mm * 1e-3
+    q = heat_flux_W_cm2 * 1e4
+
+    def peak(kap, level):
+        m = _spreader_mesh(w, t, h, level)
+        s = solve_heat(m, kap, dirichlet={"sink": sink_K}, flux={"hotspot": -q}, element="P2")
+        return s.max_temperature()
+    peaks = [peak(kappa, lv) for lv in range(levels)]
+    value = peaks[-1]
+    sources = {}
+    if levels >= 3:
+        d1, d2 = peaks[-2] - peaks[-3], peaks[-1] - peaks[-2]
+        order = float(np.log2(abs(d1 / d2))) if d2 != 0 and d1 / d2 > 1 else 1.0
+        sources["mesh"] = one_sigma_samples(value, abs(d2) / (2 ** order - 1))
+    ks = kappa.kappa.sources.get("q_mesh")
+    if ks is not None:
+        samples = []
+        for sample in ks:
+            kk = ThermalConductivity(kappa.temperatures_K, Estimate(sample, "W/m/K"), "sample")
+            samples.append(peak(kk, levels - 1))
+        sources["q_mesh"] = np.array(samples)
+    return {"T_peak": Estimate(value, "K", sources), "peaks_by_level": peaks,
+            "rise_K": value - sink_K}
+
+
+def build(settings: dict) -> dict:
+    k = lattice_kappa.bind(potential=settings["potential"], a0=settings["a0"],
+                           supercell=settings["bte.supercell"], mesh=settings["bte.mesh"]
+                           ).with_label("phono3py: kappa(T)")
+    sp = heat_spreader.bind(kappa=k, width_mm=settings["spreader.width_mm"],
+                            thickness_mm=settings["spreader.thickness_mm"],
+                            hotspot_mm=settings["spreader.hotspot_mm"],
+                            heat_flux_W_cm2=settings["spreader.heat_flux_W_cm2"],
+                            sink_K=settings["spreader.sink_K"],
+                            levels=settings["spreader.levels"]).with_label("heat spreader")
+    return {"kappa": k, "spreader": sp}
+
+
+def summarize(settings: dict, results: dict) -> list:
+    k = results["kappa"]
+    s = k.scalar()
+    rows = [(f"kappa({T:g} K)", f"{float(v):.4g} ± {float(e):.2g}", "W/(m K)",
+             f"experiment {EXPERIMENT_300K:g} (natural Si)" if T == 300.0 else "")
+            for T, v, e in zip(k.temperatures_K, s.value, np.atleast_1d(s.std))]
+    sp = results["spreader"]
+    Tp = sp["T_peak"]
+    rows2 = [("peak temperature", f"{float(Tp.value):.2f} ± {float(Tp.std):.2g}", "K",
+              f"rise {sp['rise_K']:.2f} K over the sink; by mesh level "
+              + ", ".join(f"{p:.3f}" for p in sp["peaks_by_level"]))]
+    for src, share in sorted(Tp.budget().items(), key=lambda kv: -kv[1]):
+        rows2.append((src, f"{100 * share:.1f} %", "", SOURCE_HANDOFFS[src]))
+    return [(f"Lattice thermal conductivity of Si ({settings['potential']}, RTA, "
+             f"{settings['bte.mesh']}³ q-mesh)", rows), ("Heat spreader", rows2)]
+
+
+SETTINGS = (
+    Setting("potential", "sw", "interatomic potential: sw | tersoff", str,
+            lambda n, v: V.one_of(n, v, ("sw", "tersoff"))),
+    Setting("a0", 5.431, "lattice constant (Å; the potential's)", float,
+            lambda n, v: V.in_range(n, v, 5.0, 6.0)),
+    Setting("bte.supercell", 3, "force-constant supercell (primitive cells per edge)", int,
+            lambda n, v: V.positive_int(n, v, 2)),
+    Setting("bte.mesh", 11, "q-mesh per axis (the coarse one is about 2/3)", int,
+            lambda n, v: V.positive_int(n, v, 5)),
+    Setting("spreader.width_mm", 10.0, "plate width (mm)", float, V.positive),
+    Setting("spreader.thickness_mm", 0.5, "plate thickness (mm)", float, V.positive),
+    Setting("spreader.hotspot_mm", 1.0, "hot-spot width at the top centre (mm)", float,
+            V.positive),
+    Setting("spreader.heat_flux_W_cm2", 1000.0, "heat flux into the hot spot (W/cm²)", float,
+            V.positive),
+    Setting("spreader.sink_K", 300.0, "heat-sink temperature at the bottom (K)", float,
+            lambda n, v: V.in_range(n, v, 100.0, 900.0)),
+    Setting("spreader.levels", 3, "mesh levels (each halves the element size)", int,
+            lambda n, v: V.positive_int(n, v, 1)),
+)
+
+
+def _check(settings):
+    from ..core.errors import InputError
+
+    if settings["spreader.hotspot_mm"] >= settings["spreader.width_mm"]:
+        raise InputError("spreader.hotspot_mm", settings["spreader.hotspot_mm"],
+                         f"less than the plate width ({settings['spreader.width_mm']:g} mm)")
+
+
+LADDER = LadderSpec(
+    name="thermal-conductivity",
+    description="potential -> phonon BTE kappa(T) -> a silicon heat spreader's peak temperature",
+    settings=SETTINGS, build=build, summarize=summarize, check=_check,
+    source_handoffs=SOURCE_HANDOFFS, headline=("spreader",),
+)
+
+__all__ = ["LADDER", "build", "summarize", "lattice_kappa", "heat_spreader"]
