@@ -11,8 +11,9 @@ levels.  The result: the peak temperature with sources ``q_mesh`` (the conductiv
 convergence, propagated by re-solving with its two samples) and ``mesh`` (the change between
 the two finest levels, Richardson at the observed order).
 
-Not yet in the budget: the potential itself (the flagship's fit ensemble is the intended
-source; a Stillinger-Weber/Tersoff pair is no honest alternative: see docs/thermal.md).
+The potential's share: the peak with the second potential's kappa (``potential_alt``, Tersoff's
+Si(C) by default) as the alternative sample -- the spread of two defensible potentials, as the
+flagship prices the functional; the flagship's fit ensemble is the better source (to come).
 """
 from __future__ import annotations
 
@@ -25,19 +26,26 @@ from .base import LadderSpec, Setting
 SOURCE_HANDOFFS = {
     "q_mesh": "phonon BTE -> kappa(T): q-mesh convergence",
     "mesh": "continuum heat conduction: discretisation (Richardson)",
+    "potential": "interatomic potential -> force constants (SW vs Tersoff T3)",
 }
 TEMPERATURES = (100.0, 150.0, 200.0, 300.0, 400.0, 600.0, 800.0, 1000.0)
 EXPERIMENT_300K = 148.0      # W/(m K), natural Si (Glassbrenner & Slack 1964)
 
 
+#: the potentials and their lattice constants (Å): SW (Stillinger & Weber 1985) and Tersoff's
+#: Si(C) (T3, PRB 38, 9902 (1988)) -- the Tersoff silicon of thermal-transport studies; his
+#: Si(B) (T2) has soft transverse-acoustic phonons (2.8 THz at X) and gave 18.6 W/(m K) at 300 K
+POTENTIALS = {"sw": 5.431, "tersoff": 5.432}
+
+
 def _calculator(name: str):
     from ..atomistic import StillingerWeber
-    from ..atomistic.tersoff import Tersoff
+    from ..atomistic.tersoff import TERSOFF_SI_C, Tersoff
 
-    return {"sw": StillingerWeber, "tersoff": Tersoff}[name]()
+    return StillingerWeber() if name == "sw" else Tersoff(TERSOFF_SI_C)
 
 
-@stage("atomistic.lattice_kappa", version="1")
+@stage("atomistic.lattice_kappa", version="2")
 def lattice_kappa(potential: str, a0: float, supercell: int, mesh: int):
     """kappa(T) of diamond silicon (RTA) at ``TEMPERATURES`` with its q-mesh source."""
     from ase.build import bulk
@@ -63,11 +71,12 @@ def _spreader_mesh(width, thickness, hotspot, level):
     })
 
 
-@stage("continuum.heat_spreader", version="1")
-def heat_spreader(kappa, width_mm: float, thickness_mm: float, hotspot_mm: float,
+@stage("continuum.heat_spreader", version="2")
+def heat_spreader(kappa, kappa_alt, width_mm: float, thickness_mm: float, hotspot_mm: float,
                   heat_flux_W_cm2: float, sink_K: float, levels: int) -> dict:
-    """Peak temperature (K) of the spreader: nominal kappa at every mesh level, and the
-    q-mesh samples of kappa at the finest."""
+    """Peak temperature (K) of the spreader: nominal kappa at every mesh level, the q-mesh
+    samples of kappa at the finest, and the other potential's kappa (``kappa_alt``, the
+    ``potential`` source: the two potentials as alternatives)."""
     from ..continuum.heat import solve_heat
     from ..handoffs import ThermalConductivity
     from ..uq import Estimate, one_sigma_samples
@@ -93,29 +102,47 @@ def heat_spreader(kappa, width_mm: float, thickness_mm: float, hotspot_mm: float
             kk = ThermalConductivity(kappa.temperatures_K, Estimate(sample, "W/m/K"), "sample")
             samples.append(peak(kk, levels - 1))
         sources["q_mesh"] = np.array(samples)
+    peak_alt = None
+    if kappa_alt is not None:
+        peak_alt = peak(kappa_alt, levels - 1)
+        sources["potential"] = np.array([value, peak_alt])
     return {"T_peak": Estimate(value, "K", sources), "peaks_by_level": peaks,
-            "rise_K": value - sink_K}
+            "rise_K": value - sink_K, "T_peak_alt_potential": peak_alt}
 
 
 def build(settings: dict) -> dict:
-    k = lattice_kappa.bind(potential=settings["potential"], a0=settings["a0"],
+    main = settings["potential"]
+    k = lattice_kappa.bind(potential=main, a0=POTENTIALS[main],
                            supercell=settings["bte.supercell"], mesh=settings["bte.mesh"]
-                           ).with_label("phono3py: kappa(T)")
-    sp = heat_spreader.bind(kappa=k, width_mm=settings["spreader.width_mm"],
+                           ).with_label(f"phono3py: kappa(T), {main}")
+    alt = settings["potential_alt"]
+    k_alt = None
+    if alt != "none":
+        k_alt = lattice_kappa.bind(potential=alt, a0=POTENTIALS[alt],
+                                   supercell=settings["bte.supercell"],
+                                   mesh=settings["bte.mesh"]).with_label(f"phono3py: kappa(T), "
+                                                                         f"{alt}")
+    sp = heat_spreader.bind(kappa=k, kappa_alt=k_alt, width_mm=settings["spreader.width_mm"],
                             thickness_mm=settings["spreader.thickness_mm"],
                             hotspot_mm=settings["spreader.hotspot_mm"],
                             heat_flux_W_cm2=settings["spreader.heat_flux_W_cm2"],
                             sink_K=settings["spreader.sink_K"],
                             levels=settings["spreader.levels"]).with_label("heat spreader")
-    return {"kappa": k, "spreader": sp}
+    out = {"kappa": k, "spreader": sp}
+    if k_alt is not None:
+        out["kappa_alt"] = k_alt
+    return out
 
 
 def summarize(settings: dict, results: dict) -> list:
     k = results["kappa"]
     s = k.scalar()
+    alt = results.get("kappa_alt")
+    sa = np.asarray(alt.scalar().value) if alt is not None else None
     rows = [(f"kappa({T:g} K)", f"{float(v):.4g} ± {float(e):.2g}", "W/(m K)",
-             f"experiment {EXPERIMENT_300K:g} (natural Si)" if T == 300.0 else "")
-            for T, v, e in zip(k.temperatures_K, s.value, np.atleast_1d(s.std))]
+             (f"{settings['potential_alt']}: {sa[i]:.4g}" if sa is not None else "")
+             + (f"; experiment {EXPERIMENT_300K:g} (natural Si)" if T == 300.0 else ""))
+            for i, (T, v, e) in enumerate(zip(k.temperatures_K, s.value, np.atleast_1d(s.std)))]
     sp = results["spreader"]
     Tp = sp["T_peak"]
     rows2 = [("peak temperature", f"{float(Tp.value):.2f} ± {float(Tp.std):.2g}", "K",
@@ -130,8 +157,9 @@ def summarize(settings: dict, results: dict) -> list:
 SETTINGS = (
     Setting("potential", "sw", "interatomic potential: sw | tersoff", str,
             lambda n, v: V.one_of(n, v, ("sw", "tersoff"))),
-    Setting("a0", 5.431, "lattice constant (Å; the potential's)", float,
-            lambda n, v: V.in_range(n, v, 5.0, 6.0)),
+    Setting("potential_alt", "tersoff", "second potential, for the potential's share of the "
+            "budget: sw | tersoff | none", str,
+            lambda n, v: V.one_of(n, v, ("sw", "tersoff", "none"))),
     Setting("bte.supercell", 3, "force-constant supercell (primitive cells per edge)", int,
             lambda n, v: V.positive_int(n, v, 2)),
     Setting("bte.mesh", 11, "q-mesh per axis (the coarse one is about 2/3)", int,
@@ -152,6 +180,9 @@ SETTINGS = (
 def _check(settings):
     from ..core.errors import InputError
 
+    if settings["potential_alt"] == settings["potential"]:
+        raise InputError("potential_alt", settings["potential_alt"], "a potential other than "
+                         "`potential` (or none)")
     if settings["spreader.hotspot_mm"] >= settings["spreader.width_mm"]:
         raise InputError("spreader.hotspot_mm", settings["spreader.hotspot_mm"],
                          f"less than the plate width ({settings['spreader.width_mm']:g} mm)")
