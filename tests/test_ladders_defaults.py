@@ -46,7 +46,8 @@ def test_every_ladder_is_covered_by_a_defaults_run():
 
 
 def test_thermal_conductivity_defaults(tmp_path):
-    """About 10 s: SW and Tersoff silicon's kappa(T) by phono3py RTA, the heat spreader."""
+    """About 40 s: SW (3³ and 4³ supercells) and Tersoff kappa(T) by phono3py RTA, the heat
+    spreader."""
     res = _run_defaults(tmp_path, "thermal-conductivity")
     ka = np.asarray(res["kappa_alt"].scalar().value)
     assert 150 < ka[3] < 400            # Tersoff T3 at 300 K: O(10^2) like MD studies report
@@ -56,9 +57,12 @@ def test_thermal_conductivity_defaults(tmp_path):
     assert np.all(np.diff(s) < 0)                                  # Umklapp: falls with T
     kT = s * T
     assert np.ptp(kT[T >= 300]) / kT[T >= 300].mean() < 0.3       # ~1/T at high T
-    assert "q_mesh" in k.kappa.sources
+    assert set(k.kappa.sources) == {"q_mesh", "supercell"}
+    # the 4x4x4 supercell changes kappa(300 K) by a few per cent only
+    sc = k.kappa.sources["supercell"][:, 3, 0, 0]
+    assert abs(sc[0] - sc[1]) / np.sqrt(2) < 0.05 * s[3]
     sp = res["spreader"]
-    assert set(sp["T_peak"].sources) == {"q_mesh", "mesh", "potential"}
+    assert set(sp["T_peak"].sources) == {"q_mesh", "mesh", "potential", "supercell"}
     assert sp["T_peak_alt_potential"] > sp["T_peak"].value     # Tersoff T3: lower kappa
     assert sp["rise_K"] > 0
     # k falls with T, so the rise exceeds that of a constant k taken at the sink temperature

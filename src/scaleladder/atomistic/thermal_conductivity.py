@@ -124,7 +124,7 @@ def _kappa(ph3, mesh, temperatures, method, isotope):
 def lattice_thermal_conductivity(atoms, calc, *, temperatures=(300.0,), supercell=(3, 3, 3),
                                  displacement: float = 0.03, pair_cutoff: float | None = None,
                                  mesh=(11, 11, 11), method: str = "RTA", isotope: bool = False,
-                                 convergence: bool = False):
+                                 convergence: bool = False, supercell_convergence: bool = False):
     """κ(T) of a crystal (``atoms``: its unit cell, relaxed) with ``calc``.
 
     Parameters
@@ -144,6 +144,10 @@ def lattice_thermal_conductivity(atoms, calc, *, temperatures=(300.0,), supercel
     convergence : bool
         Also solve on a coarser mesh (about 2/3 of ``mesh``, odd) and enter the change as the
         ``q_mesh`` source.
+    supercell_convergence : bool
+        Also compute the force constants in a supercell one cell larger per axis and enter the
+        change of kappa as the ``supercell`` source (the interactions the smaller supercell
+        truncates).
     """
     from ..handoffs import ThermalConductivity
     from ..uq import Estimate, one_sigma_samples
@@ -176,6 +180,14 @@ def lattice_thermal_conductivity(atoms, calc, *, temperatures=(300.0,), supercel
         kc = _kappa(ph3, coarse, T, method, isotope)
         sources["q_mesh"] = one_sigma_samples(k, np.abs(k - kc))
         prov["mesh_coarse"] = list(coarse)
+    if supercell_convergence:
+        bigger = tuple(n + 1 for n in _mesh("supercell", supercell))
+        ph3b, n_b = force_constants_3(atoms, calc, supercell=bigger, displacement=displacement,
+                                      pair_cutoff=pair_cutoff)
+        kb = _kappa(ph3b, mesh, T, method, isotope)
+        sources["supercell"] = one_sigma_samples(k, np.abs(kb - k))
+        prov["supercell_check"] = list(bigger)
+        prov["force_calls"] = int(n_calls + n_b)
     try:
         import phono3py
 

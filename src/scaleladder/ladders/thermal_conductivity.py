@@ -27,6 +27,7 @@ SOURCE_HANDOFFS = {
     "q_mesh": "phonon BTE -> kappa(T): q-mesh convergence",
     "mesh": "continuum heat conduction: discretisation (Richardson)",
     "potential": "interatomic potential -> force constants (SW vs Tersoff T3)",
+    "supercell": "force constants: supercell size (interactions truncated)",
 }
 TEMPERATURES = (100.0, 150.0, 200.0, 300.0, 400.0, 600.0, 800.0, 1000.0)
 EXPERIMENT_300K = 148.0      # W/(m K), natural Si (Glassbrenner & Slack 1964)
@@ -45,16 +46,19 @@ def _calculator(name: str):
     return StillingerWeber() if name == "sw" else Tersoff(TERSOFF_SI_C)
 
 
-@stage("atomistic.lattice_kappa", version="2")
-def lattice_kappa(potential: str, a0: float, supercell: int, mesh: int):
-    """kappa(T) of diamond silicon (RTA) at ``TEMPERATURES`` with its q-mesh source."""
+@stage("atomistic.lattice_kappa", version="3")
+def lattice_kappa(potential: str, a0: float, supercell: int, mesh: int,
+                  supercell_check: bool = True):
+    """kappa(T) of diamond silicon (RTA) at ``TEMPERATURES`` with its q-mesh (and supercell)
+    sources."""
     from ase.build import bulk
 
     from ..atomistic.thermal_conductivity import lattice_thermal_conductivity
 
     return lattice_thermal_conductivity(bulk("Si", "diamond", a=a0), _calculator(potential),
                                         temperatures=TEMPERATURES, supercell=(supercell,) * 3,
-                                        mesh=(mesh,) * 3, convergence=True)
+                                        mesh=(mesh,) * 3, convergence=True,
+                                        supercell_convergence=supercell_check)
 
 
 def _spreader_mesh(width, thickness, hotspot, level):
@@ -95,13 +99,12 @@ def heat_spreader(kappa, kappa_alt, width_mm: float, thickness_mm: float, hotspo
         d1, d2 = peaks[-2] - peaks[-3], peaks[-1] - peaks[-2]
         order = float(np.log2(abs(d1 / d2))) if d2 != 0 and d1 / d2 > 1 else 1.0
         sources["mesh"] = one_sigma_samples(value, abs(d2) / (2 ** order - 1))
-    ks = kappa.kappa.sources.get("q_mesh")
-    if ks is not None:
+    for name, ks in kappa.kappa.sources.items():       # q_mesh, supercell: kappa's samples
         samples = []
         for sample in ks:
             kk = ThermalConductivity(kappa.temperatures_K, Estimate(sample, "W/m/K"), "sample")
             samples.append(peak(kk, levels - 1))
-        sources["q_mesh"] = np.array(samples)
+        sources[name] = np.array(samples)
     peak_alt = None
     if kappa_alt is not None:
         peak_alt = peak(kappa_alt, levels - 1)
@@ -113,7 +116,8 @@ def heat_spreader(kappa, kappa_alt, width_mm: float, thickness_mm: float, hotspo
 def build(settings: dict) -> dict:
     main = settings["potential"]
     k = lattice_kappa.bind(potential=main, a0=POTENTIALS[main],
-                           supercell=settings["bte.supercell"], mesh=settings["bte.mesh"]
+                           supercell=settings["bte.supercell"], mesh=settings["bte.mesh"],
+                           supercell_check=settings["bte.supercell_check"]
                            ).with_label(f"phono3py: kappa(T), {main}")
     alt = settings["potential_alt"]
     k_alt = None
@@ -164,6 +168,8 @@ SETTINGS = (
             lambda n, v: V.positive_int(n, v, 2)),
     Setting("bte.mesh", 11, "q-mesh per axis (the coarse one is about 2/3)", int,
             lambda n, v: V.positive_int(n, v, 5)),
+    Setting("bte.supercell_check", True, "also a supercell one larger: the supercell source",
+            bool),
     Setting("spreader.width_mm", 10.0, "plate width (mm)", float, V.positive),
     Setting("spreader.thickness_mm", 0.5, "plate thickness (mm)", float, V.positive),
     Setting("spreader.hotspot_mm", 1.0, "hot-spot width at the top centre (mm)", float,
