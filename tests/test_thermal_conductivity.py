@@ -128,3 +128,26 @@ def test_bad_input_is_refused():
         lattice_thermal_conductivity(SI, calc, method="Green-Kubo")
     with pytest.raises(InputError, match="positive semi-definite"):
         ThermalConductivity([300.0], -np.eye(3)[None], "given")
+
+
+def test_a_fitted_potential_gives_kappa_with_its_fit_ensemble_as_a_source():
+    from scaleladder.atomistic.stillinger_weber import SW_SILICON
+    from scaleladder.handoffs import FittedPotential
+    from scaleladder.ladders.thermal_conductivity import TEMPERATURES, fitted_kappa
+
+    eps = SW_SILICON["epsilon"]
+    fp = FittedPotential(form="StillingerWeber", species=("Si",), parameters=dict(SW_SILICON),
+                         fitted=("epsilon",), ensemble=np.array([[eps * 0.97], [eps * 1.03]]),
+                         ensemble_method="laplace",
+                         training_domain={"volume_per_atom": [19.0, 21.0]},
+                         units={"epsilon": "eV", "sigma": "Å"})
+    k = fitted_kappa(fp, members=2, supercell=3, mesh=7)
+    assert set(k.kappa.sources) == {"q_mesh", "fit ensemble"}
+    s = np.asarray(k.scalar().value)
+    fe = k.kappa.sources["fit ensemble"][:, :, 0, 0]
+    i300 = list(TEMPERATURES).index(300.0)
+    # a larger epsilon (every force constant scaled alike) conducts more; the nominal lies
+    # between the two members
+    assert fe[0, i300] < s[i300] < fe[1, i300]
+    with pytest.raises(InputError, match="Stillinger-Weber"):
+        fitted_kappa(fp.replace(form="Tersoff"), members=2, supercell=3, mesh=7)

@@ -28,6 +28,7 @@ SOURCE_HANDOFFS = {
     "mesh": "continuum heat conduction: discretisation (Richardson)",
     "potential": "interatomic potential -> force constants (SW vs Tersoff T3)",
     "supercell": "force constants: supercell size (interactions truncated)",
+    "fit ensemble": "atomistic fit (FittedPotential ensemble) -> force constants",
 }
 TEMPERATURES = (100.0, 150.0, 200.0, 300.0, 400.0, 600.0, 800.0, 1000.0)
 EXPERIMENT_300K = 148.0      # W/(m K), natural Si (Glassbrenner & Slack 1964)
@@ -113,8 +114,56 @@ def heat_spreader(kappa, kappa_alt, width_mm: float, thickness_mm: float, hotspo
             "rise_K": value - sink_K, "T_peak_alt_potential": peak_alt}
 
 
+@stage("atomistic.fitted_kappa", version="1")
+def fitted_kappa(potential, members: int, supercell: int, mesh: int):
+    """kappa(T) of a fitted Stillinger-Weber potential (the flagship's): the nominal parameters
+    at their own zero-pressure lattice constant, and ``members`` ensemble members as the
+    ``fit ensemble`` source (each at its own lattice constant); q-mesh source as above."""
+    from ase.build import bulk
+
+    from ..atomistic import StillingerWeber
+    from ..atomistic.properties import relax_lattice_constant
+    from ..atomistic.thermal_conductivity import lattice_thermal_conductivity
+    from ..core.errors import InputError
+    from ..handoffs import ThermalConductivity
+    from ..uq import Estimate
+
+    if getattr(potential, "form", None) != "StillingerWeber":
+        raise InputError("potential", getattr(potential, "form", type(potential).__name__),
+                         "a fitted Stillinger-Weber potential")
+
+    def kappa_of(params, convergence):
+        calc = StillingerWeber(params)
+        cub = bulk("Si", "diamond", a=5.431 * params["sigma"] / 2.0951, cubic=True)
+        a0 = relax_lattice_constant(cub, calc)
+        return lattice_thermal_conductivity(bulk("Si", "diamond", a=a0), calc,
+                                            temperatures=TEMPERATURES,
+                                            supercell=(supercell,) * 3, mesh=(mesh,) * 3,
+                                            convergence=convergence), a0
+    nominal, a0 = kappa_of(dict(potential.parameters), True)
+    m = min(int(members), potential.n_members)
+    sources = dict(nominal.kappa.sources)
+    if m >= 2:
+        sources["fit ensemble"] = np.array([np.asarray(kappa_of(potential.member(i), False)[0]
+                                                       .kappa.value) for i in range(m)])
+    prov = dict(nominal.provenance, a0_A=a0, ensemble_members=m,
+                potential=potential.provenance.get("method", "fitted SW"))
+    return ThermalConductivity(nominal.temperatures_K,
+                               Estimate(np.asarray(nominal.kappa.value), "W/m/K", sources),
+                               nominal.method, provenance=prov)
+
+
 def build(settings: dict) -> dict:
     main = settings["potential"]
+    if main == "flagship":
+        from . import get_ladder
+
+        flag = get_ladder("silicon-fracture")
+        fit = flag.build(flag.resolve())["potential"]
+        k = fitted_kappa.bind(potential=fit, members=settings["bte.members"],
+                              supercell=settings["bte.supercell"], mesh=settings["bte.mesh"]
+                              ).with_label("phono3py: kappa(T), the flagship's fitted SW")
+        return _with_spreader(settings, k, None)
     k = lattice_kappa.bind(potential=main, a0=POTENTIALS[main],
                            supercell=settings["bte.supercell"], mesh=settings["bte.mesh"],
                            supercell_check=settings["bte.supercell_check"]
@@ -126,6 +175,10 @@ def build(settings: dict) -> dict:
                                    supercell=settings["bte.supercell"],
                                    mesh=settings["bte.mesh"]).with_label(f"phono3py: kappa(T), "
                                                                          f"{alt}")
+    return _with_spreader(settings, k, k_alt)
+
+
+def _with_spreader(settings, k, k_alt) -> dict:
     sp = heat_spreader.bind(kappa=k, kappa_alt=k_alt, width_mm=settings["spreader.width_mm"],
                             thickness_mm=settings["spreader.thickness_mm"],
                             hotspot_mm=settings["spreader.hotspot_mm"],
@@ -144,8 +197,9 @@ def summarize(settings: dict, results: dict) -> list:
     alt = results.get("kappa_alt")
     sa = np.asarray(alt.scalar().value) if alt is not None else None
     rows = [(f"kappa({T:g} K)", f"{float(v):.4g} ± {float(e):.2g}", "W/(m K)",
-             (f"{settings['potential_alt']}: {sa[i]:.4g}" if sa is not None else "")
-             + (f"; experiment {EXPERIMENT_300K:g} (natural Si)" if T == 300.0 else ""))
+             "; ".join(x for x in (
+                 f"{settings['potential_alt']}: {sa[i]:.4g}" if sa is not None else "",
+                 f"experiment {EXPERIMENT_300K:g} (natural Si)" if T == 300.0 else "") if x))
             for i, (T, v, e) in enumerate(zip(k.temperatures_K, s.value, np.atleast_1d(s.std)))]
     sp = results["spreader"]
     Tp = sp["T_peak"]
@@ -159,10 +213,12 @@ def summarize(settings: dict, results: dict) -> list:
 
 
 SETTINGS = (
-    Setting("potential", "sw", "interatomic potential: sw | tersoff", str,
-            lambda n, v: V.one_of(n, v, ("sw", "tersoff"))),
+    Setting("potential", "sw", "interatomic potential: sw | tersoff | flagship (the "
+            "silicon-fracture ladder's fitted SW and its ensemble; runs or reuses that ladder)",
+            str, lambda n, v: V.one_of(n, v, ("sw", "tersoff", "flagship"))),
     Setting("potential_alt", "tersoff", "second potential, for the potential's share of the "
-            "budget: sw | tersoff | none", str,
+            "budget: sw | tersoff | none (ignored with potential=flagship: its fit ensemble "
+            "is the source)", str,
             lambda n, v: V.one_of(n, v, ("sw", "tersoff", "none"))),
     Setting("bte.supercell", 3, "force-constant supercell (primitive cells per edge)", int,
             lambda n, v: V.positive_int(n, v, 2)),
@@ -170,6 +226,8 @@ SETTINGS = (
             lambda n, v: V.positive_int(n, v, 5)),
     Setting("bte.supercell_check", True, "also a supercell one larger: the supercell source",
             bool),
+    Setting("bte.members", 4, "potential=flagship: fit-ensemble members whose kappa is computed",
+            int, lambda n, v: V.positive_int(n, v, 2)),
     Setting("spreader.width_mm", 10.0, "plate width (mm)", float, V.positive),
     Setting("spreader.thickness_mm", 0.5, "plate thickness (mm)", float, V.positive),
     Setting("spreader.hotspot_mm", 1.0, "hot-spot width at the top centre (mm)", float,
