@@ -189,3 +189,16 @@ def test_cahn_hilliard_coarsening_as_a_persistence_curve():
     # -1/2) are the droplets c > 1/2, labelled on the torus
     for f, d in zip(snaps, cur["diagrams"]):
         assert d.betti(at=-0.5)[0] == _periodic_components(f > 0.5)
+
+
+def test_a_slab_periodic_in_plane_has_the_betti_numbers_of_the_2_torus():
+    gen = np.random.default_rng(0)
+    cell = np.array([[10.0, 0, 0], [2.0, 9.0, 0], [0, 0, 30.0]])
+    x = (gen.random((60, 3)) * [1, 1, 0.2]) @ cell + [0, 0, 10.0]     # 6 Å thick, vacuum
+    slab = alpha_persistence(x, cell=cell, pbc=(True, True, False))
+    assert slab.betti() == [1, 2, 1, 0]
+    assert slab.supercell[2] == 1                          # never repeated along the open axis
+    # the same points periodic in 3D: the 3-torus; as a cluster: contractible
+    assert alpha_persistence(x, cell=cell, pbc=True).betti() == [1, 3, 3, 1]
+    with pytest.raises(InputError, match="pbc"):
+        alpha_persistence(x, cell=cell, pbc=(True, False))

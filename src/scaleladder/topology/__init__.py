@@ -14,7 +14,8 @@ ball of a simplex anchored in the cell lies inside it.
 The quotient is a simplicial complex only when no simplex joins an atom to its own image and no
 two simplices share a vertex set — in a cell too small for that, the cell is repeated (the
 ``supercell`` of the diagram) until it is.  The cell's own classes then appear as infinite bars:
-Betti numbers (1, 3, 3, 1) of the 3-torus at the end of the filtration.
+Betti numbers (1, 3, 3, 1) of the 3-torus at the end of the filtration.  Partial periodicity
+(a slab periodic in-plane) takes images along the periodic axes only: (1, 2, 1) of the 2-torus.
 """
 from __future__ import annotations
 
@@ -98,10 +99,10 @@ def alpha_persistence(positions, *, cell=None, pbc=False, radii=None,
     ----------
     positions : (n, 3) array, Å (or an ASE ``Atoms``: its positions, cell and pbc are used)
     cell : (3, 3) array, rows the lattice vectors (Å), needed with ``pbc``
-    pbc : bool
-        Periodic in all directions: the complex on the torus (see the module notes).  Partial
-        periodicity (slabs) is not supported yet: give the slab as a cluster or as fully
-        periodic with vacuum.
+    pbc : bool or 3 bools
+        Periodic along each cell vector: all (a crystal: the complex on the 3-torus), some (a
+        slab periodic in-plane: the complex on the 2-torus times an interval), or none (a
+        cluster).
     radii : (n,) array, optional
         Atomic radii (Å): the weighted alpha complex (power distance, weights ``r^2``).
     max_supercell : int
@@ -116,16 +117,23 @@ def alpha_persistence(positions, *, cell=None, pbc=False, radii=None,
         positions = atoms.get_positions()
         if cell is None:
             cell = np.asarray(atoms.cell)
-        if pbc is False and all(atoms.pbc):
-            pbc = True
+        if pbc is False:
+            pbc = tuple(bool(p) for p in atoms.pbc)
     x = _check_points(positions)
+    dim = x.shape[1]
+    try:
+        per = ((bool(pbc),) * dim if np.ndim(pbc) == 0 else tuple(bool(p) for p in pbc))
+    except TypeError:
+        raise InputError("pbc", pbc, f"a bool or {dim} bools") from None
+    if len(per) != dim:
+        raise InputError("pbc", pbc, f"a bool or {dim} bools")
     w = None
     if radii is not None:
         r = np.asarray(radii, dtype=float).reshape(-1)
         if r.shape != (x.shape[0],) or np.any(~np.isfinite(r)) or np.any(r < 0):
             raise InputError("radii", r.shape, f"{x.shape[0]} finite radii >= 0 (Å)")
         w = r ** 2
-    if not pbc:
+    if not any(per):
         ac = gudhi.AlphaComplex(points=x, weights=None if w is None else list(w))
         st = ac.create_simplex_tree()
         return _diagram(st, filtration="alpha", unit=ALPHA_UNIT, periodic=False,
@@ -134,7 +142,6 @@ def alpha_persistence(positions, *, cell=None, pbc=False, radii=None,
                                     "method": "gudhi.AlphaComplex"})
     if cell is None:
         raise InputError("cell", None, "the lattice vectors of the periodic cell (pbc=True)")
-    dim = x.shape[1]
     c = _check_cell(cell, dim)
     # reduce into the cell (fractional coordinates in [0, 1)), and break exact degeneracies
     # (a crystal's cospherical atoms) by a periodic jitter of 1e-7 of the cell's size: the
@@ -142,16 +149,19 @@ def alpha_persistence(positions, *, cell=None, pbc=False, radii=None,
     # torus cell would be triangulated differently (a crystal then showed 34 spurious H2
     # classes); the diagram moves by at most the jitter (stability), and bars shorter than
     # 1e-6 of the cell's size are dropped
+    pmask = np.array(per)
     frac = np.linalg.solve(c.T, x.T).T
     frac += 1e-7 * np.random.default_rng(12345).uniform(-1.0, 1.0, size=frac.shape)
-    frac -= np.floor(frac)
+    frac[:, pmask] -= np.floor(frac[:, pmask])
     size = abs(np.linalg.det(c)) ** (1.0 / dim)
     for m in range(1, int(max_supercell) + 1):
-        st = _torus_complex(gudhi, frac, c, w, (m,) * dim, skin)
+        reps = tuple(m if p else 1 for p in per)
+        st = _torus_complex(gudhi, frac, c, w, reps, skin, per)
         if st is not None:
             return _diagram(st, filtration="alpha", unit=ALPHA_UNIT, periodic=True,
-                            supercell=(m,) * dim, sqrt=True, min_length=1e-6 * size,
-                            provenance={"n_points": int(x.shape[0]) * m ** dim,
+                            supercell=reps, sqrt=True, min_length=1e-6 * size,
+                            provenance={"n_points": int(x.shape[0]) * int(np.prod(reps)),
+                                        "pbc": list(per),
                                         "weighted": w is not None,
                                         "method": "alpha complex on the torus (GUDHI "
                                                   "AlphaComplex of the 27 images, quotient)"})
@@ -160,7 +170,7 @@ def alpha_persistence(positions, *, cell=None, pbc=False, radii=None,
                      f"{max_supercell}x supercell (raise max_supercell)")
 
 
-def _torus_complex(gudhi, frac, cell, w, reps, skin=None):
+def _torus_complex(gudhi, frac, cell, w, reps, skin=None, per=None):
     """The alpha complex on the torus of the cell repeated ``reps`` times, or None where the
     quotient is not a simplicial complex.
 
@@ -179,12 +189,14 @@ def _torus_complex(gudhi, frac, cell, w, reps, skin=None):
     vol = abs(np.linalg.det(scell))
     widths = np.array([vol / np.linalg.norm(np.cross(*np.delete(scell, i, axis=0)))
                        if dim == 3 else vol / np.linalg.norm(scell[1 - i]) for i in range(dim)])
-    offsets = np.array(list(itertools.product((-1, 0, 1), repeat=dim)), dtype=float)
+    per = np.ones(dim, bool) if per is None else np.asarray(per, bool)
+    offsets = np.array(list(itertools.product(*[(-1, 0, 1) if p else (0,) for p in per])),
+                       dtype=float)
     centre = int(np.flatnonzero(np.all(offsets == 0, axis=1))[0])
     skin = 4.0 * (vol / n) ** (1.0 / dim) if skin is None else float(skin)
     while True:
-        full_images = bool(np.all(skin >= widths))
-        sf = np.minimum(skin / widths, 1.0)
+        full_images = bool(np.all(skin >= widths[per]))
+        sf = np.where(per, np.minimum(skin / widths, 1.0), np.inf)   # open axes: all points
         allf = (sfrac[None, :, :] + offsets[:, None, :]).reshape(-1, dim)
         keep = np.all((allf >= -sf) & (allf < 1.0 + sf), axis=1)
         idx = np.flatnonzero(keep)
