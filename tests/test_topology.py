@@ -202,3 +202,20 @@ def test_a_slab_periodic_in_plane_has_the_betti_numbers_of_the_2_torus():
     assert alpha_persistence(x, cell=cell, pbc=True).betti() == [1, 3, 3, 1]
     with pytest.raises(InputError, match="pbc"):
         alpha_persistence(x, cell=cell, pbc=(True, False))
+
+
+def test_periodic_rips_on_the_torus_keeps_the_cells_cycles():
+    from scaleladder.topology import rips_persistence
+    a = 1.0
+    d = rips_persistence(np.zeros((1, 3)), cell=np.eye(3) * a, pbc=True, max_edge=1.5 * a)
+    n = int(np.prod(d.supercell))
+    assert min(d.supercell) * a > 3 * 1.5 * a                 # no triangle can wind around
+    # squares fill when their diagonals (sqrt 2 a) enter: 2n - 2 finite rings; the torus's
+    # three cycles, born with the edges, never die
+    assert np.allclose(d.finite(1), [a, math.sqrt(2) * a])
+    assert len(d.finite(1)) == 2 * n - 2
+    assert d.betti() == [1, 3]
+    assert np.allclose(d.bars(1)[~np.isfinite(d.bars(1)[:, 1]), 0], a)
+    with pytest.raises(InputError, match="pbc"):
+        rips_persistence(np.zeros((1, 3)), cell=np.eye(3), pbc=(True, True, False),
+                         max_edge=1.0)

@@ -265,27 +265,64 @@ def cubical_persistence(field, *, periodic=False, unit: str = "",
                                           "superlevel": bool(superlevel)})
 
 
-def rips_persistence(positions, *, max_edge: float, max_dimension: int = 2
-                     ) -> PersistenceDiagram:
-    """Persistence of the Vietoris-Rips filtration (edge length, Å) of an open point set, up to
-    ``max_edge`` (GUDHI's RipsComplex; H0..H``max_dimension - 1`` are complete).  For periodic
-    structures use :func:`alpha_persistence` (a minimum-image Rips complex misses the cell's
-    own cycles)."""
+def rips_persistence(positions, *, max_edge: float, max_dimension: int = 2, cell=None,
+                     pbc=False) -> PersistenceDiagram:
+    """Persistence of the Vietoris-Rips filtration (edge length, Å) up to ``max_edge`` (GUDHI's
+    RipsComplex; H0..H``max_dimension - 1`` are complete).
+
+    Periodic (``pbc`` with ``cell``): the Rips complex *on the torus*: the cell is repeated until
+    every width exceeds three ``max_edge``, where the minimum-image distance is the only edge
+    of a pair within ``max_edge`` and no triangle of such edges can wind around the torus — the
+    clique complex of the minimum-image graph is then exactly the torus's Rips complex, and the
+    cell's own cycles are infinite bars (unlike a minimum-image Rips complex of a small cell,
+    which identifies distinct edges and closes spurious triangles)."""
     gudhi = _gudhi()
     x = _check_points(positions)
     if not (isinstance(max_edge, (int, float)) and np.isfinite(max_edge) and max_edge > 0):
         raise InputError("max_edge", max_edge, "a positive length (Å)")
     if int(max_dimension) not in (1, 2, 3):
         raise InputError("max_dimension", max_dimension, "1, 2 or 3")
-    st = gudhi.RipsComplex(points=x, max_edge_length=float(max_edge)).create_simplex_tree(
-        max_dimension=int(max_dimension))
-    d = _diagram(st, filtration="rips", unit=ALPHA_UNIT, periodic=False,
-                 supercell=(1,) * x.shape[1], sqrt=False,
-                 provenance={"n_points": int(x.shape[0]), "max_edge": float(max_edge),
-                             "method": "gudhi.RipsComplex"})
+    dim = x.shape[1]
+    reps = (1,) * dim
+    if pbc is not False and pbc is not None and (np.ndim(pbc) == 0 and bool(pbc)
+                                                  or np.ndim(pbc) and any(pbc)):
+        if cell is None:
+            raise InputError("cell", None, "the lattice vectors of the periodic cell (pbc)")
+        if np.ndim(pbc) and not all(pbc):
+            raise InputError("pbc", pbc, "all True (periodic Rips on the full torus; use "
+                             "alpha_persistence for slabs)")
+        c = _check_cell(cell, dim)
+        vol = abs(np.linalg.det(c))
+        widths = np.array([vol / np.linalg.norm(np.cross(c[(i + 1) % 3], c[(i + 2) % 3]))
+                           if dim == 3 else vol / np.linalg.norm(c[1 - i]) for i in range(dim)])
+        reps = tuple(int(np.floor(3.0 * max_edge / wd)) + 1 for wd in widths)
+        frac = np.linalg.solve(c.T, x.T).T
+        frac -= np.floor(frac)
+        grid = np.array(list(itertools.product(*[range(k) for k in reps])), dtype=float)
+        sfrac = ((frac[None] + grid[:, None]) / np.asarray(reps)).reshape(-1, dim)
+        if sfrac.shape[0] > 6000:
+            raise InputError("max_edge", max_edge, f"a shorter edge: the periodic Rips complex "
+                             f"needs a {reps} supercell ({sfrac.shape[0]} points) for it")
+        d = sfrac[:, None, :] - sfrac[None, :, :]
+        d -= np.round(d)
+        D = np.linalg.norm(d @ (c * np.asarray(reps)[:, None]), axis=2)
+        st = gudhi.RipsComplex(distance_matrix=D, max_edge_length=float(max_edge)
+                               ).create_simplex_tree(max_dimension=int(max_dimension))
+        periodic = True
+    else:
+        st = gudhi.RipsComplex(points=x, max_edge_length=float(max_edge)).create_simplex_tree(
+            max_dimension=int(max_dimension))
+        periodic = False
+    d = _diagram(st, filtration="rips", unit=ALPHA_UNIT, periodic=periodic, supercell=reps,
+                 sqrt=False, provenance={"n_points": int(x.shape[0]) * int(np.prod(reps)),
+                                         "max_edge": float(max_edge),
+                                         "method": "gudhi.RipsComplex"
+                                         + (" on the torus (minimum image, supercell)"
+                                            if periodic else "")})
     top = int(max_dimension) - 1
     return PersistenceDiagram({k: v for k, v in d.intervals.items() if k <= top}, d.unit,
-                              d.filtration, provenance=d.provenance)
+                              d.filtration, periodic=periodic, supercell=reps,
+                              provenance=d.provenance)
 
 
 def landscape(diagram: PersistenceDiagram, dim: int, grid, k_max: int = 3) -> np.ndarray:
