@@ -76,7 +76,7 @@ def _spreader_mesh(width, thickness, hotspot, level):
     })
 
 
-@stage("continuum.heat_spreader", version="2")
+@stage("continuum.heat_spreader", version="3")
 def heat_spreader(kappa, kappa_alt, width_mm: float, thickness_mm: float, hotspot_mm: float,
                   heat_flux_W_cm2: float, sink_K: float, levels: int) -> dict:
     """Peak temperature (K) of the spreader: nominal kappa at every mesh level, the q-mesh
@@ -111,7 +111,9 @@ def heat_spreader(kappa, kappa_alt, width_mm: float, thickness_mm: float, hotspo
         peak_alt = peak(kappa_alt, levels - 1)
         sources["potential"] = np.array([value, peak_alt])
     return {"T_peak": Estimate(value, "K", sources), "peaks_by_level": peaks,
-            "rise_K": value - sink_K, "T_peak_alt_potential": peak_alt}
+            "rise_K": value - sink_K, "T_peak_alt_potential": peak_alt,
+            "geometry": {"width": w, "thickness": t, "hotspot": h, "q": q, "sink_K": sink_K,
+                         "levels": levels}}
 
 
 @stage("atomistic.fitted_kappa", version="1")
@@ -241,6 +243,44 @@ SETTINGS = (
 )
 
 
+def plot_kappa(results, ax):
+    """kappa(T) of the potential(s) on log axes, with the q-mesh band and the experiment."""
+    k = results["kappa"]
+    T = k.temperatures_K
+    s = k.scalar()
+    v, e = np.asarray(s.value), np.atleast_1d(s.std)
+    ax.fill_between(T, v - e, v + e, alpha=0.25, color="C0")
+    ax.loglog(T, v, "o-", color="C0", label=k.provenance.get("calculator", "main"))
+    alt = results.get("kappa_alt")
+    if alt is not None:
+        ax.loglog(T, np.asarray(alt.scalar().value), "s--", color="C1",
+                  label=f"{alt.provenance.get('calculator', 'alt')} (Si(C))")
+    ax.loglog([300.0], [EXPERIMENT_300K], "k*", ms=11, label="experiment, natural Si")
+    ax.set_xlabel("T (K)")
+    ax.set_ylabel("κ (W/(m K)), RTA")
+    ax.legend(fontsize=8)
+
+
+def plot_field(results, ax):
+    """The spreader's temperature field (nominal kappa, finest mesh), recomputed for the plot."""
+    from ..continuum.heat import solve_heat
+
+    sp = results["spreader"]
+    geo = sp.get("geometry")
+    if geo is None:
+        ax.text(0.5, 0.5, "no geometry recorded", ha="center")
+        return
+    m = _spreader_mesh(geo["width"], geo["thickness"], geo["hotspot"], geo["levels"] - 1)
+    sol = solve_heat(m, results["kappa"], dirichlet={"sink": geo["sink_K"]},
+                     flux={"hotspot": -geo["q"]}, element="P1")
+    tri = ax.tripcolor(m.p[0] * 1e3, m.p[1] * 1e3, m.t.T, sol.T[: m.p.shape[1]],
+                       shading="gouraud", cmap="inferno")
+    ax.set_aspect(4.0)
+    ax.set_xlabel("x (mm)")
+    ax.set_ylabel("y (mm), 4x stretched")
+    ax.figure.colorbar(tri, ax=ax, label="T (K)", orientation="horizontal", pad=0.3)
+
+
 def _check(settings):
     from ..core.errors import InputError
 
@@ -257,6 +297,7 @@ LADDER = LadderSpec(
     description="potential -> phonon BTE kappa(T) -> a silicon heat spreader's peak temperature",
     settings=SETTINGS, build=build, summarize=summarize, check=_check,
     source_handoffs=SOURCE_HANDOFFS, headline=("spreader",),
+    plots=(("kappa", plot_kappa, (5.5, 4.2), 1), ("field", plot_field, (9, 3.2), 1)),
 )
 
 __all__ = ["LADDER", "build", "summarize", "lattice_kappa", "heat_spreader"]
