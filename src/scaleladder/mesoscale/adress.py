@@ -119,10 +119,23 @@ def _forces(pos, pi, pj, S, r0, dr, Ffine, Fcoarse, rc, xc, Lx, d_at, d_hy, th_x
 
 
 @njit(cache=True)
+def _kick_and_bin(vel, F, invm, dt, centres, Lx, nbins, hist, step, every):
+    """The closing half kick of a BAOAB step, then (every ``every`` steps) the x histogram of
+    ``centres`` (beads, or molecules' centres of mass) into row ``(step + 1) // every - 1``."""
+    for i in range(vel.shape[0]):
+        for d in range(3):
+            vel[i, d] += 0.5 * dt * F[i, d] * invm[i]
+    if every > 0 and (step + 1) % every == 0:
+        for i in range(centres.shape[0]):
+            x = centres[i, 0] - Lx * math.floor(centres[i, 0] / Lx)
+            k = min(int(x / Lx * nbins), nbins - 1)
+            hist[(step + 1) // every - 1, k] += 1.0
+
+
+@njit(cache=True)
 def _run(pos, vel, F, invm, L, nc, cells, rlist, skin, pi, pj, S, ref, r0, dr, Ffine, Fcoarse,
          rc, xc, d_at, d_hy, th_x0, th_dx, Fth, dt, kT, friction, rng, nsteps, every, nbins,
          hist, shell):
-    n = pos.shape[0]
     c = math.exp(-friction * dt)
     s_ou = math.sqrt(1.0 - c * c)
     half_skin2 = (0.5 * skin) ** 2
@@ -134,14 +147,7 @@ def _run(pos, vel, F, invm, L, nc, cells, rlist, skin, pi, pj, S, ref, r0, dr, F
             ref = pos.copy()
         _forces(pos, pi, pj, S, r0, dr, Ffine, Fcoarse, rc, xc, Lx, d_at, d_hy, th_x0, th_dx,
                 Fth, F)
-        for i in range(n):
-            for d in range(3):
-                vel[i, d] += 0.5 * dt * F[i, d] * invm[i]
-        if every > 0 and (step + 1) % every == 0:
-            for i in range(n):
-                x = pos[i, 0] - Lx * math.floor(pos[i, 0] / Lx)
-                k = min(int(x / Lx * nbins), nbins - 1)
-                hist[(step + 1) // every - 1, k] += 1.0
+        _kick_and_bin(vel, F, invm, dt, pos, Lx, nbins, hist, step, every)
     return pi, pj, S, ref
 
 
@@ -450,7 +456,6 @@ def _mol_forces(pos, mol_of, first, n_mol, mfrac, L, nc_a, cells_a, nc_m, cells_
 def _run_mol(pos, vel, F, invm, mol_of, first, n_mol, mfrac, L, nc_a, cells_a, nc_m, cells_m,
              r0, dr, Ffine, rc_f, Fcoarse, rc_c, bonds, b0, bdx, bF, xc, d_at, d_hy, th_x0,
              th_dx, Fth, dt, kT, friction, rng, nsteps, every, nbins, hist, com, w):
-    n = pos.shape[0]
     c = math.exp(-friction * dt)
     s_ou = math.sqrt(1.0 - c * c)
     Lx = L[0]
@@ -459,14 +464,7 @@ def _run_mol(pos, vel, F, invm, mol_of, first, n_mol, mfrac, L, nc_a, cells_a, n
         _mol_forces(pos, mol_of, first, n_mol, mfrac, L, nc_a, cells_a, nc_m, cells_m, r0, dr,
                     Ffine, rc_f, Fcoarse, rc_c, bonds, b0, bdx, bF, xc, d_at, d_hy, th_x0, th_dx,
                     Fth, F, com, w)
-        for i in range(n):
-            for d in range(3):
-                vel[i, d] += 0.5 * dt * F[i, d] * invm[i]
-        if every > 0 and (step + 1) % every == 0:
-            for m in range(n_mol):
-                x = com[m, 0] - Lx * math.floor(com[m, 0] / Lx)
-                k = min(int(x / Lx * nbins), nbins - 1)
-                hist[(step + 1) // every - 1, k] += 1.0
+        _kick_and_bin(vel, F, invm, dt, com, Lx, nbins, hist, step, every)
 
 
 def run_adress_molecular(fine: CGPotential, coarse: CGPotential, start: CGTrajectory,
