@@ -97,6 +97,10 @@ class FittedPotential(DataclassCodec):
         Parameter name -> unit string.
     provenance : dict
         Free-form record (dataset key, fitter settings, ...).
+    covariance : array_like, shape (len(fitted), len(fitted)), optional
+        Posterior covariance of the fitted parameters where the fit has one (a Bayesian linear
+        model such as SNAP: the predicted error of any quantity linear in them is
+        ``sqrt(x C x^T)``); symmetric positive semi-definite.
     """
 
     form: str
@@ -109,6 +113,7 @@ class FittedPotential(DataclassCodec):
     errors: dict = field(default_factory=dict)
     units: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    covariance: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         check_str("form", self.form, allow_empty=False)
@@ -183,6 +188,15 @@ class FittedPotential(DataclassCodec):
             _units.parse_unit(check_str(f"units[{k!r}]", val))
         setf(self, "units", u)
         setf(self, "provenance", str_dict("provenance", self.provenance))
+        if self.covariance is not None:
+            cov = finite_array("covariance", self.covariance, (len(fitted), len(fitted)))
+            scale = max(float(np.abs(np.diag(cov)).max()), 1e-300)
+            if not np.allclose(cov, cov.T, rtol=1e-8, atol=1e-12 * scale):
+                raise InputError("covariance", "a non-symmetric matrix", "a symmetric covariance")
+            if float(np.linalg.eigvalsh(0.5 * (cov + cov.T)).min()) < -1e-8 * scale:
+                raise InputError("covariance", "a matrix with negative eigenvalues",
+                                 "a positive semi-definite covariance")
+            setf(self, "covariance", ro_array(cov))
 
     @property
     def n_members(self) -> int:
