@@ -2,6 +2,7 @@
 
 Potentials (numba ASE calculators): StillingerWeber, Tersoff, LennardJones, Morse, EAM.
 Fitting: fit_potential, fitted_calculator, potential_errors, export_lammps.
+Machine-learned: SNAP (fit_snap, SNAPCalculator, snap_uncertainty, export_snap; LAMMPS ML-SNAP).
 Properties: elastic_constants (0 K), elastic_constants_md (finite T), relax_lattice_constant,
 surface_energy, vacancy_formation_energy, vacancy_migration_path, migration_barrier, phonons,
 harmonic_tst_prefactor.
@@ -19,4 +20,5 @@ from .thermoelastic import elastic_constants_md
 from .phonons import harmonic_tst_prefactor, phonons
 from .lammps_md import run_md_lammps, resume_md_lammps, lammps_pair_commands, LammpsMDResult
 from .domain import domain_warnings
+from .snap import SNAPCalculator, export_snap, fit_snap, snap_uncertainty
 from .forcefield import FixedChargeForceField

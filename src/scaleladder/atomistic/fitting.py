@@ -203,6 +203,10 @@ def fitted_calculator(potential, member: int | None = None, **kwargs):
     from .domain import attach_fitted_potential
     from .stillinger_weber import StillingerWeber
 
+    if getattr(potential, "form", None) == "SNAP":
+        from .snap import SNAPCalculator
+
+        return attach_fitted_potential(SNAPCalculator(potential, member=member, **kwargs), potential)
     # from_fitted remembers the potential itself; attaching again validates it
     calc = StillingerWeber.from_fitted(potential, member=member, **kwargs)
     return attach_fitted_potential(calc, potential)
@@ -223,9 +227,19 @@ def potential_errors(potential, dataset, labels: Sequence[str], member: int | No
 
     labels = tuple(labels)
     sub = dataset.select(*labels)
-    calc = StillingerWeber.from_fitted(potential, member=member)
-    e_atom = (dataset.method or {}).get("atom_energy_eV")
-    offset = 0.0 if e_atom is not None else float(potential.provenance.get("energy_offset_eV_per_atom", 0.0))
+    if getattr(potential, "form", None) == "SNAP":
+        from .snap import SNAPCalculator
+
+        calc = SNAPCalculator(potential, member=member)
+        # SNAP energies are whatever it was trained on: cohesive when the training set knew
+        # the free atom's energy (its constant term then absorbs nothing else), else total
+        e_atom = potential.provenance.get("atom_energy_eV")
+        offset = 0.0
+    else:
+        calc = StillingerWeber.from_fitted(potential, member=member)
+        e_atom = (dataset.method or {}).get("atom_energy_eV")
+        offset = 0.0 if e_atom is not None else float(
+            potential.provenance.get("energy_offset_eV_per_atom", 0.0))
     de, df, ds, sref = [], [], [], []
     for i, conf in enumerate(sub.configurations):
         atoms = sub.to_atoms(i)
@@ -677,13 +691,20 @@ def export_lammps(potential, path, member: int | None = None) -> str:
     """Write a fitted potential (nominal, or ensemble member ``member``) as a LAMMPS potential file.
 
     Stillinger-Weber -> a ``pair_style sw`` file; the LAMMPS run with ``pair_coeff * * FILE Si``
-    evaluates the same function as the fitted calculator.  Returns the path.
+    evaluates the same function as the fitted calculator.  Returns the path.  SNAP -> the
+    ``.snapcoeff`` / ``.snapparam`` pair of :func:`.snap.export_snap` (the coefficient file's
+    path is returned; ``pair_coeff * * PATH.snapcoeff PATH.snapparam Si``).
     """
     from .stillinger_weber import StillingerWeber, write_lammps_sw
 
+    if getattr(potential, "form", None) == "SNAP":
+        from .snap import export_snap
+
+        return export_snap(potential, path, member)[0]
+
     if getattr(potential, "form", None) != "StillingerWeber":
         raise InputError("potential.form", getattr(potential, "form", None),
-                         "'StillingerWeber' (the forms with a LAMMPS export)")
+                         "'StillingerWeber' or 'SNAP' (the forms with a LAMMPS export)")
     calc = StillingerWeber.from_fitted(potential, member=member)
     species = tuple(getattr(potential, "species", ("Si",)))
     return write_lammps_sw(calc.sw_parameters, path, element=species[0])

@@ -228,6 +228,16 @@ def lammps_pair_commands(potential: Any, elements: Sequence[str],
         raise InputError("workdir", str(workdir), "an existing folder")
     per_type = " ".join(elements)
 
+    if _is_fitted_potential(potential) and getattr(potential, "form", None) == "SNAP":
+        from .snap import export_snap
+
+        missing = sorted({e for e in elements if e not in potential.species})
+        if missing:
+            raise InputError("atoms.symbols", missing, "elements the SNAP potential was trained "
+                             f"for ({', '.join(potential.species)})")
+        coeff, param = export_snap(potential, workdir / "model")
+        # pair_coeff maps each LAMMPS type to an element of the coefficient file
+        return ["pair_style snap", f"pair_coeff * * {_quoted(coeff)} {_quoted(param)} {per_type}"]
     if _is_fitted_potential(potential):
         from .fitting import export_lammps
 

@@ -43,7 +43,7 @@ __all__ = ["SNAP_DEFAULTS", "SNAPCalculator", "snap_descriptors", "fit_snap", "s
            "export_snap", "calibration_report", "snap_coefficients", "SNAP_SCALES"]
 
 #: Descriptor settings: ``twojmax`` (band limit 2J), ``rcut`` (Å), ``rfac0``, ``rmin0`` (Å).
-SNAP_DEFAULTS: dict[str, float] = {"twojmax": 6, "rcut": 4.7, "rfac0": 0.99363, "rmin0": 0.0}
+SNAP_DEFAULTS: dict[str, float] = {"twojmax": 8, "rcut": 4.7, "rfac0": 0.99363, "rmin0": 0.0}
 
 #: Expected accuracy of each kind of row (the rows' weights are their inverse): energy eV/atom,
 #: forces eV/Å, stress GPa.  The evidence then fits one common noise level on top.

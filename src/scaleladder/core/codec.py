@@ -135,6 +135,52 @@ def from_files(files: dict[str, bytes]) -> Any:
     return decode(meta["data"], arrays)
 
 
+def dumps(obj: Any) -> str:
+    """One self-contained JSON text of an artifact (arrays inline, base64 of their exact bytes).
+
+    The single-file form of :func:`to_files` (for a trained potential a user keeps, mails or
+    gives to a ladder as a file); :func:`loads` reads it back identically.
+    """
+    import base64
+
+    tree, arrays = encode(obj)
+    packed = {k: {"dtype": a.dtype.str, "shape": list(a.shape),
+                  "base64": base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()}
+              for k, a in arrays.items()}
+    return json.dumps({"format": FORMAT_VERSION, "data": tree, "arrays": packed}, indent=1,
+                      sort_keys=True, ensure_ascii=False)
+
+
+def loads(text: str) -> Any:
+    """The artifact of a :func:`dumps` text."""
+    import base64
+
+    try:
+        doc = json.loads(text)
+        arrays = {}
+        for k, a in doc["arrays"].items():
+            dt = np.dtype(a["dtype"])
+            if dt.hasobject:
+                raise StoreError("object arrays cannot be read (no pickle)")
+            arrays[k] = np.frombuffer(base64.b64decode(a["base64"]), dtype=dt).reshape(a["shape"]).copy()
+        return decode(doc["data"], arrays)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"not a scaleladder artifact file: {exc}") from None
+
+
+def save(obj: Any, path: Any) -> str:
+    """Write ``obj`` as one JSON file (:func:`dumps`) atomically; returns the path."""
+    from .fsio import atomic_write
+
+    return str(atomic_write(path, dumps(obj)))
+
+
+def load(path: Any) -> Any:
+    """Read an artifact file written by :func:`save`."""
+    with open(path, encoding="utf-8") as fh:
+        return loads(fh.read())
+
+
 def canonical_json(obj: Any) -> str:
     """Deterministic JSON of plain parameters (used for hashing stage keys)."""
     tree, arrays = encode(obj)
@@ -143,4 +189,5 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-__all__ = ["register", "registered", "encode", "decode", "to_files", "from_files", "canonical_json"]
+__all__ = ["register", "registered", "encode", "decode", "to_files", "from_files", "canonical_json",
+           "dumps", "loads", "save", "load"]

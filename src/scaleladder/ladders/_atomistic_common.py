@@ -22,7 +22,7 @@ from .base import Setting
 
 #: potentials the ladders know, with what they need (the interatomic engines of the one
 #: calculator registry, scaleladder.workflows.calculators)
-POTENTIALS = {k: ENGINES[k] for k in ("sw", "tersoff", "lj", "morse", "eam", "emt")}
+POTENTIALS = {k: ENGINES[k] for k in ("sw", "tersoff", "lj", "morse", "eam", "emt", "snap")}
 
 #: the ladders' setting names, for error messages of the registry
 _FIELDS = {"engine": "potential", "params": "potential_params", "file": "potential_file",
@@ -52,9 +52,12 @@ def _check_potential(field: str, value: str) -> str:
 
 def _check_potential_file(field: str, value: str) -> str:
     value = value.strip()
+    if value.startswith("store:"):
+        return value        # resolved (and checked) with the potential, before any stage runs
     if value and not Path(value).expanduser().is_file():
         raise InputError(field, value, f"an existing potential file (no such file: "
-                         f"{str(Path(value).expanduser())!r}) or '' for built-in parameters")
+                         f"{str(Path(value).expanduser())!r}), 'store:KEY' of a stored "
+                         "potential, or '' for built-in parameters")
     return value
 
 
@@ -100,7 +103,8 @@ def common_settings() -> tuple[Setting, ...]:
                 "ASE-readable file, or builtin bulk:SYMBOL:CRYSTAL:A (e.g. bulk:Cu:fcc:3.615)",
                 str, _check_structure),
         Setting("potential", "sw", "one of " + ", ".join(POTENTIALS), str, _check_potential),
-        Setting("potential_file", "", "EAM / Tersoff file; '' = built-in parameters", str,
+        Setting("potential_file", "", "EAM / Tersoff file, a saved SNAP potential (.json) or "
+                "'store:KEY'; '' = built-in parameters", str,
                 _check_potential_file),
         Setting("potential_params", "", "JSON parameters for lj/morse (or sw/tersoff overrides)",
                 str, _check_params),

@@ -40,6 +40,8 @@ ENGINES = {
     "morse": "Morse (params: D0, alpha, r0[, rc])",
     "eam": "embedded-atom method (file: LAMMPS funcfl .eam or setfl .eam.alloy)",
     "emt": "ASE's effective-medium theory (Al, Cu, Ag, Au, Ni, Pd, Pt; no parameters)",
+    "snap": "a trained SNAP machine-learned potential (file: saved with scaleladder.core.codec.save, "
+            "or 'store:KEY' / 'store:STORE_DIR:KEY'; params: optional committee 'member')",
     "ase": "any ASE calculator importable as 'package.module:Class' (calculator), built with params",
 }
 
@@ -52,7 +54,7 @@ DEFAULT_FIELDS = {"engine": "calculator['engine']", "params": "calculator['param
                   "file": "calculator['file']", "species": "species",
                   "calculator": "calculator['calculator']"}
 
-_POTENTIALS = ("sw", "tersoff", "lj", "morse", "eam", "emt")
+_POTENTIALS = ("sw", "tersoff", "lj", "morse", "eam", "emt", "snap")
 
 
 def _json_default(o: Any) -> Any:
@@ -96,6 +98,8 @@ def calculator_spec(engine: str, params: Mapping[str, Any] | None = None, *,
     except (TypeError, ValueError) as exc:
         raise InputError(F["params"], params, "JSON-able values (numbers, strings, lists, dicts, "
                          "None)", hint=str(exc)) from None
+    if isinstance(file, str) and file.startswith("store:"):
+        file = _artifact_from_store(file, F["file"])
     if file is not None and not isinstance(file, dict):
         p = Path(file).expanduser()
         try:
@@ -156,6 +160,33 @@ def make_calculator(spec: Mapping[str, Any], *, fields: Mapping[str, str] | None
                          hint=str(exc)) from None
 
 
+def _artifact_from_store(ref: str, field: str) -> dict:
+    """``store:KEY`` (the store of ``$SCALELADDER_STORE`` or ``./.scaleladder``) or
+    ``store:STORE_DIR:KEY`` -> a file entry holding the artifact's single-file JSON."""
+    from ..core.codec import dumps
+    from ..core.errors import StoreError
+    from ..core.store import Store
+
+    body = ref[len("store:"):]
+    root, _, key = body.rpartition(":")
+    root = root or os.environ.get("SCALELADDER_STORE", ".scaleladder")
+    if not Path(root).expanduser().is_dir():
+        raise InputError(field, ref, "'store:KEY' or 'store:STORE_DIR:KEY' of an existing store",
+                         hint=f"no store at {root!r}")
+    try:
+        st = Store(Path(root).expanduser(), readonly=True)
+        full = st.find(key)
+        obj = st.get(full)
+    except (InputError, StoreError) as exc:
+        raise InputError(field, ref, "the key (or a unique prefix) of a stored artifact",
+                         hint=str(exc)) from None
+    if isinstance(obj, dict) and "potential" in obj:
+        obj = obj["potential"]
+    text = dumps(obj)
+    return {"name": f"store:{full[:16]}", "sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "text": text}
+
+
 def _import_path(path: Any, F: Mapping[str, str]) -> Any:
     if not isinstance(path, str):
         raise InputError(F["calculator"], path, "an import path 'package.module:Class'")
@@ -182,6 +213,8 @@ def _build_potential(spec: dict, F: dict):
         raise InputError(F["file"], file["name"], f"'' (potential {name!r} takes no file)")
     if name == "eam" and params:
         raise InputError(F["params"], json.dumps(params), f"'' (potential {name!r} has none)")
+    if name == "snap":
+        return _build_snap(file, params, species, F)
     if name in ("sw", "tersoff"):
         if len(species) > 1:
             raise InputError(F["species"], "+".join(species),
@@ -273,6 +306,39 @@ def _build_potential(spec: dict, F: dict):
         raise InputError(field, file["name"] if file else json.dumps(params),
                          f"valid input for potential {name!r}", hint=str(exc)) from None
     raise InputError(F["engine"], name, "one of " + ", ".join(ENGINES))
+
+
+def _build_snap(file, params: dict, species, F: Mapping[str, str]):
+    """A SNAPCalculator from a saved FittedPotential (its JSON text in ``file``)."""
+    from ..core.codec import loads
+    from ..core.errors import StoreError
+
+    if file is None:
+        raise InputError(F["file"], "", "a trained SNAP potential: a file written by "
+                         "scaleladder.core.codec.save, or 'store:KEY' of a stored one")
+    try:
+        fp = loads(file["text"])
+    except StoreError as exc:
+        raise InputError(F["file"], file["name"], "a SNAP potential saved by "
+                         "scaleladder.core.codec.save", hint=str(exc)) from None
+    if getattr(fp, "form", None) != "SNAP":
+        raise InputError(F["file"], file["name"], "a SNAP FittedPotential",
+                         hint=f"it holds a {getattr(fp, 'form', type(fp).__name__)!r}")
+    bad = [x for x in species if x not in fp.species]
+    if bad:
+        raise InputError(F["species"], "+".join(species),
+                         f"elements the SNAP potential was trained for ({', '.join(fp.species)})",
+                         hint="no model for " + ", ".join(bad))
+    extra = sorted(set(params) - {"member"})
+    if extra:
+        raise InputError(F["params"], json.dumps(params), "'' or {\"member\": i} for snap")
+    member = params.get("member")
+    if member is not None and (not isinstance(member, int) or not 0 <= member < fp.n_members):
+        raise InputError(F["params"], json.dumps(params),
+                         f"a committee member in [0, {fp.n_members}) for snap")
+    from ..atomistic.snap import SNAPCalculator
+
+    return SNAPCalculator(fp, member=member)
 
 
 def _check_builtin_element(name: str, species: list[str], params: dict, F: Mapping[str, str],
