@@ -1,0 +1,557 @@
+"""Active learning of a SNAP potential: explore with the model, label where it is ignorant.
+
+The loop (every step a content-addressed pipeline stage, so an interrupted loop resumes where it
+stopped and a finished one replays from the store in seconds)::
+
+    label the initial and test structures with the reference (DFT, or a cheap stand-in)
+    repeat:
+        fit SNAP on everything labelled so far          (test set held out: errors, calibration)
+        quantities of interest with the committee        (e.g. C11, C12, C44 and their spread)
+        stop if every quantity's relative spread < threshold          -> "converged"
+        stop if the reference budget is spent                         -> "budget"
+        explore with the model: MD snapshots at several temperatures, random strains, slabs,
+            vacancies (what the ladder will compute must be in the training domain)
+        select a batch: greedy maximum expected information gain about the coefficients, each
+            pick conditioning the posterior as if it were already labelled (the next pick's gain
+            drops where the first one already informs: diversity without a distance threshold --
+            batch-mode D-optimal design for a linear model)
+        label the batch with the reference
+
+The test set measures the held-out error after every iteration (the history's error curve) and
+calibrates the predicted errors.  :func:`plot_history` draws the history.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..core import validate
+from ..core.errors import CalculationError, InputError
+from ..core.pipeline import Runner, report_progress, stage
+
+__all__ = ["active_learning", "ActiveLearningResult", "EXPLORE_DEFAULTS", "plot_history",
+           "committee_qois", "select_batch"]
+
+#: What the explorer generates from each base structure every iteration.
+EXPLORE_DEFAULTS: dict[str, Any] = {
+    "md_temperatures_K": [300.0, 1200.0],   # Langevin MD with the current model
+    "md_snapshots": 4,                        # per temperature
+    "md_interval_steps": 100,
+    "md_supercell": [1, 1, 1],
+    "strains": 6,                             # random homogeneous strains (+ small rattle)
+    "max_strain": 0.03,
+    "slabs": [[1, 1, 1]],                     # Miller indices; [] for none
+    "slab_layers": 4,
+    "vacuum": 8.0,
+    "vacancies": True,
+    "vacancy_supercell": [2, 2, 2],
+    "rattle": 0.05,                           # Å, added to strained cells, slabs and vacancies
+}
+
+#: The quantities of interest the loop knows (committee spread -> stopping criterion).
+QOIS = ("C11", "C12", "C44", "gamma111")
+
+
+# ----------------------------------------------------------------------------- settings
+def _explore_settings(explore: Mapping[str, Any] | None) -> dict:
+    out = {k: (list(v) if isinstance(v, list) else v) for k, v in EXPLORE_DEFAULTS.items()}
+    for k, v in dict(explore or {}).items():
+        if k not in EXPLORE_DEFAULTS:
+            raise InputError(f"explore[{k!r}]", v, "one of " + ", ".join(EXPLORE_DEFAULTS))
+        out[k] = v
+    temps = [float(t) for t in out["md_temperatures_K"]]
+    if any(not (math.isfinite(t) and t > 0) for t in temps):
+        raise InputError("explore['md_temperatures_K']", temps, "positive temperatures (K)")
+    out["md_temperatures_K"] = temps
+    for k in ("md_snapshots", "strains"):
+        out[k] = validate.positive_int(f"explore[{k!r}]", out[k], 0)
+    out["md_interval_steps"] = validate.positive_int("explore['md_interval_steps']",
+                                                     out["md_interval_steps"])
+    out["slab_layers"] = validate.positive_int("explore['slab_layers']", out["slab_layers"], 2)
+    for k in ("max_strain", "rattle"):
+        out[k] = float(validate.in_range(f"explore[{k!r}]", out[k], 0.0, 0.2))
+    out["vacuum"] = float(validate.positive("explore['vacuum']", out["vacuum"]))
+    out["vacancies"] = bool(out["vacancies"])
+    for k in ("md_supercell", "vacancy_supercell"):
+        sc = [int(x) for x in out[k]]
+        if len(sc) != 3 or min(sc) < 1:
+            raise InputError(f"explore[{k!r}]", out[k], "three positive repeats such as [2, 2, 2]")
+        out[k] = sc
+    out["slabs"] = [[int(x) for x in m] for m in out["slabs"]]
+    return out
+
+
+# ----------------------------------------------------------------------------- stages
+@stage("workflows.active_learning.fit", version="1")
+def al_fit(dataset, fit: dict, seed: int):
+    """SNAP on the labelled set; the ``test`` label held out (errors and calibration)."""
+    from ..atomistic.snap import fit_snap
+
+    return fit_snap(dataset, heldout_labels=("test",), seed=seed, **fit)
+
+
+@stage("workflows.active_learning.qoi", version="1")
+def al_qoi(potential, structure, qois: list, strain_step: float) -> dict:
+    """The quantities of interest over the committee (value, spread, relative spread)."""
+    nominal, members, units = _committee_values(potential, structure, qois, strain_step)
+    out = {}
+    for q in qois:
+        vals = [m[q] for m in members if m is not None]
+        failed = len(members) - len(vals)
+        v = nominal[q] if nominal is not None else math.nan
+        if failed or nominal is None or len(vals) < 2:
+            # a member without a stable crystal is itself the loudest uncertainty there is
+            std = math.inf
+        else:
+            std = float(np.sqrt(np.mean((np.array(vals) - v) ** 2)))
+        out[q] = {"value": v, "std": std, "unit": units[q], "n_failed": failed,
+                  "rel_std": std / abs(v) if (v and math.isfinite(v)) else math.inf}
+    return out
+
+
+@stage("workflows.active_learning.explore", version="1")
+def al_explore(potential, structures: list, explore: dict, seed: int, iteration: int) -> list:
+    """Candidate configurations generated with the current model (``Structure`` list)."""
+    from ..atomistic.snap import SNAPCalculator
+    from ..handoffs import Structure
+    from . import generate as G
+
+    rng = np.random.default_rng([seed, iteration, 0xA1])
+    cands = []
+    total = max(len(structures), 1)
+    for b, base in enumerate(structures):
+        atoms = base.to_atoms()
+        tag = f"it{iteration}-s{b}"
+        calc = SNAPCalculator(potential)
+        for t in explore["md_temperatures_K"]:
+            if explore["md_snapshots"] == 0:
+                break
+            try:
+                snaps = G.md_snapshots(atoms.repeat(explore["md_supercell"]), calc, t,
+                                       explore["md_snapshots"], explore["md_interval_steps"],
+                                       seed=int(rng.integers(2 ** 31)), equilibration_steps=100,
+                                       prefix=f"{tag}-md{int(t)}K")
+            except CalculationError:
+                snaps = []        # the model blew up: the strained / rattled cells still teach it
+            cands += [(s, "md") for s in snaps]
+        for k in range(explore["strains"]):
+            e = rng.uniform(-1, 1, (3, 3)) * explore["max_strain"]
+            e = 0.5 * (e + e.T)
+            s = atoms.copy()
+            s.set_cell(np.asarray(atoms.cell) @ (np.eye(3) + e), scale_atoms=True)
+            s.rattle(explore["rattle"], seed=int(rng.integers(2 ** 31)))
+            s.info["name"] = f"{tag}-strain{k}"
+            cands.append((s, "strain"))
+        if explore["slabs"]:
+            for s in G.slabs(atoms, explore["slabs"], layers=explore["slab_layers"],
+                             vacuum=explore["vacuum"], prefix=f"{tag}-slab"):
+                s.rattle(explore["rattle"], seed=int(rng.integers(2 ** 31)))
+                cands.append((s, "slab"))
+        if explore["vacancies"]:
+            for s in G.vacancies(atoms, explore["vacancy_supercell"], prefix=f"{tag}-vac"):
+                s.rattle(explore["rattle"], seed=int(rng.integers(2 ** 31)))
+                cands.append((s, "vacancy"))
+        report_progress((b + 1) / total, f"{len(cands)} candidates")
+    out = []
+    for k, (s, kind) in enumerate(cands):
+        name = str(s.info.get("name") or f"it{iteration}-c{k}")
+        out.append(Structure.from_atoms(s, name=name, kind=kind,
+                                        properties=["energy", "forces", "stress"]
+                                        if all(s.pbc) else ["energy", "forces"]))
+    return out
+
+
+@stage("workflows.active_learning.select", version="1")
+def al_select(potential, candidates: list, n: int) -> dict:
+    """Greedy batch of the ``n`` candidates of largest expected information gain, each pick
+    conditioning the posterior (see :func:`select_batch`)."""
+    return select_batch(potential, [c.to_atoms() for c in candidates], n)
+
+
+# ----------------------------------------------------------------------------- selection
+def select_batch(potential, candidates: Sequence[Any], n: int) -> dict:
+    """Pick ``n`` candidates by greedy expected information gain (batch D-optimal design).
+
+    A candidate's rows ``X`` (its energy per atom, forces and, for periodic cells, stress), with
+    the noise levels ``R`` the evidence found, would shrink the posterior covariance ``S`` by
+    ``0.5 log det(I + R^-1/2 X S X^T R^-1/2)`` nats of information: the largest gain is picked,
+    the posterior is conditioned on its (still unknown) values, and the next pick is the
+    largest gain *given* the earlier ones.  Similar candidates lose their gain to the first of
+    them, so the batch is diverse without any distance threshold; strained cells (stress rows)
+    compete with MD snapshots, slabs and vacancies (force rows) on one scale.
+
+    Returns
+    -------
+    dict
+        ``selected`` (candidate indices, in pick order), ``gain`` (each candidate's information
+        gain before any pick, nats), ``score`` (each candidate's predicted largest per-atom
+        force error, eV/Å), ``picked_gain`` and ``picked_score`` (of each pick when picked),
+        ``kinds`` (candidate ``info['kind']`` of each pick).
+    """
+    from ..atomistic.snap import _descriptor_settings, snap_descriptors
+    from ..core.units import EV_PER_A3_IN_GPA
+
+    n = validate.positive_int("n", n)
+    cov = np.array(potential.covariance, float)
+    noise = potential.provenance.get("noise", {})
+    var = {k: float(noise.get(k, d)) ** 2 for k, d in (("energy", 0.002), ("forces", 0.05),
+                                                       ("stress", 0.2))}
+    settings = _descriptor_settings(potential)
+    rows = []
+    for at in candidates:
+        d = snap_descriptors(at, potential.species, settings, per_atom=False)
+        X = [d["forces"], d["energy"][None, :] / d["natoms"]]
+        R = [np.full(d["forces"].shape[0], var["forces"]), [var["energy"]]]
+        if np.all(at.pbc):
+            X.append(d["stress"] * EV_PER_A3_IN_GPA)
+            R.append(np.full(6, var["stress"]))
+        rows.append((np.vstack(X), np.concatenate(R), d["forces"].shape[0]))
+
+    def gain(S, k):
+        X, R, _ = rows[k]
+        w = X / np.sqrt(R)[:, None]
+        # det(I + W S W^T) = det(I_p + S W^T W): p x p, whatever the number of rows
+        sign, logdet = np.linalg.slogdet(np.eye(S.shape[0]) + S @ (w.T @ w))
+        return 0.5 * float(logdet)
+
+    def force_error(S, k):
+        X, _, nf = rows[k]
+        f = X[:nf]
+        v = np.einsum("ij,jk,ik->i", f, S, f).reshape(-1, 3).sum(axis=1)
+        return float(np.sqrt(max(v.max(), 0.0)))
+
+    first_gain = [gain(cov, k) for k in range(len(rows))]
+    first_score = [force_error(cov, k) for k in range(len(rows))]
+    chosen, picked_gain, picked_score = [], [], []
+    S = cov.copy()
+    for _ in range(min(n, len(rows))):
+        g = [(-np.inf if k in chosen else gain(S, k)) for k in range(len(rows))]
+        k = int(np.argmax(g))
+        chosen.append(k)
+        picked_gain.append(g[k])
+        picked_score.append(force_error(S, k))
+        X, R, _ = rows[k]
+        SX = S @ X.T
+        S = S - SX @ np.linalg.solve(X @ SX + np.diag(R), SX.T)
+        S = 0.5 * (S + S.T)
+    kinds = [str(getattr(candidates[k], "info", {}).get("kind", "")) for k in chosen]
+    return {"selected": chosen, "gain": first_gain, "score": first_score,
+            "picked_gain": picked_gain, "picked_score": picked_score, "kinds": kinds}
+
+
+# ----------------------------------------------------------------------------- QoIs
+def committee_qois(potential, structure, qois: Sequence[str], strain_step: float = 0.005) -> dict:
+    """Quantities of interest of a cubic crystal over the potential's committee (Estimates).
+
+    ``C11``, ``C12``, ``C44`` (GPa, relaxed ions, at the member's own zero-pressure lattice
+    constant) and ``gamma111`` (J/m², relaxed (111) surface of the cubic cell's crystal): each
+    member's value is a sample of the source ``"committee"``.
+    """
+    from ..uq import Estimate
+
+    nominal, members, units = _committee_values(potential, structure, qois, strain_step)
+    if nominal is None or any(m is None for m in members):
+        bad = sum(m is None for m in members) + (nominal is None)
+        raise CalculationError(f"{bad} of {len(members) + 1} committee members (nominal "
+                               "included) have no stable crystal: the potential is too uncertain "
+                               "for these quantities; label more data")
+    return {q: Estimate(nominal[q], units[q], {"committee": np.array([m[q] for m in members])})
+            for q in qois}
+
+
+def _committee_values(potential, structure, qois, strain_step):
+    """(nominal values, each member's values or None where it fails, units)."""
+    from ..atomistic import elastic_constants, relax_lattice_constant, surface_energy
+    from ..atomistic.snap import SNAPCalculator
+    from ..core.errors import ConvergenceError
+
+    bad = [q for q in qois if q not in QOIS]
+    if bad:
+        raise InputError("qois", list(qois), "names among " + ", ".join(QOIS))
+    base = structure.to_atoms() if hasattr(structure, "to_atoms") else structure.copy()
+
+    def values(member):
+        calc = SNAPCalculator(potential, member=member)
+        at = base.copy()
+        a_in = float(np.linalg.norm(at.cell[0]))
+        a0 = relax_lattice_constant(at, calc)
+        at.set_cell(np.asarray(at.cell) * a0 / a_in, scale_atoms=True)
+        at.calc = calc
+        out = {}
+        if {"C11", "C12", "C44"} & set(qois):
+            c = elastic_constants(at, calc, relax_ions=True, strain_step=strain_step)
+            v = np.asarray(c.voigt.value)
+            out.update({"C11": float(v[0, 0]), "C12": float(v[0, 1]), "C44": float(v[3, 3])})
+        if "gamma111" in qois:
+            g = surface_energy(at, calc, miller=(1, 1, 1), layers=8, relax=True)
+            out["gamma111"] = float(g.value.value)
+        return out
+
+    def safe(member):
+        try:
+            return values(member)
+        except (ConvergenceError, CalculationError, InputError):
+            return None
+
+    units = {"C11": "GPa", "C12": "GPa", "C44": "GPa", "gamma111": "J/m^2"}
+    return safe(None), [safe(m) for m in range(potential.n_members)], units
+
+
+# ----------------------------------------------------------------------------- the loop
+@dataclass
+class ActiveLearningResult:
+    """What an active-learning run produced.
+
+    Attributes
+    ----------
+    potential : FittedPotential
+        The last model (trained on everything labelled).
+    dataset : ReferenceDataset
+        Every labelled configuration (``initial``, ``test``, and ``al`` picks).
+    history : list of dict
+        Per iteration: ``iteration``, ``n_train``, ``n_reference`` (reference calculations so
+        far), ``heldout`` (errors on the test set), ``calibration`` (the fit's report),
+        ``qoi`` (value, std, rel_std per quantity), ``max_rel_std``, and for iterations that
+        explored: ``n_candidates``, ``picked`` (names, kinds, predicted errors).
+    stopped : str
+        ``"converged"`` (every quantity's committee spread below the threshold) or ``"budget"``.
+    keys : dict
+        Store keys of the last fit and dataset.
+    """
+
+    potential: Any
+    dataset: Any
+    history: list
+    stopped: str
+    keys: dict = field(default_factory=dict)
+    threshold: float | None = None
+
+    def summary(self) -> str:
+        lines = [f"active learning stopped: {self.stopped} after {len(self.history)} fit(s)"]
+        for h in self.history:
+            ho = h.get("heldout") or {}
+            q = ", ".join(f"{k} {v['value']:.4g}±{v['std']:.2g}" for k, v in h["qoi"].items())
+            lines.append(f"  it {h['iteration']}: {h['n_train']} train, {h['n_reference']} "
+                         f"reference calcs; held-out E {1e3 * (ho.get('energy_rmse') or 0):.2f} "
+                         f"meV/atom, F {ho.get('force_rmse') or 0:.3f} eV/Å; {q}")
+        return "\n".join(lines)
+
+
+def _check_structures(field_name: str, structures) -> list:
+    from ase import Atoms
+
+    if isinstance(structures, Atoms):
+        structures = [structures]
+    out = list(structures or [])
+    for i, s in enumerate(out):
+        if not isinstance(s, Atoms) or len(s) == 0:
+            raise InputError(f"{field_name}[{i}]", type(s).__name__, "a non-empty ase.Atoms")
+    return out
+
+
+def active_learning(base: Any, reference: dict, *, initial: Sequence[Any], test: Sequence[Any],
+                    budget: int, threshold: float = 0.02, per_iteration: int = 4,
+                    max_iterations: int = 10, qois: Sequence[str] = ("C11", "C12", "C44"),
+                    explore: Mapping[str, Any] | None = None, fit: Mapping[str, Any] | None = None,
+                    strain_step: float = 0.005, seed: int = 0, store: Any = None,
+                    executor: Any = None, progress: bool = False) -> ActiveLearningResult:
+    """Active learning of a SNAP potential against a reference calculator (see module notes).
+
+    Parameters
+    ----------
+    base : ase.Atoms or sequence of ase.Atoms
+        The crystal(s) to explore around; the first is the cubic cell of the quantities of
+        interest.
+    reference : dict
+        Calculator spec of the reference (:mod:`scaleladder.workflows.calculators`): PySCF DFT,
+        or ``{"engine": "sw"}`` / ``{"engine": "emt"}`` standing in for it.
+    initial : sequence of ase.Atoms
+        The first training set (labelled by the reference; counts against the budget).
+    test : sequence of ase.Atoms
+        Held-out set (labelled once; counts against the budget): errors and calibration.
+    budget : int
+        Largest number of reference calculations, initial and test sets included.
+    threshold : float
+        Stop when every quantity's committee relative standard deviation is below it.
+    per_iteration : int
+        Configurations labelled per iteration.
+    max_iterations : int
+        Fits at most (a guard; the budget and the threshold normally stop the loop).
+    qois : sequence of str
+        Among ``C11``, ``C12``, ``C44``, ``gamma111``.
+    explore : dict, optional
+        :data:`EXPLORE_DEFAULTS` overrides.
+    fit : dict, optional
+        Keyword arguments of :func:`~scaleladder.atomistic.snap.fit_snap` (``descriptors``,
+        ``scales``, ``n_committee``).
+    strain_step : float
+        Strain step of the elastic constants.
+    seed : int
+    store : Store, path or None
+        Where every stage is cached (``None``: a temporary store, nothing survives).
+    executor, progress
+        As for :class:`~scaleladder.core.pipeline.Runner` (labelling runs on the executor).
+
+    Returns
+    -------
+    ActiveLearningResult
+    """
+    from ase import Atoms
+
+    from ..handoffs import Structure
+    from .generate import _open_store, engine_spec, run_generation
+
+    bases = _check_structures("base", [base] if isinstance(base, Atoms) else base)
+    if not bases:
+        raise InputError("base", base, "at least one structure to explore around")
+    initial = _check_structures("initial", initial)
+    test = _check_structures("test", test)
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget <= 0:
+        raise InputError("budget", budget, "a positive number of reference calculations "
+                         "(a budget of zero labels nothing: there is no model to learn)")
+    if not initial:
+        raise InputError("initial", initial, "at least one initial training configuration")
+    if not test:
+        raise InputError("test", test, "at least one held-out configuration (errors and "
+                         "calibration are measured on it)")
+    if len(initial) + len(test) > budget:
+        raise InputError("budget", budget, f"at least the {len(initial) + len(test)} initial "
+                         "and test configurations")
+    threshold = validate.positive("threshold", threshold)
+    per_iteration = validate.positive_int("per_iteration", per_iteration)
+    max_iterations = validate.positive_int("max_iterations", max_iterations)
+    qois = list(qois)
+    bad = [q for q in qois if q not in QOIS]
+    if bad or not qois:
+        raise InputError("qois", qois, "one or more of " + ", ".join(QOIS))
+    ex_settings = _explore_settings(explore)
+    fit_kw = dict(fit or {})
+    fit_kw.setdefault("n_committee", 8)
+    from ..atomistic.snap import _scales, _settings
+    fit_kw["descriptors"] = _settings(fit_kw.get("descriptors"))
+    fit_kw["scales"] = _scales(fit_kw.get("scales"))
+    unknown = set(fit_kw) - {"descriptors", "scales", "n_committee", "calibrate"}
+    if unknown:
+        raise InputError("fit", sorted(unknown), "keys among descriptors, scales, n_committee, "
+                         "calibrate")
+    if fit_kw["n_committee"] < 2:
+        raise InputError("fit['n_committee']", fit_kw["n_committee"],
+                         "at least 2 committee members (one member has no spread)")
+    spec = engine_spec(reference)
+    base_structs = [Structure.from_atoms(b, name=f"base{i}") for i, b in enumerate(bases)]
+
+    def tagged(atoms_list, label, prefix):
+        out = []
+        for i, a in enumerate(atoms_list):
+            a = a.copy()
+            a.info = {"label": label, "name": f"{prefix}{i}-{a.get_chemical_formula()}",
+                      "properties": ["energy", "forces", "stress"] if all(a.pbc)
+                      else ["energy", "forces"]}
+            out.append(a)
+        return out
+
+    labelled = tagged(initial, "initial", "init") + tagged(test, "test", "test")
+    history: list[dict] = []
+    stopped = "max_iterations"
+    with _open_store(store) as st:
+        def run(nodes):
+            return Runner(st, executor="local", progress=bool(progress)).run(nodes)
+
+        def label_all():
+            rep = run_generation(labelled, spec, store=st, executor=executor, progress=bool(progress))
+            return rep
+
+        rep = label_all()
+        n_ref = len(labelled)
+        for it in range(max_iterations):
+            fit_node = al_fit.bind(dataset=rep.dataset, fit=fit_kw, seed=seed
+                                   ).with_label(f"AL fit {it}")
+            qoi_node = al_qoi.bind(potential=fit_node, structure=base_structs[0], qois=qois,
+                                   strain_step=strain_step).with_label(f"AL QoIs {it}")
+            out = run({"fit": fit_node, "qoi": qoi_node})
+            pot, q = out["fit"], out["qoi"]
+            entry = {"iteration": it, "n_train": int(pot.provenance["n_train"]),
+                     "n_reference": n_ref, "heldout": dict(pot.errors.get("heldout", {})),
+                     "calibration": pot.provenance.get("calibration", {}),
+                     "calibration_factor": pot.provenance.get("calibration_factor"),
+                     "qoi": q, "max_rel_std": max(v["rel_std"] for v in q.values()),
+                     "fit_key": fit_node.key}
+            history.append(entry)
+            if entry["max_rel_std"] < threshold:
+                stopped = "converged"
+                break
+            room = budget - n_ref
+            if room <= 0:
+                stopped = "budget"
+                break
+            cand_node = al_explore.bind(potential=fit_node, structures=base_structs,
+                                        explore=ex_settings, seed=seed, iteration=it
+                                        ).with_label(f"AL explore {it}")
+            sel_node = al_select.bind(potential=fit_node, candidates=cand_node,
+                                      n=min(per_iteration, room)).with_label(f"AL select {it}")
+            out = run({"candidates": cand_node, "select": sel_node})
+            cands, sel = out["candidates"], out["select"]
+            picks = []
+            for k in sel["selected"]:
+                a = cands[k].to_atoms()
+                a.info = {"label": "al", "name": f"al{it}-{cands[k].info['name']}",
+                          "properties": list(cands[k].info["properties"])}
+                picks.append(a)
+            labelled += picks
+            n_ref += len(picks)
+            entry.update({"n_candidates": len(cands),
+                          "picked": [{"name": p.info["name"], "kind": kd, "predicted_force_error": s,
+                                      "information_gain": g}
+                                     for p, kd, s, g in zip(picks, sel["kinds"], sel["picked_score"],
+                                                            sel["picked_gain"])],
+                          "candidate_score_median": float(np.median(sel["score"])),
+                          "candidate_score_max": float(np.max(sel["score"]))})
+            rep = label_all()
+        else:
+            stopped = "max_iterations"
+        return ActiveLearningResult(potential=pot, dataset=rep.dataset, history=history,
+                                    stopped=stopped, keys={"fit": history[-1]["fit_key"],
+                                                           "dataset": rep.dataset_key},
+                                    threshold=threshold)
+
+
+# ----------------------------------------------------------------------------- plot
+def plot_history(result: ActiveLearningResult, path=None):
+    """Three panels over the loop: held-out errors, predicted error of the picks, and the
+    quantities' committee spread against the threshold.  Returns the figure (saved if ``path``)."""
+    from ..ladders.base import pyplot
+
+    plt = pyplot()
+    h = result.history
+    n = [e["n_reference"] for e in h]
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
+    ax[0].plot(n, [1e3 * (e["heldout"].get("energy_rmse") or np.nan) for e in h], "o-",
+               label="energy (meV/atom)")
+    ax[0].plot(n, [1e3 * (e["heldout"].get("force_rmse") or np.nan) / 10 for e in h], "s-",
+               label="forces (10 meV/Å)")
+    ax[0].set_xlabel("reference calculations")
+    ax[0].set_title("held-out error")
+    ax[0].legend(fontsize=8)
+    for e in h:
+        if e.get("picked"):
+            ax[1].plot([e["n_reference"]] * len(e["picked"]),
+                       [p["predicted_force_error"] for p in e["picked"]], "k.")
+            ax[1].plot(e["n_reference"], e["candidate_score_median"], "r_", ms=14)
+    ax[1].set_xlabel("reference calculations")
+    ax[1].set_ylabel("predicted max force error (eV/Å)")
+    ax[1].set_title("picks (dots) and candidates' median (bars)")
+    for q in h[0]["qoi"]:
+        ax[2].semilogy(n, [e["qoi"][q]["rel_std"] for e in h], "o-", label=q)
+    thr = getattr(result, "threshold", None)
+    if thr:
+        ax[2].axhline(thr, color="k", ls="--")
+    ax[2].set_xlabel("reference calculations")
+    ax[2].set_title("committee spread (relative)")
+    ax[2].legend(fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig

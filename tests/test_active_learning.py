@@ -1,0 +1,118 @@
+"""Active learning of SNAP against Stillinger-Weber standing in for DFT: the loop lowers the
+held-out error, stops by its criterion (converged or budget), resumes from the store, and refuses
+bad settings."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from scaleladder.core.errors import InputError
+from scaleladder.workflows import generate as G
+from scaleladder.workflows.active_learning import active_learning, plot_history, select_batch
+
+SI = bulk("Si", "diamond", a=5.431, cubic=True)
+FAST = dict(explore=dict(md_snapshots=1, md_temperatures_K=[900.0], strains=2, slabs=[[1, 1, 1]],
+                         vacancies=True),
+            fit=dict(descriptors=dict(twojmax=6), n_committee=6))
+
+
+def _sets():
+    init = G.rattled(SI, supercell=(1, 1, 1), n=2, amplitude=0.05, seed=1) \
+        + G.strain_set(SI, max_strain=0.01)[:3]
+    test = G.rattled(SI, supercell=(1, 1, 1), n=3, amplitude=0.1, seed=7) \
+        + G.slabs(SI, (1, 1, 1), layers=4)[:1] + G.vacancies(SI, (1, 1, 1))[:1]
+    return init, test
+
+
+@pytest.fixture(scope="module")
+def run_budget(tmp_path_factory):
+    init, test = _sets()
+    store = tmp_path_factory.mktemp("al") / "store"
+    res = active_learning(SI, {"engine": "sw"}, initial=init, test=test, budget=26, threshold=1e-4,
+                          per_iteration=4, seed=0, store=store, **FAST)
+    return res, store
+
+
+def test_loop_lowers_the_heldout_error_and_stops_on_its_budget(run_budget):
+    res, _ = run_budget
+    assert res.stopped == "budget"
+    h = res.history
+    assert h[-1]["n_reference"] == 26 and len(res.dataset) == 26
+    f = np.array([e["heldout"]["force_rmse"] for e in h])
+    e = np.array([e["heldout"]["energy_rmse"] for e in h])
+    # the first model (5 bulk cells) knows nothing of the test set's slab and vacancy
+    assert f[-1] < 0.5 * f[0] and e[-1] < 0.2 * e[0]
+    # decreasing in expectation: the second half of the loop is no worse than the first
+    half = len(f) // 2
+    assert f[half:].mean() <= f[:half].mean()
+    # every iteration that explored picked distinct configurations of several kinds
+    kinds = {p["kind"] for x in h for p in x.get("picked", [])}
+    assert {"vacancy", "slab"} <= kinds
+
+
+def test_loop_stops_when_the_committee_agrees(run_budget, tmp_path):
+    res, store = run_budget
+    # threshold above the last iteration's spread: the same loop (same store) stops converged
+    # at an iteration it has already computed, reusing every stage
+    spreads = [e["max_rel_std"] for e in res.history]
+    k = int(np.argmin(spreads))
+    thr = spreads[k] * 1.001
+    init, test = _sets()
+    again = active_learning(SI, {"engine": "sw"}, initial=init, test=test, budget=26,
+                            threshold=thr, per_iteration=4, seed=0, store=store, **FAST)
+    assert again.stopped == "converged"
+    assert len(again.history) == min(i for i, s in enumerate(spreads) if s < thr) + 1
+    for a, b in zip(again.history, res.history):
+        assert a["fit_key"] == b["fit_key"]            # resumed from the store, identical
+    fig = plot_history(again, tmp_path / "history.png")
+    assert (tmp_path / "history.png").stat().st_size > 1000
+    assert len(fig.axes) == 3
+
+
+def test_batch_selection_is_diverse():
+    """Conditioning on a pick removes most of an identical candidate's information gain (only
+    the repeat of a noisy measurement is left), so a batch prefers distinct configurations."""
+    from scaleladder.atomistic import fit_snap
+    from scaleladder.handoffs import ReferenceDataset
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from scaleladder.atomistic import StillingerWeber
+
+    confs = G.rattled(SI, supercell=(1, 1, 1), n=8, amplitude=0.05, seed=3)
+    for a in confs:
+        a.calc = StillingerWeber()
+        a.calc = SinglePointCalculator(a, energy=a.get_potential_energy(), forces=a.get_forces(),
+                                       stress=a.get_stress())
+    model = fit_snap(ReferenceDataset.from_atoms(confs, {"code": "sw"}),
+                     descriptors={"twojmax": 6}, n_committee=2)
+    vac = G.vacancies(SI, (1, 1, 1))[0]
+    vac.rattle(0.05, seed=1)
+    slab = G.slabs(SI, (1, 1, 1), layers=4)[0]
+    slab.rattle(0.05, seed=2)
+    sel = select_batch(model, [vac, vac.copy(), slab], 3)
+    order = sel["selected"]
+    assert sorted(order) == [0, 1, 2]
+    twins = [i for i, k in enumerate(order) if k in (0, 1)]
+    # the second twin, once the first is picked, carries well under half of its original
+    # information (only the repeat of a noisy measurement is left), the first twin most of it
+    assert sel["picked_gain"][twins[1]] < 0.5 * sel["gain"][order[twins[1]]]
+    assert sel["picked_gain"][twins[1]] < 0.6 * sel["picked_gain"][twins[0]]
+    assert np.all(np.diff(sel["picked_gain"]) < 0)
+
+
+def test_bad_settings_are_refused_before_any_work():
+    init, test = _sets()
+    with pytest.raises(InputError, match="budget"):
+        active_learning(SI, {"engine": "sw"}, initial=init, test=test, budget=0)
+    with pytest.raises(InputError, match="budget"):
+        active_learning(SI, {"engine": "sw"}, initial=init, test=test, budget=3)
+    with pytest.raises(InputError, match="n_committee"):
+        active_learning(SI, {"engine": "sw"}, initial=init, test=test, budget=20,
+                        fit={"n_committee": 1})
+    with pytest.raises(InputError, match="qois"):
+        active_learning(SI, {"engine": "sw"}, initial=init, test=test, budget=20, qois=["C13"])
+    with pytest.raises(InputError, match="explore"):
+        active_learning(SI, {"engine": "sw"}, initial=init, test=test, budget=20,
+                        explore={"md_temperatures_K": [-5]})
+    with pytest.raises(InputError, match="test"):
+        active_learning(SI, {"engine": "sw"}, initial=init, test=[], budget=20)
