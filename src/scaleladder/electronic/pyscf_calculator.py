@@ -65,6 +65,25 @@ def pyscf_xc(xc: str) -> str:
     return XC_ALIASES.get(xc.strip().upper(), xc)
 
 
+def kmesh_for_cell(atoms, kspacing: float) -> tuple[int, int, int]:
+    """Monkhorst-Pack mesh of one k-point density for any cell: ``n_i = ceil(|b_i| / kspacing)``
+    with ``|b_i|`` the reciprocal vector lengths (2π included, Å⁻¹), 1 along non-periodic axes.
+
+    With ``kspacing = 0.6`` a diamond-Si cubic cell (a = 5.43 Å) gets 2x2x2 (shifted: the
+    flagship's ``fcc_cubic_kpts(2)`` sampling), a (111) 1x1 slab 4x4x1 (a vacuum direction over
+    10.5 Å long gets one point), a 2x1x1 supercell 1x2x2: cells of any shape share one density,
+    so their energies per atom carry the same k-point error.
+    """
+    from ..core import validate as _v
+
+    ks = _v.positive("kspacing", kspacing)
+    cell = np.asarray(atoms.cell, dtype=float)
+    b = 2 * np.pi * np.linalg.inv(cell).T
+    n = [max(1, int(np.ceil(np.linalg.norm(b[i]) / ks - 1e-9))) if atoms.pbc[i] else 1
+         for i in range(3)]
+    return tuple(n)
+
+
 def fcc_cubic_kpts(n: int = 2) -> np.ndarray:
     """Shifted n x n x n Monkhorst-Pack grid of the cubic cell, folded into the primitive fcc zone.
 

@@ -112,13 +112,29 @@ def al_qoi(potential, structure, qois: list, strain_step: float) -> dict:
     return out
 
 
-@stage("workflows.active_learning.explore", version="1")
-def al_explore(potential, structures: list, explore: dict, seed: int, iteration: int) -> list:
-    """Candidate configurations generated with the current model (``Structure`` list)."""
+def _n_picked(dataset) -> int:
+    return sum(1 for c in dataset.configurations if c.label == "al")
+
+
+def _stop_reason(qoi: dict, threshold: float, dataset, budget: int) -> str | None:
+    if max(v["rel_std"] for v in qoi.values()) < threshold:
+        return "converged"
+    if _n_picked(dataset) >= budget:
+        return "budget"
+    return None
+
+
+@stage("workflows.active_learning.explore", version="2")
+def al_explore(potential, structures: list, explore: dict, seed: int, iteration: int, qoi: dict,
+               threshold: float, dataset, budget: int) -> list:
+    """Candidate configurations generated with the current model (``Structure`` list); none
+    when the loop has stopped (quantities converged or budget spent)."""
     from ..atomistic.snap import SNAPCalculator
     from ..handoffs import Structure
     from . import generate as G
 
+    if _stop_reason(qoi, threshold, dataset, budget):
+        return []
     rng = np.random.default_rng([seed, iteration, 0xA1])
     cands = []
     total = max(len(structures), 1)
@@ -164,11 +180,146 @@ def al_explore(potential, structures: list, explore: dict, seed: int, iteration:
     return out
 
 
-@stage("workflows.active_learning.select", version="1")
-def al_select(potential, candidates: list, n: int) -> dict:
-    """Greedy batch of the ``n`` candidates of largest expected information gain, each pick
-    conditioning the posterior (see :func:`select_batch`)."""
-    return select_batch(potential, [c.to_atoms() for c in candidates], n)
+@stage("workflows.active_learning.select", version="2")
+def al_select(potential, candidates: list, n: int, qoi: dict, threshold: float, dataset,
+              budget: int) -> dict:
+    """Greedy batch of at most ``n`` candidates (no more than the budget leaves) of largest
+    expected information gain, each pick conditioning the posterior (:func:`select_batch`);
+    ``stop`` says why the loop ends here (``"converged"``, ``"budget"``) or is ``None``."""
+    stop = _stop_reason(qoi, threshold, dataset, budget)
+    if stop or not candidates:
+        return {"selected": [], "structures": [], "stop": stop or "no candidates", "kinds": [],
+                "gain": [], "score": [], "picked_gain": [], "picked_score": []}
+    room = budget - _n_picked(dataset)
+    sel = select_batch(potential, [c.to_atoms() for c in candidates], min(n, room))
+    sel["structures"] = [candidates[k] for k in sel["selected"]]
+    sel["kinds"] = [str(candidates[k].info.get("kind", "")) for k in sel["selected"]]
+    sel["stop"] = None
+    return sel
+
+
+@stage("workflows.active_learning.label", version="1")
+def al_label(selection: dict, j: int, engine: dict, iteration: int) -> dict | None:
+    """The reference calculation of pick ``j`` of a batch (``None`` when the batch is smaller;
+    ``{"failed": message}`` when the reference does not converge: the loop goes on without it)."""
+    from ..core.errors import ConvergenceError
+    from .generate import single_point
+
+    if j >= len(selection["structures"]):
+        return None
+    s = selection["structures"][j]
+    eng = engine_for_structure(engine, s.to_atoms())
+    name = f"al{iteration}-{s.info['name']}"
+    try:
+        r = single_point(s, eng)
+    except (ConvergenceError, CalculationError) as exc:
+        return {"failed": f"{type(exc).__name__}: {exc}", "name": name}
+    r["name"] = name
+    return r
+
+
+def engine_for_structure(engine: dict, atoms) -> dict:
+    """The reference spec for one structure: a PySCF spec with ``kspacing`` (Å⁻¹, 2π included)
+    gets the Monkhorst-Pack mesh of that density for this cell (shifted, even meshes; one point
+    along a vacuum direction), so cells of any shape and size share one k-point density."""
+    if engine.get("engine") != "pyscf" or "kspacing" not in engine.get("params", {}):
+        return engine
+    from ..electronic.pyscf_calculator import kmesh_for_cell
+
+    params = dict(engine["params"])
+    mesh = kmesh_for_cell(atoms, params.pop("kspacing"))
+    params.update(kpts=list(mesh), gamma_centered=False, kpts_scaled=None)
+    return {**engine, "params": params}
+
+
+@stage("workflows.active_learning.merge", version="1")
+def al_merge(dataset, labels: list):
+    """The dataset with the batch's reference results added (label ``"al"``)."""
+    from ..handoffs import Configuration, ReferenceDataset
+
+    confs = list(dataset.configurations)
+    for r in labels:
+        if r is None or "failed" in r:
+            continue
+        confs.append(Configuration(numbers=np.asarray(r["numbers"]),
+                                   positions=np.asarray(r["positions"]),
+                                   cell=np.asarray(r["cell"]), pbc=np.asarray(r["pbc"]),
+                                   energy=float(r["energy"]),
+                                   forces=None if r["forces"] is None else np.asarray(r["forces"]),
+                                   stress=None if r["stress"] is None else np.asarray(r["stress"]),
+                                   label="al", name=r["name"]))
+    return ReferenceDataset(tuple(confs), dict(dataset.method))
+
+
+@stage("workflows.active_learning.history", version="1")
+def al_history(fits: list, qois: list, selections: list, labels: list, per_iteration: int,
+               threshold: float) -> dict:
+    """The loop's history (one entry per fit up to the one it stops at), why it stopped, and
+    which fit is the final model (``labels``: every round's label results, flat)."""
+    labels = [labels[k:k + per_iteration] for k in range(0, len(labels), per_iteration)]
+    history = []
+    stopped, final = "max_iterations", len(fits) - 1
+    n_al = 0
+    for i, (pot, q) in enumerate(zip(fits, qois)):
+        entry = {"iteration": i, "n_train": int(pot.provenance["n_train"]),
+                 "n_heldout": int(pot.provenance["n_heldout"]), "n_picked": n_al,
+                 "heldout": dict(pot.errors.get("heldout", {})),
+                 "calibration": pot.provenance.get("calibration", {}),
+                 "calibration_factor": pot.provenance.get("calibration_factor"),
+                 "qoi": q, "max_rel_std": max(v["rel_std"] for v in q.values())}
+        history.append(entry)
+        if i == len(selections):          # the fit after the last batch
+            break
+        sel = selections[i]
+        if sel["stop"]:
+            stopped, final = sel["stop"], i
+            break
+        done = [r for r in labels[i] if r is not None]
+        entry["picked"] = [{"name": r["name"], "kind": k, "predicted_force_error": sc,
+                            "information_gain": g, "failed": r.get("failed")}
+                           for r, k, sc, g in zip(done, sel["kinds"], sel["picked_score"],
+                                                  sel["picked_gain"])]
+        entry["candidate_score_median"] = (float(np.median(sel["score"])) if sel["score"]
+                                           else None)
+        n_al += len(done)
+    return {"history": history, "stopped": stopped, "final": final, "threshold": threshold}
+
+
+def al_graph(dataset, structures: list, engine: dict, *, budget: int, threshold: float,
+             per_iteration: int, max_iterations: int, qois: list, explore: dict, fit: dict,
+             strain_step: float, seed: int, label: str = "AL") -> dict:
+    """The active-learning loop as a static DAG of stages (``dataset`` a node or a
+    ReferenceDataset; ``structures`` the base ``Structure`` list): ``max_iterations`` rounds of
+    fit -> QoIs -> explore -> select -> label (one stage per pick) -> merge, a final fit, and
+    the history.  Rounds after the loop stops do no work (empty candidates and batches) and
+    refit the same data.  Returns ``{"history", "fits", "qois", "datasets", "selections"}``."""
+    fits, qnodes, sels, labels_all, datasets = [], [], [], [], [dataset]
+    for it in range(max_iterations + 1):
+        f = al_fit.bind(dataset=datasets[-1], fit=fit, seed=seed).with_label(f"{label} fit {it}")
+        q = al_qoi.bind(potential=f, structure=structures[0], qois=qois,
+                        strain_step=strain_step).with_label(f"{label} QoIs {it}")
+        fits.append(f)
+        qnodes.append(q)
+        if it == max_iterations:
+            break
+        c = al_explore.bind(potential=f, structures=structures, explore=explore, seed=seed,
+                            iteration=it, qoi=q, threshold=threshold, dataset=datasets[-1],
+                            budget=budget).with_label(f"{label} explore {it}")
+        s = al_select.bind(potential=f, candidates=c, n=per_iteration, qoi=q,
+                           threshold=threshold, dataset=datasets[-1], budget=budget
+                           ).with_label(f"{label} select {it}")
+        labs = [al_label.bind(selection=s, j=j, engine=engine, iteration=it
+                              ).with_label(f"{label} reference {it}.{j}")
+                for j in range(per_iteration)]
+        datasets.append(al_merge.bind(dataset=datasets[-1], labels=labs
+                                      ).with_label(f"{label} dataset {it + 1}"))
+        sels.append(s)
+        labels_all.append(labs)
+    hist = al_history.bind(fits=fits, qois=qnodes, selections=sels,
+                           labels=[x for labs in labels_all for x in labs],
+                           per_iteration=per_iteration, threshold=threshold).with_label(f"{label} history")
+    return {"history": hist, "fits": fits, "qois": qnodes, "datasets": datasets,
+            "selections": sels}
 
 
 # ----------------------------------------------------------------------------- selection
@@ -334,13 +485,13 @@ class ActiveLearningResult:
         for h in self.history:
             ho = h.get("heldout") or {}
             q = ", ".join(f"{k} {v['value']:.4g}±{v['std']:.2g}" for k, v in h["qoi"].items())
-            lines.append(f"  it {h['iteration']}: {h['n_train']} train, {h['n_reference']} "
-                         f"reference calcs; held-out E {1e3 * (ho.get('energy_rmse') or 0):.2f} "
+            lines.append(f"  it {h['iteration']}: {h['n_train']} train, {h['n_picked']} "
+                         f"picked; held-out E {1e3 * (ho.get('energy_rmse') or 0):.2f} "
                          f"meV/atom, F {ho.get('force_rmse') or 0:.3f} eV/Å; {q}")
         return "\n".join(lines)
 
 
-def _check_structures(field_name: str, structures) -> list:
+def _check_structures(field_name: str, structures) -> list:  # noqa: D103
     from ase import Atoms
 
     if isinstance(structures, Atoms):
@@ -354,7 +505,7 @@ def _check_structures(field_name: str, structures) -> list:
 
 def active_learning(base: Any, reference: dict, *, initial: Sequence[Any], test: Sequence[Any],
                     budget: int, threshold: float = 0.02, per_iteration: int = 4,
-                    max_iterations: int = 10, qois: Sequence[str] = ("C11", "C12", "C44"),
+                    max_iterations: int = 6, qois: Sequence[str] = ("C11", "C12", "C44"),
                     explore: Mapping[str, Any] | None = None, fit: Mapping[str, Any] | None = None,
                     strain_step: float = 0.005, seed: int = 0, store: Any = None,
                     executor: Any = None, progress: bool = False) -> ActiveLearningResult:
@@ -366,82 +517,49 @@ def active_learning(base: Any, reference: dict, *, initial: Sequence[Any], test:
         The crystal(s) to explore around; the first is the cubic cell of the quantities of
         interest.
     reference : dict
-        Calculator spec of the reference (:mod:`scaleladder.workflows.calculators`): PySCF DFT,
-        or ``{"engine": "sw"}`` / ``{"engine": "emt"}`` standing in for it.
+        Calculator spec of the reference (:mod:`scaleladder.workflows.calculators`): PySCF DFT
+        (with ``params["kspacing"]`` the k-mesh follows each cell, see
+        :func:`engine_for_structure`), or ``{"engine": "sw"}`` / ``{"engine": "emt"}`` standing
+        in for it.
     initial : sequence of ase.Atoms
-        The first training set (labelled by the reference; counts against the budget).
+        The first training set (labelled by the reference).
     test : sequence of ase.Atoms
-        Held-out set (labelled once; counts against the budget): errors and calibration.
+        Held-out set (labelled once): errors and calibration.
     budget : int
-        Largest number of reference calculations, initial and test sets included.
+        Largest number of reference calculations the loop adds (initial and test sets apart).
     threshold : float
         Stop when every quantity's committee relative standard deviation is below it.
     per_iteration : int
         Configurations labelled per iteration.
     max_iterations : int
-        Fits at most (a guard; the budget and the threshold normally stop the loop).
+        Rounds at most (the budget and the threshold normally stop the loop first).
     qois : sequence of str
         Among ``C11``, ``C12``, ``C44``, ``gamma111``.
     explore : dict, optional
         :data:`EXPLORE_DEFAULTS` overrides.
     fit : dict, optional
         Keyword arguments of :func:`~scaleladder.atomistic.snap.fit_snap` (``descriptors``,
-        ``scales``, ``n_committee``).
+        ``scales``, ``n_committee``, ``calibrate``).
     strain_step : float
         Strain step of the elastic constants.
     seed : int
     store : Store, path or None
         Where every stage is cached (``None``: a temporary store, nothing survives).
     executor, progress
-        As for :class:`~scaleladder.core.pipeline.Runner` (labelling runs on the executor).
+        As for :class:`~scaleladder.core.pipeline.Runner` (the picks of a batch are labelled
+        concurrently on the executor).
 
     Returns
     -------
     ActiveLearningResult
     """
-    from ase import Atoms
-
     from ..handoffs import Structure
-    from .generate import _open_store, engine_spec, run_generation
+    from .generate import _open_store, run_generation
 
-    bases = _check_structures("base", [base] if isinstance(base, Atoms) else base)
-    if not bases:
-        raise InputError("base", base, "at least one structure to explore around")
-    initial = _check_structures("initial", initial)
-    test = _check_structures("test", test)
-    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget <= 0:
-        raise InputError("budget", budget, "a positive number of reference calculations "
-                         "(a budget of zero labels nothing: there is no model to learn)")
-    if not initial:
-        raise InputError("initial", initial, "at least one initial training configuration")
-    if not test:
-        raise InputError("test", test, "at least one held-out configuration (errors and "
-                         "calibration are measured on it)")
-    if len(initial) + len(test) > budget:
-        raise InputError("budget", budget, f"at least the {len(initial) + len(test)} initial "
-                         "and test configurations")
-    threshold = validate.positive("threshold", threshold)
-    per_iteration = validate.positive_int("per_iteration", per_iteration)
-    max_iterations = validate.positive_int("max_iterations", max_iterations)
-    qois = list(qois)
-    bad = [q for q in qois if q not in QOIS]
-    if bad or not qois:
-        raise InputError("qois", qois, "one or more of " + ", ".join(QOIS))
-    ex_settings = _explore_settings(explore)
-    fit_kw = dict(fit or {})
-    fit_kw.setdefault("n_committee", 8)
-    from ..atomistic.snap import _scales, _settings
-    fit_kw["descriptors"] = _settings(fit_kw.get("descriptors"))
-    fit_kw["scales"] = _scales(fit_kw.get("scales"))
-    unknown = set(fit_kw) - {"descriptors", "scales", "n_committee", "calibrate"}
-    if unknown:
-        raise InputError("fit", sorted(unknown), "keys among descriptors, scales, n_committee, "
-                         "calibrate")
-    if fit_kw["n_committee"] < 2:
-        raise InputError("fit['n_committee']", fit_kw["n_committee"],
-                         "at least 2 committee members (one member has no spread)")
-    spec = engine_spec(reference)
-    base_structs = [Structure.from_atoms(b, name=f"base{i}") for i, b in enumerate(bases)]
+    settings = check_settings(base, reference, initial=initial, test=test, budget=budget,
+                              threshold=threshold, per_iteration=per_iteration,
+                              max_iterations=max_iterations, qois=qois, explore=explore, fit=fit)
+    bases, spec = settings["bases"], settings["reference"]
 
     def tagged(atoms_list, label, prefix):
         out = []
@@ -453,69 +571,97 @@ def active_learning(base: Any, reference: dict, *, initial: Sequence[Any], test:
             out.append(a)
         return out
 
-    labelled = tagged(initial, "initial", "init") + tagged(test, "test", "test")
-    history: list[dict] = []
-    stopped = "max_iterations"
+    labelled = tagged(settings["initial"], "initial", "init") + tagged(settings["test"], "test", "test")
     with _open_store(store) as st:
-        def run(nodes):
-            return Runner(st, executor="local", progress=bool(progress)).run(nodes)
+        rep = run_generation(labelled, spec, store=st, executor=executor, progress=bool(progress))
+        if rep.failed:
+            raise CalculationError("the reference failed on initial/test configurations: "
+                                   + "; ".join(f"{k}: {v}" for k, v in rep.failed.items()))
+        g = al_graph(rep.dataset, [Structure.from_atoms(b, name=f"base{i}")
+                                   for i, b in enumerate(bases)], spec,
+                     budget=int(budget), threshold=settings["threshold"],
+                     per_iteration=settings["per_iteration"],
+                     max_iterations=settings["max_iterations"], qois=settings["qois"],
+                     explore=settings["explore"], fit=settings["fit"], strain_step=strain_step,
+                     seed=seed)
+        out = Runner(st, executor=executor, progress=bool(progress)).run({"history": g["history"]})
+        h = out["history"]
+        final = h["final"]
+        got = Runner(st, executor="local", progress=False).run(
+            {"fit": g["fits"][final], "dataset": g["datasets"][final]})
+        n0 = len(labelled)
+        for e in h["history"]:
+            e["n_reference"] = n0 + e["n_picked"]
+            e["fit_key"] = g["fits"][e["iteration"]].key
+        return ActiveLearningResult(potential=got["fit"], dataset=got["dataset"],
+                                    history=h["history"], stopped=h["stopped"],
+                                    keys={"fit": g["fits"][final].key,
+                                          "dataset": g["datasets"][final].key},
+                                    threshold=settings["threshold"])
 
-        def label_all():
-            rep = run_generation(labelled, spec, store=st, executor=executor, progress=bool(progress))
-            return rep
 
-        rep = label_all()
-        n_ref = len(labelled)
-        for it in range(max_iterations):
-            fit_node = al_fit.bind(dataset=rep.dataset, fit=fit_kw, seed=seed
-                                   ).with_label(f"AL fit {it}")
-            qoi_node = al_qoi.bind(potential=fit_node, structure=base_structs[0], qois=qois,
-                                   strain_step=strain_step).with_label(f"AL QoIs {it}")
-            out = run({"fit": fit_node, "qoi": qoi_node})
-            pot, q = out["fit"], out["qoi"]
-            entry = {"iteration": it, "n_train": int(pot.provenance["n_train"]),
-                     "n_reference": n_ref, "heldout": dict(pot.errors.get("heldout", {})),
-                     "calibration": pot.provenance.get("calibration", {}),
-                     "calibration_factor": pot.provenance.get("calibration_factor"),
-                     "qoi": q, "max_rel_std": max(v["rel_std"] for v in q.values()),
-                     "fit_key": fit_node.key}
-            history.append(entry)
-            if entry["max_rel_std"] < threshold:
-                stopped = "converged"
-                break
-            room = budget - n_ref
-            if room <= 0:
-                stopped = "budget"
-                break
-            cand_node = al_explore.bind(potential=fit_node, structures=base_structs,
-                                        explore=ex_settings, seed=seed, iteration=it
-                                        ).with_label(f"AL explore {it}")
-            sel_node = al_select.bind(potential=fit_node, candidates=cand_node,
-                                      n=min(per_iteration, room)).with_label(f"AL select {it}")
-            out = run({"candidates": cand_node, "select": sel_node})
-            cands, sel = out["candidates"], out["select"]
-            picks = []
-            for k in sel["selected"]:
-                a = cands[k].to_atoms()
-                a.info = {"label": "al", "name": f"al{it}-{cands[k].info['name']}",
-                          "properties": list(cands[k].info["properties"])}
-                picks.append(a)
-            labelled += picks
-            n_ref += len(picks)
-            entry.update({"n_candidates": len(cands),
-                          "picked": [{"name": p.info["name"], "kind": kd, "predicted_force_error": s,
-                                      "information_gain": g}
-                                     for p, kd, s, g in zip(picks, sel["kinds"], sel["picked_score"],
-                                                            sel["picked_gain"])],
-                          "candidate_score_median": float(np.median(sel["score"])),
-                          "candidate_score_max": float(np.max(sel["score"]))})
-            rep = label_all()
-        else:
-            stopped = "max_iterations"
-        return ActiveLearningResult(potential=pot, dataset=rep.dataset, history=history,
-                                    stopped=stopped, keys={"fit": history[-1]["fit_key"],
-                                                           "dataset": rep.dataset_key},
-                                    threshold=threshold)
+def check_settings(base: Any, reference: dict, *, initial: Sequence[Any] | None,
+                   test: Sequence[Any] | None, budget: int, threshold: float, per_iteration: int,
+                   max_iterations: int, qois: Sequence[str], explore: Mapping[str, Any] | None,
+                   fit: Mapping[str, Any] | None) -> dict:
+    """Validate the loop's settings before any work (``initial``/``test`` ``None``: given as a
+    dataset elsewhere, e.g. a ladder's); returns them normalised."""
+    from ase import Atoms
+
+    from ..atomistic.snap import _scales, _settings
+    from .generate import engine_spec
+
+    bases = _check_structures("base", [base] if isinstance(base, Atoms) else base)
+    if not bases:
+        raise InputError("base", base, "at least one structure to explore around")
+    out: dict[str, Any] = {"bases": bases}
+    if initial is not None:
+        out["initial"] = _check_structures("initial", initial)
+        if not out["initial"]:
+            raise InputError("initial", initial, "at least one initial training configuration")
+    if test is not None:
+        out["test"] = _check_structures("test", test)
+        if not out["test"]:
+            raise InputError("test", test, "at least one held-out configuration (errors and "
+                             "calibration are measured on it)")
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget <= 0:
+        raise InputError("budget", budget, "a positive number of reference calculations "
+                         "(a budget of zero labels nothing: there is nothing to learn from)")
+    out["threshold"] = validate.positive("threshold", threshold)
+    out["per_iteration"] = validate.positive_int("per_iteration", per_iteration)
+    out["max_iterations"] = validate.positive_int("max_iterations", max_iterations)
+    qois = list(qois)
+    bad = [q for q in qois if q not in QOIS]
+    if bad or not qois:
+        raise InputError("qois", qois, "one or more of " + ", ".join(QOIS))
+    out["qois"] = qois
+    out["explore"] = _explore_settings(explore)
+    fit_kw = dict(fit or {})
+    unknown = set(fit_kw) - {"descriptors", "scales", "n_committee", "calibrate"}
+    if unknown:
+        raise InputError("fit", sorted(unknown), "keys among descriptors, scales, n_committee, "
+                         "calibrate")
+    fit_kw.setdefault("n_committee", 8)
+    fit_kw["descriptors"] = _settings(fit_kw.get("descriptors"))
+    fit_kw["scales"] = _scales(fit_kw.get("scales"))
+    if isinstance(fit_kw["n_committee"], bool) or not isinstance(fit_kw["n_committee"], int) \
+            or fit_kw["n_committee"] < 2:
+        raise InputError("fit['n_committee']", fit_kw["n_committee"],
+                         "at least 2 committee members (one member has no spread)")
+    out["fit"] = fit_kw
+    ref = dict(reference)
+    params = dict(ref.get("params") or {})
+    ks = params.get("kspacing")
+    if ks is not None:
+        if ref.get("engine") != "pyscf":
+            raise InputError("reference['params']['kspacing']", ks, "only for engine 'pyscf'")
+        validate.positive("reference['params']['kspacing']", ks)
+        check = {**ref, "params": {k: v for k, v in params.items() if k != "kspacing"}}
+        engine_spec(check)
+        out["reference"] = {**engine_spec(check), "params": params}
+    else:
+        out["reference"] = engine_spec(ref)
+    return out
 
 
 # ----------------------------------------------------------------------------- plot
@@ -526,21 +672,22 @@ def plot_history(result: ActiveLearningResult, path=None):
 
     plt = pyplot()
     h = result.history
-    n = [e["n_reference"] for e in h]
+    n = [e["n_train"] for e in h]
     fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
     ax[0].plot(n, [1e3 * (e["heldout"].get("energy_rmse") or np.nan) for e in h], "o-",
                label="energy (meV/atom)")
     ax[0].plot(n, [1e3 * (e["heldout"].get("force_rmse") or np.nan) / 10 for e in h], "s-",
                label="forces (10 meV/Å)")
-    ax[0].set_xlabel("reference calculations")
+    ax[0].set_xlabel("training configurations")
     ax[0].set_title("held-out error")
     ax[0].legend(fontsize=8)
     for e in h:
         if e.get("picked"):
-            ax[1].plot([e["n_reference"]] * len(e["picked"]),
+            ax[1].plot([e["n_train"]] * len(e["picked"]),
                        [p["predicted_force_error"] for p in e["picked"]], "k.")
-            ax[1].plot(e["n_reference"], e["candidate_score_median"], "r_", ms=14)
-    ax[1].set_xlabel("reference calculations")
+            if e.get("candidate_score_median") is not None:
+                ax[1].plot(e["n_train"], e["candidate_score_median"], "r_", ms=14)
+    ax[1].set_xlabel("training configurations")
     ax[1].set_ylabel("predicted max force error (eV/Å)")
     ax[1].set_title("picks (dots) and candidates' median (bars)")
     for q in h[0]["qoi"]:
@@ -548,7 +695,7 @@ def plot_history(result: ActiveLearningResult, path=None):
     thr = getattr(result, "threshold", None)
     if thr:
         ax[2].axhline(thr, color="k", ls="--")
-    ax[2].set_xlabel("reference calculations")
+    ax[2].set_xlabel("training configurations")
     ax[2].set_title("committee spread (relative)")
     ax[2].legend(fontsize=8)
     fig.tight_layout()
