@@ -415,7 +415,8 @@ def _nn_distance(atoms) -> float:
         r *= 1.5
 
 
-def build_slab(bulk_atoms, miller=(1, 1, 1), layers: int = 4, vacuum: float = 8.0):
+def build_slab(bulk_atoms, miller=(1, 1, 1), layers: int = 4, vacuum: float = 8.0,
+               surface_cell: str = "conventional"):
     """A slab cut in the widest gap between atomic planes (the shuffle plane for diamond (111)).
 
     The conventional cell (an fcc-lattice primitive cell is converted to it) is translated
@@ -435,6 +436,11 @@ def build_slab(bulk_atoms, miller=(1, 1, 1), layers: int = 4, vacuum: float = 8.
         cubic cell, one repeat = one double layer, a/√3 thick).
     vacuum : float
         Vacuum on each side (Å); the slab stays periodic in z with a gap of 2·vacuum.
+    surface_cell : {"conventional", "primitive"}
+        ``"primitive"``: the smallest surface cell, cut from ``bulk_atoms`` as given (Miller
+        indices still refer to the conventional cell; for diamond (111) from the 2-atom cell
+        this is the 1x1 cell, 2 atoms per double layer -- the slab DFT can afford), instead of
+        the surface cell of the conventional cube (2x2 for (111), 8 atoms per double layer).
 
     Returns
     -------
@@ -447,14 +453,23 @@ def build_slab(bulk_atoms, miller=(1, 1, 1), layers: int = 4, vacuum: float = 8.
     hkl = _check_miller(miller)
     layers = validate.positive_int("layers", layers)
     vacuum = validate.positive("vacuum", vacuum)
+    if surface_cell not in ("conventional", "primitive"):
+        raise InputError("surface_cell", surface_cell, "'conventional' or 'primitive'")
     conv, how = _conventional(bulk_atoms)
     G = np.array(hkl, dtype=float) @ conv.cell.reciprocal()
     z, d, nhat = _plane_heights(conv, G)
     z_cut, gaps = _widest_gap_shift(z, d)
-    shifted = conv.copy()
+    base, h_cut = conv, hkl
+    if surface_cell == "primitive":
+        base = bulk_atoms
+        hp = np.asarray(bulk_atoms.cell) @ G          # Miller indices in the given cell's basis
+        hp = np.rint(hp / np.abs(hp[np.abs(hp) > 1e-8]).min()).astype(int)
+        h_cut = tuple(int(x) for x in hp // np.gcd.reduce(np.abs(hp)))
+        how = "as given (primitive surface cell)"
+    shifted = base.copy()
     shifted.positions = shifted.positions - z_cut * nhat
     shifted.wrap()
-    slab = surface(shifted, hkl, layers, vacuum=vacuum)
+    slab = surface(shifted, h_cut, layers, vacuum=vacuum)
     slab.pbc = True
     slab.info.update({"period_A": float(d), "gaps_A": gaps.tolist(), "miller": hkl,
                       "conventional_cell": how})

@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np

@@ -16,7 +16,8 @@ _LADDERS = {"silicon-fracture": "scaleladder.ladders.silicon_fracture",
             "water-cg": "scaleladder.ladders.water_cg",
             "composite": "scaleladder.ladders.composite",
             "silicon-topology": "scaleladder.ladders.silicon_topology",
-            "thermal-conductivity": "scaleladder.ladders.thermal_conductivity"}
+            "thermal-conductivity": "scaleladder.ladders.thermal_conductivity",
+            "silicon-mlip": "scaleladder.ladders.silicon_mlip"}
 
 
 def available_ladders() -> dict[str, str]:

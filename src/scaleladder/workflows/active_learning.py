@@ -668,9 +668,11 @@ def check_settings(base: Any, reference: dict, *, initial: Sequence[Any] | None,
 def plot_history(result: ActiveLearningResult, path=None):
     """Three panels over the loop: held-out errors, predicted error of the picks, and the
     quantities' committee spread against the threshold.  Returns the figure (saved if ``path``)."""
-    from ..ladders.base import pyplot
+    import matplotlib
 
-    plt = pyplot()
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
     h = result.history
     n = [e["n_train"] for e in h]
     fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
