@@ -5,7 +5,8 @@ run here exactly as ``scaleladder run <ladder>`` runs it, and its headline numbe
 against the physics they must reproduce.  The cheap ones are in the default suite; the flagship
 and fracture-phasefield, which reuses the flagship's stages from its store
 (tests/test_flagship_slow.py), qmmm-water (PBE0/def2-svp DFT), nanoindentation (three
-indentations, one fully atomistic) and water-cg (60 ps of atomistic water) are in the slow suite.  The
+indentations, one fully atomistic) water-cg (60 ps of atomistic water) and silicon-mlip (active learning with LDA DFT on 8-atom
+cells) are in the slow suite.  The
 defects ladder's defaults run in tests/test_reliability.py.
 """
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _run_defaults(tmp_path, ladder):
 def test_every_ladder_is_covered_by_a_defaults_run():
     covered = {"silicon-fracture", "defects", "elastic-constants", "vacancy-diffusion", "magnet",
                "qmmm-water", "polycrystal", "fracture-phasefield", "nanoindentation", "water-cg",
-               "composite", "silicon-topology", "thermal-conductivity"}
+               "composite", "silicon-topology", "thermal-conductivity", "silicon-mlip"}
     assert set(available_ladders()) == covered
 
 
@@ -247,3 +248,27 @@ def test_water_cg_defaults(tmp_path):
     assert res["density_fm_300"]["density_g_cm3"] < 0.8
     # the CG model is far faster in simulated time per wall second
     assert res["check_ibi_300"]["speedup"] > 20
+
+
+@pytest.mark.slow
+def test_silicon_mlip_defaults(tmp_path):
+    """The SNAP chain (cold: the flagship's DFT, the extra DFT cells and the active-learning
+    rounds, about 30 minutes on 2 cores) against its own DFT: clamped-ion C11, C12, C44 on the
+    DFT strained cells within 10 %, the relaxed-ion C44 within 10 % of DFT's Kleinman value,
+    the (111) surface energy on the DFT slab within 10 %; a warm rerun under 10 s."""
+    import time
+
+    res = _run_defaults(tmp_path, "silicon-mlip")
+    dc, dg, nom = res["dft_elastic"], res["dft_surface"], res["properties"]["nominal"]
+    for k in ("C11", "C12", "C44"):
+        assert abs(nom[f"{k}_clamped_dft_cells"] / dc["clamped"][k] - 1) < 0.10, k
+    assert abs(nom["C44"] / dc["relaxed"]["C44"] - 1) < 0.10
+    assert abs(nom["gamma111_dft_slab"] / dg["gamma111_unrelaxed"] - 1) < 0.10
+    h = res["history"]
+    assert h["stopped"] in ("converged", "budget", "max_iterations")
+    sig = res["fracture"]["sigma_c"]
+    assert {"committee", "transferability", "xc functional", "model form (SW vs SNAP)",
+            "MD sampling", "mesh"} <= set(sig.sources)
+    t = time.perf_counter()
+    _run_defaults(tmp_path, "silicon-mlip")
+    assert time.perf_counter() - t < 10

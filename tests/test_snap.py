@@ -282,3 +282,45 @@ def test_bayesian_linear_fit_recovers_a_known_noise_and_covers_the_truth():
     assert fit.gamma == pytest.approx(p, abs=1.0)           # all parameters well determined
     with pytest.raises(InputError):
         bayesian_linear_fit(X[:1], y[:1])
+
+
+def test_elastic_constants_ladder_takes_the_model_by_file_and_by_store_key(model, tmp_path):
+    """The ladders' potential setting accepts a saved SNAP model or a stored one, and the
+    result is the model's own elastic constants."""
+    from typer.testing import CliRunner
+
+    from scaleladder.atomistic import elastic_constants, relax_lattice_constant
+    from scaleladder.cli.main import app
+    from scaleladder.core.codec import save
+    from scaleladder.core.store import Store
+
+    path = save(model, tmp_path / "si.json")
+    store = tmp_path / "store"
+    runner = CliRunner()
+    out = runner.invoke(app, ["run", "elastic-constants", "--store", str(store), "--quiet",
+                              "--set", "potential=snap", "--set", f"potential_file={path}"])
+    assert out.exit_code == 0, out.output
+    st = Store(store, readonly=True)
+    run = st.get_run("latest")
+    res = {k: st.get(v) for k, v in run["targets"].items()}
+    c = [v for v in res.values() if hasattr(v, "voigt")][0]
+    at = bulk("Si", "diamond", a=5.431, cubic=True)
+    calc = SNAPCalculator(model)
+    a0 = relax_lattice_constant(at, calc)
+    at = bulk("Si", "diamond", a=a0, cubic=True)
+    ref = elastic_constants(at, calc, relax_ions=True, strain_step=0.005)
+    np.testing.assert_allclose(np.asarray(c.voigt.value), np.asarray(ref.voigt.value), atol=0.05)
+    # the same model from the store, by key prefix
+    from scaleladder.core.store import Store as S
+
+    st2 = S(tmp_path / "models")
+    st2.put("a" * 64, model, stage="atomistic.fit_snap", version="1", params={}, inputs={},
+            elapsed_s=0.0)
+    out = runner.invoke(app, ["run", "elastic-constants", "--store", str(store), "--quiet",
+                              "--set", "potential=snap",
+                              "--set", f"potential_file=store:{tmp_path / 'models'}:aaaa"])
+    assert out.exit_code == 0, out.output
+    out = runner.invoke(app, ["run", "elastic-constants", "--store", str(store), "--quiet",
+                              "--set", "potential=snap", "--set", "structure=bulk:Ge:diamond:5.65",
+                              "--set", f"potential_file={path}"])
+    assert out.exit_code != 0 and "Ge" in out.output

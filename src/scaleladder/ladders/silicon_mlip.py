@@ -101,13 +101,22 @@ def dft_structures(eos, slab_layers: int, vacuum: float, kleinman_strain: float,
     return out
 
 
+def _extra_calc(calc: dict, smearing: float, max_cycle: int) -> dict:
+    """The flagship's PySCF parameters for the larger cells: Fermi-Dirac smearing (the (111)
+    shuffle surface's half-filled dangling-bond band is metallic: without it the SCF does not
+    converge) and more SCF cycles.  ``energy`` is then the zero-smearing extrapolation
+    ``E - sigma S / 2``; for the gapped bulk cells (LDA gap ~0.5 eV) the smearing changes
+    nothing measurable at 0.002 Ha, so these energies stay consistent with the flagship's."""
+    return {**calc, "smearing": float(smearing), "max_cycle": int(max_cycle)}
+
+
 def _calc_for(calc: dict, atoms, kspacing: float) -> dict:
     """The flagship's PySCF parameters for a 2-atom primitive cell; for any other cell the
     Monkhorst-Pack mesh of density ``kspacing`` (same sampling for the 8-atom cubic cell)."""
     from ..electronic.pyscf_calculator import kmesh_for_cell
 
     if len(atoms) == 2 and np.allclose(atoms.cell.cellpar()[3:], 60.0, atol=1.0):
-        return dict(calc)
+        return {k: v for k, v in calc.items() if k not in ("smearing",)}
     out = {k: v for k, v in calc.items() if k != "kpts_scaled"}
     out.update(kpts=list(kmesh_for_cell(atoms, kspacing)), gamma_centered=False)
     return out
@@ -382,7 +391,8 @@ def build(settings: dict) -> dict:
     from ..workflows.active_learning import _explore_settings, al_graph
 
     fl = F.build(settings)                      # the flagship's own nodes (store reuse)
-    calc = F._calc_params(settings, "main")
+    calc = _extra_calc(F._calc_params(settings, "main"), settings["dft.smearing"],
+                       settings["dft.max_cycle"])
     ks = settings["dft.kspacing"]
     structs = dft_structures.bind(eos=fl["eos"], slab_layers=settings["dft.slab_layers"],
                                   vacuum=settings["dft.vacuum"], kleinman_strain=0.01,
@@ -452,13 +462,16 @@ SETTINGS = F.SETTINGS + (
     Setting("dft.slab_layers", 4, "(111) double layers of the DFT slab (1x1 cell, 2 atoms each)",
             int, lambda n, v: V.positive_int(n, v, 3)),
     Setting("dft.vacuum", 5.0, "vacuum on each side of the DFT slab (Å)", float, V.positive),
+    Setting("dft.smearing", 0.002, "Fermi-Dirac smearing of the larger DFT cells (Hartree; the "
+            "(111) surface is metallic)", float, lambda n, v: V.in_range(n, v, 1e-4, 0.02)),
+    Setting("dft.max_cycle", 120, "SCF iterations of the larger DFT cells", int, V.positive_int),
     Setting("mlip.twojmax", 8, "SNAP band limit 2J", int, lambda n, v: int(V.in_range(n, v, 2, 10))),
     Setting("mlip.rcut", 4.7, "SNAP cutoff (Å)", float, lambda n, v: V.in_range(n, v, 3.0, 7.0)),
     Setting("mlip.n_committee", 8, "committee members drawn from the SNAP posterior", int,
             lambda n, v: V.positive_int(n, v, 2)),
-    Setting("al.budget", 8, "DFT calculations the active-learning loop may add (8-atom cells)",
+    Setting("al.budget", 6, "DFT calculations the active-learning loop may add (8-atom cells)",
             int, lambda n, v: V.positive_int(n, v, 1)),
-    Setting("al.per_iteration", 4, "configurations labelled per round", int, V.positive_int),
+    Setting("al.per_iteration", 3, "configurations labelled per round", int, V.positive_int),
     Setting("al.max_iterations", 2, "rounds at most", int, V.positive_int),
     Setting("al.threshold", 0.02, "stop when every QoI's committee relative spread is below this",
             float, V.positive),
