@@ -135,17 +135,50 @@ def dft_single_point(structures: dict, which: str, calc: dict, kspacing: float) 
     return r
 
 
-@stage("mlip.initial_dataset", version="1")
-def initial_dataset(flagship: Any, slab: dict, vacancy: dict, shear: dict) -> Any:
+@stage("mlip.train_structures", version="1")
+def train_structures(eos, n_rattled: int, amplitude: float, seed: int) -> list:
+    """Rattled 8-atom cubic cells at the DFT lattice constant (energy, forces, stress): the
+    flagship's 2-atom cells alone leave a 56-coefficient SNAP without a stable crystal (their
+    bispectra barely vary), these give it the local environments of a thermal crystal."""
+    from ase.build import bulk
+
+    from ..handoffs import Structure
+
+    out = []
+    for k in range(n_rattled):
+        at = bulk("Si", "diamond", a=float(eos.a0.value), cubic=True)
+        at.rattle(amplitude, seed=seed * 100 + k)
+        out.append(Structure.from_atoms(at, name=f"rattled8_{k}",
+                                        properties=["energy", "forces", "stress"]))
+    return out
+
+
+@stage("mlip.dft_train_point", version="1")
+def dft_train_point(structures: list, index: int, calc: dict, kspacing: float) -> dict:
+    """DFT single point of one of :func:`train_structures`."""
+    from ..electronic import compute_configuration
+
+    atoms = structures[index].to_atoms()
+    atoms.info["name"] = structures[index].info["name"]
+    params = _calc_for(calc, atoms, kspacing)
+    return compute_configuration(atoms, params,
+                                 properties=tuple(structures[index].info["properties"]))
+
+
+@stage("mlip.initial_dataset", version="2")
+def initial_dataset(flagship: Any, slab: dict, vacancy: dict, shear: dict,
+                    rattled: list) -> Any:
     """The flagship's LDA set (its held-out cells relabelled ``test``) plus the DFT slab and
-    vacancy cells as test configurations and the sheared cell (with forces) for training."""
+    vacancy cells as test configurations, the sheared cell (with forces) and the rattled 8-atom
+    cells for training."""
     from ..handoffs import Configuration, ReferenceDataset
 
     confs = []
     for c in flagship.configurations:
         label = "test" if c.label in F.HELDOUT_LABELS and c.label != "rattle" else c.label
         confs.append(c.replace(label=label))
-    for r, label in ((slab, "test"), (vacancy, "test"), (shear, "shear")):
+    for r, label in ([(slab, "test"), (vacancy, "test"), (shear, "shear")]
+                     + [(r, "rattle8") for r in rattled]):
         confs.append(Configuration(numbers=np.asarray(r["numbers"]),
                                    positions=np.asarray(r["positions"]), cell=np.asarray(r["cell"]),
                                    pbc=np.asarray(r["pbc"]), energy=float(r["energy"]),
@@ -400,8 +433,13 @@ def build(settings: dict) -> dict:
     sp = {w: dft_single_point.bind(structures=structs, which=w, calc=calc, kspacing=ks
                                    ).with_label(f"DFT {calc['xc']} {w}")
           for w in ("slab", "slab_bulk", "vacancy", "shear", "shift")}
+    tstructs = train_structures.bind(eos=fl["eos"], n_rattled=settings["dft.n_rattled"],
+                                     amplitude=0.08, seed=settings["seed"])
+    rattled = [dft_train_point.bind(structures=tstructs, index=k, calc=calc, kspacing=ks
+                                    ).with_label(f"DFT {calc['xc']} rattled8_{k}")
+               for k in range(settings["dft.n_rattled"])]
     ds0 = initial_dataset.bind(flagship=fl["dataset"], slab=sp["slab"], vacancy=sp["vacancy"],
-                               shear=sp["shear"])
+                               shear=sp["shear"], rattled=rattled)
     base = base_structure.bind(eos=fl["eos"])
     engine = {"engine": "pyscf", "params": {**{k: v for k, v in calc.items()
                                               if k != "kpts_scaled"}, "kspacing": ks},
@@ -462,6 +500,8 @@ SETTINGS = F.SETTINGS + (
     Setting("dft.slab_layers", 4, "(111) double layers of the DFT slab (1x1 cell, 2 atoms each)",
             int, lambda n, v: V.positive_int(n, v, 3)),
     Setting("dft.vacuum", 5.0, "vacuum on each side of the DFT slab (Å)", float, V.positive),
+    Setting("dft.n_rattled", 2, "rattled 8-atom cells (0.08 Å) in the first training set", int,
+            lambda n, v: V.positive_int(n, v, 0)),
     Setting("dft.smearing", 0.002, "Fermi-Dirac smearing of the larger DFT cells (Hartree; the "
             "(111) surface is metallic)", float, lambda n, v: V.in_range(n, v, 1e-4, 0.02)),
     Setting("dft.max_cycle", 120, "SCF iterations of the larger DFT cells", int, V.positive_int),

@@ -174,9 +174,12 @@ def al_explore(potential, structures: list, explore: dict, seed: int, iteration:
     out = []
     for k, (s, kind) in enumerate(cands):
         name = str(s.info.get("name") or f"it{iteration}-c{k}")
+        # a slab's cell holds vacuum: its stress says nothing about the material and costs
+        # the reference as much again (PySCF: a 8-atom slab 355 s with E+F, over 600 s with S)
+        stress = all(s.pbc) and kind != "slab"
         out.append(Structure.from_atoms(s, name=name, kind=kind,
-                                        properties=["energy", "forces", "stress"]
-                                        if all(s.pbc) else ["energy", "forces"]))
+                                        properties=["energy", "forces", "stress"] if stress
+                                        else ["energy", "forces"]))
     return out
 
 
