@@ -329,22 +329,46 @@ class SNAPCalculator(Calculator):
         self._lmp = None
         self._sig = None
         self._q = None
+        self._cell = None
 
     @property
     def parameters_summary(self) -> str:
         return f"SNAP 2J={_descriptor_settings(self.potential)['twojmax']}, {self._beta.size} coefficients"
 
     def _signature(self, atoms):
-        return (len(atoms), tuple(atoms.get_chemical_symbols()), tuple(bool(p) for p in atoms.pbc),
-                np.asarray(atoms.cell, float).round(12).tobytes())
+        return (len(atoms), tuple(atoms.get_chemical_symbols()), tuple(bool(p) for p in atoms.pbc))
+
+    def _send_positions(self, atoms):
+        import ctypes
+
+        x = np.ascontiguousarray((_wrapped(atoms) @ self._q).ravel())
+        self._lmp.scatter_atoms("x", 1, 3, x.ctypes.data_as(ctypes.POINTER(ctypes.c_double)))
 
     def _instance(self, atoms):
         sig = self._signature(atoms)
         if self._lmp is not None and sig == self._sig:
-            x = _wrapped(atoms) @ self._q
-            self._lmp.scatter_atoms("x", 1, 3, np.ascontiguousarray(x.ravel()).ctypes.data_as(
-                __import__("ctypes").POINTER(__import__("ctypes").c_double)))
+            cell = np.asarray(atoms.cell, float)
+            if not np.array_equal(cell, self._cell):
+                if not all(sig[2]):
+                    return self._fresh(atoms, sig)     # shrink-wrapped box: rebuild
+                from .lammps_md import _lammps_frame
+
+                q, lower, _, _ = _lammps_frame(atoms, 0.0)
+                xy, xz, yz = float(lower[1, 0]), float(lower[2, 0]), float(lower[2, 1])
+                lx, ly = float(lower[0, 0]), float(lower[1, 1])
+                if abs(xy) > 0.5 * lx or abs(xz) > 0.5 * lx or abs(yz) > 0.5 * ly:
+                    return self._fresh(atoms, sig)     # LAMMPS would need a flipped box
+                # a new cell (NPT, strained cells): move the box, keep the instance
+                self._lmp.command(
+                    f"change_box all x final 0 {lx!r} y final 0 {ly!r} z final 0 "
+                    f"{float(lower[2, 2])!r} xy final {xy!r} xz final {xz!r} yz final {yz!r} "
+                    "units box")
+                self._q, self._cell = q, cell.copy()
+            self._send_positions(atoms)
             return self._lmp
+        return self._fresh(atoms, sig)
+
+    def _fresh(self, atoms, sig):
         self.close()
         s = _descriptor_settings(self.potential)
         _, lmp = _new_lammps()
@@ -360,6 +384,7 @@ class SNAPCalculator(Calculator):
             lmp.close()
             raise
         self._lmp, self._sig = lmp, sig
+        self._cell = np.asarray(atoms.cell, float).copy()
         return lmp
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):

@@ -58,7 +58,7 @@ QOIS = ["C11", "C12", "C44", "gamma111"]
 
 
 # --------------------------------------------------------------------------- DFT extras
-@stage("mlip.dft_structures", version="1")
+@stage("mlip.dft_structures", version="2")
 def dft_structures(eos, slab_layers: int, vacuum: float, kleinman_strain: float,
                    kleinman_shift: float) -> dict:
     """The extra DFT geometries at the DFT lattice constant: ``slab`` ((111) shuffle, 1x1),
@@ -74,15 +74,11 @@ def dft_structures(eos, slab_layers: int, vacuum: float, kleinman_strain: float,
     a0 = float(eos.a0.value)
     prim = bulk("Si", "diamond", a=a0)
     slab = build_slab(prim, (1, 1, 1), layers=slab_layers, vacuum=vacuum, surface_cell="primitive")
-    slab_bulk = build_slab(prim, (1, 1, 1), layers=slab_layers, vacuum=vacuum,
-                           surface_cell="primitive")
-    cell = np.array(slab_bulk.cell)
-    c_len = slab_layers * float(slab_bulk.info["period_A"])
-    z0 = slab_bulk.positions[:, 2].min()
-    slab_bulk.positions[:, 2] -= z0 - 0.5 * (c_len - np.ptp(slab_bulk.positions[:, 2]))
-    cell[2] = cell[2] / np.linalg.norm(cell[2]) * c_len
-    slab_bulk.set_cell(cell, scale_atoms=False)
-    slab_bulk.wrap()
+    # the oriented bulk: three double layers (ABC stacking: the shortest lattice vector along
+    # [111] is a*sqrt(3)), the slab's in-plane cell and so its in-plane k-mesh; E per atom
+    from ase.build import surface
+
+    slab_bulk = surface(prim, (1, 1, 1), 3, periodic=True)
     vac = bulk("Si", "diamond", a=a0, cubic=True)
     del vac[0]
     vac.rattle(0.02, seed=3)
@@ -267,10 +263,13 @@ def _unshifted_x(structures) -> float:
 
 @stage("mlip.dft_surface", version="1")
 def dft_surface(slab: dict, slab_bulk: dict, structures: dict) -> dict:
-    """DFT (111) shuffle surface energy, unrelaxed: (E_slab - E_bulk) / 2A with the oriented bulk
-    cell of the same atoms and in-plane k-mesh (the k-point errors cancel)."""
+    """DFT (111) shuffle surface energy, unrelaxed: (E_slab - N e_bulk) / 2A with ``e_bulk`` per
+    atom of the oriented bulk cell (same in-plane cell and k-mesh: the in-plane k-point errors
+    cancel)."""
     area = structures["area_A2"]
-    g = (slab["energy"] - slab_bulk["energy"]) / (2 * area) * EV_PER_A2_IN_J_PER_M2
+    n = len(slab["numbers"])
+    e_bulk = slab_bulk["energy"] / len(slab_bulk["numbers"])
+    g = (slab["energy"] - n * e_bulk) / (2 * area) * EV_PER_A2_IN_J_PER_M2
     return {"gamma111_unrelaxed": float(g), "area_A2": area, "n_atoms": len(slab["numbers"])}
 
 
@@ -316,7 +315,7 @@ def mlip_properties(potential, base, structures: dict, dataset, strain_step: flo
         slab.calc = calc
         sb = structures["slab_bulk"].to_atoms()
         sb.calc = calc
-        g_dft_geo = ((slab.get_potential_energy() - sb.get_potential_energy())
+        g_dft_geo = ((slab.get_potential_energy() - len(slab) * sb.get_potential_energy() / len(sb))
                      / (2 * structures["area_A2"]) * EV_PER_A2_IN_J_PER_M2)
         row = {"a0": a0, "C11": v[0, 0], "C12": v[0, 1], "C44": v[3, 3],
                "gamma111": float(g.value.value),
@@ -524,7 +523,7 @@ SETTINGS = F.SETTINGS + (
             V.positive),
     Setting("md.supercell", 2, "repeats of the 8-atom cell for C(T) (2 -> 64 atoms)", int,
             lambda n, v: V.positive_int(n, v, 2)),
-    Setting("md.steps", 2000, "production steps of each of the 12 NVT strain runs", int,
+    Setting("md.steps", 1000, "production steps of each of the 12 NVT strain runs", int,
             lambda n, v: V.positive_int(n, v, 100)),
 )
 
