@@ -150,8 +150,12 @@ def test_fingerprints_of_ladder_stages_cover_rung_code_and_engines_but_not_cli_o
         spec = get_ladder(name)
         nodes = spec.build(spec.resolve())
         stack = list(nodes.values())
+        visited: set = set()
         while stack:
             n = stack.pop()
+            if n.key in visited:         # a DAG: shared dependencies are walked once
+                continue
+            visited.add(n.key)
             stack.extend(n.dependencies())
             fp = n.stage.fingerprint
             mods = fp["modules"]
