@@ -324,3 +324,35 @@ def test_elastic_constants_ladder_takes_the_model_by_file_and_by_store_key(model
                               "--set", "potential=snap", "--set", "structure=bulk:Ge:diamond:5.65",
                               "--set", f"potential_file={path}"])
     assert out.exit_code != 0 and "Ge" in out.output
+
+
+def test_any_ase_calculator_enters_the_atomistic_ladders(tmp_path):
+    """The documented path for a user's own MLIP (MACE, CHGNet, ... with their weights):
+    potential=ase with its import path; here ASE's EMT stands in for it."""
+    from ase.calculators.emt import EMT
+    from typer.testing import CliRunner
+
+    from scaleladder.atomistic import elastic_constants, relax_lattice_constant
+    from scaleladder.cli.main import app
+    from scaleladder.core.store import Store
+
+    runner = CliRunner()
+    store = tmp_path / "store"
+    out = runner.invoke(app, ["run", "elastic-constants", "--store", str(store), "--quiet",
+                              "--set", "potential=ase", "--set", "structure=bulk:Cu:fcc:3.6",
+                              "--set", "potential_calculator=ase.calculators.emt:EMT",
+                              "--set", 'potential_params={"asap_cutoff": false}'])
+    assert out.exit_code == 0, out.output
+    st = Store(store, readonly=True)
+    res = {k: st.get(v) for k, v in st.get_run("latest")["targets"].items()}
+    c = [v for v in res.values() if hasattr(v, "voigt")][0]
+    at = bulk("Cu", "fcc", a=3.6, cubic=True)
+    a0 = relax_lattice_constant(at, EMT())
+    ref = elastic_constants(bulk("Cu", "fcc", a=a0, cubic=True), EMT(), relax_ions=True)
+    np.testing.assert_allclose(np.asarray(c.voigt.value), np.asarray(ref.voigt.value), atol=0.05)
+    bad = runner.invoke(app, ["run", "elastic-constants", "--store", str(store), "--quiet",
+                              "--set", "potential=ase"])
+    assert bad.exit_code != 0 and "potential_calculator" in bad.output
+    bad = runner.invoke(app, ["run", "elastic-constants", "--store", str(store), "--quiet",
+                              "--set", "potential_calculator=ase.calculators.emt:EMT"])
+    assert bad.exit_code != 0 and "potential=ase" in bad.output

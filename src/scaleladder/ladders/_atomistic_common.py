@@ -22,11 +22,11 @@ from .base import Setting
 
 #: potentials the ladders know, with what they need (the interatomic engines of the one
 #: calculator registry, scaleladder.workflows.calculators)
-POTENTIALS = {k: ENGINES[k] for k in ("sw", "tersoff", "lj", "morse", "eam", "emt", "snap")}
+POTENTIALS = {k: ENGINES[k] for k in ("sw", "tersoff", "lj", "morse", "eam", "emt", "snap", "ase")}
 
 #: the ladders' setting names, for error messages of the registry
 _FIELDS = {"engine": "potential", "params": "potential_params", "file": "potential_file",
-           "species": "structure"}
+           "species": "structure", "calculator": "potential_calculator"}
 
 
 # --------------------------------------------------------------------------- validators
@@ -62,12 +62,23 @@ def _check_potential_file(field: str, value: str) -> str:
 
 
 def _check_params(field: str, value: str) -> str:
-    parse_params(field, value)
+    parse_params(field, value, numbers=False)      # numbers-only is checked with the potential
     return value.strip()
 
 
-def parse_params(field: str, text: str) -> dict:
-    """``potential_params`` JSON -> dict of floats (empty string -> {})."""
+def _check_calculator_path(field: str, value: str) -> str:
+    import re
+
+    value = value.strip()
+    if value and not re.fullmatch(r"[\w.]+[:.][\w.]+", value):
+        raise InputError(field, value, "an import path 'package.module:Class' of an ASE "
+                         "calculator (for potential=ase), or ''")
+    return value
+
+
+def parse_params(field: str, text: str, *, numbers: bool = True) -> dict:
+    """``potential_params`` JSON -> dict of floats (empty string -> {}); with
+    ``numbers=False`` (an ``ase`` calculator's keyword arguments) any JSON scalars."""
     text = text.strip()
     if not text:
         return {}
@@ -78,6 +89,13 @@ def parse_params(field: str, text: str) -> dict:
                          "'{\"epsilon\": 0.0104, \"sigma\": 3.4}'", hint=str(exc)) from None
     if not isinstance(out, dict):
         raise InputError(field, text, "a JSON object (name -> number)")
+    if not numbers:
+        for k, v in out.items():
+            if not (v is None or isinstance(v, (str, bool, int, float))):
+                raise InputError(field, text, f"JSON scalars as values (got {k}={v!r})")
+            if isinstance(v, float) and not math.isfinite(v):
+                raise InputError(field, text, f"finite numbers (got {k}={v!r})")
+        return dict(out)
     for k, v in out.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise InputError(field, text, f"finite numbers as values (got {k}={v!r})")
@@ -106,8 +124,11 @@ def common_settings() -> tuple[Setting, ...]:
         Setting("potential_file", "", "EAM / Tersoff file, a saved SNAP potential (.json) or "
                 "'store:KEY'; '' = built-in parameters", str,
                 _check_potential_file),
-        Setting("potential_params", "", "JSON parameters for lj/morse (or sw/tersoff overrides)",
-                str, _check_params),
+        Setting("potential_params", "", "JSON parameters for lj/morse (or sw/tersoff overrides; "
+                "keyword arguments of the calculator for potential=ase)", str, _check_params),
+        Setting("potential_calculator", "", "for potential=ase: any ASE calculator as "
+                "'package.module:Class' (a MACE, CHGNet, ... model with its own weights)", str,
+                _check_calculator_path),
         Setting("relax_ions", True, "relax internal coordinates (lattice and elastic stages)", bool),
         Setting("strain_step", 0.005, "strain amplitude of the elastic fits", float, _check_strain),
     )
@@ -182,7 +203,19 @@ def atoms_from(spec):
 def potential_spec(settings: dict, symbols: list[str]) -> dict:
     """Calculator spec for stage parameters (the potential file's text and sha256 in it),
     validated by building the calculator once: errors name the setting before anything runs."""
-    return calculator_spec(settings["potential"],
+    engine = settings["potential"]
+    path = settings.get("potential_calculator", "")
+    if engine == "ase":
+        if not path:
+            raise InputError("potential_calculator", "", "an import path 'package.module:Class' "
+                             "of the ASE calculator (potential=ase)")
+        return calculator_spec("ase", parse_params("potential_params", settings["potential_params"],
+                                                   numbers=False),
+                               file=settings["potential_file"] or None, species=symbols,
+                               calculator=path, fields=_FIELDS)
+    if path:
+        raise InputError("potential_calculator", path, "'' unless potential=ase")
+    return calculator_spec(engine,
                            parse_params("potential_params", settings["potential_params"]),
                            file=settings["potential_file"] or None, species=symbols,
                            fields=_FIELDS)
@@ -256,6 +289,8 @@ def relax_rows(relaxed: dict) -> list[tuple]:
 
 def potential_label(spec: dict) -> str:
     """One line naming the potential and its source."""
+    if spec["engine"] == "ase":
+        return f"ase calculator {spec['calculator']} {json.dumps(spec['params'], sort_keys=True)}"
     if spec["file"] is not None:
         return f"{spec['engine']} from {spec['file']['name']} (sha256 {spec['file']['sha256'][:12]})"
     if spec["params"]:
