@@ -169,20 +169,16 @@ def initial_dataset(flagship: Any, slab: dict, vacancy: dict, shear: dict,
     """The flagship's LDA set (its held-out cells relabelled ``test``) plus the DFT slab and
     vacancy cells as test configurations, the sheared cell (with forces) and the rattled 8-atom
     cells for training."""
-    from ..handoffs import Configuration, ReferenceDataset
+    from ..handoffs import ReferenceDataset
+    from ..workflows.generate import configuration_from_result
 
     confs = []
     for c in flagship.configurations:
         label = "test" if c.label in F.HELDOUT_LABELS and c.label != "rattle" else c.label
         confs.append(c.replace(label=label))
-    for r, label in ([(slab, "test"), (vacancy, "test"), (shear, "shear")]
-                     + [(r, "rattle8") for r in rattled]):
-        confs.append(Configuration(numbers=np.asarray(r["numbers"]),
-                                   positions=np.asarray(r["positions"]), cell=np.asarray(r["cell"]),
-                                   pbc=np.asarray(r["pbc"]), energy=float(r["energy"]),
-                                   forces=None if r["forces"] is None else np.asarray(r["forces"]),
-                                   stress=None if r["stress"] is None else np.asarray(r["stress"]),
-                                   label=label, name=r["name"]))
+    confs += [configuration_from_result(r, label, r["name"]) for r, label in
+              [(slab, "test"), (vacancy, "test"), (shear, "shear")]
+              + [(r, "rattle8") for r in rattled]]
     return ReferenceDataset(tuple(confs), dict(flagship.method))
 
 

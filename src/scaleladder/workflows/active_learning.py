@@ -238,19 +238,12 @@ def engine_for_structure(engine: dict, atoms) -> dict:
 @stage("workflows.active_learning.merge", version="1")
 def al_merge(dataset, labels: list):
     """The dataset with the batch's reference results added (label ``"al"``)."""
-    from ..handoffs import Configuration, ReferenceDataset
+    from ..handoffs import ReferenceDataset
+    from .generate import configuration_from_result
 
     confs = list(dataset.configurations)
-    for r in labels:
-        if r is None or "failed" in r:
-            continue
-        confs.append(Configuration(numbers=np.asarray(r["numbers"]),
-                                   positions=np.asarray(r["positions"]),
-                                   cell=np.asarray(r["cell"]), pbc=np.asarray(r["pbc"]),
-                                   energy=float(r["energy"]),
-                                   forces=None if r["forces"] is None else np.asarray(r["forces"]),
-                                   stress=None if r["stress"] is None else np.asarray(r["stress"]),
-                                   label="al", name=r["name"]))
+    confs += [configuration_from_result(r, "al", r["name"]) for r in labels
+              if r is not None and "failed" not in r]
     return ReferenceDataset(tuple(confs), dict(dataset.method))
 
 

@@ -995,16 +995,20 @@ def single_point(structure: Structure, engine: dict) -> dict:
 @stage("workflows.generate.dataset", version="1")
 def gather_dataset(results: list, labels: list, names: list, method: dict) -> ReferenceDataset:
     """Single points -> :class:`ReferenceDataset` (energies eV, forces eV/Å, stress eV/Å³)."""
-    confs = []
-    for r, label, name in zip(results, labels, names):
-        confs.append(Configuration(numbers=np.asarray(r["numbers"]),
-                                   positions=np.asarray(r["positions"]),
-                                   cell=np.asarray(r["cell"]), pbc=np.asarray(r["pbc"]),
-                                   energy=float(r["energy"]),
-                                   forces=None if r["forces"] is None else np.asarray(r["forces"]),
-                                   stress=None if r["stress"] is None else np.asarray(r["stress"]),
-                                   label=label, name=name))
+    confs = [configuration_from_result(r, label, name)
+             for r, label, name in zip(results, labels, names)]
     return ReferenceDataset(tuple(confs), dict(method))
+
+
+def configuration_from_result(r: dict, label: str, name: str) -> Configuration:
+    """A :class:`Configuration` from a single point's plain-data result (:func:`single_point`,
+    :func:`~scaleladder.electronic.compute_configuration`)."""
+    return Configuration(numbers=np.asarray(r["numbers"]), positions=np.asarray(r["positions"]),
+                         cell=np.asarray(r["cell"]), pbc=np.asarray(r["pbc"]),
+                         energy=float(r["energy"]),
+                         forces=None if r["forces"] is None else np.asarray(r["forces"]),
+                         stress=None if r["stress"] is None else np.asarray(r["stress"]),
+                         label=label, name=name)
 
 
 def _properties(value: Any, field_name: str) -> list[str]:
