@@ -467,7 +467,7 @@ def snap_uncertainty(potential, atoms) -> dict:
 
 
 # ----------------------------------------------------------------------------- the fit
-def _rows(dataset_confs, species, settings, atom_energy, scales):
+def _rows(dataset_confs, species, settings, atom_energy):
     """Weighted design rows of configurations: list of (X, y, kinds) per configuration."""
     out = []
     for conf in dataset_confs:
@@ -643,8 +643,8 @@ def fit_snap(dataset, *, species: Sequence[str] | None = None,
     atom_energy = (getattr(dataset, "method", None) or {}).get("atom_energy_eV")
     if atom_energy is not None and len(species) > 1:
         atom_energy = None      # one free-atom energy cannot describe several elements
-    rows_train = _rows(train, species, settings, atom_energy, sc)
-    rows_test = _rows(test, species, settings, atom_energy, sc)
+    rows_train = _rows(train, species, settings, atom_energy)
+    rows_test = _rows(test, species, settings, atom_energy)
     t_desc = time.perf_counter() - t0
     weight = {"energy": 1.0 / sc["energy"], "forces": 1.0 / sc["forces"],
               "stress": 1.0 / sc["stress"]}

@@ -356,7 +356,6 @@ def combine(props: dict, md: dict, potential, sw_combined: dict, transfer: dict)
     from ..handoffs import ElasticTensor, SurfaceEnergy
 
     nom, com = props["nominal"], props["committee"]
-    cm = np.zeros((6, 6))
     # C(T): the MD values; the 0 K committee spread carried over as relative shifts
     names = {"C11": [(0, 0), (1, 1), (2, 2)], "C12": [(0, 1), (1, 0), (0, 2), (2, 0), (1, 2),
                                                       (2, 1)], "C44": [(3, 3), (4, 4), (5, 5)]}
