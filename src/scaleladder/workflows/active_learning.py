@@ -45,6 +45,7 @@ EXPLORE_DEFAULTS: dict[str, Any] = {
     "max_strain": 0.03,
     "slabs": [[1, 1, 1]],                     # Miller indices; [] for none
     "slab_layers": 4,
+    "slab_cell": "primitive",                 # 1x1 surface cell of the primitive crystal
     "vacuum": 8.0,
     "vacancies": True,
     "vacancy_supercell": [2, 2, 2],
@@ -74,6 +75,8 @@ def _explore_settings(explore: Mapping[str, Any] | None) -> dict:
     for k in ("max_strain", "rattle"):
         out[k] = float(validate.in_range(f"explore[{k!r}]", out[k], 0.0, 0.2))
     out["vacuum"] = float(validate.positive("explore['vacuum']", out["vacuum"]))
+    out["slab_cell"] = validate.one_of("explore['slab_cell']", out["slab_cell"],
+                                       ("primitive", "conventional"))
     out["vacancies"] = bool(out["vacancies"])
     for k in ("md_supercell", "vacancy_supercell"):
         sc = [int(x) for x in out[k]]
@@ -161,11 +164,11 @@ def al_explore(potential, structures: list, explore: dict, seed: int, iteration:
             s.rattle(explore["rattle"], seed=int(rng.integers(2 ** 31)))
             s.info["name"] = f"{tag}-strain{k}"
             cands.append((s, "strain"))
-        if explore["slabs"]:
-            for s in G.slabs(atoms, explore["slabs"], layers=explore["slab_layers"],
-                             vacuum=explore["vacuum"], prefix=f"{tag}-slab"):
-                s.rattle(explore["rattle"], seed=int(rng.integers(2 ** 31)))
-                cands.append((s, "slab"))
+        for hkl in explore["slabs"]:
+            s = _slab(atoms, hkl, explore)
+            s.rattle(explore["rattle"], seed=int(rng.integers(2 ** 31)))
+            s.info["name"] = f"{tag}-slab{''.join(str(h) for h in hkl)}"
+            cands.append((s, "slab"))
         if explore["vacancies"]:
             for s in G.vacancies(atoms, explore["vacancy_supercell"], prefix=f"{tag}-vac"):
                 s.rattle(explore["rattle"], seed=int(rng.integers(2 ** 31)))
@@ -181,6 +184,30 @@ def al_explore(potential, structures: list, explore: dict, seed: int, iteration:
                                         properties=["energy", "forces", "stress"] if stress
                                         else ["energy", "forces"]))
     return out
+
+
+def _slab(atoms, hkl, explore: dict):
+    """A slab cut in the widest interplanar gap (the (111) shuffle plane of diamond, the one a
+    crack opens: :func:`~scaleladder.atomistic.properties.build_slab`), in the surface cell of
+    the primitive crystal (``slab_cell="primitive"``: 1x1 (111), 2 atoms per double layer, the
+    size DFT affords) or of the conventional cell (2x2 for (111))."""
+    import warnings
+
+    import spglib
+    from ase import Atoms
+
+    from ..atomistic.properties import build_slab
+
+    bulk = atoms
+    if explore["slab_cell"] == "primitive":
+        with warnings.catch_warnings():  # spglib 2.x: deprecation of its old error handling
+            warnings.simplefilter("ignore", DeprecationWarning)
+            lat, frac, nums = spglib.standardize_cell(
+                (np.asarray(atoms.cell), atoms.get_scaled_positions(), atoms.numbers),
+                to_primitive=True, no_idealize=True, symprec=1e-3)
+        bulk = Atoms(numbers=nums, scaled_positions=frac, cell=lat, pbc=True)
+    return build_slab(bulk, tuple(hkl), layers=explore["slab_layers"], vacuum=explore["vacuum"],
+                      surface_cell=explore["slab_cell"])
 
 
 @stage("workflows.active_learning.select", version="2")
@@ -211,13 +238,20 @@ def al_label(selection: dict, j: int, engine: dict, iteration: int) -> dict | No
     if j >= len(selection["structures"]):
         return None
     s = selection["structures"][j]
-    eng = engine_for_structure(engine, s.to_atoms())
+    shifts = dict(engine.get("energy_shift_per_atom") or {})
+    eng = engine_for_structure({k: v for k, v in engine.items()
+                                if k != "energy_shift_per_atom"}, s.to_atoms())
     name = f"al{iteration}-{s.info['name']}"
     try:
         r = single_point(s, eng)
     except (ConvergenceError, CalculationError) as exc:
         return {"failed": f"{type(exc).__name__}: {exc}", "name": name}
     r["name"] = name
+    mesh = eng.get("params", {}).get("kpts")
+    key = "x".join(str(int(n)) for n in mesh) if mesh is not None else None
+    if key in shifts:  # put this k-mesh's energies on the dataset's reference (see engine docs)
+        r["energy_shift_eV"] = float(shifts[key]) * len(r["numbers"])
+        r["energy"] = float(r["energy"]) + r["energy_shift_eV"]
     return r
 
 
@@ -516,7 +550,10 @@ def active_learning(base: Any, reference: dict, *, initial: Sequence[Any], test:
         Calculator spec of the reference (:mod:`scaleladder.workflows.calculators`): PySCF DFT
         (with ``params["kspacing"]`` the k-mesh follows each cell, see
         :func:`engine_for_structure`), or ``{"engine": "sw"}`` / ``{"engine": "emt"}`` standing
-        in for it.
+        in for it.  ``reference["energy_shift_per_atom"]`` (``{"4x4x1": eV}``) adds a per-atom
+        energy to the labels computed on that k-mesh: a dataset mixing k-samplings of unequal
+        convergence is put on one energy reference (silicon-mlip: the (111) slabs' mesh vs the
+        flagship's bulk mesh, 0.1 eV/atom apart).
     initial : sequence of ase.Atoms
         The first training set (labelled by the reference).
     test : sequence of ase.Atoms
@@ -646,6 +683,15 @@ def check_settings(base: Any, reference: dict, *, initial: Sequence[Any] | None,
                          "at least 2 committee members (one member has no spread)")
     out["fit"] = fit_kw
     ref = dict(reference)
+    shifts = ref.pop("energy_shift_per_atom", None)
+    if shifts is not None:
+        if not isinstance(shifts, Mapping) or not all(
+                isinstance(k, str) and len(k.split("x")) == 3
+                and all(t.isdigit() for t in k.split("x")) for k in shifts):
+            raise InputError("reference['energy_shift_per_atom']", shifts,
+                             "a mapping from a k-mesh such as '4x4x1' to eV per atom")
+        shifts = {k: validate.finite(f"reference['energy_shift_per_atom']['{k}']", v)
+                  for k, v in shifts.items()}
     params = dict(ref.get("params") or {})
     ks = params.get("kspacing")
     if ks is not None:
@@ -657,6 +703,8 @@ def check_settings(base: Any, reference: dict, *, initial: Sequence[Any] | None,
         out["reference"] = {**engine_spec(check), "params": params}
     else:
         out["reference"] = engine_spec(ref)
+    if shifts:
+        out["reference"] = {**out["reference"], "energy_shift_per_atom": shifts}
     return out
 
 
