@@ -46,6 +46,7 @@ EXPLORE_DEFAULTS: dict[str, Any] = {
     "slabs": [[1, 1, 1]],                     # Miller indices; [] for none
     "slab_layers": 4,
     "slab_cell": "primitive",                 # 1x1 surface cell of the primitive crystal
+    "slab_forces": True,                      # False: slabs labelled with energies only
     "vacuum": 8.0,
     "vacancies": True,
     "vacancy_supercell": [2, 2, 2],
@@ -78,6 +79,9 @@ def _explore_settings(explore: Mapping[str, Any] | None) -> dict:
     out["slab_cell"] = validate.one_of("explore['slab_cell']", out["slab_cell"],
                                        ("primitive", "conventional"))
     out["vacancies"] = bool(out["vacancies"])
+    if not isinstance(out["slab_forces"], (bool, np.bool_)):
+        raise InputError("explore['slab_forces']", out["slab_forces"], "True or False")
+    out["slab_forces"] = bool(out["slab_forces"])
     for k in ("md_supercell", "vacancy_supercell"):
         sc = [int(x) for x in out[k]]
         if len(sc) != 3 or min(sc) < 1:
@@ -179,10 +183,11 @@ def al_explore(potential, structures: list, explore: dict, seed: int, iteration:
         name = str(s.info.get("name") or f"it{iteration}-c{k}")
         # a slab's cell holds vacuum: its stress says nothing about the material and costs
         # the reference as much again (PySCF: a 8-atom slab 355 s with E+F, over 600 s with S)
-        stress = all(s.pbc) and kind != "slab"
-        out.append(Structure.from_atoms(s, name=name, kind=kind,
-                                        properties=["energy", "forces", "stress"] if stress
-                                        else ["energy", "forces"]))
+        if kind == "slab":
+            props = ["energy", "forces"] if explore["slab_forces"] else ["energy"]
+        else:
+            props = ["energy", "forces", "stress"] if all(s.pbc) else ["energy", "forces"]
+        out.append(Structure.from_atoms(s, name=name, kind=kind, properties=props))
     return out
 
 
@@ -221,7 +226,9 @@ def al_select(potential, candidates: list, n: int, qoi: dict, threshold: float, 
         return {"selected": [], "structures": [], "stop": stop or "no candidates", "kinds": [],
                 "gain": [], "score": [], "picked_gain": [], "picked_score": []}
     room = budget - _n_picked(dataset)
-    sel = select_batch(potential, [c.to_atoms() for c in candidates], min(n, room))
+    sel = select_batch(potential, [c.to_atoms() for c in candidates], min(n, room),
+                       properties=[c.info.get("properties", ("energy", "forces", "stress"))
+                                   for c in candidates])
     sel["structures"] = [candidates[k] for k in sel["selected"]]
     sel["kinds"] = [str(candidates[k].info.get("kind", "")) for k in sel["selected"]]
     sel["stop"] = None
@@ -353,7 +360,8 @@ def al_graph(dataset, structures: list, engine: dict, *, budget: int, threshold:
 
 
 # ----------------------------------------------------------------------------- selection
-def select_batch(potential, candidates: Sequence[Any], n: int) -> dict:
+def select_batch(potential, candidates: Sequence[Any], n: int,
+                 properties: Sequence[Sequence[str]] | None = None) -> dict:
     """Pick ``n`` candidates by greedy expected information gain (batch D-optimal design).
 
     A candidate's rows ``X`` (its energy per atom, forces and, for periodic cells, stress), with
@@ -362,7 +370,9 @@ def select_batch(potential, candidates: Sequence[Any], n: int) -> dict:
     the posterior is conditioned on its (still unknown) values, and the next pick is the
     largest gain *given* the earlier ones.  Similar candidates lose their gain to the first of
     them, so the batch is diverse without any distance threshold; strained cells (stress rows)
-    compete with MD snapshots, slabs and vacancies (force rows) on one scale.
+    compete with MD snapshots, slabs and vacancies (force rows) on one scale.  ``properties``
+    (per candidate, e.g. ``["energy"]`` for an energy-only slab) limits the rows to what the
+    reference will compute; default: energy, forces, and stress for periodic cells.
 
     Returns
     -------
@@ -382,14 +392,22 @@ def select_batch(potential, candidates: Sequence[Any], n: int) -> dict:
                                                        ("stress", 0.2))}
     settings = _descriptor_settings(potential)
     rows = []
-    for at in candidates:
+    if properties is not None and len(properties) != len(candidates):
+        raise InputError("properties", len(properties), f"one list per candidate "
+                         f"({len(candidates)})")
+    for k, at in enumerate(candidates):
+        props = (("energy", "forces", "stress") if properties is None
+                 else tuple(properties[k]))
         d = snap_descriptors(at, potential.species, settings, per_atom=False)
-        X = [d["forces"], d["energy"][None, :] / d["natoms"]]
-        R = [np.full(d["forces"].shape[0], var["forces"]), [var["energy"]]]
-        if np.all(at.pbc):
+        X = [d["energy"][None, :] / d["natoms"]]
+        R = [[var["energy"]]]
+        if "forces" in props:
+            X.insert(0, d["forces"])
+            R.insert(0, np.full(d["forces"].shape[0], var["forces"]))
+        if np.all(at.pbc) and "stress" in props:
             X.append(d["stress"] * EV_PER_A3_IN_GPA)
             R.append(np.full(6, var["stress"]))
-        rows.append((np.vstack(X), np.concatenate(R), d["forces"].shape[0]))
+        rows.append((np.vstack(X), np.concatenate(R), d["forces"]))
 
     def gain(S, k):
         X, R, _ = rows[k]
@@ -398,9 +416,8 @@ def select_batch(potential, candidates: Sequence[Any], n: int) -> dict:
         sign, logdet = np.linalg.slogdet(np.eye(S.shape[0]) + S @ (w.T @ w))
         return 0.5 * float(logdet)
 
-    def force_error(S, k):
-        X, _, nf = rows[k]
-        f = X[:nf]
+    def force_error(S, k):  # predicted, whether or not the reference will compute forces
+        f = rows[k][2]
         v = np.einsum("ij,jk,ik->i", f, S, f).reshape(-1, 3).sum(axis=1)
         return float(np.sqrt(max(v.max(), 0.0)))
 
