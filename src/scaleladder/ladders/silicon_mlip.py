@@ -173,9 +173,22 @@ def train_slabs(eos, n_slabs: int, layers: int, vacuum: float, amplitude: float,
     out = []
     for k in range(n_slabs):
         at = build_slab(prim, (1, 1, 1), layers=layers, vacuum=vacuum, surface_cell="primitive")
-        at.rattle(amplitude, seed=seed * 100 + 50 + k)
+        at.rattle(amplitude, seed=seed * 100 + 50 + k)  # 0.03 Å: the SCF of a 0.08 Å one sloshed
         out.append(Structure.from_atoms(at, name=f"slab111_{k}", properties=["energy"]))
     return out
+
+
+@stage("mlip.dft_train_slab", version="1")
+def dft_train_slab(structures: list, index: int, calc: dict, kspacing: float) -> dict:
+    """DFT energy of one of :func:`train_slabs`; an SCF that does not converge (a rattled
+    metallic surface can charge-slosh) is recorded as ``{"failed": ...}`` and left out of
+    training rather than stopping the ladder."""
+    from ..core.errors import ConvergenceError
+
+    try:
+        return dft_train_point.fn(structures, index, calc, kspacing)
+    except ConvergenceError as exc:
+        return {"failed": f"ConvergenceError: {exc}", "name": structures[index].info["name"]}
 
 
 @stage("mlip.dft_train_point", version="1")
@@ -239,7 +252,8 @@ def initial_dataset(flagship: Any, slab: dict, vacancy: dict, shear: dict,
         return {**r, "energy": r["energy"] + kref["shift_per_atom"] * len(r["numbers"])}
     confs += [configuration_from_result(r, label, r["name"]) for r, label in
               [(shifted(slab), "test"), (vacancy, "test"), (shear, "shear")]
-              + [(r, "rattle8") for r in rattled] + [(shifted(r), "slab") for r in slabs]]
+              + [(r, "rattle8") for r in rattled]
+              + [(shifted(r), "slab") for r in slabs if "failed" not in r]]
     return ReferenceDataset(tuple(confs), dict(flagship.method))
 
 
@@ -503,8 +517,8 @@ def build(settings: dict) -> dict:
                                  kspacing=ks).with_label("k-mesh energy reference")
     sstructs = train_slabs.bind(eos=fl["eos"], n_slabs=settings["dft.n_train_slabs"],
                                 layers=settings["dft.slab_layers"], vacuum=settings["dft.vacuum"],
-                                amplitude=0.08, seed=settings["seed"])
-    tslabs = [dft_train_point.bind(structures=sstructs, index=k, calc=calc, kspacing=ks
+                                amplitude=0.03, seed=settings["seed"])
+    tslabs = [dft_train_slab.bind(structures=sstructs, index=k, calc=calc, kspacing=ks
                                    ).with_label(f"DFT {calc['xc']} slab111_{k}")
               for k in range(settings["dft.n_train_slabs"])]
     ds0 = initial_dataset.bind(flagship=fl["dataset"], slab=sp["slab"], vacancy=sp["vacancy"],
@@ -571,7 +585,7 @@ SETTINGS = F.SETTINGS + (
     Setting("dft.vacuum", 5.0, "vacuum on each side of the DFT slab (Å)", float, V.positive),
     Setting("dft.n_rattled", 2, "rattled 8-atom cells (0.08 Å) in the first training set", int,
             lambda n, v: V.positive_int(n, v, 0)),
-    Setting("dft.n_train_slabs", 1, "rattled 1x1 (111) slabs (0.08 Å, energy only) in the first "
+    Setting("dft.n_train_slabs", 1, "rattled 1x1 (111) slabs (0.03 Å, energy only) in the first "
             "training set", int, lambda n, v: V.positive_int(n, v, 0)),
     Setting("dft.smearing", 0.01, "smearing width of the larger DFT cells (Hartree; the "
             "(111) surface is metallic)", float, lambda n, v: V.in_range(n, v, 1e-4, 0.02)),
