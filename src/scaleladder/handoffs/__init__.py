@@ -8,6 +8,7 @@ from .coarse_grained import CGPotential, CGTrajectory, pair_key
 from .dataset import Configuration, ReferenceDataset
 from .design import Design
 from .defects import MigrationBarrier, VacancyFormationEnergy
+from .dipole import ElasticDipole
 from .elastic import ElasticTensor
 from .events import EventCatalog, EventType
 from .eos import EquationOfState
@@ -26,4 +27,4 @@ __all__ = ["Configuration", "ReferenceDataset", "EquationOfState", "FittedPotent
            "PhononProperties", "HarmonicTSTPrefactor", "harmonic_rate", "EventCatalog", "EventType",
            "ExchangeParameters", "HamiltonianConvention", "read_tb2j", "Structure",
            "CriticalStress", "Microstructure", "CGTrajectory", "CGPotential", "pair_key",
-           "Design", "PersistenceDiagram", "ThermalConductivity"]
+           "Design", "PersistenceDiagram", "ThermalConductivity", "ElasticDipole"]
