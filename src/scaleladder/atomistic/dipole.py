@@ -20,7 +20,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core.errors import InputError
-from ..core.tensors import VOIGT_PAIRS
 from ..core import validate
 from ..handoffs.dipole import ElasticDipole
 from ..uq import Estimate
@@ -130,5 +129,4 @@ def dipole_convergence(dipoles: Sequence[ElasticDipole]) -> dict:
     coef, *_ = np.linalg.lstsq(X, ps.reshape(len(vols), 9), rcond=None)
     return {"P_inf": coef[0].reshape(3, 3), "A": coef[1].reshape(3, 3), "volumes": vols.tolist(),
             "P": ps.tolist(),
-            "max_change_last_eV": float(np.abs(ps[-1] - ps[-2]).max()),
-            "voigt_pairs": VOIGT_PAIRS}
+            "max_change_last_eV": float(np.abs(ps[-1] - ps[-2]).max())}

@@ -128,7 +128,7 @@ class ElasticDipole(DataclassCodec):
         """Nominal P in Voigt order (tensor components, no factor 2), eV."""
         return stress_voigt(np.asarray(self.tensor.value))
 
-    def _map(self, fn) -> Estimate | float:
+    def _map(self, fn) -> tuple:
         """``fn`` of the nominal P and of every sample of every source (a linear-in-samples
         propagation that keeps the named sources)."""
         t = self.tensor
