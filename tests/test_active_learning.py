@@ -59,17 +59,16 @@ def test_loop_lowers_the_heldout_error_and_stops_on_its_budget(run_budget):
 
 
 def test_loop_resumes_from_the_store_and_stops_when_the_committee_agrees(run_budget, tmp_path):
-    import time
+    from scaleladder.core.store import Store
 
     res, store = run_budget
     init, test = _sets()
-    t = time.perf_counter()
+    n_before = len(Store(store, readonly=True))
     again = active_learning(SI, {"engine": "sw"}, initial=init, test=test, budget=16,
                             threshold=1e-4, per_iteration=4, seed=0, store=store, **FAST)
-    replay = time.perf_counter() - t
     assert [e["fit_key"] for e in again.history] == [e["fit_key"] for e in res.history]
     assert again.stopped == res.stopped
-    assert replay < 30          # every stage reused (the loop itself took minutes)
+    assert len(Store(store, readonly=True)) == n_before    # every stage reused: nothing new stored
     # a threshold above the smallest spread seen: the loop stops "converged" there
     spreads = [e["max_rel_std"] for e in res.history]
     thr = min(spreads) * 1.001

@@ -61,7 +61,9 @@ def test_multifidelity_hierarchy_runs_through_the_store_with_measured_costs(tmp_
     h = ladder_hierarchy("composite", settings=SMALL, store=st)
     assert h.names == ["FEM 42²", "FEM 22²", "FFT 22²", "Mori-Tanaka"]
     res = estimate_mean(h, 3.0, n_pilot=6, log=None)
-    assert res.pilot.cost_s[0] > res.pilot.cost_s[1] > 0          # fine FEM costs more
+    # costs are measured wall-clock seconds per evaluation (no ordering asserted: timing on
+    # a loaded CI machine is not a physics fact); every level has a positive, finite cost
+    assert np.all(np.isfinite(res.pilot.cost_s)) and np.all(res.pilot.cost_s > 0)
     assert res.pilot.rho[1] > 0.5
     assert res.estimate.unit == "GPa" and 5 < res.estimate.value < 10
     # a second pilot on the same realisations is loaded, costs as recorded

@@ -255,9 +255,7 @@ def test_silicon_mlip_defaults(tmp_path):
     """The SNAP chain (cold: the flagship's DFT, the extra DFT cells and the active-learning
     rounds, about 30 minutes on 2 cores) against its own DFT: clamped-ion C11, C12, C44 on the
     DFT strained cells within 10 %, the relaxed-ion C44 within 10 % of DFT's Kleinman value,
-    the (111) surface energy on the DFT slab within 10 %; a warm rerun under 10 s."""
-    import time
-
+    the (111) surface energy on the DFT slab within 10 %; a warm rerun computes nothing."""
     res = _run_defaults(tmp_path, "silicon-mlip")
     dc, dg, nom = res["dft_elastic"], res["dft_surface"], res["properties"]["nominal"]
     for k in ("C11", "C12", "C44"):
@@ -269,6 +267,6 @@ def test_silicon_mlip_defaults(tmp_path):
     sig = res["fracture"]["sigma_c"]
     assert {"committee", "transferability", "xc functional", "model form (SW vs SNAP)",
             "MD sampling", "mesh"} <= set(sig.sources)
-    t = time.perf_counter()
-    _run_defaults(tmp_path, "silicon-mlip")
-    assert time.perf_counter() - t < 10
+    out = runner.invoke(app, ["run", "silicon-mlip", "--store", str(tmp_path / "store"),
+                              "--quiet"])
+    assert out.exit_code == 0 and " 0 stages computed" in out.output, out.output  # warm rerun

@@ -51,7 +51,7 @@ def test_qmmm_pilot_through_the_store(tmp_path):
              "mf.hf_basis": "def2-svp", "qm.basis": "sto-3g"}
     h = ladder_hierarchy("qmmm-water", settings=small, store=st)
     p = pilot(h, 3)
-    assert np.all(p.cost_s > 0) and p.cost_s[0] > p.cost_s[1]   # the larger basis costs more
+    assert np.all(np.isfinite(p.cost_s)) and np.all(p.cost_s > 0)    # measured, not ordered
     assert p.rho[1] > 0.5 and p.corr[1, 2] > 0.9     # same molecule, basis or functional
     assert 10.0 < p.mean[0] < 14.0                   # one embedded molecule: ~12-13 eV
     again = pilot(ladder_hierarchy("qmmm-water", settings=small, store=st), 3)
