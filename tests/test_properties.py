@@ -135,6 +135,31 @@ def test_relax_lattice_constant_sw(sw):
         relax_lattice_constant(bulk("Si", "diamond", a=5.43), sw)   # primitive: not cubic
 
 
+def test_relax_lattice_constant_takes_the_root_nearest_the_start():
+    """A pressure with two roots, 5.44 and 5.20 Å, and the same sign at ±5 % of 5.45 Å (what a
+    committee member of a fitted potential did outside its training strains): the search
+    widens from the start and returns the near root, never the far one."""
+    from ase.calculators.calculator import Calculator, all_changes
+    from scaleladder.core.errors import ConvergenceError
+
+    class TwoRoots(Calculator):
+        implemented_properties = ["energy", "stress"]
+
+        def calculate(self, atoms=None, properties=("stress",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            a = float(np.linalg.norm(self.atoms.cell[0]))
+            p = 0.01 * (a - 5.44) * (a - 5.20)             # eV/Å^3
+            self.results = {"energy": 0.0, "stress": np.array([-p, -p, -p, 0.0, 0.0, 0.0])}
+
+    at = bulk("Si", "diamond", a=5.45, cubic=True)
+    assert relax_lattice_constant(at, TwoRoots()) == pytest.approx(5.44, abs=1e-8)
+    assert relax_lattice_constant(bulk("Si", "diamond", a=5.22, cubic=True),
+                                  TwoRoots()) == pytest.approx(5.20, abs=1e-8)
+    with pytest.raises(ConvergenceError, match="bracket"):        # no root within ±0.5 %
+        relax_lattice_constant(bulk("Si", "diamond", a=5.80, cubic=True), TwoRoots(),
+                               bracket=0.005)
+
+
 @pytest.mark.parametrize("step", [0.0, -0.01, 0.06, float("nan")])
 def test_strain_step_validation(si_prim, sw, step):
     with pytest.raises(InputError) as exc:

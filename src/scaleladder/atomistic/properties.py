@@ -132,7 +132,9 @@ def relax_lattice_constant(atoms, calc, relax_ions: bool = False, bracket: float
         Relax internal coordinates at each trial scale (not needed for high-symmetry crystals
         such as diamond or fcc, where isotropic scaling leaves no force).
     bracket : float
-        Relative half-width of the search interval around the current lattice constant.
+        Relative half-width of the largest search interval around the current lattice constant;
+        the search widens outwards from ±0.5 % and takes the first sign change of the pressure
+        (the zero-pressure state nearest the start).
     tol : float
         Absolute tolerance on the lattice constant (Å).
     fmax : float
@@ -147,9 +149,8 @@ def relax_lattice_constant(atoms, calc, relax_ions: bool = False, bracket: float
     -----
     DomainWarning
         ``calc`` carries a fitted potential (``calc.fitted_potential``) and the cell at ``a0``
-        lies outside its training domain.  Only the result is checked: the bracket ends are
-        search probes (by default ±5 % in a, ±16 % in volume) whose only role is the sign of
-        the pressure.
+        lies outside its training domain.  Only the result is checked: the probes (at most ±5 %
+        in a by default) only give the sign of the pressure.
     """
     from scipy.optimize import brentq
 
@@ -172,14 +173,35 @@ def relax_lattice_constant(atoms, calc, relax_ions: bool = False, bracket: float
             relax_positions(work, fmax=fmax, what=f"cubic cell at a={a:.6f} Å")
         return -float(np.mean(work.get_stress(voigt=True)[:3]))
 
-    lo, hi = a_now * (1 - bracket), a_now * (1 + bracket)
-    plo, phi = pressure(lo), pressure(hi)
-    if plo * phi > 0:
+    # the root nearest the start: probe outwards (±0.5 %, ±1 %, ±2 %, ... up to ±bracket) and
+    # stop at the first sign change, so that a fitted potential's behaviour far from the
+    # training data (a committee member whose pressure turns over at -5 %) is never consulted
+    # when a root lies close by
+    widths = [w for w in (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32) if w < bracket] + [bracket]
+    a_in, p_in = a_now, pressure(a_now)
+    if p_in == 0.0:
+        return a_now
+    inner = {-1: (a_in, p_in), 1: (a_in, p_in)}
+    found = None
+    for w in widths:
+        for side in (-1, 1):
+            a_w = a_now * (1 + side * w)
+            p_w = pressure(a_w)
+            a_i, p_i = inner[side]
+            if p_i * p_w <= 0:
+                found = (min(a_i, a_w), max(a_i, a_w))
+                break
+            inner[side] = (a_w, p_w)
+        if found:
+            break
+    if found is None:
+        lo, hi = a_now * (1 - bracket), a_now * (1 + bracket)
         raise ConvergenceError("no zero-pressure lattice constant inside the bracket",
                                configuration=atoms.get_chemical_formula(),
-                               settings={"a_range_A": (lo, hi), "pressure_eV_A3": (plo, phi)},
+                               settings={"a_range_A": (lo, hi),
+                                         "pressure_eV_A3": (inner[-1][1], inner[1][1])},
                                suggestion="start from a closer lattice constant or widen bracket")
-    a0 = float(brentq(pressure, lo, hi, xtol=tol, rtol=1e-14))
+    a0 = float(brentq(pressure, *found, xtol=tol, rtol=1e-14))
     log = DomainLog(calc)
     if log.active:
         pressure(a0)

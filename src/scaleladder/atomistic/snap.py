@@ -41,8 +41,12 @@ from ..core.units import EV_PER_A3_IN_GPA
 __all__ = ["SNAP_DEFAULTS", "SNAPCalculator", "snap_descriptors", "fit_snap", "snap_uncertainty",
            "export_snap", "calibration_report", "snap_coefficients", "SNAP_SCALES"]
 
-#: Descriptor settings: ``twojmax`` (band limit 2J), ``rcut`` (Å), ``rfac0``, ``rmin0`` (Å).
-SNAP_DEFAULTS: dict[str, float] = {"twojmax": 8, "rcut": 4.7, "rfac0": 0.99363, "rmin0": 0.0}
+#: Descriptor settings: ``twojmax`` (band limit 2J), ``rcut`` (Å), ``rfac0``, ``rmin0`` (Å) and
+#: ``quadraticflag`` (1: quadratic SNAP, the energy also has all products ``B_k B_l / 2`` of an
+#: atom's bispectrum components (Wood & Thompson, J. Chem. Phys. 148, 241721 (2018)): still
+#: linear in the coefficients, K + K(K+1)/2 of them per element instead of K).
+SNAP_DEFAULTS: dict[str, float] = {"twojmax": 8, "rcut": 4.7, "rfac0": 0.99363, "rmin0": 0.0,
+                                   "quadraticflag": 0}
 
 #: Expected accuracy of each kind of row (the rows' weights are their inverse): energy eV/atom,
 #: forces eV/Å, stress GPa.  The evidence then fits one common noise level on top.
@@ -68,6 +72,10 @@ def _settings(settings: Mapping[str, Any] | None) -> dict:
         s[k] = float(s[k])
     if not 0 < s["rfac0"] <= 1:
         raise InputError("descriptors['rfac0']", s["rfac0"], "a number in (0, 1]")
+    q = s["quadraticflag"]
+    if q not in (0, 1, True, False) or isinstance(q, str):
+        raise InputError("descriptors['quadraticflag']", q, "0 (linear SNAP) or 1 (quadratic)")
+    s["quadraticflag"] = int(q)
     s["rmin0"] = float(s["rmin0"])
     if not 0 <= s["rmin0"] < s["rcut"]:
         raise InputError("descriptors['rmin0']", s["rmin0"], f"a distance in [0, rcut={s['rcut']})")
@@ -184,10 +192,10 @@ def snap_descriptors(atoms, species: Sequence[str], descriptors: Mapping[str, An
         radii = " ".join(["0.5"] * nt)
         weights = " ".join(["1.0"] * nt)
         args = (f"{s['rcut']!r} {s['rfac0']!r} {s['twojmax']} {radii} {weights} "
-                f"rmin0 {s['rmin0']!r} bzeroflag 1")
+                f"rmin0 {s['rmin0']!r} bzeroflag 1 quadraticflag {s['quadraticflag']}")
         lmp.commands_string("\n".join([
             f"pair_style zero {s['rcut']!r}", "pair_coeff * *",
-            f"compute snap all snap {args} quadraticflag 0",
+            f"compute snap all snap {args}",
             f"compute bi all sna/atom {args}" if per_atom else "",
             "thermo_style custom step pe", "run 0 post no"]))
         a = np.array(lmp.numpy.extract_compute("snap", LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY), float)
@@ -250,7 +258,9 @@ def _check_snap(potential) -> None:
 
 def _descriptor_settings(potential) -> dict:
     p = potential.parameters
-    return _settings({k: (int(p[k]) if k == "twojmax" else p[k]) for k in SNAP_DEFAULTS})
+    # potentials written before quadratic SNAP existed have no quadraticflag: linear
+    return _settings({k: (int(p[k]) if k in ("twojmax", "quadraticflag") else p[k])
+                      for k in SNAP_DEFAULTS if k in p})
 
 
 # ----------------------------------------------------------------------------- LAMMPS export
@@ -282,7 +292,8 @@ def export_snap(potential, path: str | os.PathLike, member: int | None = None) -
     atomic_write(coeff, "\n".join(lines) + "\n")
     atomic_write(param, "# SNAP descriptor settings written by scaleladder\n"
                         f"rcutfac {s['rcut']!r}\ntwojmax {s['twojmax']}\nrfac0 {s['rfac0']!r}\n"
-                        f"rmin0 {s['rmin0']!r}\nbzeroflag 1\nquadraticflag 0\n")
+                        f"rmin0 {s['rmin0']!r}\nbzeroflag 1\n"
+                        f"quadraticflag {s['quadraticflag']}\n")
     return coeff, param
 
 
@@ -333,7 +344,9 @@ class SNAPCalculator(Calculator):
 
     @property
     def parameters_summary(self) -> str:
-        return f"SNAP 2J={_descriptor_settings(self.potential)['twojmax']}, {self._beta.size} coefficients"
+        s = _descriptor_settings(self.potential)
+        kind = "quadratic " if s["quadraticflag"] else ""
+        return f"{kind}SNAP 2J={s['twojmax']}, {self._beta.size} coefficients"
 
     def _signature(self, atoms):
         return (len(atoms), tuple(atoms.get_chemical_symbols()), tuple(bool(p) for p in atoms.pbc))
@@ -667,7 +680,8 @@ def fit_snap(dataset, *, species: Sequence[str] | None = None,
     ncoeff = beta.size // len(species) - 1
     names = _coef_names(species, ncoeff)
     parameters = {"twojmax": float(settings["twojmax"]), "rcut": settings["rcut"],
-                  "rfac0": settings["rfac0"], "rmin0": settings["rmin0"]}
+                  "rfac0": settings["rfac0"], "rmin0": settings["rmin0"],
+                  "quadraticflag": float(settings["quadraticflag"])}
     parameters.update({k: float(v) for k, v in zip(names, beta)})
     energies = [c.energy / len(c.numbers) for c in train]
     errors = {"train": _errors_from_rows(rows_train, beta)}
@@ -677,9 +691,10 @@ def fit_snap(dataset, *, species: Sequence[str] | None = None,
         if split in errors:
             errors[split]["n_configurations"] = len(rows)
     units = {k: "eV" for k in names}
-    units.update({"rcut": "Å", "rmin0": "Å", "twojmax": "", "rfac0": ""})
+    units.update({"rcut": "Å", "rmin0": "Å", "twojmax": "", "rfac0": "", "quadraticflag": ""})
     provenance = {
-        "model": "SNAP (linear, LAMMPS ML-SNAP bispectrum)", "descriptors": settings,
+        "model": ("quadratic" if settings["quadraticflag"] else "linear")
+                 + " SNAP (LAMMPS ML-SNAP bispectrum)", "descriptors": settings,
         "n_coefficients": int(beta.size), "n_rows": int(X.shape[0]),
         "n_train": len(train), "n_heldout": len(test), "heldout_labels": list(held),
         "scales": sc, "evidence": {"alpha": fit.alpha, "beta": fit.beta, "gamma": fit.gamma,
