@@ -262,8 +262,8 @@ def interstitial_diffusion(host, calc, element: str, initial_site: Sequence[floa
                            network: str = "fcc octahedral-tetrahedral-octahedral",
                            supercell: int = 3, n_images: int = 5, fmax: float = 0.005,
                            elastic: Any = None, host_name: str = ""):
-    """One interstitial jump (CI-NEB), its Vineyard prefactor and dipoles, and the diffusivity
-    of the network it belongs to.
+    """One interstitial jump (CI-NEB), its Vineyard prefactors (both directions) and the dipoles
+    of its two sites and its saddle, and the diffusivity of the network it belongs to.
 
     Parameters
     ----------
@@ -325,17 +325,23 @@ def interstitial_diffusion(host, calc, element: str, initial_site: Sequence[floa
     mb = migration_barrier(ini, fin, calc, n_images=n_images, fmax=fmax)
     cfg = mb.provenance["configurations"]
     minimum, saddle = cfg["initial"].to_atoms(), cfg["saddle"].to_atoms()
+    final = cfg["final"].to_atoms()
     pf = harmonic_tst_prefactor(minimum, saddle, calc)
+    pf_rev = harmonic_tst_prefactor(final, saddle, calc)
     p_ini = elastic_dipole(minimum, perfect, calc, fmax=fmax, defect_name=f"{element} initial",
+                           host=name, elastic=c)
+    p_fin = elastic_dipole(final, perfect, calc, fmax=fmax, defect_name=f"{element} final",
                            host=name, elastic=c)
     p_sad = elastic_dipole(saddle, perfect, calc, fmax=max(2 * fmax, 0.01),
                            defect_name=f"{element} saddle", host=name, elastic=c)
     return InterstitialDiffusion(
         element=element, host=name, network=network, lattice_constant_A=a, barrier=mb,
-        prefactor=pf.prefactor, initial_dipole=p_ini, saddle_dipole=p_sad,
+        prefactor=pf.prefactor, initial_dipole=p_ini, saddle_dipole=p_sad, final_dipole=p_fin,
+        reverse_prefactor=pf_rev.prefactor,
         provenance={"supercell": n, "n_images": n_images, "fmax_eV_per_A": fmax,
                     "jump_A": jump, "initial_site": fi.tolist(), "final_site": ff.tolist(),
                     "imaginary_frequency_THz": pf.imaginary_frequency_THz,
                     "elastic_GPa": c.tolist(),
                     "seconds": time.perf_counter() - t0},
-        domain_warnings=tuple(mb.domain_warnings) + tuple(pf.domain_warnings))
+        domain_warnings=tuple(mb.domain_warnings) + tuple(pf.domain_warnings)
+        + tuple(pf_rev.domain_warnings))

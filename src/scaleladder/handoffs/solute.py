@@ -169,8 +169,10 @@ class InterstitialDiffusion(DataclassCodec):
         From the ground site to its neighbour (``value``: the barrier out of the ground site).
     prefactor : Estimate
         Harmonic-TST (Vineyard) prefactor of that jump, THz (``"1/ps"``).
-    initial_dipole, saddle_dipole : ElasticDipole
-        Dipoles of the ground site and of the saddle (the same supercell).
+    initial_dipole, saddle_dipole, final_dipole : ElasticDipole
+        Dipoles of the ground site, of the saddle and of the final site (the same supercell).
+    reverse_prefactor : Estimate
+        Vineyard prefactor of the reverse jump (final site -> saddle), THz.
     provenance : dict
     domain_warnings : tuple of str
     """
@@ -183,6 +185,8 @@ class InterstitialDiffusion(DataclassCodec):
     prefactor: Estimate
     initial_dipole: ElasticDipole
     saddle_dipole: ElasticDipole
+    final_dipole: ElasticDipole
+    reverse_prefactor: Estimate
     provenance: dict = field(default_factory=dict)
     domain_warnings: tuple = ()
 
@@ -197,18 +201,19 @@ class InterstitialDiffusion(DataclassCodec):
         setf(self, "lattice_constant_A", float(a))
         if not isinstance(self.barrier, MigrationBarrier):
             raise InputError("barrier", self.barrier, "a MigrationBarrier")
-        pf = estimate_in("prefactor", self.prefactor, "1/ps", (), allow_plain=False)
-        if pf.value <= 0:
-            raise InputError("prefactor", str(pf), "a positive attempt frequency (THz)")
-        setf(self, "prefactor", pf)
-        for name in ("initial_dipole", "saddle_dipole"):
-            if not isinstance(getattr(self, name), ElasticDipole):
-                raise InputError(name, getattr(self, name), "an ElasticDipole")
-        if abs(self.initial_dipole.volume_A3 - self.saddle_dipole.volume_A3) > \
-                1e-6 * self.initial_dipole.volume_A3:
-            raise InputError("saddle_dipole", self.saddle_dipole.volume_A3,
-                             "a dipole from the same supercell as initial_dipole "
-                             f"({self.initial_dipole.volume_A3:.3f} Å³)")
+        for name in ("prefactor", "reverse_prefactor"):
+            pf = estimate_in(name, getattr(self, name), "1/ps", (), allow_plain=False)
+            if pf.value <= 0:
+                raise InputError(name, str(pf), "a positive attempt frequency (THz)")
+            setf(self, name, pf)
+        for name in ("initial_dipole", "saddle_dipole", "final_dipole"):
+            dip = getattr(self, name)
+            if not isinstance(dip, ElasticDipole):
+                raise InputError(name, dip, "an ElasticDipole")
+            if abs(dip.volume_A3 - self.initial_dipole.volume_A3) > \
+                    1e-6 * self.initial_dipole.volume_A3:
+                raise InputError(name, dip.volume_A3, "a dipole from the same supercell as "
+                                 f"initial_dipole ({self.initial_dipole.volume_A3:.3f} Å³)")
         setf(self, "provenance", str_dict("provenance", self.provenance))
         setf(self, "domain_warnings",
              check_domain_warnings("domain_warnings", self.domain_warnings))
