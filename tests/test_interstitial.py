@@ -134,3 +134,59 @@ def test_bad_input_is_refused(host, calc, diffusion):
     ni_only = EAM(read_funcfl(_potential("Ni_u3.eam")))
     with pytest.raises(InputError, match="H"):
         interstitial_solution(host, ni_only, "H", {"oct": OCT}, supercells=(2,))
+
+
+def test_surface_segregation_and_cohesion_with_coverage(host, calc, solution):
+    """H on Ni(111) (fcc hollow, 2x2 surface cell): measured -0.513 eV per H at 1/4 monolayer
+    rising to -0.489 at a full one (repulsion between neighbours), against the bulk octahedral
+    site; the work of separation at fixed coverage falls from 2γ₀ (3.86 J/m²) as 2 n_s θ Ē."""
+    from scaleladder.atomistic.interstitial import surface_segregation
+    from scaleladder.core.units import EV_PER_A2_IN_J_PER_M2
+
+    seg = surface_segregation(host, calc, "H", solution)
+    e = np.asarray(seg.segregation_energies.value)
+    assert seg.coverages.tolist() == [0.25, 0.5, 0.75, 1.0]
+    assert np.all(e < -0.3) and np.all(np.diff(e) > 0)          # binds, less so when crowded
+    # one site per surface atom: area (√3/2) d², d = a/√2 the nearest-neighbour distance
+    assert seg.sites_per_area == pytest.approx(2 / (np.sqrt(3) * (A_NI / np.sqrt(2)) ** 2),
+                                               rel=1e-9)
+    w0 = seg.work_of_separation(0.0)
+    assert w0 == pytest.approx(2 * seg.clean_surface_energy.value)
+    w1 = seg.work_of_separation(1.0)
+    assert w1 == pytest.approx(w0 + 2 * seg.sites_per_area * e[-1] * EV_PER_A2_IN_J_PER_M2)
+    assert w1 < 0.5 * w0
+    # coverage in equilibrium: saturates at room temperature for a ppm of H, empties when hot
+    assert seg.equilibrium_coverage(1e-6, 300.0) > 0.9
+    assert seg.equilibrium_coverage(1e-8, 900.0) < 0.01
+    # with entropy (slow separation) the reduction is smaller than at the same coverage
+    th = seg.equilibrium_coverage(1e-6, 300.0)
+    assert seg.work_of_separation(th) < seg.equilibrium_work_of_separation(1e-6, 300.0) < w0
+    back = loads(dumps(seg))
+    assert back.work_of_separation(0.5) == seg.work_of_separation(0.5)
+
+
+def test_langmuir_mclean_and_the_gibbs_isotherm_against_the_closed_forms():
+    """With a coverage-independent segregation energy the isotherm is Langmuir–McLean,
+    θ/(1−θ) = x/(1−x) exp(−E/kT), and the integrated Gibbs adsorption isotherm is
+    γ = γ₀ − n_s kT ln(1 + x/(1−x) exp(−E/kT))."""
+    from scaleladder.core.units import EV_PER_A2_IN_J_PER_M2
+    from scaleladder.handoffs import SurfaceSegregation
+    from scaleladder.uq import Estimate
+
+    seg = SurfaceSegregation(element="H", host="model", miller=(1, 1, 1), site="fcc",
+                             coverages=np.array([0.25, 1.0]),
+                             segregation_energies=Estimate(np.array([-0.4, -0.4]), "eV"),
+                             clean_surface_energy=Estimate(2.0, "J/m^2"), sites_per_area=0.18)
+    for x, t in ((1e-7, 300.0), (1e-6, 500.0), (1e-4, 800.0)):
+        kt = BOLTZMANN_EV * t
+        k = x / (1 - x) * np.exp(0.4 / kt)
+        assert seg.equilibrium_coverage(x, t) == pytest.approx(k / (1 + k), rel=1e-9)
+        g = 2.0 - 0.18 * kt * np.log1p(k) * EV_PER_A2_IN_J_PER_M2
+        assert seg.equilibrium_work_of_separation(x, t) == pytest.approx(2 * g, rel=1e-7)
+    with pytest.raises(InputError, match="bulk_site_fraction"):
+        seg.equilibrium_coverage(1.5, 300.0)
+    with pytest.raises(InputError, match="coverages"):
+        SurfaceSegregation(element="H", host="m", miller=(1, 1, 1), site="fcc",
+                           coverages=np.array([0.5, 0.25]),
+                           segregation_energies=Estimate(np.array([-0.4, -0.4]), "eV"),
+                           clean_surface_energy=Estimate(2.0, "J/m^2"), sites_per_area=0.18)

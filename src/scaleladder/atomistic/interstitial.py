@@ -31,7 +31,8 @@ from ..core import validate
 from ..core.errors import InputError
 from ..uq import Estimate
 
-__all__ = ["dimer_reference", "interstitial_solution", "interstitial_diffusion"]
+__all__ = ["dimer_reference", "interstitial_solution", "interstitial_diffusion",
+           "surface_segregation"]
 
 logger = logging.getLogger(__name__)
 
@@ -345,3 +346,115 @@ def interstitial_diffusion(host, calc, element: str, initial_site: Sequence[floa
                     "seconds": time.perf_counter() - t0},
         domain_warnings=tuple(mb.domain_warnings) + tuple(pf.domain_warnings)
         + tuple(pf_rev.domain_warnings))
+
+
+#: adsorption site used for each fcc surface (ASE's site names)
+_SURFACE_SITES = {(1, 1, 1): "fcc", (1, 0, 0): "hollow"}
+
+
+def surface_segregation(host, calc, element: str, solution, *, miller=(1, 1, 1),
+                        size: tuple[int, int] = (2, 2), layers: int = 6, vacuum: float = 8.0,
+                        fixed_layers: int = 2, height_A: float = 1.0, fmax: float = 1e-3,
+                        host_name: str = ""):
+    """Segregation of an interstitial solute to a free surface of an fcc host, at every
+    coverage the surface cell allows, and the clean surface energy.
+
+    A slab of ``layers`` atomic layers (``ase.build.fcc111`` / ``fcc100``, the host's lattice
+    constant, ``size`` surface cells) with its bottom ``fixed_layers`` held at the bulk
+    positions; ``n`` solute atoms on the hollow sites of the top face (n = 1 .. sites), relaxed.
+    The segregation energy per solute atom is
+    ``[E(slab + n X) - E(slab) - n E_ref] / n - E_sol(ground site)`` with ``E_ref`` and the bulk
+    solution energy from ``solution`` (the same potential): negative, the solute prefers the
+    surface.  The clean γ₀ comes from
+    :func:`~scaleladder.atomistic.properties.surface_energy` (symmetric slab, relaxed).
+
+    Parameters
+    ----------
+    host : ase.Atoms
+        The host's cubic fcc cell (one element).
+    calc : ase Calculator
+    element : str
+    solution : InterstitialSolution
+        The bulk solution energies of ``element`` in this host with ``calc``.
+    miller : (1, 1, 1) or (1, 0, 0)
+    size : (int, int)
+        Surface cells of the slab (sites per face = their product).
+    layers, vacuum, fixed_layers, height_A, fmax
+        Slab thickness (atomic layers), vacuum (Å), bottom layers fixed, starting height of the
+        solute above the top layer (Å), force tolerance (eV/Å).
+
+    Returns
+    -------
+    SurfaceSegregation
+    """
+    from ase.build import add_adsorbate, fcc100, fcc111
+    from ase.constraints import FixAtoms
+
+    from ..handoffs import InterstitialSolution, SurfaceSegregation
+    from .properties import _check_calc, surface_energy
+
+    a = _check_cubic_host(host)
+    _check_calc(calc)
+    if len(set(host.get_chemical_symbols())) != 1 or len(host) != 4:
+        raise InputError("host", host.get_chemical_formula(), "the 4-atom cubic cell of an "
+                         "fcc element (e.g. bulk('Ni', 'fcc', a, cubic=True))")
+    if not isinstance(solution, InterstitialSolution) or solution.element != element:
+        raise InputError("solution", type(solution).__name__,
+                         f"the InterstitialSolution of {element} in this host")
+    m = tuple(int(k) for k in miller)
+    if m not in _SURFACE_SITES:
+        raise InputError("miller", list(miller), "(1, 1, 1) or (1, 0, 0)")
+    nx, ny = (validate.positive_int("size", s) for s in size)
+    layers = validate.positive_int("layers", layers, 3)
+    fixed = validate.positive_int("fixed_layers", fixed_layers, 0)
+    if fixed >= layers - 1:
+        raise InputError("fixed_layers", fixed, f"fewer than layers - 1 = {layers - 1}")
+    vacuum = validate.positive("vacuum", vacuum)
+    fmax = validate.positive("fmax", fmax)
+    symbol = host.get_chemical_symbols()[0]
+    build = fcc111 if m == (1, 1, 1) else fcc100
+    site = _SURFACE_SITES[m]
+    name = host_name or solution.host
+    t0 = time.perf_counter()
+
+    def slab():
+        s = build(symbol, size=(nx, ny, layers), a=a, vacuum=vacuum)
+        z = s.positions[:, 2]
+        levels = np.unique(np.round(z, 3))
+        s.set_constraint(FixAtoms(mask=z < levels[fixed] - 0.1) if fixed else [])
+        return s
+
+    clean = _relaxed(slab(), calc, fmax, 2000, f"clean {m} slab")
+    e_clean = float(clean.get_potential_energy())
+    e_ref = float(solution.provenance["reference_eV"])
+    e_sol = solution.energies[solution.ground_site]
+    n_sites = nx * ny
+    order = [(i, j) for i in range(nx) for j in range(ny)]
+    order = order[::2] + order[1::2]                  # spread a partial coverage
+    coverages, e_seg, e_ads = [], [], []
+    for n in range(1, n_sites + 1):
+        s = slab()
+        for (i, j) in order[:n]:
+            add_adsorbate(s, element, height_A, site, offset=(i, j))
+        s.set_constraint(s.constraints)               # the adsorbates are free
+        r = _relaxed(s, calc, fmax, 2000, f"{n} {element} on {m}")
+        e = (float(r.get_potential_energy()) - e_clean - n * e_ref) / n
+        coverages.append(n / n_sites)
+        e_ads.append(e)
+        e_seg.append(e - e_sol.value)
+    g0 = surface_energy(host, calc, miller=m, layers=layers, vacuum=vacuum, relax=True,
+                        fmax=fmax)
+    area = float(np.linalg.norm(np.cross(clean.cell[0], clean.cell[1])))
+    srcs = {k: np.array([[x - (sv - e_sol.value) for x in e_seg] for sv in v])
+            for k, v in e_sol.sources.items()}
+    return SurfaceSegregation(
+        element=element, host=name, miller=m, site=site, coverages=np.array(coverages),
+        segregation_energies=Estimate(np.array(e_seg), "eV", srcs),
+        clean_surface_energy=g0.value, sites_per_area=n_sites / area,
+        provenance={"method": "relaxed slab, bottom layers fixed; E_seg vs the bulk ground site",
+                    "layers": layers, "fixed_layers": fixed, "size": [nx, ny],
+                    "vacuum_A": vacuum, "area_A2": area,
+                    "adsorption_energies_vs_reference_eV": e_ads,
+                    "reference": solution.reference, "bulk_site": solution.ground_site,
+                    "seconds": time.perf_counter() - t0},
+        domain_warnings=tuple(g0.domain_warnings))

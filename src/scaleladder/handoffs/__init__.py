@@ -17,7 +17,7 @@ from .microstructure import Microstructure
 from .magnetism import ExchangeParameters, HamiltonianConvention, read_tb2j
 from .potential import FittedPotential
 from .phonons import HarmonicTSTPrefactor, PhononProperties, harmonic_rate
-from .solute import InterstitialDiffusion, InterstitialSolution
+from .solute import InterstitialDiffusion, InterstitialSolution, SurfaceSegregation
 from .structure import Structure
 from .surface import SurfaceEnergy
 from .thermal import ThermalConductivity
@@ -29,4 +29,4 @@ __all__ = ["Configuration", "ReferenceDataset", "EquationOfState", "FittedPotent
            "ExchangeParameters", "HamiltonianConvention", "read_tb2j", "Structure",
            "CriticalStress", "Microstructure", "CGTrajectory", "CGPotential", "pair_key",
            "Design", "PersistenceDiagram", "ThermalConductivity", "ElasticDipole",
-           "InterstitialSolution", "InterstitialDiffusion"]
+           "InterstitialSolution", "InterstitialDiffusion", "SurfaceSegregation"]

@@ -35,7 +35,8 @@ from .defects import MigrationBarrier
 from .dipole import ElasticDipole
 from .potential import check_domain_warnings
 
-__all__ = ["InterstitialSolution", "InterstitialDiffusion", "GEOMETRY_FACTORS"]
+__all__ = ["InterstitialSolution", "InterstitialDiffusion", "SurfaceSegregation",
+           "GEOMETRY_FACTORS"]
 
 #: D = g a^2 Γ for the networks the toolkit knows (Γ: rate of one jump out of the ground site)
 GEOMETRY_FACTORS = {"fcc octahedral-tetrahedral-octahedral": 0.5,
@@ -267,3 +268,157 @@ class InterstitialDiffusion(DataclassCodec):
                 f"{self.barrier.value.value:.3f} eV, ν* = {self.prefactor.value:.2f} THz, "
                 f"D0 = {self.D0.value:.3g} m²/s")
 
+
+
+@register("SurfaceSegregation")
+@dataclass(frozen=True, eq=False)
+class SurfaceSegregation(DataclassCodec):
+    """Segregation of an interstitial solute to a free surface, and the surface's cohesion with
+    the solute on it.
+
+    Parameters
+    ----------
+    element, host : str
+    miller : tuple of 3 int
+        The surface.
+    site : str
+        The adsorption site (e.g. ``"fcc"`` hollow of (111)).
+    coverages : array_like (n,)
+        Coverages θ (solute atoms per surface site, increasing, in (0, 1]).
+    segregation_energies : Estimate (n,)
+        Mean energy per solute atom of moving it from the bulk ground site onto the surface at
+        each coverage (eV; negative: it prefers the surface).
+    clean_surface_energy : Estimate
+        γ₀ of the clean, relaxed surface (J/m²).
+    sites_per_area : float
+        Surface sites per Å².
+    provenance : dict
+    domain_warnings : tuple of str
+    """
+
+    element: str
+    host: str
+    miller: tuple
+    site: str
+    coverages: np.ndarray
+    segregation_energies: Estimate
+    clean_surface_energy: Estimate
+    sites_per_area: float
+    provenance: dict = field(default_factory=dict)
+    domain_warnings: tuple = ()
+
+    def __post_init__(self) -> None:
+        check_str("element", self.element, allow_empty=False)
+        check_str("host", self.host)
+        check_str("site", self.site)
+        m = tuple(int(k) for k in self.miller) if np.ndim(self.miller) == 1 and \
+            len(self.miller) == 3 else None
+        if m is None or m == (0, 0, 0):
+            raise InputError("miller", self.miller, "three integers, not all zero")
+        setf(self, "miller", m)
+        th = np.asarray(self.coverages, float)
+        if th.ndim != 1 or th.size == 0 or not np.all(np.isfinite(th)) or th.min() <= 0 \
+                or th.max() > 1 or np.any(np.diff(th) <= 0):
+            raise InputError("coverages", th.tolist(), "increasing coverages in (0, 1]")
+        th.setflags(write=False)
+        setf(self, "coverages", th)
+        setf(self, "segregation_energies",
+             estimate_in("segregation_energies", self.segregation_energies, "eV", th.shape,
+                         allow_plain=False))
+        g = estimate_in("clean_surface_energy", self.clean_surface_energy, "J/m^2", (),
+                        allow_plain=False)
+        if g.value <= 0:
+            raise InputError("clean_surface_energy", str(g), "a positive surface energy")
+        setf(self, "clean_surface_energy", g)
+        n = finite("sites_per_area", self.sites_per_area)
+        if n <= 0:
+            raise InputError("sites_per_area", n, "surface sites per Å² (> 0)")
+        setf(self, "sites_per_area", float(n))
+        setf(self, "provenance", str_dict("provenance", self.provenance))
+        setf(self, "domain_warnings",
+             check_domain_warnings("domain_warnings", self.domain_warnings))
+
+    # -------------------------------------------------------------------- thermodynamics
+    def _e_seg(self, theta):
+        """Mean segregation energy at coverage θ: linear between the computed coverages,
+        constant below the first and above the last (eV, nominal)."""
+        return np.interp(theta, self.coverages, np.asarray(self.segregation_energies.value))
+
+    def differential_segregation_energy(self, theta):
+        """``d(θ Ē(θ))/dθ`` (eV): the energy of the next solute atom at coverage θ."""
+        th = np.asarray(theta, float)
+        h = 1e-4
+        f = lambda t: t * self._e_seg(t)                      # noqa: E731
+        return (f(np.minimum(th + h, 1.0)) - f(np.maximum(th - h, 0.0))) / \
+            (np.minimum(th + h, 1.0) - np.maximum(th - h, 0.0))
+
+    def equilibrium_coverage(self, bulk_site_fraction: float, temperature_K: float) -> float:
+        """Coverage in equilibrium with a bulk site fraction ``x`` (Langmuir–McLean with the
+        coverage-dependent energy of the next atom, a Fowler-type isotherm):
+        ``θ/(1−θ) = x/(1−x) exp(−E'(θ)/k_BT)``."""
+        from scipy.optimize import brentq
+
+        x = finite("bulk_site_fraction", bulk_site_fraction)
+        if not 0 < x < 1:
+            raise InputError("bulk_site_fraction", x, "a site fraction in (0, 1)")
+        t = _temperature(temperature_K)
+        kt = BOLTZMANN_EV * t
+        mu = np.log(x / (1 - x))
+
+        def f(th):
+            return np.log(th / (1 - th)) - mu + self.differential_segregation_energy(th) / kt
+
+        lo, hi = 1e-300, 1 - 1e-15
+        if f(lo) > 0:
+            return 0.0
+        if f(hi) < 0:
+            return 1.0
+        return float(brentq(f, lo, hi, xtol=1e-15))
+
+    def work_of_separation(self, coverage: float) -> float:
+        """``2 (γ₀ + n_s θ Ē(θ))`` (J/m²): two surfaces at fixed coverage θ with the solute
+        taken from the bulk ground site (fast separation, Hirth and Rice 1980)."""
+        from ..core.units import EV_PER_A2_IN_J_PER_M2
+
+        th = finite("coverage", coverage)
+        if not 0 <= th <= 1:
+            raise InputError("coverage", th, "a coverage in [0, 1]")
+        d = self.sites_per_area * th * float(self._e_seg(th)) * EV_PER_A2_IN_J_PER_M2
+        return 2 * (self.clean_surface_energy.value + d)
+
+    def equilibrium_work_of_separation(self, bulk_site_fraction: float,
+                                       temperature_K: float) -> float:
+        """``2 γ(μ)`` (J/m²) with the surfaces in equilibrium with the bulk solute (slow
+        separation, Rice and Wang 1989): the Gibbs adsorption isotherm
+        ``dγ = −n_s θ dμ`` integrated from an empty surface to the bulk's chemical potential
+        ``μ = k_BT ln(x/(1−x))`` (configurational entropy included)."""
+        from scipy.integrate import quad
+
+        from ..core.units import EV_PER_A2_IN_J_PER_M2
+
+        x = finite("bulk_site_fraction", bulk_site_fraction)
+        if not 0 < x < 1:
+            raise InputError("bulk_site_fraction", x, "a site fraction in (0, 1)")
+        t = _temperature(temperature_K)
+        kt = BOLTZMANN_EV * t
+        e_min = float(np.min(self.differential_segregation_energy(
+            np.linspace(1e-6, 1, 201))))
+        mu = kt * np.log(x / (1 - x))
+        lo = min(mu, e_min) - 40 * kt                   # θ ~ e^-40 below: nothing adsorbed
+
+        def theta(m):
+            xm = 1.0 / (1.0 + np.exp(-m / kt))
+            return self.equilibrium_coverage(min(max(xm, 1e-300), 1 - 1e-16), t)
+
+        pts = sorted({float(np.clip(e, lo, mu)) for e in (e_min, float(
+            np.max(np.asarray(self.segregation_energies.value))))})
+        val, _ = quad(theta, lo, mu, points=[p for p in pts if lo < p < mu] or None,
+                      limit=200)
+        return 2 * (self.clean_surface_energy.value
+                    - self.sites_per_area * val * EV_PER_A2_IN_J_PER_M2)
+
+    def summary(self) -> str:
+        e = np.asarray(self.segregation_energies.value)
+        return (f"{self.element} on {self.host} {self.miller} ({self.site}): segregation "
+                + ", ".join(f"θ={t:.2f}: {v:+.3f} eV" for t, v in zip(self.coverages, e))
+                + f"; clean γ = {self.clean_surface_energy.value:.3f} J/m²")
