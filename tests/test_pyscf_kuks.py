@@ -357,3 +357,35 @@ def test_compute_configuration_uses_the_store_scratch_folder_of_its_run(tmp_path
     third = compute_configuration(apply_small_strain(base, (0.015, 0, 0, 0, 0, 0)), params, ("energy",))
     assert third["initial_guess"] == "minao"
     assert third["energy"] == pytest.approx(second["energy"], abs=params["conv_tol"] * 27.3)
+
+
+def test_a_reused_density_that_does_not_converge_is_restarted_from_scratch(tmp_path, monkeypatch):
+    """A checkpoint guess is a hint: when the SCF from it fails (measured on a silicon slab
+    started from a rattled slab's density: > 120 cycles), the calculator warns and converges
+    from PySCF's own guess, to the same energy."""
+    from scaleladder.core.errors import ConvergenceError
+
+    base = bulk("Si", "diamond", a=5.43)
+    params = {**SI, "conv_tol": 1e-8}
+    PySCFCalculator(scf_checkpoint=tmp_path, **params).calculate(base, ["energy"])
+    target = apply_small_strain(base, (0.01, 0, 0, 0, 0, 0))
+    scratch = PySCFCalculator(**params)
+    scratch.calculate(target, ["energy"])
+    real = PySCFCalculator._run_scf
+
+    def fails_from_a_guess(self, mf, dm0, atoms, p, settings):
+        if dm0 is not None:
+            raise ConvergenceError(what="SCF did not converge (simulated sloshing)")
+        return real(self, mf, dm0, atoms, p, settings)
+
+    monkeypatch.setattr(PySCFCalculator, "_run_scf", fails_from_a_guess)
+    calc = PySCFCalculator(scf_checkpoint=tmp_path, **params)
+    with pytest.warns(RuntimeWarning, match="restarting"):
+        calc.calculate(target, ["energy"])
+    assert calc.results["initial_guess"].startswith("minao (after the checkpoint guess")
+    assert calc.results["energy"] == pytest.approx(scratch.results["energy"], abs=1e-6)
+    # a calculation that starts from scratch and fails still fails
+    monkeypatch.setattr(PySCFCalculator, "_run_scf", lambda *a: (_ for _ in ()).throw(
+        ConvergenceError(what="SCF did not converge")))
+    with pytest.raises(ConvergenceError):
+        PySCFCalculator(**params).calculate(target, ["energy"])

@@ -47,6 +47,7 @@ from .fe2 import (FE2Result, PlasticRVE, fe2_solve, plate_with_hole, single_scal
                   tension_symmetry_conditions)
 from .fft import FFTSolution, fft_effective_stiffness, fft_solve
 from .homogenisation import Homogenisation, apparent_stiffness, homogenise
+from .hydrogen import HydrogenField, equilibrium_concentration, solve_hydrogen_diffusion
 from .microstructures import (
     hexagonal_fibres,
     laminate,
@@ -74,5 +75,6 @@ __all__ = [
     "crack_frame_111", "critical_stress", "energy_release_rate", "finite_width_factor",
     "griffith_critical_stress", "griffith_finite_width", "isotropic_stiffness", "mesh_convergence",
     "plane_strain_stiffness", "plot_stress_field", "reduced_compliance", "sih_paris_irwin_factor",
-    "plate_critical_stress", "richardson",
+    "plate_critical_stress", "richardson", "HydrogenField", "equilibrium_concentration",
+    "solve_hydrogen_diffusion",
 ]

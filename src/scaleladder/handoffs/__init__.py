@@ -17,6 +17,7 @@ from .microstructure import Microstructure
 from .magnetism import ExchangeParameters, HamiltonianConvention, read_tb2j
 from .potential import FittedPotential
 from .phonons import HarmonicTSTPrefactor, PhononProperties, harmonic_rate
+from .solute import InterstitialDiffusion, InterstitialSolution, SurfaceSegregation
 from .structure import Structure
 from .surface import SurfaceEnergy
 from .thermal import ThermalConductivity
@@ -27,4 +28,5 @@ __all__ = ["Configuration", "ReferenceDataset", "EquationOfState", "FittedPotent
            "PhononProperties", "HarmonicTSTPrefactor", "harmonic_rate", "EventCatalog", "EventType",
            "ExchangeParameters", "HamiltonianConvention", "read_tb2j", "Structure",
            "CriticalStress", "Microstructure", "CGTrajectory", "CGPotential", "pair_key",
-           "Design", "PersistenceDiagram", "ThermalConductivity", "ElasticDipole"]
+           "Design", "PersistenceDiagram", "ThermalConductivity", "ElasticDipole",
+           "InterstitialSolution", "InterstitialDiffusion", "SurfaceSegregation"]

@@ -32,11 +32,14 @@ from . import adress, cg, cg_ml, dpd, kmc, phasefield, spins
 from .cg import (force_match, inverse_monte_carlo, iterative_boltzmann_inversion, map_trajectory,
                  rdf, relative_entropy, run_cg_md)
 from .dpd import dpd_box, repulsion_from_chi, resume_dpd, run_dpd
+from .interstitial_kmc import (renewal_diffusivity, simulate_interstitial_diffusion,
+                               strained_interstitial_model)
 from .kmc import fit_arrhenius, simulate_random_walk, simulate_vacancy_diffusion
 from .phasefield import AllenCahn, CahnHilliard, GrainGrowth, SpectralGrid, run_phasefield
 from .spins import critical_temperature, mean_field_temperature, run_spin_mc
 
-__all__ = ["adress", "cg", "cg_ml", "map_trajectory", "rdf", "run_cg_md", "iterative_boltzmann_inversion",
+__all__ = ["strained_interstitial_model", "renewal_diffusivity",
+           "simulate_interstitial_diffusion", "adress", "cg", "cg_ml", "map_trajectory", "rdf", "run_cg_md", "iterative_boltzmann_inversion",
            "inverse_monte_carlo", "force_match", "relative_entropy", "dpd", "dpd_box", "run_dpd",
            "resume_dpd", "repulsion_from_chi", "kmc", "phasefield",
            "spins", "simulate_vacancy_diffusion", "simulate_random_walk",
