@@ -6,7 +6,6 @@ naming the file, by the container and by every engine that reads one.
 from __future__ import annotations
 
 import io
-import json
 
 import numpy as np
 import pytest

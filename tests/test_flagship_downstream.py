@@ -6,7 +6,6 @@ stress have known answers, and every source of the budget can be checked for wha
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest

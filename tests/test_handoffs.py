@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from ase.build import bulk
 from ase.calculators.lj import LennardJones
-from ase.calculators.singlepoint import SinglePointCalculator
 from ase.eos import birchmurnaghan
 
 from scaleladder.core import codec

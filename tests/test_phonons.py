@@ -15,7 +15,6 @@ from scaleladder.atomistic.phonons import attempt_frequency  # noqa: E402
 from scaleladder.core import codec  # noqa: E402
 from scaleladder.core.errors import DomainWarning, InputError, UnitError  # noqa: E402
 from scaleladder.core.units import BOLTZMANN_EV, ELEMENTARY_CHARGE  # noqa: E402
-from scaleladder.handoffs import PhononProperties  # noqa: E402
 from scaleladder.uq import Estimate  # noqa: E402
 
 A_SI = 5.431  # SW's zero-pressure lattice constant (Å)
