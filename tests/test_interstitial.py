@@ -190,3 +190,27 @@ def test_langmuir_mclean_and_the_gibbs_isotherm_against_the_closed_forms():
                            coverages=np.array([0.5, 0.25]),
                            segregation_energies=Estimate(np.array([-0.4, -0.4]), "eV"),
                            clean_surface_energy=Estimate(2.0, "J/m^2"), sites_per_area=0.18)
+
+
+def test_sieverts_law_from_the_gas_and_the_site_vibrations(host, calc, solution):
+    """Hydrogen dissolved from H2 gas: x ∝ √p at fixed T (Sieverts), more soluble when hot (the
+    solution is endothermic); the potential's H2 vibration is the experiment's 0.546 eV (to 1 %)
+    and the octahedral H vibrates isotropically (measured 22.2 THz = 92 meV; inelastic neutron
+    scattering on nickel hydride places the optical H band near 90 meV)."""
+    from scaleladder.atomistic.interstitial import sieverts_site_fraction, solute_frequencies
+
+    d = dimer_reference("H", calc)
+    assert d["vibration_eV"] == pytest.approx(0.546, rel=0.01)
+    nu = solute_frequencies(host, calc, "H", OCT, supercell=2)
+    assert np.ptp(nu) < 1e-3 * nu.mean() and 18 < nu.mean() < 26            # THz
+    x1 = sieverts_site_fraction(solution, 300.0, 1e5, dimer=d, site_frequencies_THz=nu)
+    x100 = sieverts_site_fraction(solution, 300.0, 1e7, dimer=d, site_frequencies_THz=nu)
+    assert x100["site_fraction"] / x1["site_fraction"] == pytest.approx(10.0, rel=1e-3)
+    hot = sieverts_site_fraction(solution, 600.0, 1e5, dimer=d, site_frequencies_THz=nu)
+    assert hot["site_fraction"] > 10 * x1["site_fraction"]
+    assert 1e-8 < x1["site_fraction"] < 1e-4
+    with pytest.raises(InputError, match="pressure_Pa"):
+        sieverts_site_fraction(solution, 300.0, -1.0, dimer=d, site_frequencies_THz=nu)
+    with pytest.raises(InputError, match="dimer"):
+        sieverts_site_fraction(solution, 300.0, 1e5, dimer={"bond_A": 0.74},
+                               site_frequencies_THz=nu)

@@ -17,7 +17,7 @@ from .eam import EAM, read_funcfl, read_setfl, write_setfl
 from .defects import vacancy_formation_energy, migration_barrier, vacancy_migration_path
 from .dipole import dipole_convergence, elastic_dipole
 from .interstitial import (dimer_reference, interstitial_diffusion, interstitial_solution,
-                           surface_segregation)
+                           sieverts_site_fraction, solute_frequencies, surface_segregation)
 from .md import run_md, resume_md, MDResult, block_average
 from .thermoelastic import elastic_constants_md
 from .phonons import harmonic_tst_prefactor, phonons

@@ -32,7 +32,7 @@ from ..core.errors import InputError
 from ..uq import Estimate
 
 __all__ = ["dimer_reference", "interstitial_solution", "interstitial_diffusion",
-           "surface_segregation"]
+           "surface_segregation", "solute_frequencies", "sieverts_site_fraction"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,8 @@ def dimer_reference(element: str, calc, bond_range_A: tuple[float, float] = (0.4
 
     The bond length is bracketed on a grid over ``bond_range_A`` and refined by Brent's method;
     the dimer sits in an open box of ``box_A`` (Å, larger than twice the cutoff).  Returns
-    ``{"energy_per_atom_eV", "bond_A", "dimer_energy_eV"}``.
+    ``{"energy_per_atom_eV", "bond_A", "dimer_energy_eV", "force_constant_eV_per_A2",
+    "vibration_eV"}`` (the harmonic quantum ħω of the bond).
     """
     from ase import Atoms
     from scipy.optimize import minimize_scalar
@@ -131,8 +132,15 @@ def dimer_reference(element: str, calc, bond_range_A: tuple[float, float] = (0.4
                          f"bond (the lowest energy is at its end, {grid[k]:.3f} Å)")
     res = minimize_scalar(energy, bracket=(grid[k - 1], grid[k], grid[k + 1]),
                           options={"xtol": 1e-8})
-    return {"energy_per_atom_eV": float(res.fun) / 2, "bond_A": float(res.x),
-            "dimer_energy_eV": float(res.fun)}
+    r0, h = float(res.x), 1e-3
+    k_bond = (energy(r0 + h) - 2 * float(res.fun) + energy(r0 - h)) / h ** 2     # eV/Å²
+    from ase.data import atomic_masses, atomic_numbers
+
+    mu = atomic_masses[atomic_numbers[element]] / 2 * 1.66053906660e-27          # kg
+    omega = np.sqrt(max(k_bond, 0.0) * 1.602176634e-19 / 1e-20 / mu)
+    return {"energy_per_atom_eV": float(res.fun) / 2, "bond_A": r0,
+            "dimer_energy_eV": float(res.fun), "force_constant_eV_per_A2": float(k_bond),
+            "vibration_eV": float(omega * 6.582119569e-16)}
 
 
 def interstitial_solution(host, calc, element: str, sites: Mapping[str, Sequence[float]], *,
@@ -458,3 +466,94 @@ def surface_segregation(host, calc, element: str, solution, *, miller=(1, 1, 1),
                     "reference": solution.reference, "bulk_site": solution.ground_site,
                     "seconds": time.perf_counter() - t0},
         domain_warnings=tuple(g0.domain_warnings))
+
+
+def solute_frequencies(host, calc, element: str, site: Sequence[float], *, supercell: int = 3,
+                       fmax: float = 1e-4, step_A: float = 0.005) -> np.ndarray:
+    """Vibrational frequencies (THz) of a light interstitial solute at ``site`` (fractions of
+    the cubic cell) with the host atoms held (Einstein approximation: for H in a transition
+    metal the host is ~60 times heavier): the 3x3 Hessian of the solute by central differences
+    of its force, mass-weighted, diagonalised.  A negative eigenvalue (not a minimum) is an
+    error naming the site."""
+    from ase.data import atomic_masses, atomic_numbers
+
+    from ..core.errors import CalculationError
+    from .properties import _check_calc
+
+    _check_cubic_host(host)
+    _check_calc(calc)
+    frac = validate.finite_array("site", site, (3,))
+    n = validate.positive_int("supercell", supercell, 2)
+    h = validate.positive("step_A", step_A)
+    _, defect = _with_solute(host, element, np.mod(frac, 1.0), n)
+    at = _relaxed(defect, calc, fmax, 2000, f"{element} at {frac.tolist()}")
+    i = len(at) - 1
+    hess = np.zeros((3, 3))
+    for a in range(3):
+        fs = []
+        for d in (h, -h):
+            x = at.copy()
+            x.calc = calc
+            x.positions[i, a] += d
+            fs.append(x.get_forces()[i])
+        hess[a] = -(fs[0] - fs[1]) / (2 * h)          # eV/Å²
+    hess = 0.5 * (hess + hess.T)
+    lam = np.linalg.eigvalsh(hess)
+    if lam.min() <= 0:
+        raise CalculationError(f"{element} at {frac.tolist()} is not a minimum of the potential "
+                               f"(Hessian eigenvalues {np.round(lam, 4).tolist()} eV/Å²)")
+    mass = atomic_masses[atomic_numbers[element]]
+    # omega^2 = k/m: eV/Å²/amu -> (1/s)^2
+    ev, amu, ang = 1.602176634e-19, 1.66053906660e-27, 1e-10
+    omega = np.sqrt(lam * ev / (ang ** 2 * mass * amu))
+    return omega / (2 * np.pi) / 1e12
+
+
+def sieverts_site_fraction(solution, temperature_K: float, pressure_Pa: float, *,
+                           dimer: dict, site_frequencies_THz: Sequence[float],
+                           classical: bool = False) -> dict:
+    """Site fraction of hydrogen (or any diatomic gas's atoms) dissolved in the ground site, in
+    equilibrium with the gas X2 at ``pressure_Pa`` and ``temperature_K`` (Sieverts' law):
+
+        x / (1 - x) = exp(-(E_sol + F_site(T) - [μ_X2(T, p) - E_X2] / 2) / k_BT)
+
+    ``E_sol`` the solution energy of the ground site (vs ½ X2, the handoff's), ``F_site`` the
+    harmonic free energy of the solute's three modes in the site (zero-point energy included),
+    ``μ_X2 − E_X2`` the ideal-gas free energy of the molecule above its potential energy (ASE's
+    :class:`~ase.thermochemistry.IdealGasThermo`: translation, rigid rotor, symmetry number 2,
+    the dimer's own harmonic vibration from ``dimer["vibration_eV"]``, zero point included).
+    ``classical=True`` leaves every zero-point energy out (both sides) — the classical limit the
+    atomistic energies themselves are in.  Returns ``{"site_fraction", "per_metal_atom",
+    "exponent_eV", ...}`` (one ground site per host atom in fcc octahedral sites)."""
+    from ase import Atoms
+    from ase.thermochemistry import HarmonicThermo, IdealGasThermo
+
+    from ..core.units import BOLTZMANN_EV
+
+    t = validate.positive("temperature_K", temperature_K)
+    p = validate.positive("pressure_Pa", pressure_Pa)
+    if "vibration_eV" not in dimer:
+        raise InputError("dimer", sorted(dimer), "dimer_reference(...) output with "
+                         "'vibration_eV' (the molecule's harmonic quantum)")
+    nus = validate.finite_array("site_frequencies_THz", site_frequencies_THz, (3,))
+    if np.any(nus <= 0):
+        raise InputError("site_frequencies_THz", nus.tolist(), "three positive frequencies")
+    hbar_ev_s = 6.582119569e-16
+    site_q = 2 * np.pi * nus * 1e12 * hbar_ev_s            # ħω (eV)
+    el = solution.element
+    mol = Atoms(el * 2, positions=[[0, 0, 0], [dimer["bond_A"], 0, 0]])
+    gas = IdealGasThermo(vib_energies=[dimer["vibration_eV"]], geometry="linear",
+                         potentialenergy=0.0, atoms=mol, symmetrynumber=2, spin=0)
+    g_gas = float(gas.get_gibbs_energy(t, p, verbose=False))
+    f_site = float(HarmonicThermo(vib_energies=list(site_q)).get_helmholtz_energy(
+        t, verbose=False))
+    if classical:
+        g_gas -= 0.5 * dimer["vibration_eV"]
+        f_site -= 0.5 * float(np.sum(site_q))
+    e_sol = solution.energies[solution.ground_site].value
+    expo = e_sol + f_site - 0.5 * g_gas
+    r = np.exp(-expo / (BOLTZMANN_EV * t))
+    x = float(r / (1 + r))
+    return {"site_fraction": x, "exponent_eV": float(expo), "gas_free_energy_eV": g_gas,
+            "site_free_energy_eV": f_site, "solution_energy_eV": float(e_sol),
+            "temperature_K": float(t), "pressure_Pa": float(p), "classical": bool(classical)}
