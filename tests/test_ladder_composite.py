@@ -74,6 +74,7 @@ def test_multifidelity_hierarchy_runs_through_the_store_with_measured_costs(tmp_
     assert np.allclose(p2.cost_s, res.pilot.cost_s)
 
 
+@pytest.mark.slow
 def test_command_line_design_and_multifidelity(tmp_path):
     runner = CliRunner()
     store = str(tmp_path / "st")

@@ -33,6 +33,7 @@ def tiny(tmp_path_factory):
     return res
 
 
+@pytest.mark.slow
 def test_handoffs_cross_as_typed_objects_with_their_state_point(tiny):
     aa = tiny["aa_300"]
     traj = aa["trajectory"]
@@ -49,6 +50,7 @@ def test_handoffs_cross_as_typed_objects_with_their_state_point(tiny):
     assert tiny["check_ibi_360"]["flags"] and "temperature" in tiny["check_ibi_360"]["flags"][0]
 
 
+@pytest.mark.slow
 def test_prediction_budget_has_the_documented_sources(tiny):
     pred = tiny["prediction"]
     assert set(pred) == {"280", "360"}
@@ -70,6 +72,7 @@ def test_prediction_budget_has_the_documented_sources(tiny):
         assert d["beads"] == 8 * 64 and d["density_err_g_cm3"] > 0
 
 
+@pytest.mark.slow
 def test_budget_command_finds_the_nested_predictions(tiny):
     out = runner.invoke(app, ["budget", "latest", "--store", str(tiny["_store"])])
     assert out.exit_code == 0, out.output

@@ -46,6 +46,7 @@ def test_every_ladder_is_covered_by_a_defaults_run():
     assert set(available_ladders()) == covered
 
 
+@pytest.mark.slow
 def test_thermal_conductivity_defaults(tmp_path):
     """About 40 s: SW (3³ and 4³ supercells) and Tersoff kappa(T) by phono3py RTA, the heat
     spreader."""
@@ -129,6 +130,7 @@ def test_vacancy_diffusion_defaults(tmp_path):
     assert 1.0 < ef < 1.5 and 0.5 < em < 0.9                   # EAM Cu (Mishin-type range)
 
 
+@pytest.mark.slow
 def test_magnet_defaults(tmp_path):
     res = _run_defaults(tmp_path, "magnet")
     tc = res["curie"]["tc"]
@@ -167,6 +169,7 @@ def test_the_report_knows_no_ladder_by_name():
     assert get_ladder("silicon-fracture").plots and get_ladder("silicon-fracture").headline
 
 
+@pytest.mark.slow
 def test_polycrystal_defaults(tmp_path):
     """Cu from the EAM constants to a plate with a hole (issue 11): the homogenised moduli lie
     within the bounds and near experiment, the budget names its sources, the part's SCF is the

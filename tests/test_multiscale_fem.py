@@ -51,6 +51,7 @@ def test_msfem_oversampling_removes_the_resonance_error_and_converges():
     assert all(o < p / 1.8 for o, p in zip(over, plain))
 
 
+@pytest.mark.slow
 def test_migrating_microstructure_makes_the_msfem_basis_stale_while_hmm_stays():
     out = evolving_microstructure("migration", eps=EPS, n_coarse=8, n_sub=16, times=(0.0, 0.5))
     hmm_e, stale, fresh = out["hmm_l2"], out["msfem_l2"], out["msfem_fresh_l2"]

@@ -18,6 +18,7 @@ def test_parallel_map_outside_a_cluster_is_serial():
     assert parallel_map(_square, [1, 2, 3]) == ([1, 4, 9], "serial")
 
 
+@pytest.mark.slow
 def test_neb_images_run_as_tasks_of_the_cluster(tmp_path):
     distributed = pytest.importorskip("distributed")
     from scaleladder.ladders import defects

@@ -350,6 +350,7 @@ def test_periodic_cell_bad_input():
         PhaseFieldFracture(m2, C_ISO, GC, 1e-4, macro_strain=[0, 1, 0])
 
 
+@pytest.mark.slow
 def test_softening_rve_dissipation_scales_with_the_cell_not_the_material():
     """The non-existence of an RVE for softening (Gitman, Askes & Sluys 2007), measured: periodic
     cells of side L and 2L with the same relative centre crack, broken through by a macroscopic
