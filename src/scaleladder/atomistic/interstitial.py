@@ -523,8 +523,9 @@ def sieverts_site_fraction(solution, temperature_K: float, pressure_Pa: float, *
     :class:`~ase.thermochemistry.IdealGasThermo`: translation, rigid rotor, symmetry number 2,
     the dimer's own harmonic vibration from ``dimer["vibration_eV"]``, zero point included).
     ``classical=True`` leaves every zero-point energy out (both sides) — the classical limit the
-    atomistic energies themselves are in.  Returns ``{"site_fraction", "per_metal_atom",
-    "exponent_eV", ...}`` (one ground site per host atom in fcc octahedral sites)."""
+    atomistic energies themselves are in.  Returns ``{"site_fraction",
+    "exponent_eV", "gas_free_energy_eV", "site_free_energy_eV", ...}``; for the octahedral sites
+    of an fcc host (one per metal atom) the site fraction is also the H/M ratio."""
     from ase import Atoms
     from ase.thermochemistry import HarmonicThermo, IdealGasThermo
 
