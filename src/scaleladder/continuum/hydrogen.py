@@ -86,6 +86,33 @@ def _diffusivity(d: Any) -> float:
     return positive("diffusivity", d)
 
 
+def _diffusivity_field(d: Any, x_q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(D_xx, D_xy, D_yy) at the quadrature points ``x_q`` (2, nel, nq), m²/s: a number or
+    Estimate (isotropic, uniform), or a callable of points returning scalars (...) or in-plane
+    tensors (2, 2, ...) that must be symmetric positive definite everywhere."""
+    if not callable(d):
+        v = _diffusivity(d)
+        full = np.full(x_q.shape[1:], v)
+        return full, np.zeros_like(full), full
+    val = np.asarray(d(x_q), float)
+    shp = x_q.shape[1:]
+    if val.shape == shp:
+        dxx, dxy, dyy = val, np.zeros_like(val), val
+    elif val.shape == (2, 2) + shp:
+        if np.abs(val[0, 1] - val[1, 0]).max() > 1e-9 * np.abs(val).max():
+            raise InputError("diffusivity", "a non-symmetric tensor field",
+                             "symmetric in-plane diffusivity tensors (m²/s)")
+        dxx, dxy, dyy = val[0, 0], 0.5 * (val[0, 1] + val[1, 0]), val[1, 1]
+    else:
+        raise InputError("diffusivity", f"a callable returning shape {val.shape}",
+                         f"values of shape {shp} (isotropic) or (2, 2, *{shp}) (tensors) at the "
+                         "points (2, ...) it is given")
+    if not (np.all(np.isfinite(val)) and np.all(dxx > 0) and np.all(dxx * dyy - dxy ** 2 > 0)):
+        raise InputError("diffusivity", "a field with non-finite or non-positive-definite values",
+                         "positive (definite) diffusivities in m²/s everywhere")
+    return dxx, dxy, dyy
+
+
 def equilibrium_concentration(c0: float, hydrostatic_stress_Pa, partial_molar_volume_A3,
                               temperature_K: float):
     """``c0 exp(sigma_h V_H / k_B T)``: the concentration in equilibrium with ``c0`` at zero
@@ -94,10 +121,13 @@ def equilibrium_concentration(c0: float, hydrostatic_stress_Pa, partial_molar_vo
     return c0 * np.exp(np.asarray(hydrostatic_stress_Pa, float) * b)
 
 
-def _stress_at(stress, mesh, basis_x: np.ndarray) -> np.ndarray:
-    """sigma_h (Pa) at points ``basis_x`` (2, ...): a callable, or nodal values (P1)."""
+def _stress_at(stress, basis) -> tuple[np.ndarray, np.ndarray]:
+    """sigma_h (Pa) at the quadrature points (nel, nq) and at the DOFs (N,) of ``basis``: a
+    callable of points, or values at the mesh's nodes (interpolated by P1 shape functions)."""
+    mesh = basis.mesh
     if callable(stress):
-        return np.asarray(stress(basis_x), float)
+        return (np.asarray(stress(np.asarray(basis.global_coordinates())), float),
+                np.asarray(stress(basis.doflocs), float))
     s = np.asarray(stress, float)
     if s.ndim != 1 or s.size != mesh.p.shape[1] or not np.all(np.isfinite(s)):
         raise InputError("hydrostatic_stress", f"array of shape {s.shape}",
@@ -105,10 +135,13 @@ def _stress_at(stress, mesh, basis_x: np.ndarray) -> np.ndarray:
                          f"{mesh.p.shape[1]} nodes")
     from skfem import Basis, ElementTriP1
 
-    b1 = Basis(mesh, ElementTriP1())
-    shp = basis_x.shape
-    pts = basis_x.reshape(2, -1)
-    return (b1.probes(pts) @ s).reshape(shp[1:])
+    b1 = Basis(mesh, ElementTriP1(), quadrature=basis.quadrature)
+    at_q = np.asarray(b1.interpolate(s).value)
+    at_dofs = np.empty(basis.N)
+    at_dofs[basis.nodal_dofs[0]] = s
+    if basis.facet_dofs.size:                   # P2: the edge midpoints
+        at_dofs[basis.facet_dofs[0]] = s[mesh.facets].mean(axis=0)
+    return at_q, at_dofs
 
 
 def solve_hydrogen_diffusion(mesh, *, diffusivity: Any, partial_molar_volume_A3: Any,
@@ -123,8 +156,10 @@ def solve_hydrogen_diffusion(mesh, *, diffusivity: Any, partial_molar_volume_A3:
     ----------
     mesh : skfem.MeshTri
         The body (m); its named ``boundaries`` may carry Dirichlet values.
-    diffusivity : float or Estimate
-        Lattice diffusivity D (m²/s), e.g. ``InterstitialDiffusion.diffusivity(T)``.
+    diffusivity : float, Estimate or callable
+        Lattice diffusivity D (m²/s), e.g. ``InterstitialDiffusion.diffusivity(T)``; or a
+        callable of points (2, ...) returning D at each point (...) or the in-plane tensor
+        (2, 2, ...) there (a strain-dependent, anisotropic diffusivity, e.g. from KMC).
     partial_molar_volume_A3 : float or Estimate
         V_H per solute atom (Å³), e.g. ``InterstitialSolution.partial_molar_volume``.
     temperature_K : float
@@ -150,21 +185,21 @@ def solve_hydrogen_diffusion(mesh, *, diffusivity: Any, partial_molar_volume_A3:
     """
     from scipy.sparse.linalg import splu
     from skfem import Basis, BilinearForm, ElementTriP1, ElementTriP2, Functional, MeshTri
-    from skfem.helpers import dot, grad
+    from skfem.helpers import grad
 
     if not isinstance(mesh, MeshTri):
         raise InputError("mesh", type(mesh).__name__, "a skfem.MeshTri (m)")
     el = {"P1": ElementTriP1, "P2": ElementTriP2}.get(element)
     if el is None:
         raise InputError("element", element, "'P1' or 'P2'")
-    d = _diffusivity(diffusivity)
     b = _beta(temperature_K, _volume_A3(partial_molar_volume_A3))
     dt = positive("dt", dt)
     steps = positive_int("steps", steps)
     every = positive_int("every", every)
     basis = Basis(mesh, el())
-    phi_q = _stress_at(hydrostatic_stress, mesh, np.asarray(basis.global_coordinates())) * b
-    phi_n = _stress_at(hydrostatic_stress, mesh, basis.doflocs) * b
+    d11, d12, d22 = _diffusivity_field(diffusivity, np.asarray(basis.global_coordinates()))
+    s_q, s_n = _stress_at(hydrostatic_stress, basis)
+    phi_q, phi_n = s_q * b, s_n * b
     if not (np.all(np.isfinite(phi_q)) and np.abs(phi_q).max() < 700):
         raise InputError("hydrostatic_stress", f"sigma_h V_H / k_B T up to "
                          f"{np.abs(phi_q).max():.3g}", "a stress whose exp(sigma_h V_H/kT) "
@@ -195,10 +230,12 @@ def solve_hydrogen_diffusion(mesh, *, diffusivity: Any, partial_molar_volume_A3:
 
     @BilinearForm
     def stiff(u, v, p):
-        return d * p["w"] * dot(grad(u), grad(v))
+        gu, gv = grad(u), grad(v)
+        return p["w"] * (p["d11"] * gu[0] * gv[0] + p["d12"] * (gu[0] * gv[1] + gu[1] * gv[0])
+                         + p["d22"] * gu[1] * gv[1])
 
     M = mass.assemble(basis, w=w)
-    K = stiff.assemble(basis, w=w)
+    K = stiff.assemble(basis, w=w, d11=d11, d12=d12, d22=d22)
     A = (M + dt * K).tocsc()
     free = np.setdiff1d(np.arange(basis.N), D_dofs)
 
