@@ -136,7 +136,7 @@ def _stress_at(stress, basis) -> tuple[np.ndarray, np.ndarray]:
     from skfem import Basis, ElementTriP1
 
     b1 = Basis(mesh, ElementTriP1(), quadrature=basis.quadrature)
-    at_q = np.asarray(b1.interpolate(s).value)
+    at_q = np.asarray(b1.interpolate(s))
     at_dofs = np.empty(basis.N)
     at_dofs[basis.nodal_dofs[0]] = s
     if basis.facet_dofs.size:                   # P2: the edge midpoints

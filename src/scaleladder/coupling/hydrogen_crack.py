@@ -26,8 +26,7 @@ The chain, for a centre-cracked plane-strain plate of a cubic crystal (the conti
    load changes; outside it the handoff's first-order hydrostatic formula; with
    ``"unstrained"`` the handoff's D(T) everywhere.
 3. :func:`hydrogen_critical_stress`: the work of separation with the crack faces' coverage
-   ``θ`` (Langmuir–McLean/Fowler from the local lattice site fraction at ``r_c`` ahead of the
-   tip, :meth:`~scaleladder.handoffs.SurfaceSegregation.equilibrium_coverage`) at fixed coverage
+   ``θ`` (Langmuir–McLean/Fowler from the local lattice site fraction in the process zone, :meth:`~scaleladder.handoffs.SurfaceSegregation.equilibrium_coverage`) at fixed coverage
    (fast separation, Hirth–Rice: ``W(θ) = 2(γ₀ + n_s θ Ē(θ))``), and Griffith for the plate:
    ``σ_c = (W / g)^{1/2}`` with ``g`` the finite-element energy release rate per unit stress².
    *Sequential*: ``x_tip = x_b`` (bulk, unstrained, one pass).  *Two-way*: ``σ → σ_h, ε(x) →
@@ -385,7 +384,8 @@ def tip_hydrogen(fld: CrackTipField, remote_stress: float, *, solution: Any, dif
     Returns
     -------
     dict
-        ``x`` (site fraction at the vertices), ``x_tip`` (at ``r_c`` ahead of the tip),
+        ``x`` (site fraction at the vertices), ``x_tip`` (the mean over the process zone's
+        vertices, where the field is capped: in equilibrium all equal ``x_tip_equilibrium``),
         ``x_tip_equilibrium``, ``phi_tip`` (``σ_h V_H / k_BT`` there), ``kmc`` (the cells'
         tensors, or None), ``seconds``.
     """
@@ -407,10 +407,9 @@ def tip_hydrogen(fld: CrackTipField, remote_stress: float, *, solution: Any, dif
     r_eq = rb * math.exp(phi_tip)
     out = {"x_tip_equilibrium": r_eq / (1 + r_eq), "phi_tip": phi_tip, "kmc": None,
            "remote_stress": sigma, "hold_time_s": hold_time_s, "barriers": barriers}
-    if hold_time_s is None or sigma == 0.0:
-        # equilibrium (or no load: the bulk state stays exactly uniform)
+    if hold_time_s is None:
         r = rb * np.exp(beta * sh)
-        out.update(x=r / (1 + r), x_tip=out["x_tip_equilibrium"] if sigma != 0.0 else xb,
+        out.update(x=r / (1 + r), x_tip=out["x_tip_equilibrium"],
                    seconds=time.perf_counter() - t0)
         return out
     th = v.positive("hold_time_s", hold_time_s)
@@ -457,7 +456,7 @@ def tip_hydrogen(fld: CrackTipField, remote_stress: float, *, solution: Any, dif
                                    dt=th / steps, steps=steps, dirichlet={"outer": dirichlet},
                                    every=steps)
     r = np.asarray(res.c[-1])
-    r_tip = float(fld.interpolate(r, fld.tip_point(fld.cutoff_length))[0])
+    r_tip = float(np.mean(r[fld.capped]))          # the process zone (its vertices)
     out.update(x=r / (1 + r), x_tip=r_tip / (1 + r_tip), seconds=time.perf_counter() - t0)
     return out
 
