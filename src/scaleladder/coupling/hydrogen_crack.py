@@ -57,7 +57,7 @@ from ..core import validate as v
 from ..core.errors import CalculationError, InputError
 from ..core.units import BOLTZMANN_EV, ELEMENTARY_CHARGE
 
-__all__ = ["CrackTipField", "crack_tip_field", "KMCRegion", "tip_hydrogen",
+__all__ = ["CrackTipField", "crack_tip_field", "tip_element_size", "KMCRegion", "tip_hydrogen",
            "hydrogen_critical_stress", "COUPLINGS", "BARRIERS"]
 
 COUPLINGS = ("sequential", "two-way")
@@ -153,6 +153,27 @@ class CrackTipField:
         return cls(**state)
 
 
+def _tip_size(nodes: np.ndarray, tri: np.ndarray, a: float, rc: float) -> float:
+    """The largest edge of the triangles whose centroid lies within ``2 rc`` of a tip (m)."""
+    tips = np.array([[-a, 0.0], [a, 0.0]])
+    cen = nodes[tri].mean(axis=1)
+    near = np.min(np.linalg.norm(cen[:, None, :] - tips[None], axis=2), axis=1) < 2 * rc
+    edges = np.linalg.norm(nodes[tri] - nodes[np.roll(tri, 1, axis=1)], axis=2).max(axis=1)
+    return float(edges[near].max()) if near.any() else float(edges.max())
+
+
+def tip_element_size(half_crack: float, half_width: float, half_height: float, refine: int,
+                     length: float) -> float:
+    """The plate mesh's element size within ``2·length`` of the tips at ``refine`` (m), from
+    the mesh alone (no solve): what :func:`crack_tip_field` checks against its cut-off."""
+    from ..continuum.fracture import _BASE_N
+    from ..continuum.mesh import centre_crack_mesh_arrays
+
+    arr = centre_crack_mesh_arrays(half_crack, half_width, half_height,
+                                   _BASE_N * 2 ** int(refine), 3.0)
+    return _tip_size(arr["p"].T, arr["t"].T, half_crack, length)
+
+
 def _voigt_pa(elastic: Any) -> np.ndarray:
     from ..handoffs import ElasticTensor
 
@@ -166,7 +187,8 @@ def _voigt_pa(elastic: Any) -> np.ndarray:
 
 
 def crack_tip_field(elastic: Any, *, half_crack: float, half_width: float, half_height: float,
-                    cutoff_length: float, rotation: Any = None, refine: int = 3) -> CrackTipField:
+                    cutoff_length: float, rotation: Any = None, refine: int = 3,
+                    resolution: float = 1.0) -> CrackTipField:
     """Solve the centre-cracked plate of a crystal at unit remote stress and build its
     hydrostatic-stress and strain fields (see the module notes).
 
@@ -184,6 +206,9 @@ def crack_tip_field(elastic: Any, *, half_crack: float, half_width: float, half_
         :func:`~scaleladder.continuum.crack_frame_111`).
     refine : int
         Mesh level of the plate (``4·2^refine`` graded elements across the tip core).
+    resolution : float
+        The tip elements (within ``2 r_c``) may be up to ``resolution · r_c`` (1: resolved; a
+        deliberately coarse mesh for a discretisation estimate may pass 2).
 
     Raises
     ------
@@ -210,13 +235,8 @@ def crack_tip_field(elastic: Any, *, half_crack: float, half_width: float, half_
     t0 = time.perf_counter()
     sol = CentreCrackedPlate(c2, a, W, H).solve(remote_stress=1.0, refine=refine)
     nodes, tri = np.asarray(sol.nodes), np.asarray(sol.triangles)
-    # element size at the tips
-    tips = np.array([[-a, 0.0], [a, 0.0]])
-    cen = nodes[tri].mean(axis=1)
-    near = np.min(np.linalg.norm(cen[:, None, :] - tips[None], axis=2), axis=1) < 2 * rc
-    edges = np.linalg.norm(nodes[tri] - nodes[np.roll(tri, 1, axis=1)], axis=2).max(axis=1)
-    h_tip = float(edges[near].max()) if near.any() else float(edges.max())
-    if h_tip > rc:
+    h_tip = _tip_size(nodes, tri, a, rc)
+    if h_tip > v.positive("resolution", resolution) * rc:
         raise InputError("cutoff_length", rc, f"a length the mesh resolves: the elements within "
                          f"2 r_c of the tip are up to {h_tip:.3g} m at refine={refine}",
                          hint="raise refine or cutoff_length")

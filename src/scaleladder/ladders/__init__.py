@@ -17,7 +17,8 @@ _LADDERS = {"silicon-fracture": "scaleladder.ladders.silicon_fracture",
             "composite": "scaleladder.ladders.composite",
             "silicon-topology": "scaleladder.ladders.silicon_topology",
             "thermal-conductivity": "scaleladder.ladders.thermal_conductivity",
-            "silicon-mlip": "scaleladder.ladders.silicon_mlip"}
+            "silicon-mlip": "scaleladder.ladders.silicon_mlip",
+            "hydrogen-embrittlement": "scaleladder.ladders.hydrogen_embrittlement"}
 
 
 def available_ladders() -> dict[str, str]:

@@ -28,6 +28,7 @@ slot ``w``); the KMC's mean-square displacement must reproduce it.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -58,6 +59,14 @@ def octahedral_tetrahedral_lattice(a: float, size: int = 6) -> Lattice:
     tet = [tuple(0.25 + 0.5 * np.array(s)) for s in itertools.product((0, 1), repeat=3)]
     sites = Atoms("X" * 12, scaled_positions=octa + tet, cell=a * np.eye(3), pbc=True)
     return Lattice.from_atoms(sites, size=size, n_shells=1, name="fcc octahedral-tetrahedral")
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_lattice(a: float, size: int) -> Lattice:
+    """The lattice of :func:`octahedral_tetrahedral_lattice`, built once per (a, size): a
+    crack-tip run builds one model per KMC cell and load, all on the same lattice (the
+    engine never writes to it)."""
+    return octahedral_tetrahedral_lattice(a, size)
 
 
 def _signed_permutations() -> list[np.ndarray]:
@@ -111,7 +120,7 @@ def strained_interstitial_model(diffusion, temperature_K: float, strain=None, si
     t = positive("temperature_K", temperature_K)
     eps = _strain(strain)
     a = diffusion.lattice_constant_A
-    lat = octahedral_tetrahedral_lattice(a, size)
+    lat = _cached_lattice(float(a), int(size))
     prov = diffusion.provenance
     d0 = (np.asarray(prov["final_site"], float) - np.asarray(prov["initial_site"], float))
     d0 = (d0 - np.round(d0)) * a
