@@ -1,6 +1,9 @@
 """Hydrogen in nickel: KMC events per second with strain-dependent rates on the O/T network
 against the constant-rate walkers KMC on the same lattice (same engine, rates all equal), and
-the stress-driven diffusion solver's time per step against the sparse solve it is made of.
+the stress-driven diffusion solver's time per step against the sparse solve it is made of,
+and the crack-tip coupling: the wall time of one self-consistent iteration of the two-way chain
+(diffusion with KMC cells, then coverage and cohesion) and the number of iterations to
+convergence, against the sequential (one pass) and the equilibrium two-way chain.
 
 Run: ``python benchmarks/bench_hydrogen.py``.  No assertions: numbers to read.
 """
@@ -65,6 +68,44 @@ def main():
         t_ref = time.perf_counter() - t0
         print(f"diffusion {n - 1}x{n - 1} P1 ({b.N} DOFs), 20 steps incl. assembly: "
               f"{t_total:.3f} s; bare LU + 20 solves: {t_ref:.3f} s ({t_total / t_ref:.1f}x)")
+
+    coupling(dif, host, EAM(read_setfl(path)))
+
+
+def coupling(dif, host, calc):
+    """One self-consistent iteration and the iterations of the two-way critical stress."""
+    from scaleladder.atomistic.interstitial import interstitial_solution, surface_segregation
+    from scaleladder.coupling.hydrogen_crack import (KMCRegion, crack_tip_field,
+                                                     hydrogen_critical_stress)
+
+    sol = interstitial_solution(host, calc, "H", {"oct": (0.5, 0, 0),
+                                                  "tet": (0.25, 0.25, 0.25)}, supercells=(2, 3))
+    seg = surface_segregation(host, calc, "H", sol)
+    c = np.zeros((6, 6))
+    c[:3, :3] = 147e9
+    c[[0, 1, 2], [0, 1, 2]] = 247e9
+    c[[3, 4, 5], [3, 4, 5]] = 125e9
+    t0 = time.perf_counter()
+    fld = crack_tip_field(c, half_crack=1e-6, half_width=4e-6, half_height=12e-6,
+                          cutoff_length=20e-9, refine=3)
+    print(f"crack-tip field (plate at unit load, {len(fld.nodes)} vertices): "
+          f"{time.perf_counter() - t0:.2f} s")
+    print(f"{'chain':>44} {'x_b':>8} {'iterations':>10} {'total s':>8} {'s/iteration':>12}")
+    for xb in (3e-9, 3e-6):
+        for name, kw in (("sequential", dict(coupling="sequential")),
+                         ("two-way, equilibrium", dict(coupling="two-way")),
+                         ("two-way, 10 s hold, unstrained barriers",
+                          dict(coupling="two-way", hold_time_s=10.0, barriers="unstrained")),
+                         ("two-way, 10 s hold, KMC cells (4x8)",
+                          dict(coupling="two-way", hold_time_s=10.0, barriers="strained",
+                               kmc=KMCRegion(rings=4, walkers=400, jumps=80)))):
+            t0 = time.perf_counter()
+            r = hydrogen_critical_stress(fld, solution=sol, diffusion=dif, segregation=seg,
+                                         temperature_K=300.0, bulk_site_fraction=xb, steps=30,
+                                         **kw)
+            t = time.perf_counter() - t0
+            print(f"{name:>44} {xb:>8.0e} {r['iterations']:>10} {t:>8.2f} "
+                  f"{t / r['iterations']:>12.3f}")
 
 
 if __name__ == "__main__":

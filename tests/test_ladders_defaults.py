@@ -6,7 +6,8 @@ against the physics they must reproduce.  The cheap ones are in the default suit
 and fracture-phasefield, which reuses the flagship's stages from its store
 (tests/test_flagship_slow.py), qmmm-water (PBE0/def2-svp DFT), nanoindentation (three
 indentations, one fully atomistic) water-cg (60 ps of atomistic water) and silicon-mlip (active learning with LDA DFT on 8-atom
-cells) are in the slow suite.  The
+cells) and hydrogen-embrittlement (KMC cells in every self-consistent iteration, ~2 min)
+are in the slow suite (its quick variant runs in tests/test_hydrogen_ladder.py).  The
 defects ladder's defaults run in tests/test_reliability.py.
 """
 from __future__ import annotations
@@ -42,8 +43,32 @@ def _run_defaults(tmp_path, ladder):
 def test_every_ladder_is_covered_by_a_defaults_run():
     covered = {"silicon-fracture", "defects", "elastic-constants", "vacancy-diffusion", "magnet",
                "qmmm-water", "polycrystal", "fracture-phasefield", "nanoindentation", "water-cg",
-               "composite", "silicon-topology", "thermal-conductivity", "silicon-mlip"}
+               "composite", "silicon-topology", "thermal-conductivity", "silicon-mlip",
+               "hydrogen-embrittlement"}
     assert set(available_ladders()) == covered
+
+
+@pytest.mark.slow
+def test_hydrogen_embrittlement_defaults(tmp_path):
+    """About 2 min: H in Ni (NiAlH EAM) -> the crack tip with a 10 s hold and KMC cells ->
+    σ_c sequential and two-way, budget, verdict and the pressure scan at 300 K."""
+    res = _run_defaults(tmp_path, "hydrogen-embrittlement")
+    h = res["hydrogen"]
+    assert h["solution"].ground_site == "oct"
+    assert 0.4 < float(h["diffusion"].barrier.value.value) < 0.55       # classical, exp 0.41
+    c = res["critical"]
+    seq, two = float(c["sigma_c_sequential"].value), float(c["sigma_c"].value)
+    assert two <= seq * (1 + 1e-9) < c["sigma_c_hydrogen_free"]
+    # 1 bar, 300 K: the faces are saturated, so one pass is enough; at 1e-3..10 Pa it is not
+    assert c["sequential_enough"] and abs(c["relative_difference"]) < 0.02
+    sc = res["scan"]
+    d = (np.asarray(sc["two_way"]) - sc["sequential"]) / sc["two_way"]
+    assert d.min() < -0.05 and abs(d[-1]) < 0.01
+    assert np.all(np.diff(sc["sequential"]) < 0)           # more hydrogen, lower σ_c
+    # the KMC ran (a finite hold with strained barriers) and the two-way loop converged
+    assert c["two_way"]["converged"] and c["two_way"]["iterations"] >= 3
+    assert set(c["sigma_c"].sources) == {"supercell size", "kmc sampling", "mesh",
+                                         "process zone", "coupling"}
 
 
 @pytest.mark.slow

@@ -9,8 +9,8 @@ The chain, for a centre-cracked plane-strain plate of a cubic crystal (the conti
    the load): the energy release rate per unit stress², the vertex stresses, the plane strains
    and the hydrostatic stress ``σ_h = (σ_xx + σ_yy + σ_zz)/3`` with ``σ_zz`` of plane strain from
    the crystal's rotated 6x6 stiffness.  The elastic field is unbounded at the tip; a
-   *process-zone* length ``r_c`` caps it: everywhere ``σ_h ≤ σ_h(a + r_c, 0)``, the value at
-   ``r_c`` straight ahead (the strains are scaled by the same factor).  ``r_c`` stands for what
+   *process-zone* length ``r_c`` caps it: everywhere ``|σ_h| ≤ σ_h(a + r_c, 0)``, the value
+   at ``r_c`` straight ahead (the strains are scaled by the same factor).  ``r_c`` stands for what
    the elastic model leaves out (the cohesive zone of an atomically sharp crack, blunting); the
    ladder prices it as a model-form source.
 2. :func:`tip_hydrogen` puts hydrogen in that field at remote stress ``σ``: the lattice occupancy
@@ -26,7 +26,8 @@ The chain, for a centre-cracked plane-strain plate of a cubic crystal (the conti
    load changes; outside it the handoff's first-order hydrostatic formula; with
    ``"unstrained"`` the handoff's D(T) everywhere.
 3. :func:`hydrogen_critical_stress`: the work of separation with the crack faces' coverage
-   ``θ`` (Langmuir–McLean/Fowler from the local lattice site fraction in the process zone, :meth:`~scaleladder.handoffs.SurfaceSegregation.equilibrium_coverage`) at fixed coverage
+   ``θ`` (Langmuir–McLean/Fowler from the local lattice site fraction in the process zone,
+   :meth:`~scaleladder.handoffs.SurfaceSegregation.equilibrium_coverage`) at fixed coverage
    (fast separation, Hirth–Rice: ``W(θ) = 2(γ₀ + n_s θ Ē(θ))``), and Griffith for the plate:
    ``σ_c = (W / g)^{1/2}`` with ``g`` the finite-element energy release rate per unit stress².
    *Sequential*: ``x_tip = x_b`` (bulk, unstrained, one pass).  *Two-way*: ``σ → σ_h, ε(x) →
@@ -256,7 +257,11 @@ def crack_tip_field(elastic: Any, *, half_crack: float, half_width: float, half_
     if not cap > 0:  # pragma: no cover - mode I opens the tip
         raise CalculationError(f"the hydrostatic stress {rc:g} m ahead of the tip is {cap:g} "
                                "per unit load (expected tension)")
-    scale = np.where(sh > cap, cap / np.where(sh > cap, sh, 1.0), 1.0)
+    # two-sided: the vertex averages next to the singular tip also overshoot in compression
+    # (crack-face vertices a fraction of a nanometre from it), which elasticity does not
+    # resolve either
+    big = np.abs(sh) > cap
+    scale = np.where(big, cap / np.where(big, np.abs(sh), 1.0), 1.0)
     return CrackTipField(nodes=nodes, triangles=tri, stress=stress * scale[:, None],
                          strain=strain * scale[:, None, None], sigma_h=sh * scale,
                          sigma_h_cap=cap, capped=sh > cap, g_unit=float(sol.G),

@@ -173,8 +173,8 @@ def _settings() -> tuple[Setting, ...]:
         Setting("kmc.jumps", 80, "octahedral residence times simulated per cell", int,
                 _int_range(5, 10 ** 6, "a number of jumps")),
         Setting("kmc.seed", 0, "seed of the first KMC cell", int, V.seed),
-        Setting("scan.pressures_Pa", "1e-3,0.1,10,1e3,1e5,1e7", "pressures (Pa) of the σ_c "
-                "scan, comma-separated", str, _check_pressures),
+        Setting("scan.pressures_Pa", "0.001,0.1,10,1000,100000,1e+07",
+                "pressures (Pa) of the σ_c scan, comma-separated", str, _check_pressures),
         Setting("verdict.tolerance", 0.05, "relative σ_c difference below which sequential "
                 "coupling is enough", float, _positive("a relative tolerance", 1.0)),
     )
@@ -247,7 +247,7 @@ def hydrogen_handoffs(relaxed: dict, potential: dict, supercells: list,
             "site_frequencies_THz": [float(x) for x in nu], "lattice_constant_A": a}
 
 
-@stage("hydrogen.crack_tip_field", version="1")
+@stage("hydrogen.crack_tip_field", version="2")
 def tip_field(elastic: Any, half_crack: float, width_ratio: float, height_ratio: float,
               cutoff: float, refine: int, resolution: float = 1.0) -> dict:
     """The (111)[1-10] plate at unit load, capped at ``cutoff`` (CrackTipField state); the
@@ -297,7 +297,7 @@ def _window(fld: Any, tip: dict | None, sigma: float, radius: float) -> dict:
             "x": x}
 
 
-@stage("hydrogen.critical_stress", version="1")
+@stage("hydrogen.critical_stress", version="2")
 def critical_stress(hydrogen: dict, field: dict, field_coarse: dict, field_small: dict,
                     field_large: dict, pressure: float, temperature: float, hold_time: float,
                     steps: int, kmc: dict, tolerance: float) -> dict:
@@ -366,7 +366,7 @@ def critical_stress(hydrogen: dict, field: dict, field_coarse: dict, field_small
             "pressure_Pa": pressure, "temperature_K": temperature, "hold_time_s": hold_time,
             "k_unit": f0.k_unit, "g_unit": f0.g_unit, "sigma_h_cap": f0.sigma_h_cap,
             "cutoff_m": f0.cutoff_length,
-            "window": _window(f0, tip, two["sigma_c"], 8 * region.radius(f0.cutoff_length)),
+            "window": _window(f0, tip, two["sigma_c"], 2 * region.radius(f0.cutoff_length)),
             "coverage_line": _coverage_line(f0, seg, tip, temperature, xb)}
 
 
@@ -385,7 +385,7 @@ def _coverage_line(fld, seg, tip, temperature, xb) -> dict:
     nodes = fld.nodes
     rc = fld.cutoff_length
     on = (np.abs(nodes[:, 1]) < 1e-12 * fld.half_width) & (nodes[:, 0] > 0) & \
-        (np.abs(nodes[:, 0] - fld.half_crack) < 64 * rc)
+        (np.abs(nodes[:, 0] - fld.half_crack) < 16 * rc)
     d = nodes[on, 0] - fld.half_crack
     order = np.argsort(d)
     x = np.asarray(tip["x"])[on][order]
@@ -488,8 +488,9 @@ def summarize(settings: dict, results: dict) -> list:
     h = results["hydrogen"]
     sol, dif, seg = h["solution"], h["diffusion"], h["segregation"]
     e = {k: v.value for k, v in sol.energies.items()}
-    rows = [("H2 bond, binding", f"{h['dimer']['bond_A']:.4f}, {-h['dimer']['dimer_energy_eV']:.3f}",
-             "Å, eV", "experiment 0.741 Å, 4.75 eV"),
+    d = h["dimer"]
+    rows = [("H2 bond, binding", f"{d['bond_A']:.4f}, {-d['dimer_energy_eV']:.3f}", "Å, eV",
+             "experiment 0.741 Å, 4.75 eV"),
             ("solution energy oct, tet", f"{e['oct']:+.3f}, {e['tet']:+.3f}", "eV",
              "vs 1/2 H2, classical; experiment (heat of solution) +0.16-0.17 eV"),
             ("partial molar volume", f"{float(sol.partial_molar_volume.value):.2f}", "Å³",
@@ -513,7 +514,8 @@ def summarize(settings: dict, results: dict) -> list:
             ("coverage θ bulk / tip", f"{seq['coverage']:.3f} / {two['coverage']:.3f}", "",
              "Langmuir-McLean (Fowler) on (111)"),
             ("W_sep bulk / tip", f"{seq['work_of_separation']:.3f} / "
-             f"{two['work_of_separation']:.3f}", "J/m²", f"clean {2 * seg.clean_surface_energy.value:.3f}")]
+             f"{two['work_of_separation']:.3f}", "J/m²",
+             f"clean {2 * seg.clean_surface_energy.value:.3f}")]
     sections.append(("Crack tip", rows))
     rows = [("σ_c hydrogen-free", f"{c['sigma_c_hydrogen_free']:.4g}", "MPa", "Griffith, 2γ0"),
             ("σ_c sequential", _pm(c["sigma_c_sequential"]), "MPa", "bulk hydrogen, one pass"),
@@ -549,7 +551,9 @@ def plot_tip(results, axes):
     w = c["window"]
     rc = c["cutoff_m"]
     tri = mtri.Triangulation(w["nodes"][:, 0] / rc, w["nodes"][:, 1] / rc, w["triangles"])
-    a0 = axes[0].tripcolor(tri, w["sigma_h"] / 1e9, shading="gouraud", cmap="inferno")
+    lim = float(np.abs(w["sigma_h"]).max()) / 1e9
+    a0 = axes[0].tripcolor(tri, w["sigma_h"] / 1e9, shading="gouraud", cmap="RdBu_r",
+                           vmin=-lim, vmax=lim)
     axes[0].figure.colorbar(a0, ax=axes[0], label="σ_h (GPa)")
     axes[0].set_title("hydrostatic stress at σ_c")
     if w["x"] is not None:
