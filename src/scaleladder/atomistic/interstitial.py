@@ -350,10 +350,21 @@ def interstitial_diffusion(host, calc, element: str, initial_site: Sequence[floa
         provenance={"supercell": n, "n_images": n_images, "fmax_eV_per_A": fmax,
                     "jump_A": jump, "initial_site": fi.tolist(), "final_site": ff.tolist(),
                     "imaginary_frequency_THz": pf.imaginary_frequency_THz,
+                    # harmonic zero-point energies (Γ modes of the supercell, the saddle's real
+                    # ones): the quantum correction of the classical barriers
+                    "zero_point_correction_eV": _zpe(pf.saddle_frequencies_THz)
+                    - _zpe(pf.minimum_frequencies_THz),
+                    "zero_point_correction_reverse_eV": _zpe(pf_rev.saddle_frequencies_THz)
+                    - _zpe(pf_rev.minimum_frequencies_THz),
                     "elastic_GPa": c.tolist(),
                     "seconds": time.perf_counter() - t0},
         domain_warnings=tuple(mb.domain_warnings) + tuple(pf.domain_warnings)
         + tuple(pf_rev.domain_warnings))
+
+
+def _zpe(frequencies_THz) -> float:
+    """Harmonic zero-point energy Σ hν/2 (eV) of real frequencies in THz."""
+    return float(0.5 * 4.135667696e-3 * np.sum(np.asarray(frequencies_THz, float)))
 
 
 #: adsorption site used for each fcc surface (ASE's site names)

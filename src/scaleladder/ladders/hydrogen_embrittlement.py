@@ -496,7 +496,9 @@ def summarize(settings: dict, results: dict) -> list:
             ("partial molar volume", f"{float(sol.partial_molar_volume.value):.2f}", "Å³",
              "experiment 2.9-3.3 Å³"),
             ("barrier O->T, reverse", f"{float(dif.barrier.value.value):.3f}, "
-             f"{float(dif.barrier.reverse.value):.3f}", "eV", "experiment Q = 0.41 eV"),
+             f"{float(dif.barrier.reverse.value):.3f}", "eV", "classical; zero-point "
+             f"{1e3 * dif.provenance.get('zero_point_correction_eV', float('nan')):+.1f} meV; "
+             "experiment Q = 0.41 eV"),
             ("D0", f"{float(dif.D0.value):.3g}", "m²/s", "experiment 6.9e-7 m²/s"),
             ("segregation (111)", ", ".join(f"{v:+.3f}" for v in
                                             np.asarray(seg.segregation_energies.value)), "eV/H",
