@@ -243,6 +243,26 @@ def test_langevin_mean_temperature(lammps_module):
     assert not np.allclose(other.temperature_K[1:], again.temperature_K[1:])
 
 
+def test_stress_every_step_matches_the_frames_and_needs_a_periodic_cell(lammps_module):
+    """``stress_every_step``: LAMMPS writes the pressure tensor each step; at the recorded
+    frames it is the frames' own stress (to the file's 12 digits), between them it is the
+    trajectory's (a run sampled every step gives the same series)."""
+    si = bulk("Si", "diamond", a=5.431, cubic=True).repeat(2)
+    kw = dict(steps=60, ensemble="nvt", temperature_K=800.0, timestep_fs=1.0, seed=3)
+    dense = run_md_lammps(si, StillingerWeber(), sample_interval=1, **kw)
+    sparse = run_md_lammps(si, StillingerWeber(), sample_interval=20, stress_every_step=True,
+                           **kw)
+    assert dense.stress_steps_GPa is None
+    s = sparse.stress_steps_GPa
+    assert s.shape == (61, 6) and sparse.stress_GPa.shape == (4, 6)
+    np.testing.assert_allclose(s[::20], sparse.stress_GPa, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(s, dense.stress_GPa, rtol=1e-10, atol=1e-12)
+    assert np.ptp(s[:, 0]) > 0.05                    # a fluctuating series, not a constant
+    with pytest.raises(InputError, match="stress_every_step"):
+        run_md_lammps(Atoms("Ar2", positions=[[0, 0, 0], [3.8, 0, 0]]), LennardJones(0.0104, 3.4),
+                      steps=5, stress_every_step=True)
+
+
 # --------------------------------------------------------------------------------------------
 # blow-up, checkpoints
 # --------------------------------------------------------------------------------------------

@@ -72,6 +72,28 @@ def test_low_temperature_agrees_with_static_constants(argon, md_2k, static_0k):
     assert np.abs(v[:3, 3:]).max() < 0.01 and abs(v[3, 4]) < 0.01
 
 
+def test_lammps_engine_agrees_with_the_ase_engine_within_the_sampling_error(argon, md_2k):
+    """The twelve NVT strain runs in LAMMPS (fix langevin + nve, lj/cut) instead of ASE's
+    Langevin: the same tensor within the propagated sampling errors (the integrators and random
+    streams differ, so only statistically), the same error model, the engine recorded."""
+    C_ase, _ = md_2k
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        C = elastic_constants_md(argon, LennardJones(**LJ_AR), 2.0, strain=0.01, steps=500,
+                                 equilibration_steps=100, timestep_fs=20.0, n_blocks=5, seed=11,
+                                 engine="lammps")
+    assert set(C.voigt.sources) == {"md_sampling"}
+    assert "LAMMPS" in C.provenance["integrators"]["nvt"]
+    for name, (i, j) in PAIRS.items():
+        a, b = C_ase.voigt[i, j], C.voigt[i, j]
+        assert 0.0 < b.std < 0.02 * b.value, name
+        assert abs(a.value - b.value) < 4.0 * np.hypot(a.std, b.std) + 0.005 * a.value, \
+            (name, a.value, b.value)
+    with pytest.raises(InputError) as info:
+        elastic_constants_md(argon, LennardJones(**LJ_AR), 2.0, steps=200, engine="gromacs")
+    assert info.value.field == "engine"
+
+
 def test_sampling_error_is_propagated_exactly(md_2k):
     """Estimate.std is the propagated one-sigma: the NVT paired-difference error and the
     reference-volume error added in quadrature; the block count and decorrelation check are

@@ -115,6 +115,9 @@ class LammpsMDResult(MDResult):
     pressure_GPa: np.ndarray | None = None
     engine: str = "lammps"
     workdir: str | None = None
+    #: with ``stress_every_step=True``: the stress (GPa, ASE Voigt and sign, kinetic term
+    #: included) at every MD step, not only at the recorded frames; None otherwise
+    stress_steps_GPa: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,7 +360,8 @@ def run_md_lammps(atoms, potential, *, steps: int, ensemble: str = "nve",
                   trajectory: str | os.PathLike | None = None,
                   checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 100,
                   energy_drift_tol: float = 0.05, max_force: float = 50.0,
-                  workdir: str | os.PathLike | None = None) -> LammpsMDResult:
+                  workdir: str | os.PathLike | None = None,
+                  stress_every_step: bool = False) -> LammpsMDResult:
     """Run molecular dynamics in LAMMPS with one of this package's potentials.
 
     Same arguments, conventions and result type as :func:`.md.run_md` where they overlap.
@@ -415,6 +419,11 @@ def run_md_lammps(atoms, potential, *, steps: int, ensemble: str = "nve",
     workdir : path, optional
         Folder for the potential files, ``in.lammps`` (the commands given) and ``log.lammps``;
         created if needed and kept.  Default: a temporary folder, removed afterwards.
+    stress_every_step : bool
+        Also record the stress at every step (LAMMPS ``fix vector`` of the pressure tensor,
+        read after each chunk) in ``stress_steps_GPa``: a stress time series at full
+        resolution without a Python frame per step (the checks still run per frame).
+        Fully periodic cells only.
 
     Returns
     -------
@@ -447,6 +456,11 @@ def run_md_lammps(atoms, potential, *, steps: int, ensemble: str = "nve",
     settings = _validate_settings(ensemble, temperature_K, timestep_fs, friction, seed,
                                   energy_drift_tol, max_force, checkpoint_every, sample_interval)
     settings.update(engine="lammps", sample_interval=sample_interval)
+    if stress_every_step:
+        if not np.all(atoms.pbc):
+            raise InputError("stress_every_step", True, "False for a cell that is not periodic "
+                             "in all three directions (no stress)")
+        settings["stress_every_step"] = True
     if not np.all(np.isfinite(atoms.positions)):
         raise InputError("atoms.positions", "non-finite values", "finite positions")
     lammps = load_lammps("MD with LAMMPS (run_md_lammps)")
@@ -601,6 +615,15 @@ class LammpsMDEngine:
             cmds.append(f"fix thermostat all langevin {T!r} {T!r} {damp_ps!r} "
                         f"{_lammps_seed(settings['seed'], step0)} zero no")
         cmds.append("fix integrate all nve")
+        self.every_step = bool(settings.get("stress_every_step")) and self.periodic
+        self.stress_file = Path(wdir) / "stress_steps.txt"
+        if self.every_step:
+            # every step to a file (compute pressure's vector order: xx yy zz xy xz yz); read
+            # once at the end.  (``fix vector`` would need LAMMPS's run setup, which the
+            # chunks skip with ``pre no``.)
+            cmds.append("fix stress_steps all ave/time 1 1 1 " + " ".join(
+                f"c_thermo_press[{k}]" for k in range(1, 7))
+                + f' file {_quoted(self.stress_file)} format " %.12g"')
         if keep:
             (wdir / "in.lammps").write_text(
                 "# commands given by scaleladder.atomistic.run_md_lammps (atoms created through "
@@ -699,6 +722,21 @@ class LammpsMDEngine:
         self._current = state
         return state
 
+    def _read_step_stresses(self) -> np.ndarray:
+        """The per-step stresses of ``fix stress_steps`` (GPa, ASE Voigt), one row per step
+        from the first step of this engine's run (a step written twice — the end of one chunk
+        and the start of the next — counts once)."""
+        self.lmp.command("unfix stress_steps")          # closes (flushes) the file
+        rows: dict[int, np.ndarray] = {}
+        for line in self.stress_file.read_text(encoding="utf-8").splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue
+            v = line.split()
+            p = [float(x) for x in v[1:7]]
+            # -> xx yy zz yz xz xy, the order _stress_voigt takes
+            rows[int(v[0])] = _stress_voigt([p[0], p[1], p[2], p[5], p[4], p[3]], self.q)
+        return np.array([rows[k] for k in sorted(rows)])
+
     # -- the protocol ----------------------------------------------------------------------------
     def start(self) -> MDState:
         """``run 0``: check and record the first frame; the state the driver starts from."""
@@ -721,6 +759,7 @@ class LammpsMDEngine:
             self.traj = None
 
     def result(self, steps: int, checkpoint: str | None) -> LammpsMDResult:
+        step_stress = self._read_step_stresses() if self.every_step else None
         arr = np.array(self.rows, dtype=float)
         stress = np.array(self.stresses)
         nf = len(self.rows)
@@ -734,7 +773,8 @@ class LammpsMDEngine:
                               cell_A=np.repeat(cell[None], nf, axis=0), stress_GPa=stress,
                               pressure_GPa=-stress[:, :3].mean(axis=1),
                               engine=f"lammps {self.version}",
-                              workdir=None if self.keep_dir is None else str(self.keep_dir))
+                              workdir=None if self.keep_dir is None else str(self.keep_dir),
+                              stress_steps_GPa=step_stress)
 
 
 def _stress_voigt(ptensor, q):

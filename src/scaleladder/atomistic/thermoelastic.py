@@ -135,7 +135,8 @@ def elastic_constants_md(atoms, calc, temperature_K: float, strain: float = 0.01
                          timestep_fs: float = 1.0, n_blocks: int = 10, seed: int | None = None,
                          *, npt_steps: int | None = None, pressure_GPa: float = 0.0,
                          friction: float = 0.01, pressure_tau_fs: float | None = None,
-                         cell_fluctuations: str = "isotropic", structure: str | None = None):
+                         cell_fluctuations: str = "isotropic", structure: str | None = None,
+                         engine: str = "ase", lammps_potential=None):
     """Isothermal elastic constants at ``temperature_K`` from MD stress-strain (GPa).
 
     See the module notes for the method and the error analysis.
@@ -194,10 +195,21 @@ def elastic_constants_md(atoms, calc, temperature_K: float, strain: float = 0.01
         block error, the paired-difference errors, the block count and length, the
         decorrelation check, the asymmetry before symmetrisation and the seeds.
 
+    engine : {"ase", "lammps"}
+        Integrator of the twelve NVT strain runs: :func:`~scaleladder.atomistic.md.run_md`
+        (any ASE calculator, per-step checks) or
+        :func:`~scaleladder.atomistic.lammps_md.run_md_lammps` (LAMMPS's compiled Langevin +
+        NVE, a stress every step; the two agree statistically, not frame by frame).  The NPT
+        run for the reference cell always uses ``run_md`` (LAMMPS runs here are NVE/NVT).
+    lammps_potential : optional
+        What LAMMPS evaluates (a FittedPotential such as a SNAP model, or a calculator LAMMPS
+        has a pair style for: :func:`~scaleladder.atomistic.lammps_md.lammps_pair_commands`);
+        default ``calc``.  It must describe the same potential as ``calc``.
+
     Raises
     ------
     InputError
-        ``temperature_K`` <= 0, ``strain`` not in (0, 0.1), ``n_blocks`` < 4, ``steps`` or
+        ``temperature_K`` <= 0, ``strain`` not in (0, 0.1), an unknown ``engine``, ``n_blocks`` < 4, ``steps`` or
         ``npt_steps`` below ``10 * n_blocks``, bad MD settings, or atoms that are not a
         periodic crystal (each error names its field).
     CalculationError
@@ -243,6 +255,7 @@ def elastic_constants_md(atoms, calc, temperature_K: float, strain: float = 0.01
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
                              or seed < 0):
         raise InputError("seed", seed, "a non-negative integer or None")
+    engine = validate.one_of("engine", engine, ("ase", "lammps"))
     seeds, entropy = _seeds(None if seed is None else int(seed), 7)
     md_kw = dict(temperature_K=T, timestep_fs=dt, friction=friction)
     clock = time.perf_counter()
@@ -288,9 +301,19 @@ def elastic_constants_md(atoms, calc, temperature_K: float, strain: float = 0.01
             work = ref.copy()
             work.set_cell(cell_ref @ F.T, scale_atoms=True)
             work.set_momenta(ref.get_momenta())
-            r = run_md(work, calc, steps=eq + steps, ensemble="nvt", seed=seeds[1 + j],
-                       record_stress=True, **md_kw)
-            sig = r.stress_GPa[-steps:]
+            if engine == "lammps":
+                from .lammps_md import run_md_lammps
+
+                # the checks every 25 steps, the stress of every step from LAMMPS itself
+                r = run_md_lammps(work, calc if lammps_potential is None else lammps_potential,
+                                  steps=eq + steps, ensemble="nvt", seed=seeds[1 + j],
+                                  sample_interval=25, checkpoint_every=0,
+                                  stress_every_step=True, **md_kw)
+                sig = r.stress_steps_GPa[-steps:]
+            else:
+                r = run_md(work, calc, steps=eq + steps, ensemble="nvt", seed=seeds[1 + j],
+                           record_stress=True, **md_kw)
+                sig = r.stress_GPa[-steps:]
             series.append(sig)
             for i in range(6):
                 run_means[j, s, i], run_errs[j, s, i] = block_average(sig[:, i], n_blocks)
@@ -352,7 +375,8 @@ def elastic_constants_md(atoms, calc, temperature_K: float, strain: float = 0.01
         "calculator": type(calc).__name__,
         "ensemble": "isothermal (Langevin NVT at fixed strained cells)",
         "integrators": {"npt": "ase.md.langevinbaoab.LangevinBAOAB (Langevin-Hoover barostat)",
-                        "nvt": "ase.md.langevin.Langevin"},
+                        "nvt": "ase.md.langevin.Langevin" if engine == "ase" else
+                        "LAMMPS fix langevin + fix nve"},
         "temperature_K": T, "pressure_GPa": float(pressure_GPa),
         "strain": h, "strain_convention": "engineering shear strain (e4 = 2 e_yz), linear strain",
         "timestep_fs": dt, "friction_per_fs": float(friction), "pressure_tau_fs": tau_p,

