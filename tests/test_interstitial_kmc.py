@@ -90,3 +90,25 @@ def test_bad_input(diffusion):
         strained_interstitial_model("H in Ni", T)
     with pytest.raises(InputError, match="size"):
         octahedral_tetrahedral_lattice(3.52, size=1)
+
+
+def test_a_run_to_a_simulated_time_reports_progress_by_time(diffusion):
+    """A walkers run to ``time_s`` reports its progress as simulated time / t_max (the step
+    count it would otherwise divide by is open-ended), ending at 1."""
+    from scaleladder.core.pipeline import _PROGRESS_HOOK
+
+    seen = []
+    token = _PROGRESS_HOOK.set(lambda f, msg: seen.append((f, msg)))
+    try:
+        model = strained_interstitial_model(diffusion, 600.0, size=3)
+        from scaleladder.mesoscale.kmc import init_walkers, run_kmc
+
+        r_o = model.slot_rates[:4].sum(axis=1).min()
+        run_kmc(init_walkers(model.lattice, 50, seed=1), model, t_max_s=40 / r_o,
+                checkpoint_every=500, progress=False)
+    finally:
+        _PROGRESS_HOOK.reset(token)
+    fr = [f for f, _ in seen]
+    assert len(fr) >= 3 and fr[-1] == 1.0
+    assert all(0.0 <= f <= 1.0 for f in fr) and np.all(np.diff(fr) >= 0)
+    assert "%" in seen[0][1]

@@ -11,6 +11,8 @@ object with
 * ``observe(state) -> dict[str, float]`` (optional): scalar observables recorded in the history;
 * ``check(state, history, observation)`` (optional): raise :class:`~.errors.CalculationError`
   when the state blew up (non-finite values, a free energy that rises, ...);
+* ``progress_fraction(state) -> float | None`` (optional): the fraction of the run done when
+  the step count is not the measure (a KMC run to a simulated time); None: steps done / asked;
 
 over a state that is plain data (frozen; encodable by :mod:`scaleladder.core.codec`, random stream
 included, so a resumed run continues the same stream).  :func:`run_simulation` drives any of them:
@@ -227,6 +229,8 @@ def run_simulation(engine: Any, state: Any, steps: int, *, observe_every: int | 
 
     from .pipeline import report_progress
 
+    progress_of = getattr(engine, "progress_fraction", None)
+
     def record(s: Any) -> None:
         if observe is None:
             return
@@ -265,7 +269,13 @@ def run_simulation(engine: Any, state: Any, steps: int, *, observe_every: int | 
                             ", ".join(f"{k} = {v[-1]:.6g}" for k, v in history.items()
                                       if k != "step" and v and isinstance(v[-1], (int, float))),
                             rate)
-            report_progress(done / steps, f"{label}: {done}/{steps}")
+            frac = progress_of(state) if progress_of is not None else None
+            if frac is not None and stop is not None:
+                frac = 1.0              # the engine stopped itself: its run is complete
+            if frac is None:
+                report_progress(done / steps, f"{label}: {done}/{steps}")
+            else:           # the engine knows better (e.g. a run to a simulated time)
+                report_progress(frac, f"{label}: {100 * frac:.0f} % ({done} steps)")
             if stop is not None:
                 stopped = str(stop)
                 break

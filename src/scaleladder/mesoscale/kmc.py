@@ -1006,6 +1006,13 @@ class KMCEngine:
     def to_state(self) -> dict:
         return {"model": self.model, "t_max_s": self.t_max_s, "sample_times_s": self.st}
 
+    def progress_fraction(self, state: KMCState) -> float | None:
+        """The simulated time reached over ``t_max_s`` (the run's real measure of progress
+        when it stops on time); None for a run to a number of events."""
+        if self.t_max_s is None or not self.t_stop > 0:
+            return None
+        return float(min(1.0, max(0.0, state.time_s / self.t_stop)))
+
     @classmethod
     def from_state(cls, s: dict) -> "KMCEngine":
         return cls(s["model"], t_max_s=s["t_max_s"], sample_times_s=s["sample_times_s"])
