@@ -74,17 +74,22 @@ def main():
 
 def coupling(dif, host, calc):
     """One self-consistent iteration and the iterations of the two-way critical stress."""
-    from scaleladder.atomistic.interstitial import interstitial_solution, surface_segregation
-    from scaleladder.coupling.hydrogen_crack import (KMCRegion, crack_tip_field,
-                                                     hydrogen_critical_stress)
+    from scaleladder.atomistic.interstitial import (
+        interstitial_solution,
+        surface_segregation,
+    )
+    from scaleladder.coupling.hydrogen_crack import (
+        KMCRegion,
+        crack_tip_field,
+        hydrogen_critical_stress,
+    )
 
     sol = interstitial_solution(host, calc, "H", {"oct": (0.5, 0, 0),
                                                   "tet": (0.25, 0.25, 0.25)}, supercells=(2, 3))
     seg = surface_segregation(host, calc, "H", sol)
-    c = np.zeros((6, 6))
-    c[:3, :3] = 147e9
-    c[[0, 1, 2], [0, 1, 2]] = 247e9
-    c[[3, 4, 5], [3, 4, 5]] = 125e9
+    from scaleladder.handoffs import ElasticTensor
+
+    c = ElasticTensor.from_cubic(247.0, 147.0, 125.0, relaxed_ions=True)  # GPa, ~NiAlH EAM
     t0 = time.perf_counter()
     fld = crack_tip_field(c, half_crack=1e-6, half_width=4e-6, half_height=12e-6,
                           cutoff_length=20e-9, refine=3)

