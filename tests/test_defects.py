@@ -472,6 +472,22 @@ def test_migration_barrier_artifact():
     assert mev.value.unit == "eV" and mev.value.value == pytest.approx(0.7, rel=1e-12)
 
 
+def test_migration_barrier_with_other_barriers_keeps_its_path_consistent():
+    """``with_barriers`` (one sample of an uncertainty source): the saddle at the new forward
+    barrier, the final state at forward - reverse, the interior images scaled with the saddle
+    (still the highest); a negative barrier is refused by the artifact's own checks, a bare
+    number by the unit check."""
+    mb = _barrier()
+    s = mb.with_barriers(Estimate(0.63, "eV"), Estimate(580.0, "meV"))
+    assert s.value.value == pytest.approx(0.63) and s.reverse.value == pytest.approx(0.58)
+    np.testing.assert_allclose(s.path_energies, [0.0, 0.27, 0.63, 0.36, 0.05])
+    assert s.saddle_index == 2 and s.method == mb.method
+    with pytest.raises(InputError, match="reverse"):
+        mb.with_barriers(Estimate(0.7, "eV"), Estimate(-0.1, "eV"))
+    with pytest.raises(InputError, match="forward"):
+        mb.with_barriers(0.63, Estimate(0.58, "eV"))                   # a bare number
+
+
 def test_migration_barrier_artifact_validation():
     with pytest.raises(InputError, match=r"value=.*-0\.1.*>= 0"):
         _barrier(value=Estimate(-0.1, "eV"))

@@ -55,13 +55,16 @@ from typing import Any, Callable
 import numpy as np
 
 from ..core import validate as v
-from ..core.errors import CalculationError, InputError
+from ..core.errors import CalculationError, ConvergenceError, InputError
 from ..core.units import BOLTZMANN_EV, ELEMENTARY_CHARGE
 
 __all__ = ["CrackTipField", "crack_tip_field", "tip_element_size", "KMCRegion", "tip_hydrogen",
            "hydrogen_critical_stress", "COUPLINGS", "BARRIERS"]
 
 COUPLINGS = ("sequential", "two-way")
+#: power grading of the plate's mesh toward the tips (the plate's default), shared by the
+#: solve and by the mesh-only pre-check :func:`tip_element_size`
+_GRADING = 3.0
 BARRIERS = ("strained", "unstrained")
 _A3_TO_M3 = 1e-30
 
@@ -171,7 +174,7 @@ def tip_element_size(half_crack: float, half_width: float, half_height: float, r
     from ..continuum.mesh import centre_crack_mesh_arrays
 
     arr = centre_crack_mesh_arrays(half_crack, half_width, half_height,
-                                   _BASE_N * 2 ** int(refine), 3.0)
+                                   _BASE_N * 2 ** int(refine), _GRADING)
     return _tip_size(arr["p"].T, arr["t"].T, half_crack, length)
 
 
@@ -234,7 +237,8 @@ def crack_tip_field(elastic: Any, *, half_crack: float, half_width: float, half_
     c2 = plane_strain_stiffness(c6, R)
     c6r = rotate_voigt(c6, R)
     t0 = time.perf_counter()
-    sol = CentreCrackedPlate(c2, a, W, H).solve(remote_stress=1.0, refine=refine)
+    sol = CentreCrackedPlate(c2, a, W, H, grading=_GRADING).solve(remote_stress=1.0,
+                                                                  refine=refine)
     nodes, tri = np.asarray(sol.nodes), np.asarray(sol.triangles)
     h_tip = _tip_size(nodes, tri, a, rc)
     if h_tip > v.positive("resolution", resolution) * rc:
@@ -520,8 +524,13 @@ def hydrogen_critical_stress(fld: CrackTipField, *, solution: Any, diffusion: An
     dict
         ``sigma_c`` (Pa), ``K_IC`` (Pa m^0.5), ``x_tip``, ``coverage``, ``work_of_separation``
         (J/m²), ``iterations`` (one per evaluation of the chain), ``history`` (σ, x_tip, θ, W,
-        σ_next per iteration), ``converged``, ``seconds``, and the last ``tip`` state
-        (:func:`tip_hydrogen`).
+        σ_next per iteration), ``converged``, ``seconds``, and the ``tip`` state at σ_c
+        (:func:`tip_hydrogen`; None for the sequential coupling).
+
+    Raises
+    ------
+    ConvergenceError
+        The self-consistent iteration did not reach ``rtol`` in ``max_iterations``.
     """
     from scipy.optimize import brentq
 
@@ -536,6 +545,7 @@ def hydrogen_critical_stress(fld: CrackTipField, *, solution: Any, diffusion: An
     if hold_time_s is not None:
         v.positive("hold_time_s", hold_time_s)
     rtol = v.positive("rtol", rtol)
+    max_iterations = v.positive_int("max_iterations", max_iterations, 2)
     t0 = time.perf_counter()
     g = fld.g_unit
 
@@ -548,7 +558,7 @@ def hydrogen_critical_stress(fld: CrackTipField, *, solution: Any, diffusion: An
         return th, w
 
     history: list[dict] = []
-    last: dict = {}
+    tips: dict[float, dict] = {}
 
     def chain(sigma: float) -> float:
         tip = tip_hydrogen(fld, sigma, solution=solution, diffusion=diffusion, temperature_K=T,
@@ -559,7 +569,7 @@ def hydrogen_critical_stress(fld: CrackTipField, *, solution: Any, diffusion: An
         row = {"sigma": sigma, "x_tip": tip["x_tip"], "coverage": th, "W": w,
                "sigma_next": s_next, "seconds": tip["seconds"]}
         history.append(row)
-        last["tip"] = tip
+        tips[sigma] = tip
         if progress is not None:
             progress(row)
         return sigma - s_next
@@ -587,6 +597,12 @@ def hydrogen_critical_stress(fld: CrackTipField, *, solution: Any, diffusion: An
                 sigma, info = brentq(chain, s_lo, s_seq, xtol=rtol * s_lo, rtol=1e-12,
                                      maxiter=max_iterations, full_output=True, disp=False)
                 ok = bool(info.converged)
+                if not ok:
+                    raise ConvergenceError(
+                        "the two-way critical stress (self-consistent load, tip hydrogen and "
+                        "cohesion)", settings={"max_iterations": max_iterations, "rtol": rtol,
+                                               "bracket_Pa": (s_lo, s_seq)},
+                        suggestion="raise max_iterations or rtol")
         row = min(history, key=lambda h: abs(h["sigma"] - sigma))
         if abs(row["sigma"] - sigma) > 0:
             chain(sigma)
@@ -596,5 +612,5 @@ def hydrogen_critical_stress(fld: CrackTipField, *, solution: Any, diffusion: An
     result.update(sigma_c=float(sigma), K_IC=float(sigma * fld.k_unit), x_tip=float(x_tip),
                   coverage=float(th), work_of_separation=float(w), coverage_bulk=th_b,
                   work_of_separation_bulk=w_b, iterations=n_it, history=history,
-                  converged=ok, seconds=time.perf_counter() - t0, tip=last.get("tip"))
+                  converged=ok, seconds=time.perf_counter() - t0, tip=tips.get(sigma))
     return result

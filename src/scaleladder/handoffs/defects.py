@@ -6,6 +6,7 @@ validated when built (``InputError`` naming the field and the value) and codec-r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -181,6 +182,19 @@ class MigrationBarrier(DataclassCodec):
     def forward(self) -> Estimate:
         """Alias of ``value``: the forward barrier (eV)."""
         return self.value
+
+    def with_barriers(self, forward: Any, reverse: Any) -> "MigrationBarrier":
+        """The same path with other barriers (Estimates in an energy unit) — e.g. one sample of an
+        uncertainty source: the interior images scaled with the forward barrier, the saddle at
+        ``forward`` and the final state at ``forward - reverse``, so the path stays consistent."""
+        fwd = estimate_in("forward", forward, "eV", ())
+        rev = estimate_in("reverse", reverse, "eV", ())
+        e = np.array(self.path_energies, float)
+        k = self.saddle_index
+        if e[k] != 0:
+            e[1:-1] *= float(fwd.value) / e[k]
+        e[k], e[-1] = float(fwd.value), float(fwd.value) - float(rev.value)
+        return self.replace(value=fwd, reverse=rev, path_energies=e)
 
     @property
     def reaction_energy(self) -> float:

@@ -51,8 +51,8 @@ from ..core.errors import InputError
 from ..core.pipeline import stage
 from ..uq import Estimate, one_sigma_samples
 from ._atomistic_common import (atoms_from, common_settings, lammps_potential_file,
-                                make_calculator, potential_spec, relax_rows, relax_structure,
-                                structure_spec)
+                                make_calculator, potential_label, potential_spec, relax_rows,
+                                relax_structure, structure_spec)
 from .base import LadderSpec, Setting, draw_budget_bars
 from .elastic_constants import elastic_tensor
 
@@ -232,8 +232,6 @@ def hydrogen_handoffs(relaxed: dict, potential: dict, supercells: list,
     a = float(np.cbrt(s.get_volume() / len(s) * 4))
     host = bulk("Ni", "fcc", a=a, cubic=True)
     calc = make_calculator(potential)
-    from ._atomistic_common import potential_label
-
     name = f"fcc Ni ({potential_label(potential)})"
     dimer = dimer_reference("H", calc)
     sol = interstitial_solution(host, calc, "H", {"oct": OCT, "tet": TET},
@@ -272,23 +270,16 @@ def _sample_handoff(h: Any, source: str, i: int) -> Any:
             return _sample_handoff(val, source, i)
         return val
 
+    from ..handoffs import MigrationBarrier
+
+    if isinstance(h, MigrationBarrier):          # its path follows its barriers
+        return h.with_barriers(sample(h.value), sample(h.reverse))
     changes = {}
     for f in dataclasses.fields(h):
         val = getattr(h, f.name)
         new = sample(val)
         if new is not val:
             changes[f.name] = new
-    if changes and {"value", "reverse", "path_energies", "saddle_index"} <= set(
-            f.name for f in dataclasses.fields(h)):
-        # a MigrationBarrier keeps its path consistent with its barriers: the interior images
-        # scaled with the forward barrier, the final state at forward - reverse
-        fwd = float(changes.get("value", h.value).value)
-        rev = float(changes.get("reverse", h.reverse).value)
-        e = np.array(h.path_energies, float)
-        k = int(h.saddle_index)
-        e[1:-1] *= fwd / e[k] if e[k] != 0 else 1.0
-        e[k], e[-1] = fwd, fwd - rev
-        changes["path_energies"] = e
     return dataclasses.replace(h, **changes) if changes else h
 
 
@@ -314,7 +305,7 @@ def _window(fld: Any, tip: dict | None, sigma: float, radius: float) -> dict:
             "x": x}
 
 
-@stage("hydrogen.critical_stress", version="3")
+@stage("hydrogen.critical_stress", version="4")
 def critical_stress(hydrogen: dict, field: dict, field_coarse: dict, field_small: dict,
                     field_large: dict, pressure: float, temperature: float, hold_time: float,
                     steps: int, kmc: dict, tolerance: float) -> dict:
@@ -372,9 +363,9 @@ def critical_stress(hydrogen: dict, field: dict, field_coarse: dict, field_small
     diff = (two["sigma_c"] - seq["sigma_c"]) / two["sigma_c"]
     other = math.sqrt(sum(var for k, var in sig_two.variances.items() if k != COUPLING))
     enough = abs(diff) < tolerance
+    tip = two["tip"]                     # the hydrogen at the converged two-way σ_c
     for r in (two, seq, flat):
         r.pop("tip", None)
-    tip = run_tip(f0, two["sigma_c"], sol, dif, temperature, xb, hold, steps, region)
     return {"sigma_c": sig_two, "sigma_c_sequential": sig_seq,
             "sigma_c_unstrained_barriers": flat["sigma_c"] * mpa,
             "sigma_c_hydrogen_free": clean, "bulk_site_fraction": xb,
@@ -386,15 +377,6 @@ def critical_stress(hydrogen: dict, field: dict, field_coarse: dict, field_small
             "cutoff_m": f0.cutoff_length,
             "window": _window(f0, tip, two["sigma_c"], 2 * region.radius(f0.cutoff_length)),
             "coverage_line": _coverage_line(f0, seg, tip, temperature, xb)}
-
-
-def run_tip(fld, sigma, solution, diffusion, temperature, xb, hold, steps, region) -> dict:
-    """The hydrogen around the tip at the converged two-way load (for the plots)."""
-    from ..coupling.hydrogen_crack import tip_hydrogen
-
-    return tip_hydrogen(fld, sigma, solution=solution, diffusion=diffusion,
-                        temperature_K=temperature, bulk_site_fraction=xb, hold_time_s=hold,
-                        barriers="strained", steps=steps, kmc=region)
 
 
 def _coverage_line(fld, seg, tip, temperature, xb) -> dict:
