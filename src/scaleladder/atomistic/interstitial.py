@@ -300,8 +300,7 @@ def interstitial_diffusion(host, calc, element: str, initial_site: Sequence[floa
     """
     from ..handoffs import ElasticTensor, InterstitialDiffusion
     from ..handoffs.solute import GEOMETRY_FACTORS
-    from .properties import _check_calc
-    from .properties import elastic_constants
+    from .properties import _check_calc, elastic_constants
 
     a = _check_cubic_host(host)
     _check_calc(calc)

@@ -420,10 +420,11 @@ def run_md_lammps(atoms, potential, *, steps: int, ensemble: str = "nve",
         Folder for the potential files, ``in.lammps`` (the commands given) and ``log.lammps``;
         created if needed and kept.  Default: a temporary folder, removed afterwards.
     stress_every_step : bool
-        Also record the stress at every step (LAMMPS ``fix vector`` of the pressure tensor,
-        read after each chunk) in ``stress_steps_GPa``: a stress time series at full
-        resolution without a Python frame per step (the checks still run per frame).
-        Fully periodic cells only.
+        Also record the stress at every step in ``stress_steps_GPa`` (LAMMPS writes the
+        pressure tensor each step with ``fix ave/time`` to a file in the work folder, read at
+        the end): a stress time series at full resolution without a Python frame per step
+        (the checks still run per frame).  Fully periodic cells only.  Kept in the run's
+        settings, so a resumed run records its own steps again.
 
     Returns
     -------

@@ -209,9 +209,9 @@ def elastic_constants_md(atoms, calc, temperature_K: float, strain: float = 0.01
     Raises
     ------
     InputError
-        ``temperature_K`` <= 0, ``strain`` not in (0, 0.1), an unknown ``engine``, ``n_blocks`` < 4, ``steps`` or
-        ``npt_steps`` below ``10 * n_blocks``, bad MD settings, or atoms that are not a
-        periodic crystal (each error names its field).
+        ``temperature_K`` <= 0, ``strain`` not in (0, 0.1), an unknown ``engine``,
+        ``n_blocks`` < 4, ``steps`` or ``npt_steps`` below ``10 * n_blocks``, bad MD settings,
+        or atoms that are not a periodic crystal (each error names its field).
     CalculationError
         An MD run failed its checks (see :func:`~scaleladder.atomistic.md.run_md`).
     StabilityError
