@@ -60,6 +60,20 @@ _CONVERGENCE_SUGGESTION = ("increase max_cycle, add smearing=0.005 (Hartree, Fer
 XC_ALIASES = {"LDA": "LDA_XC_TETER93"}
 
 
+def _fast_local_pp_gradient(grad) -> None:
+    """Give a restricted k-point gradient object the local-pseudopotential term traced on the
+    density (:mod:`._pyscf_grad`: PySCF's numbers, half the time on 8-atom cells); any other
+    gradient object is left as it is."""
+    import types
+
+    from pyscf.pbc.grad import krks
+
+    if isinstance(grad, krks.Gradients):
+        from ._pyscf_grad import restricted_grad_elec
+
+        grad.grad_elec = types.MethodType(restricted_grad_elec, grad)
+
+
 def pyscf_xc(xc: str) -> str:
     """The PySCF/libxc functional string for ``xc`` (maps "LDA" to exchange+correlation)."""
     return XC_ALIASES.get(xc.strip().upper(), xc)
@@ -598,6 +612,10 @@ class PySCFCalculator(Calculator):
     With smearing, ``free_energy`` is the Mermin free energy ``E - sigma*S`` (PySCF's ``e_free``,
     to which forces and stress are consistent) and ``energy`` the zero-width extrapolation
     ``E - sigma*S/2`` (``e_zero``); without smearing both are the same number.
+    Restricted periodic forces are PySCF's ``pyscf.pbc.grad.krks`` gradient with the local
+    pseudopotential term traced on the density instead of through one AO matrix per atom and
+    k-point (:mod:`scaleladder.electronic._pyscf_grad`): the same numbers to round-off, half the
+    time on an 8-atom cell (measured 45.7 -> 22.2 s, 2x2x2 k-points, 2 cores).
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "magmom", "magmoms",
@@ -1014,6 +1032,7 @@ class PySCFCalculator(Calculator):
 
         if want_grad:
             g = mf.nuc_grad_method()
+            _fast_local_pp_gradient(g)
             if "forces" in properties:  # as expensive as the stress: only when asked for
                 t1 = time.perf_counter()
                 grad = np.asarray(g.kernel(), dtype=float)  # Hartree/Bohr, dE/dR
