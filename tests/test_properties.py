@@ -258,3 +258,34 @@ def test_prestressed_cell_warns(sw):
     with pytest.warns(UserWarning, match="reference cell carries a stress"):
         C = elastic_constants(bulk("Si", "diamond", a=5.40), sw, relax_ions=False, n_strains=1)
     assert abs(C.provenance["reference_stress_GPa"][0]) > 0.1
+
+
+def test_relaxation_stops_when_the_energy_falls_below_its_floor():
+    """relax_positions(energy_floor=...) stops at the first step below the bound (a collapsing
+    structure) with a CalculationError naming the structure; above the bound it relaxes as usual.
+    Rattled fcc Cu under EMT: the floor half-way between the rattled and the relaxed energies is
+    crossed before fmax is reached."""
+    from scaleladder.atomistic.properties import relax_positions
+    from scaleladder.core.errors import CalculationError
+
+    def rattled():
+        at = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+        at.positions += np.random.default_rng(0).normal(0.0, 0.15, at.positions.shape)
+        at.calc = EMT()
+        return at
+
+    ref = rattled()
+    e0 = ref.get_potential_energy()
+    n_free = relax_positions(ref, fmax=1e-3)
+    e_min = ref.get_potential_energy()
+    assert e0 - e_min > 0.5 and n_free > 5
+    floor = 0.5 * (e0 + e_min)
+    at = rattled()
+    with pytest.raises(CalculationError, match="Cu32 under test.*below its lower bound") as err:
+        relax_positions(at, fmax=1e-3, what="Cu32 under test", energy_floor=floor)
+    assert at.get_potential_energy() < floor
+    import re
+    n_stop = int(re.search(r"after (\d+) relaxation steps", str(err.value)).group(1))
+    assert 1 <= n_stop < n_free / 2  # stopped on the way down, long before fmax
+    at = rattled()
+    assert relax_positions(at, fmax=1e-3, energy_floor=e_min - 0.01) == n_free
