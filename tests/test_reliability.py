@@ -173,6 +173,80 @@ def test_fingerprints_of_ladder_stages_cover_rung_code_and_engines_but_not_cli_o
     assert "scaleladder.ladders.defects:summarize" not in fp["modules"]
 
 
+def test_a_module_is_followed_into_the_lazy_imports_of_the_functions_used_only():
+    """A module enters a fingerprint whole, but the imports inside its functions are followed
+    only for the functions reached: with the calculator registry cut to the DFT engine,
+    generate.strain_set does not depend on the MD code that generate.md_snapshots imports
+    lazily, md_snapshots does (a module cut from the registry is still followed when reached
+    another way); the top-level imports of a module reached are always followed."""
+    from scaleladder.core.fingerprint import _closure
+    from scaleladder.workflows.calculators import ENGINE_TABLE
+
+    cut = {ENGINE_TABLE.module: ENGINE_TABLE.others("pyscf")}
+    st, _ = _closure([("scaleladder.workflows.generate", "strain_set")], prune=cut)
+    md, _ = _closure([("scaleladder.workflows.generate", "md_snapshots")], prune=cut)
+    assert "scaleladder.workflows.generate" in st and "scaleladder.workflows.generate" in md
+    assert "scaleladder.atomistic.md" in md and "scaleladder.atomistic.md" not in st
+    assert "scaleladder.atomistic.snap" not in st | md.keys()
+    assert "scaleladder.handoffs.structure" in st                   # generate's top-level import
+    full, _ = _closure([("scaleladder.workflows.generate", "strain_set")])
+    assert "scaleladder.atomistic.snap" in full                     # the registry uncut
+    whole, _ = _closure([("scaleladder.workflows.generate", None)], prune=cut)
+    assert set(st) | set(md) <= set(whole)
+
+
+def test_a_stage_that_declares_its_engine_depends_on_that_engines_code_only():
+    """A DFT label of the active learning (engine 'pyscf', plain spec) depends on the DFT code
+    and not on the SNAP, EAM, LAMMPS or MD code the calculator registry can also build; a label
+    whose spec is not known when the DAG is built (a node) depends on every engine; the keys
+    differ by engine."""
+    from scaleladder.core.pipeline import Node
+    from scaleladder.workflows.active_learning import al_label, al_select
+
+    dft = {"engine": "pyscf", "params": {"xc": "LDA"}, "file": None, "species": ["Si"]}
+    sw = {"engine": "sw", "params": {}, "file": None, "species": ["Si"]}
+    sel = R.quick.bind(x=1)
+    n_dft = al_label.bind(selection=sel, j=0, engine=dft, iteration=0)
+    n_sw = al_label.bind(selection=sel, j=0, engine=sw, iteration=0)
+    n_any = al_label.bind(selection=sel, j=0, engine=R.quick.bind(x=2), iteration=0)
+    m_dft, m_sw, m_any = (set(n.fingerprint["modules"]) for n in (n_dft, n_sw, n_any))
+    others = {"scaleladder.atomistic.snap", "scaleladder.atomistic.eam",
+              "scaleladder.atomistic.lammps_md", "scaleladder.atomistic.md",
+              "scaleladder.atomistic.tersoff", "scaleladder.electronic.xtb"}
+    assert "scaleladder.electronic.pyscf_calculator" in m_dft and not m_dft & others
+    assert "scaleladder.atomistic.stillinger_weber" in m_sw and not m_sw & (others - {
+        "scaleladder.atomistic.md"})
+    assert others <= m_any and "scaleladder.atomistic.stillinger_weber" in m_any
+    assert set(n_dft.fingerprint["engines"]) == {"ase", "numpy", "pyscf"}
+    assert len({n_dft.key, n_sw.key, n_any.key}) == 3
+    assert al_label.engine_of({"engine": dft}) == "pyscf" and al_select.engine_of({}) is None
+    assert isinstance(n_any, Node) and al_label.engine_of({"engine": R.quick.bind(x=2)}) is None
+
+
+def test_the_calculator_registrys_engine_table_names_every_engine_module_it_imports():
+    """ENGINE_TABLE must list every project module the registry imports to build an engine
+    (a module missing there would be cut from a declared engine's fingerprint unnoticed)."""
+    import ast as _ast
+
+    from scaleladder.core.fingerprint import _imports_of
+    from scaleladder.workflows import calculators as C
+
+    tree = _ast.parse(Path(C.__file__).read_text())
+    imported = set()
+    for node in tree.body:
+        if isinstance(node, _ast.FunctionDef):
+            targets, _, _ = _imports_of(node, C.__name__, False)
+            imported |= {m for m, _ in targets}
+    listed = {m for ms in C.ENGINE_TABLE.modules.values() for m in ms}
+    engines = {m for m in imported if not m.startswith("scaleladder.core.")}
+    assert engines == listed, (sorted(engines), sorted(listed))
+    assert set(C.ENGINE_TABLE.modules) == set(C.ENGINES)
+    with pytest.raises(InputError, match="engine_param"):
+        from scaleladder.core.pipeline import stage
+
+        stage("fp.bad", engine_param="nope", engines=C.ENGINE_TABLE)(lambda x: x)
+
+
 def test_show_prints_the_code_fingerprint_and_engines(defects_store):
     out = _cli("show", "latest:migration", "--store", str(defects_store))
     assert out.exit_code == 0, out.output

@@ -35,9 +35,10 @@ import inspect
 import marshal
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
-__all__ = ["stage_fingerprint", "INFRASTRUCTURE", "diff_fingerprints"]
+__all__ = ["stage_fingerprint", "INFRASTRUCTURE", "diff_fingerprints", "EngineTable"]
 
 #: project modules that never enter a fingerprint (they store, schedule or show results)
 INFRASTRUCTURE = ("scaleladder.core.pipeline", "scaleladder.core.store",
@@ -192,18 +193,25 @@ def _reexport(package: str, attr: str, depth: int = 0) -> str:
     return package
 
 
-def _imports_of(tree: ast.AST, current: str, is_pkg: bool) -> tuple[set[str], set[str], dict[str, str]]:
-    """(project modules, third-party top-level names, local name -> project module) of ``tree``."""
-    project: set[str] = set()
+#: an import target: (project module, the name imported from it, or None for the whole module)
+Target = tuple[str, "str | None"]
+
+
+def _imports_of(tree: ast.AST, current: str, is_pkg: bool
+                ) -> tuple[set[Target], set[str], dict[str, Target]]:
+    """(project targets, third-party top-level names, local name -> target) of the import
+    statements in ``tree`` (walked: imports inside function bodies included)."""
+    project: set[Target] = set()
     external: set[str] = set()
-    bound: dict[str, str] = {}
+    bound: dict[str, Target] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 top = alias.name.split(".")[0]
                 if top == _PROJECT:
-                    project.add(alias.name)
-                    bound[alias.asname or top] = alias.name if alias.asname else top
+                    t = (alias.name, None)
+                    project.add(t)
+                    bound[alias.asname or top] = t if alias.asname else (top, None)
                 else:
                     external.add(top)
         elif isinstance(node, ast.ImportFrom):
@@ -214,15 +222,114 @@ def _imports_of(tree: ast.AST, current: str, is_pkg: bool) -> tuple[set[str], se
                 continue
             for alias in node.names:
                 if alias.name == "*":
-                    project.add(src)
+                    project.add((src, None))
                     continue
-                target = _reexport(src, alias.name) if _is_package(src) else src
-                project.add(target)
-                bound[alias.asname or alias.name] = target
+                if _module_file(f"{src}.{alias.name}"):        # a submodule: the whole module
+                    t = (f"{src}.{alias.name}", None)
+                else:
+                    t = (_reexport(src, alias.name) if _is_package(src) else src, alias.name)
+                project.add(t)
+                bound[alias.asname or alias.name] = t
     return project, external, bound
 
 
-_CLOSURES: dict[str, tuple[dict[str, tuple], tuple, frozenset]] = {}
+class _ModuleInfo:
+    """What the closure needs of one module, computed once per version of it: its definitions,
+    the imports of its top level, and per definition the imports inside it and the names it
+    uses."""
+
+    __slots__ = ("defs", "top_targets", "top_external", "top_names", "local")
+
+    def __init__(self, name: str, tree: ast.Module):
+        is_pkg = _is_package(name)
+        self.defs = _top_level_defs(tree)
+        # the top level outside definitions: imports (also inside try/if blocks) and any code
+        # that runs at import (registrations, conditional definitions)
+        rest = [n for n in tree.body if not isinstance(
+            n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign,
+                ast.AugAssign))]
+        wrapper = ast.Module(body=rest, type_ignores=[])
+        self.top_targets, self.top_external, _ = _imports_of(wrapper, name, is_pkg)
+        self.top_names = {n.id for n in ast.walk(wrapper) if isinstance(n, ast.Name)}
+        self.local: dict[int, tuple[set[Target], set[str], dict[str, Target], set[str]]] = {}
+        for nodes in self.defs.values():
+            for d in nodes:
+                if id(d) not in self.local:
+                    t, e, b = _imports_of(d, name, is_pkg)
+                    self.local[id(d)] = (t, e, b, _body_names(d))
+
+
+_INFO: dict[str, tuple[tuple, _ModuleInfo]] = {}
+
+
+def _module_info(name: str) -> _ModuleInfo | None:
+    f = _module_file(name)
+    if not f:
+        return None
+    tok = _token(name)
+    hit = _INFO.get(name)
+    if hit is not None and hit[0] == tok:
+        return hit[1]
+    info = _ModuleInfo(name, _parsed(f))
+    _INFO[name] = (tok, info)
+    return info
+
+
+def _closure(targets, skip: str | None = None,
+             prune: Mapping[str, frozenset[str]] | None = None) -> tuple[dict[str, str], set[str]]:
+    """(module -> digest, third-party names) of the project code reachable from ``targets``.
+
+    A module enters whole (its digest is that of its file), but what it imports is followed only
+    as far as it is used: the imports of its top level always (objects of those modules flow
+    through it), the imports inside its functions and classes only for the definitions reached
+    from the names imported from it (a function-local import of an engine that another function
+    of the module needs does not make every user of the module depend on that engine).  A name
+    that is not a top-level definition of its module (set in an ``if``/``try`` block, a
+    re-export under another name) reaches the whole module.  ``prune`` maps a module to the
+    modules it must not be followed into (the engines a stage does not use, see
+    :class:`EngineTable`)."""
+    prune = prune or {}
+    reached: dict[str, set[str] | None] = {}     # module -> names reached (None: all)
+    external: set[str] = set()
+    todo: list[Target] = list(targets)
+    while todo:
+        m, name = todo.pop()
+        if m == skip or _infrastructure(m) or m.split(".")[0] != _PROJECT:
+            continue
+        first = m not in reached
+        if first:
+            _load(m)
+            reached[m] = set()
+        names_done = reached[m]
+        if names_done is None:
+            continue
+        info = _module_info(m)
+        if info is None:
+            reached[m] = None
+            continue
+        whole = name is None or name not in info.defs
+        new = set(info.defs) if whole else {name}
+        cut = prune.get(m, frozenset())
+        if first:
+            todo.extend(t for t in info.top_targets if t[0] not in cut)
+            external |= info.top_external
+            new |= {n for n in info.top_names if n in info.defs}
+        done = names_done
+        stack = [n for n in new if n not in done]
+        while stack:
+            n = stack.pop()
+            if n in done:
+                continue
+            done.add(n)
+            for d in info.defs[n]:
+                t, e, _, used = info.local[id(d)]
+                todo.extend(x for x in t if x[0] not in cut)
+                external |= e
+                stack.extend(u for u in used if u in info.defs and u not in done)
+        if whole:
+            reached[m] = None
+    mods = {m: _module_digest(m) for m in reached}
+    return mods, external
 
 
 def _unchanged(tokens: dict[str, tuple]) -> bool:
@@ -239,35 +346,6 @@ def _load(name: str) -> None:
         importlib.import_module(name)
     except Exception:  # noqa: BLE001 - ImportError of an optional extra, or anything at import
         pass
-
-
-def _module_closure(name: str) -> tuple[tuple[tuple[str, str], ...], frozenset[str]]:
-    """((module, digest) of ``name`` and every project module it imports, transitively; engines)."""
-    hit = _CLOSURES.get(name)
-    if hit is not None and _unchanged(hit[0]):
-        return hit[1], hit[2]
-    mods, engines, states = _module_closure_uncached(name)
-    _CLOSURES[name] = (states, mods, engines)
-    return mods, engines
-
-
-def _module_closure_uncached(name: str):
-    seen: dict[str, str] = {}
-    engines: set[str] = set()
-    todo = [name]
-    while todo:
-        m = todo.pop()
-        if m in seen or _infrastructure(m):
-            continue
-        _load(m)
-        f = _module_file(m)
-        seen[m] = _module_digest(m)
-        if not f:
-            continue
-        project, external, _ = _imports_of(_parsed(f), m, _is_package(m))
-        engines |= external
-        todo.extend(p for p in project if p not in seen)
-    return tuple(sorted(seen.items())), frozenset(engines), {m: _token(m) for m in seen}
 
 
 def _top_level_defs(tree: ast.Module) -> dict[str, list[ast.AST]]:
@@ -341,16 +419,47 @@ def _fallback(fn: Callable[..., Any]) -> dict:
     return {"code": digest, "modules": {f"{fn.__module__}.{fn.__qualname__}": digest}, "engines": {}}
 
 
-_CACHE: dict[int, dict] = {}
+@dataclass(frozen=True)
+class EngineTable:
+    """Which project modules a registry imports to build each of its engines.
+
+    A registry (one module, e.g. :mod:`scaleladder.workflows.calculators`) builds every engine
+    behind one function, so the code of every engine is reachable from it and a stage that calls
+    it would depend on all of them: a DFT label would be recomputed when the SNAP code changes.
+    A stage that declares which of its parameters names the engine (``stage(...,
+    engine_param=..., engines=TABLE)``) is fingerprinted, for a plain spec, with that engine's
+    modules only: the registry is not followed into the others.
+
+    Attributes
+    ----------
+    module : str
+        The registry's module.
+    modules : dict
+        Engine name -> the project modules the registry imports to build it.
+    """
+
+    module: str
+    modules: Mapping[str, tuple[str, ...]]
+
+    def others(self, engine: str) -> frozenset[str]:
+        """The registry's engine modules that ``engine`` does not use."""
+        keep = set(self.modules.get(engine, ()))
+        return frozenset(m for ms in self.modules.values() for m in ms if m not in keep)
 
 
-def stage_fingerprint(fn: Callable[..., Any]) -> dict:
+_CACHE: dict[tuple, dict] = {}
+
+
+def stage_fingerprint(fn: Callable[..., Any], prune: Mapping[str, frozenset[str]] | None = None
+                      ) -> dict:
     """Fingerprint of the code a stage function runs.
 
     Parameters
     ----------
     fn : callable
         The plain stage function.
+    prune : dict, optional
+        Module -> project modules not to follow from it (:meth:`EngineTable.others`).
 
     Returns
     -------
@@ -363,7 +472,8 @@ def stage_fingerprint(fn: Callable[..., Any]) -> dict:
     -----
     Cached per function for the life of the process (sources are read once).
     """
-    cached = _CACHE.get(id(fn))
+    ckey = (id(fn), tuple(sorted((k, tuple(sorted(v))) for k, v in (prune or {}).items())))
+    cached = _CACHE.get(ckey)
     if cached is not None and cached["_fn"] is fn and _unchanged(cached["tokens"]):
         return cached["fp"]
     module = getattr(fn, "__module__", None) or "__main__"
@@ -398,14 +508,14 @@ def stage_fingerprint(fn: Callable[..., Any]) -> dict:
             scope = list(found.body)
     if fnode is None or tree is None:
         fp = _fallback(fn)
-        _CACHE[id(fn)] = {"_fn": fn, "fp": fp, "tokens": {}}
+        _CACHE[ckey] = {"_fn": fn, "fp": fp, "tokens": {}}
         return fp
 
     is_pkg = Path(path).name == "__init__.py"
     defs = _top_level_defs(tree)
     _, _, bound = _imports_of(tree, module, is_pkg)
     pieces: dict[str, str] = {f"{module}:{qualname}": _digest_node(fnode)}
-    project: set[str] = set()
+    project: set[Target] = set()
     external: set[str] = set()
     todo = [fnode]
     visited: set[int] = set()
@@ -431,12 +541,10 @@ def stage_fingerprint(fn: Callable[..., Any]) -> dict:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             _, e, _ = _imports_of(node, module, is_pkg)
             external |= e
-    for m in sorted(project):
-        if _infrastructure(m) or m == module:
-            continue
-        mods, eng = _module_closure(m)
-        external |= eng
-        pieces.update(mods)
+    mods, eng = _closure(sorted(project, key=lambda t: (t[0], t[1] or "")), skip=module,
+                         prune=prune)
+    external |= eng
+    pieces.update(mods)
     engines = _engine_versions(external)
     h = hashlib.sha256()
     for k in sorted(pieces):
@@ -445,7 +553,7 @@ def stage_fingerprint(fn: Callable[..., Any]) -> dict:
         h.update(f"engine {k}={engines[k]}\n".encode())
     fp = {"code": h.hexdigest(), "modules": dict(sorted(pieces.items())), "engines": engines}
     mods = {module} | {m for m in pieces if ":" not in m}
-    _CACHE[id(fn)] = {"_fn": fn, "fp": fp, "tokens": {m: _token(m) for m in mods}}
+    _CACHE[ckey] = {"_fn": fn, "fp": fp, "tokens": {m: _token(m) for m in mods}}
     return fp
 
 

@@ -109,7 +109,8 @@ class Stage:
         meaning, and old results of another version stay in the store under their own keys.
     """
 
-    def __init__(self, fn: Callable[..., Any], name: str, version: str = "1"):
+    def __init__(self, fn: Callable[..., Any], name: str, version: str = "1", *,
+                 engine_param: str | None = None, engines: Any = None):
         import inspect
 
         if not callable(fn):
@@ -122,6 +123,13 @@ class Stage:
         self.name = name
         self.version = str(version)
         self.signature = inspect.signature(fn)
+        if (engine_param is None) != (engines is None):
+            raise InputError("engine_param", engine_param, "given together with engines (an "
+                             "EngineTable), or neither")
+        if engine_param is not None and engine_param not in self.signature.parameters:
+            raise InputError("engine_param", engine_param, f"a parameter of {name}")
+        self.engine_param = engine_param
+        self.engines = engines
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", name)
         self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
@@ -140,10 +148,31 @@ class Stage:
 
     @property
     def fingerprint(self) -> dict:
-        """The code fingerprint of this stage (see :mod:`scaleladder.core.fingerprint`)."""
+        """The code fingerprint of this stage (see :mod:`scaleladder.core.fingerprint`): with
+        the code of every engine it can reach."""
         from .fingerprint import stage_fingerprint
 
         return stage_fingerprint(self.fn)
+
+    def engine_of(self, params: Mapping[str, Any]) -> str | None:
+        """The engine a node runs, when the stage declares its engine parameter and the node
+        binds it to a plain spec (``{"engine": name, ...}`` of a known engine); else None."""
+        if self.engine_param is None:
+            return None
+        spec = params.get(self.engine_param)
+        if isinstance(spec, Mapping) and spec.get("engine") in self.engines.modules:
+            return str(spec["engine"])
+        return None
+
+    def fingerprint_for(self, engine: str | None) -> dict:
+        """The fingerprint of a node that runs ``engine`` (the registry not followed into the
+        other engines' code; :class:`~scaleladder.core.fingerprint.EngineTable`), or of any
+        node (``None``: :attr:`fingerprint`)."""
+        if engine is None:
+            return self.fingerprint
+        from .fingerprint import stage_fingerprint
+
+        return stage_fingerprint(self.fn, prune={self.engines.module: self.engines.others(engine)})
 
     def __repr__(self) -> str:
         return f"<Stage {self.name!r} v{self.version} ({self.__module__}.{self.__qualname__})>"
@@ -202,7 +231,8 @@ class Stage:
         return Node(self, params, deps)
 
 
-def stage(name: str, version: str = "1") -> Callable[[Callable[..., Any]], Stage]:
+def stage(name: str, version: str = "1", *, engine_param: str | None = None,
+          engines: Any = None) -> Callable[[Callable[..., Any]], Stage]:
     """Decorator declaring a module-level function as a pipeline :class:`Stage`.
 
     Parameters
@@ -212,6 +242,12 @@ def stage(name: str, version: str = "1") -> Callable[[Callable[..., Any]], Stage
     version : str, default "1"
         Part of every key.  Code changes are detected without it (the stage's code fingerprint
         enters its key); bump it to mark a change of meaning.
+    engine_param : str, optional
+        The parameter that holds the stage's calculator spec, when the stage runs its engine
+        only through that spec and a registry (``engines``).  A node that binds it to a plain
+        spec depends on that engine's code only, not on every engine of the registry.
+    engines : EngineTable, optional
+        The registry's table (:data:`scaleladder.workflows.calculators.ENGINE_TABLE`).
 
     Examples
     --------
@@ -227,7 +263,7 @@ def stage(name: str, version: str = "1") -> Callable[[Callable[..., Any]], Stage
         raise InputError("stage", name, "a stage name: use @stage('name'), not bare @stage")
 
     def deco(fn: Callable[..., Any]) -> Stage:
-        return Stage(fn, name, version)
+        return Stage(fn, name, version, engine_param=engine_param, engines=engines)
 
     return deco
 
@@ -288,7 +324,7 @@ class Node:
                   "params": params}
         identity = hashlib.sha256(codec.canonical_json({**recipe, "deps": dep_ids}).encode()
                                   ).hexdigest()
-        fingerprint = stage.fingerprint
+        fingerprint = stage.fingerprint_for(stage.engine_of(params))
         payload = {**recipe, "deps": dep_keys, "code": fingerprint["code"]}
         key = hashlib.sha256(codec.canonical_json(payload).encode()).hexdigest()
         if label is not None and not isinstance(label, str):
@@ -503,7 +539,7 @@ def _execute(stg: Stage, kwargs: dict[str, Any], ctx: dict | None = None) -> tup
     if expected is not None:
         from .fingerprint import diff_fingerprints
 
-        mine = stg.fingerprint
+        mine = stg.fingerprint_for((ctx or {}).get("engine"))
         if mine["code"] != expected.get("code"):
             import socket
 
@@ -956,7 +992,8 @@ class Runner:
                         progress.started(k, node.label)
                     ctx = {"store_root": str(store.root),
                            "checkpoint": str(store.root / "checkpoints" / k),
-                           "code": None if inline else node.fingerprint}
+                           "code": None if inline else node.fingerprint,
+                           "engine": node.stage.engine_of(node.params)}
                     running[executor.submit(_execute, node.stage, kwargs, ctx)] = k
                 if errors and not running:
                     break

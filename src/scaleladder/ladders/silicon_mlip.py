@@ -234,13 +234,18 @@ def kpoint_reference(eos, slab_bulk: dict, structures: dict, kspacing: float) ->
             "e_bulk_flagship_mesh": e_coarse, "kmesh": "x".join(str(int(n)) for n in mesh)}
 
 
-@stage("mlip.al_engine", version="1")
-def al_engine(calc: dict, kspacing: float, kref: dict) -> dict:
-    """The active learning's reference: LDA DFT at ``kspacing`` with the slab-mesh shift."""
+def al_engine(calc: dict, kspacing: float) -> dict:
+    """The active learning's reference: LDA DFT at ``kspacing`` (plain data: the labels depend
+    on the DFT code only; the slab-mesh shift comes separately, :func:`al_shift`)."""
     return {"engine": "pyscf", "params": {**{k: v for k, v in calc.items()
                                              if k != "kpts_scaled"}, "kspacing": kspacing},
-            "file": None, "species": ["Si"],
-            "energy_shift_per_atom": {kref["kmesh"]: kref["shift_per_atom"]}}
+            "file": None, "species": ["Si"]}
+
+
+@stage("mlip.al_shift", version="1")
+def al_shift(kref: dict) -> dict:
+    """The slab-mesh energy shift of the active learning's labels (k-mesh -> eV per atom)."""
+    return {kref["kmesh"]: kref["shift_per_atom"]}
 
 
 @stage("mlip.initial_dataset", version="4")
@@ -574,7 +579,8 @@ def build(settings: dict) -> dict:
     ds0 = initial_dataset.bind(flagship=fl["dataset"], slab=sp["slab"], vacancy=sp["vacancy"],
                                shear=sp["shear"], rattled=rattled, kref=kref, slabs=tslabs)
     base = base_structure.bind(eos=fl["eos"])
-    engine = al_engine.bind(calc=calc, kspacing=ks, kref=kref)
+    engine = al_engine(calc, ks)
+    shift = al_shift.bind(kref=kref).with_label("AL energy shift")
     explore = _explore_settings({
         "md_temperatures_K": [float(t) for t in settings["al.md_temperatures_K"]],
         "md_snapshots": settings["al.md_snapshots"], "strains": settings["al.strains"],
@@ -590,7 +596,7 @@ def build(settings: dict) -> dict:
                  threshold=settings["al.threshold"], per_iteration=settings["al.per_iteration"],
                  max_iterations=settings["al.max_iterations"], qois=list(QOIS), explore=explore,
                  fit=fit, strain_step=settings["atomistic.strain_step"], seed=settings["seed"],
-                 label="AL")
+                 label="AL", energy_shift=shift)
     pot = final_potential.bind(history=g["history"], fits=g["fits"]).with_label("final SNAP")
     dft_c = dft_elastic.bind(dataset=fl["dataset"], shear=sp["shear"], shift=sp["shift"],
                              structures=structs).with_label("DFT elastic constants")

@@ -31,6 +31,7 @@ import numpy as np
 from ..core import validate
 from ..core.errors import CalculationError, InputError
 from ..core.pipeline import Runner, report_progress, stage
+from .calculators import ENGINE_TABLE
 
 __all__ = ["active_learning", "ActiveLearningResult", "EXPLORE_DEFAULTS", "plot_history",
            "committee_qois", "select_batch"]
@@ -235,17 +236,23 @@ def al_select(potential, candidates: list, n: int, qoi: dict, threshold: float, 
     return sel
 
 
-@stage("workflows.active_learning.label", version="1")
-def al_label(selection: dict, j: int, engine: dict, iteration: int) -> dict | None:
+@stage("workflows.active_learning.label", version="1", engine_param="engine",
+       engines=ENGINE_TABLE)
+def al_label(selection: dict, j: int, engine: dict, iteration: int,
+             energy_shift: dict | None = None) -> dict | None:
     """The reference calculation of pick ``j`` of a batch (``None`` when the batch is smaller;
-    ``{"failed": message}`` when the reference does not converge: the loop goes on without it)."""
+    ``{"failed": message}`` when the reference does not converge: the loop goes on without it).
+    ``energy_shift``: k-mesh -> eV per atom added to energies on that mesh (with the engine's
+    own ``energy_shift_per_atom``); a separate argument so that the engine spec can stay plain
+    data while the shift comes from a stage (a plain spec makes the label depend on its own
+    engine's code only)."""
     from ..core.errors import ConvergenceError
     from .generate import single_point
 
     if j >= len(selection["structures"]):
         return None
     s = selection["structures"][j]
-    shifts = dict(engine.get("energy_shift_per_atom") or {})
+    shifts = {**dict(engine.get("energy_shift_per_atom") or {}), **dict(energy_shift or {})}
     eng = engine_for_structure({k: v for k, v in engine.items()
                                 if k != "energy_shift_per_atom"}, s.to_atoms())
     name = f"al{iteration}-{s.info['name']}"
@@ -324,9 +331,11 @@ def al_history(fits: list, qois: list, selections: list, labels: list, per_itera
 
 def al_graph(dataset, structures: list, engine: dict, *, budget: int, threshold: float,
              per_iteration: int, max_iterations: int, qois: list, explore: dict, fit: dict,
-             strain_step: float, seed: int, label: str = "AL") -> dict:
+             strain_step: float, seed: int, label: str = "AL", energy_shift: Any = None) -> dict:
     """The active-learning loop as a static DAG of stages (``dataset`` a node or a
-    ReferenceDataset; ``structures`` the base ``Structure`` list): ``max_iterations`` rounds of
+    ReferenceDataset; ``structures`` the base ``Structure`` list; ``engine`` the reference's
+    calculator spec, plain data or a node; ``energy_shift`` an optional k-mesh -> eV/atom
+    shift of its energies, plain or a node, see :func:`al_label`): ``max_iterations`` rounds of
     fit -> QoIs -> explore -> select -> label (one stage per pick) -> merge, a final fit, and
     the history.  Rounds after the loop stops do no work (empty candidates and batches) and
     refit the same data.  Returns ``{"history", "fits", "qois", "datasets", "selections"}``."""
@@ -345,7 +354,8 @@ def al_graph(dataset, structures: list, engine: dict, *, budget: int, threshold:
         s = al_select.bind(potential=f, candidates=c, n=per_iteration, qoi=q,
                            threshold=threshold, dataset=datasets[-1], budget=budget
                            ).with_label(f"{label} select {it}")
-        labs = [al_label.bind(selection=s, j=j, engine=engine, iteration=it
+        shift = {} if energy_shift is None else {"energy_shift": energy_shift}
+        labs = [al_label.bind(selection=s, j=j, engine=engine, iteration=it, **shift
                               ).with_label(f"{label} reference {it}.{j}")
                 for j in range(per_iteration)]
         datasets.append(al_merge.bind(dataset=datasets[-1], labels=labs

@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..core.errors import InputError, MissingExtraError
+from ..core.fingerprint import EngineTable
 
-__all__ = ["ENGINES", "calculator_spec", "make_calculator", "BUILTIN_ELEMENT", "DEFAULT_FIELDS"]
+__all__ = ["ENGINES", "calculator_spec", "make_calculator", "BUILTIN_ELEMENT", "DEFAULT_FIELDS",
+           "ENGINE_TABLE"]
 
 #: engine -> one line of what it is
 ENGINES = {
@@ -44,6 +46,21 @@ ENGINES = {
             "or 'store:KEY' / 'store:STORE_DIR:KEY'; params: optional committee 'member')",
     "ase": "any ASE calculator importable as 'package.module:Class' (calculator), built with params",
 }
+
+#: the project modules this registry imports to build each engine (a stage that declares its
+#: engine parameter depends on its own engine's code only; tests keep the table complete)
+ENGINE_TABLE = EngineTable(__name__, {
+    "pyscf": ("scaleladder.electronic.pyscf_calculator",),
+    "xtb": ("scaleladder.electronic.xtb",),
+    "sw": ("scaleladder.atomistic.stillinger_weber",),
+    "tersoff": ("scaleladder.atomistic.tersoff",),
+    "lj": ("scaleladder.atomistic.pair",),
+    "morse": ("scaleladder.atomistic.pair",),
+    "eam": ("scaleladder.atomistic.eam",),
+    "emt": (),
+    "snap": ("scaleladder.atomistic.snap",),
+    "ase": (),
+})
 
 #: the element the built-in parameter sets were made for (sw, tersoff); any other element
 #: needs a complete parameter set or a file of its own
