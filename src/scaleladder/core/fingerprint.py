@@ -8,7 +8,11 @@ hashes exactly that code, found by static analysis (no module is imported to com
   ``summarize`` or another stage of the same module recomputes nothing);
 * every project module those pieces import (``from ..atomistic import vacancy_formation_energy``
   resolves through the package's re-exports to ``scaleladder.atomistic.defects``), with the
-  project modules *they* import, transitively, at module granularity;
+  project modules *they* import, transitively: a module enters whole, its top-level imports are
+  always followed, the imports inside its functions only for the functions reached from the
+  names imported from it (:func:`_closure`);
+* for a stage that declares its engine parameter and a node that binds it to a plain spec, the
+  calculator registry is followed into that engine's modules only (:class:`EngineTable`);
 * the versions of the third-party distributions those modules import (numpy, scipy, ase, pyscf,
   scikit-fem, ...): the engines.
 
