@@ -160,8 +160,9 @@ def test_exploration_slabs_are_the_shuffle_cut_in_the_primitive_surface_cell():
 
 
 def test_energy_shift_per_atom_applies_to_labels_on_its_k_mesh():
-    """``energy_shift_per_atom`` puts the labels of one k-mesh on another's energy reference:
-    the energy moves by n_atoms x shift, forces do not; other meshes are untouched."""
+    """``energy_shift_per_atom`` (or ``energy_shift=``) puts the labels of one k-mesh on
+    another's energy reference: the energy moves by n_atoms x shift, forces do not; other
+    meshes are untouched."""
     from scaleladder.handoffs import Structure
     from scaleladder.workflows.active_learning import al_label
 
@@ -181,3 +182,6 @@ def test_energy_shift_per_atom_applies_to_labels_on_its_k_mesh():
     assert shifted["energy_shift_eV"] == pytest.approx(0.5)
     np.testing.assert_allclose(shifted["forces"], plain["forces"], atol=1e-6)
     assert other["energy"] == pytest.approx(plain["energy"], abs=1e-6)
+    # the same shift as its own argument (a node's value in silicon-mlip; the spec stays plain)
+    separate = al_label.fn(sel, 0, eng, 0, energy_shift={mesh: 0.25})
+    assert separate["energy"] == pytest.approx(shifted["energy"], abs=1e-6)
