@@ -111,6 +111,30 @@ def test_restricted_gradient_with_local_pp_on_the_density_equals_pyscfs(smearing
     np.testing.assert_allclose(ours, expected, atol=1e-11, rtol=0)
 
 
+@pytest.mark.parametrize("xc", ["PBE", "LDA"])
+def test_grid_ao_cache_changes_no_number(monkeypatch, xc):
+    """The SCF's grid AOs evaluated once and reused (electronic._pyscf_aocache) give PySCF's
+    uncached energies, forces, stress and SCF cycle count to round-off (a consumer that
+    modified a cached array in place would change the later cycles), for a GGA (AO gradients
+    cached) and LDA, with smearing; the cache is used."""
+    import scaleladder.electronic._pyscf_aocache as aoc
+
+    params = dict(CHEAP, xc=xc, pseudo="gth-pbe" if xc == "PBE" else "gth-pade", smearing=0.01)
+    at = _cheap_cell()
+    cached = PySCFCalculator(**params)
+    cached.calculate(at, ["energy", "forces", "stress"])
+    stats = cached._last_full_mf[0]._numint._scaleladder_ao_cache
+    assert stats["hits"] > 2 * cached.results["scf_cycles"] and stats["bytes"] > 0
+    monkeypatch.setattr(aoc, "cache_grid_aos", lambda numints, max_bytes: {})
+    plain = PySCFCalculator(**params)
+    plain.calculate(at, ["energy", "forces", "stress"])
+    assert not hasattr(plain._last_full_mf[0]._numint, "_scaleladder_ao_cache")
+    assert cached.results["scf_cycles"] == plain.results["scf_cycles"]
+    assert cached.results["energy"] == pytest.approx(plain.results["energy"], abs=1e-9)
+    np.testing.assert_allclose(cached.results["forces"], plain.results["forces"], atol=1e-9)
+    np.testing.assert_allclose(cached.results["stress"], plain.results["stress"], atol=1e-10)
+
+
 def test_stress_matches_finite_difference_of_energy_wrt_strain(stress_reference):
     at, calc, res = stress_reference
     probe = at.copy()

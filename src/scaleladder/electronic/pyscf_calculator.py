@@ -785,6 +785,13 @@ class PySCFCalculator(Calculator):
             nk = len(kpts)
             n = int(cell.nelectron)
             mf.nelec = ((n + spin.spin) * nk // 2, (n - spin.spin) * nk // 2)
+        # the grid AOs once per SCF, not three times per cycle (PySCF's arrays, reused; up to
+        # half the memory budget): electronic/_pyscf_aocache.py
+        from ._pyscf_aocache import cache_grid_aos
+
+        numints = [mf._numint] + [x for x in [getattr(mf.with_df, "_numint", None)]
+                                  if x is not None and x is not mf._numint]
+        cache_grid_aos(numints, max_bytes=0.5 * float(p["max_memory"]) * 1e6)
         return mf, kpts
 
     # ------------------------------------------------------------------ guesses
