@@ -124,8 +124,9 @@ def test_grid_ao_cache_changes_no_number(monkeypatch, xc):
     cached = PySCFCalculator(**params)
     cached.calculate(at, ["energy", "forces", "stress"])
     stats = cached._last_full_mf[0]._numint._scaleladder_ao_cache
-    assert stats["hits"] > 2 * cached.results["scf_cycles"] and stats["bytes"] > 0
-    monkeypatch.setattr(aoc, "cache_grid_aos", lambda numints, max_bytes: {})
+    assert stats.hits > 2 * cached.results["scf_cycles"] and stats.peak_bytes > 0
+    assert stats.bytes == 0 and not stats.store          # freed when the calculation is done
+    monkeypatch.setattr(aoc, "cache_grid_aos", lambda numints, max_bytes: None)
     plain = PySCFCalculator(**params)
     plain.calculate(at, ["energy", "forces", "stress"])
     assert not hasattr(plain._last_full_mf[0]._numint, "_scaleladder_ao_cache")

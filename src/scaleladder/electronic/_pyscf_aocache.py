@@ -21,7 +21,7 @@ import hashlib
 
 import numpy as np
 
-__all__ = ["cache_grid_aos"]
+__all__ = ["cache_grid_aos", "AOCache"]
 
 
 def _key(coords, kpts, deriv: int) -> tuple | None:
@@ -34,13 +34,27 @@ def _key(coords, kpts, deriv: int) -> tuple | None:
     return (int(deriv), coords.shape, h.hexdigest())
 
 
-def cache_grid_aos(numints, max_bytes: float) -> dict:
+class AOCache:
+    """The shared store of :func:`cache_grid_aos` and its counters (``hits``, ``misses``,
+    ``bytes`` held now, ``peak_bytes``); :meth:`clear` frees the arrays (the calculator does so
+    when a calculation is done, so an idle calculator holds no grid AOs)."""
+
+    def __init__(self, max_bytes: float):
+        self.max_bytes = float(max_bytes)
+        self.store: dict[tuple, list] = {}
+        self.hits = self.misses = self.bytes = self.peak_bytes = 0
+
+    def clear(self) -> None:
+        self.store.clear()
+        self.bytes = 0
+
+
+def cache_grid_aos(numints, max_bytes: float) -> AOCache:
     """Give each of ``numints`` (PySCF ``KNumInt`` objects of one cell and grid) an ``eval_ao``
-    that reuses its results, sharing one cache of at most ``max_bytes`` bytes; returns the
-    cache's statistics (``hits``, ``misses``, ``bytes``).  Calls with an ``out`` buffer, other
-    keyword arguments or unhashable k-points go to PySCF's function unchanged."""
-    store: dict[tuple, list] = {}
-    stats = {"hits": 0, "misses": 0, "bytes": 0}
+    that reuses its results, sharing one :class:`AOCache` of at most ``max_bytes`` bytes (also
+    set as each one's ``_scaleladder_ao_cache``).  Calls with an ``out`` buffer, other keyword
+    arguments or unhashable k-points go to PySCF's function unchanged."""
+    cache = AOCache(max_bytes)
 
     for ni in numints:
         if getattr(ni, "_scaleladder_ao_cache", None) is not None:
@@ -52,19 +66,20 @@ def cache_grid_aos(numints, max_bytes: float) -> dict:
                            or set(kwargs) - {"non0tab"}) else _key(coords, kpts, deriv)
             if key is not None:
                 key = (id(cell),) + key
-                hit = store.get(key)
+                hit = cache.store.get(key)
                 if hit is not None:
-                    stats["hits"] += 1
+                    cache.hits += 1
                     return hit
             ao = _original(cell, coords, kpts, deriv, *args, **kwargs)
             if key is not None:
-                stats["misses"] += 1
+                cache.misses += 1
                 size = sum(np.asarray(a).nbytes for a in ao)
-                if stats["bytes"] + size <= max_bytes:
-                    store[key] = ao
-                    stats["bytes"] += size
+                if cache.bytes + size <= cache.max_bytes:
+                    cache.store[key] = ao
+                    cache.bytes += size
+                    cache.peak_bytes = max(cache.peak_bytes, cache.bytes)
             return ao
 
         ni.eval_ao = eval_ao
-        ni._scaleladder_ao_cache = stats
-    return stats
+        ni._scaleladder_ao_cache = cache
+    return cache

@@ -789,8 +789,8 @@ class PySCFCalculator(Calculator):
         # half the memory budget): electronic/_pyscf_aocache.py
         from ._pyscf_aocache import cache_grid_aos
 
-        numints = [mf._numint] + [x for x in [getattr(mf.with_df, "_numint", None)]
-                                  if x is not None and x is not mf._numint]
+        df_numint = getattr(getattr(mf, "with_df", None), "_numint", None)
+        numints = [mf._numint] + ([df_numint] if df_numint not in (None, mf._numint) else [])
         cache_grid_aos(numints, max_bytes=0.5 * float(p["max_memory"]) * 1e6)
         return mf, kpts
 
@@ -1056,6 +1056,9 @@ class PySCFCalculator(Calculator):
                 self.results["stress"] = stress_voigt(sigma) * STRESS_AU_TO_EV_PER_A3
                 timings["stress_s"] = time.perf_counter() - t1
 
+        cache = getattr(mf._numint, "_scaleladder_ao_cache", None)
+        if cache is not None:  # the grid AOs served the SCF and the gradient: free them
+            cache.clear()      # (one cache shared by both integrators)
         if not use_sym:
             self._last_full_mf = (mf, cell, dm_full, spin)
         self.results["scf_cycles"] = cycles
