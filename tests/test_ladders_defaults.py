@@ -281,7 +281,7 @@ def test_water_cg_defaults(tmp_path):
 @pytest.mark.slow
 def test_silicon_mlip_defaults(tmp_path):
     """The SNAP chain (cold: the flagship's DFT, the extra DFT cells and the active-learning
-    rounds, about 29 minutes on 2 cores) against its own DFT: clamped-ion C11, C12, C44 on the
+    rounds, about 21 minutes on 2 cores) against its own DFT: clamped-ion C11, C12, C44 on the
     DFT strained cells within 10 %, the relaxed-ion C44 within 10 % of DFT's Kleinman value,
     the (111) surface energy on the DFT slab within 10 %; a warm rerun computes nothing."""
     res = _run_defaults(tmp_path, "silicon-mlip")
