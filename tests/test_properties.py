@@ -289,3 +289,5 @@ def test_relaxation_stops_when_the_energy_falls_below_its_floor():
     assert 1 <= n_stop < n_free / 2  # stopped on the way down, long before fmax
     at = rattled()
     assert relax_positions(at, fmax=1e-3, energy_floor=e_min - 0.01) == n_free
+    with pytest.raises(InputError, match="energy_floor"):
+        relax_positions(rattled(), energy_floor=float("nan"))

@@ -245,6 +245,8 @@ def test_the_calculator_registrys_engine_table_names_every_engine_module_it_impo
         from scaleladder.core.pipeline import stage
 
         stage("fp.bad", engine_param="nope", engines=C.ENGINE_TABLE)(lambda x: x)
+    with pytest.raises(InputError, match="engines"):
+        stage("fp.bad2", engine_param="x", engines={"sw": ()})(lambda x: x)
 
 
 def test_show_prints_the_code_fingerprint_and_engines(defects_store):

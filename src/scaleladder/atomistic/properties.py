@@ -90,6 +90,8 @@ def relax_positions(atoms, fmax: float = 1e-4, steps: int = 2000, what: str = "s
     """
     from ase.optimize import BFGS
 
+    if energy_floor is not None and not math.isfinite(float(energy_floor)):
+        raise InputError("energy_floor", energy_floor, "a finite energy in eV, or None")
     if np.sqrt((atoms.get_forces() ** 2).sum(axis=1)).max() < fmax:
         return 0
     opt = BFGS(atoms, logfile=None, maxstep=0.1)

@@ -128,6 +128,12 @@ class Stage:
                              "EngineTable), or neither")
         if engine_param is not None and engine_param not in self.signature.parameters:
             raise InputError("engine_param", engine_param, f"a parameter of {name}")
+        if engines is not None:
+            from .fingerprint import EngineTable
+
+            if not isinstance(engines, EngineTable):
+                raise InputError("engines", engines, "an EngineTable (e.g. "
+                                 "scaleladder.workflows.calculators.ENGINE_TABLE)")
         self.engine_param = engine_param
         self.engines = engines
         self.__doc__ = fn.__doc__
